@@ -1,0 +1,78 @@
+"""Fixtures shared by the suite.
+
+Tests under tests/integration/ are marked ``cluster``: they run against the real local
+control plane, which the session fixture ``kube`` reuses when ``make cluster-up`` started
+one and healthy, and otherwise starts for the session and stops at its end. Each test
+gets a namespace of its own from ``namespace``. ``pytest -m "not cluster"`` runs the
+fast tests alone, without a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kube import Kubectl
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("ALMANAC_CLUSTER_STATE", REPO / ".cluster"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    integration = REPO / "tests" / "integration"
+    for item in items:
+        if Path(str(item.path)).is_relative_to(integration):
+            item.add_marker(pytest.mark.cluster)
+
+
+def _cluster(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "hack" / "cluster.py"), *command, "--state", str(STATE)],
+        text=True,
+    )
+
+
+def _healthy() -> bool:
+    return (STATE / "kubeconfig").exists() and _cluster("status").returncode == 0
+
+
+@pytest.fixture(scope="session")
+def kube(pytestconfig: pytest.Config) -> Iterator[Kubectl]:
+    """kubectl for the local control plane (admin), started for the session if needed."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    started_here = False
+    with capture.global_and_fixture_disabled():  # cluster start-up progress is for people
+        if not _healthy():
+            print("\nStarting the local control plane for this test session...", flush=True)
+            if _cluster("up").returncode != 0:
+                pytest.fail("the local control plane did not start; see .cluster/logs/")
+            started_here = True
+    yield Kubectl(STATE / "kubeconfig")
+    if started_here:
+        with capture.global_and_fixture_disabled():
+            _cluster("down")
+
+
+@pytest.fixture
+def namespace(kube: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted (without waiting) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+    kube.run("create", "namespace", name)
+    kube.run("wait", "--for=jsonpath={.metadata.name}=default", "serviceaccount/default",
+             "-n", name, "--timeout=60s")
+    yield name
+    kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def k(kube: Kubectl, namespace: str) -> Kubectl:
+    """kubectl bound to the test's own namespace."""
+    return kube.in_namespace(namespace)
