@@ -34,7 +34,7 @@ envtest_asset() {
 go_build() {
   local dir=$1 out=$2 ldflags=$3; shift 3
   local tmp="$out.partial" blog="$cache/build-$(basename "$(dirname "$out")").log"
-  local names; names=$(for p in "$@"; do basename "$p"; done | tr '\n' ' ')
+  local names; names=$(for p in "$@"; do basename "${p%/v[0-9]*}"; done | tr '\n' ' ')
   mkdir -p "$tmp" "$cache"
   log "==> building ${names}from $(basename "$dir") (log: $blog)"
   local start=$SECONDS

@@ -236,6 +236,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, state: Path,
     last_report = start_t
     while not check():
         now = time.monotonic()
+        dead = [name for name, pid, binary in recorded(state) if not ours(pid, binary)]
+        if dead:
+            log_file = state / "logs" / f"{dead[0]}.log"
+            tail = log_file.read_text(errors="replace").splitlines()[-5:]
+            say(f"error: {dead[0]} exited while waiting for {what}; its log ends:")
+            say("\n".join(f"    {line}" for line in tail))
+            say(f"       the whole log: {log_file}; stop the rest with: hack/cluster.py down")
+            sys.exit(1)
         if now - start_t > timeout:
             say(f"error: {what} not reached in {timeout:.0f}s; read {state / 'logs' / log}")
             say("       (then: hack/cluster.py down, to stop what was started)")
@@ -327,6 +335,9 @@ def up(state: Path) -> None:
         "--service-account-signing-key-file", str(pki / "sa.key"),
         "--service-cluster-ip-range", SERVICE_CIDR,
         "--allow-privileged=true",
+        # 1.37 refuses a loopback advertise address for the `kubernetes` Service's
+        # endpoints; nothing here reaches the apiserver through that Service.
+        "--endpoint-reconciler-type", "none",
         "--cert-dir", str(pki),
         "--profiling=false",
     ])

@@ -1,0 +1,594 @@
+"""The operator's service layer: reacts to what the handlers saw, executes decisions.
+
+The handlers (``handlers.py``) hand every event here. The controller keeps the latest
+body of each ScheduledJob, run and Calendar, one timer queue for every wake-up, and a
+lock per object so that an event and a timer never act on one object at once. Each
+``reconcile_*`` method reads state, asks the pure modules (``schedule``, ``policy``,
+``orchestration``) what to do, and does it through ``kube``. Nothing here must be
+remembered across restarts: what matters is in the cluster (status fields, objects
+whose names say what they are), so a restarted operator makes the same decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from almanac import kube as k
+from almanac import orchestration as orch
+from almanac import policy
+from almanac.engine import CompiledSchedule, ScheduleError, compile_schedule
+from almanac.kube import Body, Created, Exists, Kube, Refused
+from almanac.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+
+ANNOTATION_RERUN = "almanac.dev/rerun"
+ANNOTATION_RUN_NOW = "almanac.dev/run-now"
+
+
+def key_of(body: Body) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
+
+
+def run_name(job: str, scheduled: datetime) -> str:
+    """`<job>-<unix minutes>`, as CronJob names its Jobs: one name per fire."""
+    return f"{job}-{int(scheduled.timestamp()) // 60}"
+
+
+def manual_run_name(job: str, now: datetime) -> str:
+    """`<job>-<unix minutes>-m<second>`: a run-now never takes a scheduled fire's name,
+    and fits the 5 characters the CRD leaves after the minutes (docs/crds.md)."""
+    return f"{run_name(job, now)}-m{now.second:02d}"
+
+
+def rerun_name(parent: str) -> str:
+    """The child of a run: `<job>-<minutes>-r<depth>`, one deeper than its parent's.
+
+    Derived from the parent alone, so a second rerun annotation (or a restart between
+    creating the child and consuming the annotation) finds the child already there.
+    """
+    base, _, suffix = parent.rpartition("-")
+    if suffix.startswith("r") and suffix[1:].isdigit():
+        return f"{base}-r{int(suffix[1:]) + 1}"
+    if suffix.startswith("m") and suffix[1:].isdigit():
+        return f"{base}-r1"
+    return f"{parent}-r1"
+
+
+def _condition(status: str, reason: str, message: str, generation: int | None,
+               previous: list[Body]) -> Body:
+    old = next((c for c in previous if c.get("type") == "Ready"), None)
+    changed = old is None or old.get("status") != status
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": k.timestamp(datetime.now(UTC)) if changed
+        else old.get("lastTransitionTime") if old else None,
+    }
+
+
+def job_state(job: Body) -> orch.JobState:
+    """A batch/v1 Job's outcome as orchestration sees it."""
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return orch.JobState(orch.Phase.SUCCEEDED, "",
+                                 k.parse_time(status.get("startTime")),
+                                 k.parse_time(status.get("completionTime")))
+        if condition.get("type") == "Failed":
+            message = condition.get("message") or condition.get("reason") or "failed"
+            return orch.JobState(orch.Phase.FAILED, message,
+                                 k.parse_time(status.get("startTime")),
+                                 k.parse_time(condition.get("lastTransitionTime")))
+    return orch.JobState(orch.Phase.RUNNING, "", k.parse_time(status.get("startTime")))
+
+
+class _Service:
+    """A service of a run's snapshot, as orchestration reads it."""
+
+    def __init__(self, raw: Body) -> None:
+        self.raw = raw
+        self.name: str = raw["name"]
+        self.mandatory: bool = bool(raw.get("mandatory", False))
+        self.async_: bool = bool(raw.get("async", False))
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: Settings,
+                 clock: Callable[[], datetime] = k.now) -> None:
+        from almanac.timers import TimerQueue
+
+        self.kube = kube
+        self.settings = settings
+        self.clock = clock
+        self.timers = TimerQueue(clock)
+        self.jobs: dict[Key, Body] = {}
+        self.runs: dict[Key, Body] = {}
+        self.calendars: dict[Key, Body] = {}
+        self.suspended: set[Key] = set()
+        self.fired: dict[Key, datetime] = {}  # latest fire handled, ahead of the watch
+        self._locks: defaultdict[Any, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._warned: dict[Key, tuple[str, int | None]] = {}
+
+    # --- events from the handlers -------------------------------------------------------
+
+    async def scheduled_job_event(self, event_type: str | None, body: Body) -> None:
+        key = key_of(body)
+        if event_type == "DELETED":
+            self.jobs.pop(key, None)
+            self.timers.cancel(("job", key))
+            self.suspended.discard(key)
+            return
+        self.jobs[key] = body
+        annotations = body["metadata"].get("annotations") or {}
+        if ANNOTATION_RUN_NOW in annotations:
+            await self.run_now(key, body)
+        await self.reconcile_scheduled_job(key)
+
+    async def calendar_event(self, event_type: str | None, body: Body) -> None:
+        key = key_of(body)
+        if event_type == "DELETED":
+            self.calendars.pop(key, None)
+        else:
+            old = self.calendars.get(key)
+            self.calendars[key] = body
+            if old is not None and old.get("spec") == body.get("spec"):
+                return
+        namespace, name = key
+        for job_key, job in list(self.jobs.items()):
+            refs = [r.get("name") for r in job.get("spec", {}).get("calendarRefs") or []]
+            if job_key[0] == namespace and name in refs:
+                await self.reconcile_scheduled_job(job_key)
+
+    async def run_event(self, event_type: str | None, body: Body) -> None:
+        key = key_of(body)
+        if event_type == "DELETED":
+            self.runs.pop(key, None)
+            self.timers.cancel(("run", key))
+            job = body.get("spec", {}).get("scheduledJob")
+            if job:
+                await self.update_job_history(key[0], job)
+            return
+        self.runs[key] = body
+        annotations = body["metadata"].get("annotations") or {}
+        if ANNOTATION_RERUN in annotations:
+            await self.rerun(key, body, annotations[ANNOTATION_RERUN])
+        await self.reconcile_run(key)
+
+    async def batch_job_event(self, body: Body) -> None:
+        labels = body["metadata"].get("labels") or {}
+        run = labels.get(k.LABEL_RUN)
+        if run:
+            await self.reconcile_run((body["metadata"]["namespace"], run))
+
+    # --- ScheduledJobs: firing ------------------------------------------------------------
+
+    def _compile(self, body: Body) -> CompiledSchedule:
+        namespace = body["metadata"]["namespace"]
+        calendars = {name: cal for (ns, name), cal in self.calendars.items() if ns == namespace}
+        return compile_schedule(body, calendars, self.settings.default_timezone)
+
+    async def reconcile_scheduled_job(self, key: Key) -> None:
+        """Fires what is due, records what was missed, and sets the next wake-up."""
+        async with self._locks[("job", key)]:
+            body = self.jobs.get(key)
+            if body is None:
+                return
+            spec, status = body.get("spec") or {}, body.get("status") or {}
+            generation = body["metadata"].get("generation")
+            conditions = status.get("conditions") or []
+            try:
+                schedule = self._compile(body)
+            except ScheduleError as error:
+                self.timers.cancel(("job", key))
+                await self._not_ready(body, error.reason, str(error))
+                return
+            if spec.get("suspend"):
+                self.timers.cancel(("job", key))
+                self.suspended.add(key)
+                await self._set_job_status(body, {
+                    "nextScheduleTime": None,
+                    "conditions": [_condition("True", "Suspended",
+                                              "suspend is true: the job does not fire",
+                                              generation, conditions)],
+                })
+                return
+            resumed = key in self.suspended
+            self.suspended.discard(key)
+            self._warned.pop(key, None)
+
+            now = self.clock()
+            since = self._since(key, body)
+            due, counted_all = self._due(schedule, since, now)
+            decision = policy.decide(due, now, spec.get("startingDeadlineSeconds"),
+                                     resumed=resumed)
+            patch: Body = {}
+            if decision.missed:
+                patch["missedSchedules"] = await self._record_missed(
+                    body, decision.missed, decision.reason, counted_all)
+            if decision.start is not None:
+                await self.fire(body, decision.start)
+                self.fired[key] = decision.start
+                patch["lastScheduleTime"] = k.timestamp(decision.start)
+            upcoming = schedule.next_after(now)
+            if upcoming is None:
+                self.timers.cancel(("job", key))
+                reason = schedule.never_fires_reason(now)
+                patch["nextScheduleTime"] = None
+                patch["conditions"] = [_condition("False", "NeverFires", reason, generation,
+                                                  conditions)]
+                await self._warn_once(body, "NeverFires", reason)
+            else:
+                self.timers.set(("job", key), upcoming,
+                                lambda: self.reconcile_scheduled_job(key))
+                patch["nextScheduleTime"] = k.timestamp(upcoming)
+                patch["conditions"] = [_condition(
+                    "True", "Scheduled",
+                    f"next fire {k.timestamp(upcoming)} ({schedule.describe()})",
+                    generation, conditions)]
+            await self._set_job_status(body, patch)
+
+    def _since(self, key: Key, body: Body) -> datetime:
+        """The latest instant whose fire was handled: started, or recorded as missed."""
+        status = body.get("status") or {}
+        candidates = [
+            k.parse_time(body["metadata"].get("creationTimestamp")),
+            k.parse_time(status.get("lastScheduleTime")),
+            k.parse_time((status.get("missedSchedules") or {}).get("lastMissedTime")),
+            self.fired.get(key),
+        ]
+        return max(c for c in candidates if c is not None)
+
+    def _due(self, schedule: CompiledSchedule, since: datetime,
+             now: datetime) -> tuple[list[datetime], bool]:
+        """Fires in (since, now], oldest first, and whether all were counted.
+
+        Beyond `missed_fires_counted` the oldest are dropped from the list (the count
+        becomes a lower bound) but the latest fire is always the true latest.
+        """
+        limit = self.settings.missed_fires_counted
+        due: list[datetime] = []
+        counted_all = True
+        for instant in _until(schedule.fires_after(since), now):
+            due.append(instant)
+            if len(due) > limit:
+                counted_all = False
+                # Jump ahead: the latest fire is all that can still start.
+                latest = schedule.latest_at_or_before(now, since)
+                return [*due[:limit - 1], *([latest] if latest else [])], counted_all
+        return due, counted_all
+
+    async def _record_missed(self, body: Body, missed: list[datetime], reason: str,
+                             counted_all: bool) -> Body:
+        previous = (body.get("status") or {}).get("missedSchedules") or {}
+        count = int(previous.get("count") or 0) + len(missed)
+        times = ", ".join(k.timestamp(t) or "" for t in missed[-3:])
+        more = "" if counted_all else " (at least)"
+        message = (f"{len(missed)}{more} fire(s) not started, latest {times}: {reason}")
+        await self.kube.event(body, "Warning", "MissedSchedule", message)
+        return {"count": count, "lastMissedTime": k.timestamp(missed[-1]), "message": message}
+
+    async def fire(self, body: Body, scheduled: datetime, *, trigger: str = "Schedule",
+                   name: str | None = None) -> str | None:
+        """Creates the run of one fire, honouring concurrencyPolicy. Returns its name,
+        or None when the policy forbade it."""
+        namespace, job = key_of(body)
+        spec = body.get("spec") or {}
+        name = name or run_name(job, scheduled)
+        runs = await self.kube.list(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+        active = [r for r in runs if (r.get("status") or {}).get("phase") not in policy.TERMINAL
+                  and r["metadata"]["name"] != name]
+        policy_name = spec.get("concurrencyPolicy") or "Allow"
+        if active and policy_name == "Forbid":
+            names = ", ".join(r["metadata"]["name"] for r in active)
+            await self._record_missed_forbid(body, scheduled, names)
+            return None
+        if active and policy_name == "Replace":
+            for run in active:
+                await self.kube.delete(k.RUNS, namespace, run["metadata"]["name"])
+                await self.kube.event(body, "Normal", "RunReplaced",
+                                      f"deleted active run {run['metadata']['name']} "
+                                      "(concurrencyPolicy Replace)")
+        result = await self.kube.create(k.RUNS, namespace, self._run_body(
+            body, name, scheduled, trigger, spec.get("services") or []))
+        if isinstance(result, Created):
+            await self.kube.event(body, "Normal", "RunCreated",
+                                  f"created run {name} for {k.timestamp(scheduled)} ({trigger})")
+            await self.update_job_history(namespace, job)
+        elif isinstance(result, Refused):
+            await self.kube.event(body, "Warning", "RunRefused",
+                                  f"the API server refused run {name}: {result.message}")
+        return name
+
+    async def _record_missed_forbid(self, body: Body, scheduled: datetime, names: str) -> None:
+        status = body.get("status") or {}
+        previous = status.get("missedSchedules") or {}
+        message = (f"fire {k.timestamp(scheduled)} not started: run {names} is still active "
+                   "(concurrencyPolicy Forbid)")
+        await self.kube.event(body, "Warning", "MissedSchedule", message)
+        await self._set_job_status(body, {"missedSchedules": {
+            "count": int(previous.get("count") or 0) + 1,
+            "lastMissedTime": k.timestamp(scheduled), "message": message}})
+
+    def _run_body(self, job: Body, name: str, scheduled: datetime, trigger: str,
+                  services: list[Body], parent: str | None = None) -> Body:
+        namespace, job_name = key_of(job)
+        spec: Body = {"scheduledJob": job_name, "scheduledTime": k.timestamp(scheduled),
+                      "trigger": trigger, "services": services}
+        if parent:
+            spec["parentRun"] = parent
+        return {
+            "apiVersion": k.API_VERSION, "kind": "ScheduledJobRun",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {k.LABEL_JOB: job_name},
+                         "ownerReferences": [k.owner_reference(job)]},
+            "spec": spec,
+        }
+
+    # --- manual runs and reruns -------------------------------------------------------
+
+    async def run_now(self, key: Key, body: Body) -> None:
+        """`almanac.dev/run-now`: consume the annotation, then fire once, now."""
+        consumed = await self.kube.patch_annotations(
+            k.SCHEDULED_JOBS, key[0], key[1], {ANNOTATION_RUN_NOW: None},
+            body["metadata"].get("resourceVersion"))
+        if consumed is None:
+            return  # someone else consumed it first, or the job is gone
+        self.jobs[key] = consumed
+        now = self.clock().replace(microsecond=0)
+        name = manual_run_name(key[1], now)
+        await self.fire(consumed, now, trigger="Manual", name=name)
+
+    async def rerun(self, key: Key, body: Body, value: str) -> None:
+        """`almanac.dev/rerun`: create the child run, then consume the annotation.
+
+        In that order, and with the child's name derived from the parent
+        (:func:`rerun_name`), a restart in between or a second annotation still yields
+        exactly one child; to try again, rerun the child.
+        """
+        await self.create_rerun(body, only_failed=value.strip().lower() == "failed")
+        consumed = await self.kube.patch_annotations(
+            k.RUNS, key[0], key[1], {ANNOTATION_RERUN: None})
+        if consumed is not None:
+            self.runs[key] = consumed
+
+    async def create_rerun(self, parent: Body, *, only_failed: bool) -> str | None:
+        namespace, parent_name = key_of(parent)
+        spec, status = parent.get("spec") or {}, parent.get("status") or {}
+        phase = status.get("phase")
+        if phase not in policy.TERMINAL:
+            await self.kube.event(parent, "Warning", "RerunRefused",
+                                  f"run {parent_name} is {phase or 'Pending'}: only a finished "
+                                  "run can be rerun")
+            return None
+        services = list(spec.get("services") or [])
+        if only_failed:
+            redo = {s["name"] for s in status.get("services") or []
+                    if s.get("phase") in ("Failed", "Skipped")}
+            services = [s for s in services if s["name"] in redo]
+            if not services:
+                await self.kube.event(parent, "Warning", "RerunRefused",
+                                      f"run {parent_name} has no failed or skipped service "
+                                      "to rerun")
+                return None
+        job = self.jobs.get((namespace, spec.get("scheduledJob", "")))
+        if job is None:
+            job = await self.kube.get(k.SCHEDULED_JOBS, namespace, spec.get("scheduledJob", ""))
+        if job is None:
+            await self.kube.event(parent, "Warning", "RerunRefused",
+                                  f"ScheduledJob {spec.get('scheduledJob')} no longer exists")
+            return None
+        when = self.clock().replace(microsecond=0) + self.settings.rerun_delay
+        name = rerun_name(parent_name)
+        body = self._run_body(job, name, when, "Rerun", services, parent=parent_name)
+        result = await self.kube.create(k.RUNS, namespace, body)
+        if isinstance(result, Created):
+            which = "failed and skipped services" if only_failed else "all services"
+            await self.kube.event(parent, "Normal", "RerunCreated",
+                                  f"created rerun {name} of {which}, starting "
+                                  f"{k.timestamp(when)}")
+        elif isinstance(result, Exists):
+            await self.kube.event(parent, "Warning", "RerunRefused",
+                                  f"run {parent_name} was already rerun as {name}; "
+                                  f"rerun {name} to try again")
+        else:
+            await self.kube.event(parent, "Warning", "RerunRefused", result.message)
+        return name
+
+    # --- runs: orchestration ------------------------------------------------------------
+
+    async def reconcile_run(self, key: Key) -> None:
+        """Starts the services that are due and keeps the run's status current."""
+        async with self._locks[("run", key)]:
+            body = self.runs.get(key)
+            if body is None:
+                return
+            spec, status = body.get("spec") or {}, body.get("status") or {}
+            if status.get("phase") in policy.TERMINAL:
+                return
+            services = [_Service(s) for s in spec.get("services") or []]
+            by_name = {s.name: s for s in services}
+            jobs = {
+                (j["metadata"].get("labels") or {}).get(k.LABEL_SERVICE, ""): job_state(j)
+                for j in await self.kube.list_jobs(*key)
+            }
+            recorded = {s["name"]: orch.ServiceStatus(
+                s["name"], orch.Phase(s.get("phase") or "Pending"), s.get("jobName"),
+                s.get("message") or "") for s in status.get("services") or []}
+            scheduled = k.parse_time(spec.get("scheduledTime")) or self.clock()
+            for _ in range(len(services) + 1):  # a refused Job changes the plan: replan
+                plan = orch.plan(orch.RunState(
+                    key[1], services, scheduled, self.clock(), jobs, recorded,
+                    k.parse_time(status.get("startTime")),
+                    k.parse_time(status.get("completionTime"))))
+                refused = False
+                for name in plan.create:
+                    result = await self.kube.create_job(
+                        key[0], self._job_body(body, by_name[name]))
+                    if isinstance(result, Refused):
+                        recorded[name] = orch.ServiceStatus(
+                            name, orch.Phase.FAILED, orch.job_name(key[1], name),
+                            f"the API server refused the Job: {result.message}")
+                        refused = True
+                if not refused:
+                    break
+            if plan.wake_at is not None:
+                self.timers.set(("run", key), plan.wake_at, lambda: self.reconcile_run(key))
+            new_status = {
+                "phase": plan.phase.value,
+                "startTime": k.timestamp(plan.start_time),
+                "completionTime": k.timestamp(plan.completion_time),
+                "services": [_service_status(s) for s in plan.services],
+            }
+            old_services = {s["name"]: s for s in status.get("services") or []}
+            if any(status.get(f) != v for f, v in new_status.items()):
+                patched = await self.kube.patch_status(k.RUNS, key[0], key[1], new_status)
+                self.runs[key] = patched
+                await self._run_events(patched, old_services, status.get("phase"))
+            if status.get("phase") != plan.phase.value:
+                await self.update_job_history(key[0], spec.get("scheduledJob", ""))
+
+    def _job_body(self, run: Body, service: _Service) -> Body:
+        namespace, run_name_ = key_of(run)
+        template = service.raw.get("jobTemplate") or {}
+        meta = template.get("metadata") or {}
+        labels = {**(meta.get("labels") or {}),
+                  k.LABEL_JOB: run["spec"]["scheduledJob"], k.LABEL_RUN: run_name_,
+                  k.LABEL_SERVICE: service.name}
+        job_spec = dict(template.get("spec") or {})
+        pod = dict(job_spec.get("template") or {})
+        pod_meta = dict(pod.get("metadata") or {})
+        pod_meta["labels"] = {**(pod_meta.get("labels") or {}), k.LABEL_JOB: labels[k.LABEL_JOB],
+                              k.LABEL_RUN: run_name_, k.LABEL_SERVICE: service.name}
+        pod["metadata"] = pod_meta
+        job_spec["template"] = pod
+        return {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": orch.job_name(run_name_, service.name), "namespace": namespace,
+                         "labels": labels, "annotations": meta.get("annotations") or {},
+                         "ownerReferences": [k.owner_reference(run)]},
+            "spec": job_spec,
+        }
+
+    async def _run_events(self, run: Body, old: dict[str, Body], old_phase: str | None) -> None:
+        status = run.get("status") or {}
+        for service in status.get("services") or []:
+            before = (old.get(service["name"]) or {}).get("phase")
+            if service["phase"] == before:
+                continue
+            if service["phase"] == "Failed":
+                await self.kube.event(run, "Warning", "ServiceFailed",
+                                      f"service {service['name']} failed: "
+                                      f"{service.get('message') or 'no message'}")
+            elif service["phase"] == "Skipped":
+                await self.kube.event(run, "Normal", "ServiceSkipped",
+                                      f"service {service['name']} skipped: "
+                                      f"{service.get('message')}")
+            elif service["phase"] == "Running" and before in (None, "Pending"):
+                await self.kube.event(run, "Normal", "ServiceStarted",
+                                      f"service {service['name']}: Job {service.get('jobName')}")
+        phase = status.get("phase")
+        if phase == old_phase:
+            return
+        job = self.jobs.get((run["metadata"]["namespace"], run["spec"]["scheduledJob"]))
+        if phase == "Succeeded":
+            message = f"run {run['metadata']['name']} succeeded"
+            targets = [run, job] if job else [run]
+            for target in targets:
+                await self.kube.event(target, "Normal", "RunSucceeded", message)
+        elif phase == "Failed":
+            failed = [s["name"] for s in status.get("services") or [] if s["phase"] == "Failed"]
+            message = f"run {run['metadata']['name']} failed: service(s) {', '.join(failed)}"
+            for target in [run, job] if job else [run]:
+                await self.kube.event(target, "Warning", "RunFailed", message)
+        elif phase == "Running":
+            await self.kube.event(run, "Normal", "RunStarted",
+                                  f"run started (scheduled {run['spec']['scheduledTime']})")
+
+    async def update_job_history(self, namespace: str, job: str) -> None:
+        """Refreshes the job's active/lastRun/lastSuccessfulTime and prunes old runs."""
+        body = self.jobs.get((namespace, job))
+        if body is None:
+            return
+        runs = await self.kube.list(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+        spec = body.get("spec") or {}
+        prune = policy.to_prune(runs, int(spec.get("successfulRunsHistoryLimit", 3)),
+                                int(spec.get("failedRunsHistoryLimit", 1)))
+        for name in prune:
+            await self.kube.delete(k.RUNS, namespace, name)
+        kept = [r for r in runs if r["metadata"]["name"] not in prune]
+        await self._set_job_status(body, policy.summarize(kept).as_status())
+
+    # --- status and conditions --------------------------------------------------------
+
+    async def _set_job_status(self, body: Body, patch: Body) -> None:
+        """Merges patch into the job's status if it changes anything."""
+        key = key_of(body)
+        current = (self.jobs.get(key) or body).get("status") or {}
+        patch = {**patch, "observedGeneration": body["metadata"].get("generation")}
+        if all(current.get(f) == v for f, v in patch.items()):
+            return
+        try:
+            patched = await self.kube.patch_status(k.SCHEDULED_JOBS, key[0], key[1], patch)
+        except k.ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        if key in self.jobs:
+            self.jobs[key] = patched
+
+    async def _not_ready(self, body: Body, reason: str, message: str) -> None:
+        status = body.get("status") or {}
+        await self._set_job_status(body, {
+            "nextScheduleTime": None,
+            "conditions": [_condition("False", reason, message,
+                                      body["metadata"].get("generation"),
+                                      status.get("conditions") or [])],
+        })
+        await self._warn_once(body, reason, message)
+
+    async def _warn_once(self, body: Body, reason: str, message: str) -> None:
+        """One Warning Event per problem and generation: no storm, and none again after
+        a restart when the condition already says it."""
+        key = key_of(body)
+        generation = body["metadata"].get("generation")
+        if self._warned.get(key) == (reason, generation):
+            return
+        self._warned[key] = (reason, generation)
+        ready = next((c for c in (body.get("status") or {}).get("conditions") or []
+                      if c.get("type") == "Ready"), {})
+        if (ready.get("reason"), ready.get("observedGeneration")) == (reason, generation):
+            return
+        await self.kube.event(body, "Warning", reason, message)
+
+
+def _until(instants: Iterator[datetime], now: datetime) -> Iterator[datetime]:
+    for instant in instants:
+        if instant > now:
+            return
+        yield instant
+
+
+def _service_status(s: orch.ServiceStatus) -> Body:
+    """A status.services item; unset fields are left out (a merge patch replaces lists
+    whole, and the schema has no nulls)."""
+    item = {"name": s.name, "phase": s.phase.value, "jobName": s.job_name,
+            "message": s.message or None, "startTime": k.timestamp(s.start_time),
+            "completionTime": k.timestamp(s.completion_time)}
+    return {f: v for f, v in item.items() if v is not None}
+
+
+__all__ = ["Controller", "job_state", "run_name", "timedelta"]

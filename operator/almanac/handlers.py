@@ -1,0 +1,99 @@
+"""Thin kopf handlers: each passes what it saw to the controller, and nothing more.
+
+Only low-level event handlers are used: they see every change (spec, status,
+annotations, deletion), need no diff-base annotation and put no finalizer on the
+objects, so deleting a ScheduledJob never hangs while the operator is down, and the
+garbage collector removes its runs and Jobs through owner references.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from almanac import kube as k
+from almanac.controller import Controller
+from almanac.kube import Kube
+from almanac.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: What `almanac run` configured, read when the operator starts.
+config = Settings()
+
+
+def configure(settings: Settings) -> None:
+    global config
+    config = settings
+
+
+@kopf.on.startup()
+async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Events are ours to post, with reasons users can filter on; kopf's would duplicate.
+    settings.posting.enabled = False
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    kube = await Kube.connect()
+    controller = Controller(kube, config)
+    # Calendars first: a job must never be scheduled without the exclusions it refers to.
+    namespaces = controller.settings.namespaces
+    for namespace in namespaces or ("",):
+        for body in await _list_calendars(kube, namespace):
+            controller.calendars[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
+    memo.controller = controller
+    memo.timer_task = asyncio.create_task(controller.timers.run())
+    log.info("almanac operator serving %s", ", ".join(namespaces) or "all namespaces")
+
+
+async def _list_calendars(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    if namespace:
+        return await kube.list(k.CALENDARS, namespace)
+    result = await kube.custom.list_cluster_custom_object(k.GROUP, k.VERSION, k.CALENDARS)
+    items: list[dict[str, Any]] = result["items"]
+    return items
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.timer_task.cancel()
+    await memo.controller.kube.close()
+
+
+def _body(event: kopf.RawEvent) -> dict[str, Any]:
+    """The object as the API sent it: a plain dict, not kopf's live view."""
+    body: dict[str, Any] = event["object"]
+    return body
+
+
+@kopf.on.event(k.GROUP, k.VERSION, k.SCHEDULED_JOBS, id="scheduledjob")
+async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo,
+                        **_: Any) -> None:
+    await memo.controller.scheduled_job_event(event.get("type"), _body(event))
+
+
+@kopf.on.event(k.GROUP, k.VERSION, k.CALENDARS, id="calendar")
+async def calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo.controller.calendar_event(event.get("type"), _body(event))
+
+
+@kopf.on.event(k.GROUP, k.VERSION, k.RUNS, id="run")
+async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    await memo.controller.run_event(event.get("type"), _body(event))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RUN: kopf.PRESENT}, id="job")
+async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("type") != "DELETED":
+        await memo.controller.batch_job_event(_body(event))
+
+
+@kopf.on.probe(id="timers")
+def timers(memo: kopf.Memo, **_: Any) -> str:
+    """The liveness probe says when the timer queue last ticked."""
+    controller: Controller | None = getattr(memo, "controller", None)
+    tick = controller.timers.last_tick if controller else None
+    return k.timestamp(tick) or "not started"

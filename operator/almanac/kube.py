@@ -1,0 +1,250 @@
+"""The one module that talks to the Kubernetes API (besides kopf's own watching).
+
+Everything else in Almanac decides; this module does. Bodies go in and out as plain
+dicts in the API's own JSON shape (camelCase), so what is written here is what
+``kubectl get -o yaml`` shows. Creating something whose name is derived from what it is
+(a run from job and instant, a Job from run and service) answers :data:`EXISTS` when it
+is already there: that answer is the lock against doing a thing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+GROUP: Final = "almanac.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+SCHEDULED_JOBS: Final = "scheduledjobs"
+RUNS: Final = "scheduledjobruns"
+CALENDARS: Final = "calendars"
+COMPONENT: Final = "almanac-operator"
+
+LABEL_JOB: Final = "almanac.dev/scheduled-job"
+LABEL_RUN: Final = "almanac.dev/run"
+LABEL_SERVICE: Final = "almanac.dev/service"
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Created:
+    body: Body
+
+
+@dataclass(frozen=True)
+class Exists:
+    """The object was already there: someone (perhaps we, before a restart) made it."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The API server refused the object (invalid, forbidden): its message, for users."""
+
+    message: str
+
+
+CreateResult = Created | Exists | Refused
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp(when: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, as Kubernetes writes times."""
+    return None if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _message(error: ApiException) -> str:
+    """The API server's own message (Status.message), else the HTTP reason."""
+    try:
+        return str(json.loads(error.body).get("message") or error.reason)
+    except (TypeError, ValueError):
+        return str(error.reason)
+
+
+class Kube:
+    """Async access to the objects Almanac reads and writes."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        """In a Pod, its ServiceAccount; elsewhere the current kubeconfig, like kubectl."""
+        try:
+            config.load_incluster_config()
+            return cls(client.ApiClient())
+        except config.ConfigException:
+            configuration = client.Configuration()
+            await config.load_kube_config(client_configuration=configuration)
+            return cls(client.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    def _dict(self, obj: Any) -> Body:
+        result: Body = self.api.sanitize_for_serialization(obj)
+        return result
+
+    # --- custom resources ---------------------------------------------------------
+
+    async def get(self, plural: str, namespace: str, name: str) -> Body | None:
+        try:
+            body: Body = await self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+            return body
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
+        result = await self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, label_selector=selector
+        )
+        items: list[Body] = result["items"]
+        return items
+
+    async def create(self, plural: str, namespace: str, body: Body) -> CreateResult:
+        try:
+            created = await self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body
+            )
+            return Created(created)
+        except ApiException as error:
+            return _create_error(error)
+
+    async def delete(self, plural: str, namespace: str, name: str) -> None:
+        """Deletes in the background: the garbage collector removes what it owns."""
+        try:
+            await self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: Body) -> Body:
+        """A JSON merge patch of the status subresource: None values remove fields."""
+        patched: Body = await self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status},
+            _content_type=MERGE_PATCH,
+        )
+        return patched
+
+    async def patch_annotations(
+        self, plural: str, namespace: str, name: str, annotations: dict[str, str | None],
+        resource_version: str | None = None,
+    ) -> Body | None:
+        """Sets or (with None) removes annotations. With resource_version, only if the
+        object has not changed since: None answers a conflict, so that of two callers
+        consuming one annotation, exactly one wins."""
+        metadata: Body = {"annotations": annotations}
+        if resource_version:
+            metadata["resourceVersion"] = resource_version
+        try:
+            patched: Body = await self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, {"metadata": metadata},
+                _content_type=MERGE_PATCH,
+            )
+            return patched
+        except ApiException as error:
+            if error.status in (404, 409):
+                return None
+            raise
+
+    # --- batch/v1 Jobs --------------------------------------------------------------
+
+    async def list_jobs(self, namespace: str, run: str) -> list[Body]:
+        result = await self.batch.list_namespaced_job(
+            namespace, label_selector=f"{LABEL_RUN}={run}"
+        )
+        return [self._dict(job) for job in result.items]
+
+    async def create_job(self, namespace: str, body: Body) -> CreateResult:
+        try:
+            created = await self.batch.create_namespaced_job(namespace, body)
+            return Created(self._dict(created))
+        except ApiException as error:
+            return _create_error(error)
+
+    # --- Events -----------------------------------------------------------------------
+
+    async def event(self, obj: Body, type_: str, reason: str, message: str) -> None:
+        """Posts a core/v1 Event on obj, as `kubectl describe` and `get events` show.
+
+        An Event that cannot be posted is logged, never raised: it must not stop work.
+        """
+        meta = obj["metadata"]
+        when = timestamp(now())
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", API_VERSION),
+                "kind": obj["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": when,
+            "lastTimestamp": when,
+            "count": 1,
+        }
+        try:
+            await self.core.create_namespaced_event(meta["namespace"], event)
+        except ApiException as error:
+            log.warning("could not post Event %s on %s: %s", reason, meta["name"],
+                        _message(error))
+
+
+def _create_error(error: ApiException) -> CreateResult:
+    if error.status == 409:
+        return Exists()
+    if error.status in (400, 403, 422):
+        return Refused(_message(error))
+    raise error
+
+
+def owner_reference(owner: Body) -> Body:
+    """Makes owner the controller of what it creates, for garbage collection."""
+    return {
+        "apiVersion": owner.get("apiVersion", API_VERSION),
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,104 @@
+"""Fixtures that run the real operator against the real control plane.
+
+``crds`` installs crds/ once per session. ``operator`` starts `almanac run` as a
+subprocess watching only the test's namespace (so tests cannot disturb each other, and
+a test can SIGKILL and restart it), with its log kept for the failure report.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.kube import Kubectl, wait_until
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="session")
+def crds(kube: Kubectl) -> Kubectl:
+    """The Almanac CRDs, installed (server-side apply) and Established."""
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    for crd in sorted((REPO / "crds").glob("*.yaml")):
+        name = yaml.safe_load(crd.read_text())["metadata"]["name"]
+        kube.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return kube
+
+
+class Operator:
+    """One `almanac run` process; start, kill (SIGKILL) and restart it at will."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+        self.log_path = log_dir / "operator.log"
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, *extra: str) -> None:
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n===== start {self.starts} =====\n".encode())
+        log.flush()
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "almanac", "run", "--namespace", self.namespace,
+             "--liveness", "", *extra],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )
+        wait_until("the operator to start serving",
+                   lambda: "almanac operator serving" in self.log() or self._died(),
+                   timeout=60)
+        if self._died():
+            raise AssertionError(f"the operator exited at start:\n{self.log()[-3000:]}")
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash or a node failure would."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def operator(crds: Kubectl, namespace: str, tmp_path: Path,
+             request: pytest.FixtureRequest) -> Iterator[Operator]:
+    """The operator, started, serving the test's namespace; its log is shown on failure."""
+    op = Operator(crds.kubeconfig, namespace, tmp_path)
+    op.start()
+    yield op
+    op.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"\n----- operator log ({op.log_path}) -----\n{op.log()[-8000:]}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

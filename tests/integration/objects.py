@@ -1,0 +1,48 @@
+"""Builders for the objects integration tests apply, as a user would write them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_VERSION = "almanac.dev/v1alpha1"
+
+
+def service(name: str, *, mandatory: bool = False, async_: bool = False,
+            exit_code: int | None = None, duration: str | None = None) -> dict[str, Any]:
+    """A service whose Pod the kwok stages end as asked (hack/kwok/job-pods.yaml)."""
+    annotations = {}
+    if exit_code is not None:
+        annotations["sim.almanac.dev/exit-code"] = str(exit_code)
+    if duration is not None:
+        annotations["sim.almanac.dev/duration"] = duration
+    return {
+        "name": name,
+        "mandatory": mandatory,
+        "async": async_,
+        "jobTemplate": {"spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"annotations": annotations},
+                "spec": {"restartPolicy": "Never",
+                         "containers": [{"name": "main", "image": "busybox",
+                                         "command": ["sh", "-c", f"echo {name}"]}]},
+            },
+        }},
+    }
+
+
+def scheduled_job(name: str, schedule: str = "0 0 1 1 *", *,
+                  services: list[dict[str, Any]] | None = None,
+                  **spec: Any) -> dict[str, Any]:
+    """A ScheduledJob; by default yearly (it fires in tests only when asked to)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ScheduledJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": schedule, "services": services or [service("main")], **spec},
+    }
+
+
+def calendar(name: str, **lists: list[str]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": "Calendar", "metadata": {"name": name},
+            "spec": lists}

@@ -1,0 +1,128 @@
+"""Table tests of CronJob's policies (missed fires, history) and of the timer queue."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from almanac.policy import decide, summarize, to_prune
+from almanac.timers import TimerQueue
+
+T0 = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + minutes * MIN
+
+
+DECIDE_CASES = [
+    # (id, due fires (minutes after T0), now (minutes), deadline s, resumed,
+    #  started fire, missed fires)
+    ("nothing due, nothing to do", [], 5, None, False, None, []),
+    ("on time: the fire starts", [0], 0, 300, False, 0, []),
+    ("down for three fires, no deadline: the latest starts, two are missed",
+     [0, 1, 2], 2, None, False, 2, [0, 1]),
+    ("down, latest within the deadline: it starts late", [0], 4, 300, False, 0, []),
+    ("down, latest past the deadline: every fire is missed", [0, 1], 7, 300, False, None, [0, 1]),
+    ("deadline zero and exactly on time: it starts", [3], 3, 0, False, 3, []),
+    ("resumed after suspension: nothing replays, all are missed", [0, 1], 2, None, True,
+     None, [0, 1]),
+]
+
+
+@pytest.mark.parametrize(("due", "now", "deadline", "resumed", "start", "missed"),
+                         [c[1:] for c in DECIDE_CASES], ids=[c[0] for c in DECIDE_CASES])
+def test_decide(due: list[int], now: int, deadline: int | None, resumed: bool,
+                start: int | None, missed: list[int]) -> None:
+    decision = decide([at(m) for m in due], at(now), deadline, resumed=resumed)
+    assert decision.start == (None if start is None else at(start))
+    assert decision.missed == [at(m) for m in missed]
+    assert bool(decision.reason) == bool(missed)
+
+
+def run(name: str, minute: int, phase: str | None) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "spec": {"scheduledTime": at(minute).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "status": {"phase": phase} if phase else {}}
+
+
+def test_summary_lists_active_runs_the_latest_run_and_the_latest_success() -> None:
+    runs = [run("r3", 3, "Running"), run("r1", 1, "Succeeded"), run("r2", 2, "Failed"),
+            run("r4", 4, None)]
+    summary = summarize(runs)
+    assert summary.active == ["r3", "r4"]
+    assert summary.last_run == {"name": "r4", "phase": "Pending"}
+    assert summary.last_successful_time == "2027-01-04T00:31:00Z"
+
+
+def test_summary_of_no_runs_clears_the_fields() -> None:
+    assert summarize([]).as_status() == {"active": None, "lastRun": None,
+                                         "lastSuccessfulTime": None}
+
+
+def test_pruning_keeps_the_newest_runs_of_each_result_and_every_active_one() -> None:
+    runs = [run(f"ok{i}", i, "Succeeded") for i in range(5)]
+    runs += [run(f"ko{i}", 10 + i, "Failed") for i in range(3)]
+    runs += [run("live", 0, "Running")]
+    assert to_prune(runs, keep_succeeded=3, keep_failed=1) == ["ok0", "ok1", "ko0", "ko1"]
+
+
+def test_pruning_with_limits_zero_removes_every_finished_run() -> None:
+    runs = [run("a", 0, "Succeeded"), run("b", 1, "Failed"), run("c", 2, "Running")]
+    assert to_prune(runs, 0, 0) == ["a", "b"]
+
+
+async def _wait_for_calls(queue: TimerQueue, keys: list[str], count: int) -> list[str]:
+    calls: list[str] = []
+    done = asyncio.Event()
+
+    def callback(key: str) -> Any:
+        async def call() -> None:
+            calls.append(key)
+            if len(calls) == count:
+                done.set()
+        return call
+
+    now = datetime.now(UTC)
+    for i, key in enumerate(keys):
+        queue.set(key, now + timedelta(milliseconds=50 * (len(keys) - i)), callback(key))
+    server = asyncio.create_task(queue.run())
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        server.cancel()
+    return calls
+
+
+def test_the_timer_queue_calls_in_time_order_whatever_the_order_of_setting() -> None:
+    assert asyncio.run(_wait_for_calls(TimerQueue(), ["c", "b", "a"], 3)) == ["a", "b", "c"]
+
+
+def test_setting_a_key_again_replaces_its_timer_and_cancel_removes_it() -> None:
+    async def scenario() -> list[str]:
+        queue = TimerQueue()
+        calls: list[str] = []
+        done = asyncio.Event()
+
+        async def record(name: str) -> None:
+            calls.append(name)
+            done.set()
+
+        soon = datetime.now(UTC) + timedelta(milliseconds=50)
+        queue.set("job", soon, lambda: record("old"))
+        queue.set("job", soon + timedelta(milliseconds=50), lambda: record("new"))
+        queue.set("gone", soon, lambda: record("cancelled"))
+        queue.cancel("gone")
+        server = asyncio.create_task(queue.run())
+        try:
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            server.cancel()
+        assert len(queue) == 0
+        return calls
+
+    assert asyncio.run(scenario()) == ["new"]
