@@ -32,15 +32,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-def _cluster(*command: str) -> subprocess.CompletedProcess[str]:
+def _cluster(*command: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "hack" / "cluster.py"), *command, "--state", str(STATE)],
-        text=True,
+        text=True, capture_output=quiet,
     )
 
 
 def _healthy() -> bool:
-    return (STATE / "kubeconfig").exists() and _cluster("status").returncode == 0
+    return (STATE / "kubeconfig").exists() and _cluster("status", quiet=True).returncode == 0
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from almanac import kube as k
 from almanac import orchestration as orch
 from almanac import policy
-from almanac.engine import CompiledSchedule, ScheduleError, compile_schedule
 from almanac.kube import Body, Created, Exists, Kube, Refused
+from almanac.models import Calendar, ScheduledJob
+from almanac.schedule import InvalidSpec, NeverFires, Schedule
 from almanac.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -176,10 +177,23 @@ class Controller:
 
     # --- ScheduledJobs: firing ------------------------------------------------------------
 
-    def _compile(self, body: Body) -> CompiledSchedule:
+    def _compile(self, body: Body) -> Schedule:
+        """The job's schedule with the Calendars it refers to; InvalidSpec names what is
+        wrong, including a referenced Calendar that is missing or malformed."""
+        job = ScheduledJob.parse(body)
         namespace = body["metadata"]["namespace"]
-        calendars = {name: cal for (ns, name), cal in self.calendars.items() if ns == namespace}
-        return compile_schedule(body, calendars, self.settings.default_timezone)
+        calendars: dict[str, Calendar] = {}
+        for ref in job.spec.calendar_refs:
+            raw = self.calendars.get((namespace, ref.name))
+            if raw is None:
+                continue  # build_schedule reports it, naming the field
+            try:
+                calendars[ref.name] = Calendar.parse(raw)
+            except InvalidSpec as error:
+                raise InvalidSpec([(f"Calendar {ref.name}: {e.path}", e.message)
+                                   for e in error.errors]) from None
+        return job.spec.build_schedule(
+            calendars, default_time_zone=self.settings.default_timezone)
 
     async def reconcile_scheduled_job(self, key: Key) -> None:
         """Fires what is due, records what was missed, and sets the next wake-up."""
@@ -192,9 +206,11 @@ class Controller:
             conditions = status.get("conditions") or []
             try:
                 schedule = self._compile(body)
-            except ScheduleError as error:
+            except InvalidSpec as error:
                 self.timers.cancel(("job", key))
-                await self._not_ready(body, error.reason, str(error))
+                missing = all(e.path.startswith("spec.calendarRefs") for e in error.errors)
+                await self._not_ready(body, "CalendarNotFound" if missing
+                                      else "InvalidSchedule", str(error))
                 return
             if spec.get("suspend"):
                 self.timers.cancel(("job", key))
@@ -212,32 +228,31 @@ class Controller:
 
             now = self.clock()
             since = self._since(key, body)
-            due, counted_all = self._due(schedule, since, now)
+            due = self._due(schedule, since, now)
             decision = policy.decide(due, now, spec.get("startingDeadlineSeconds"),
                                      resumed=resumed)
             patch: Body = {}
             if decision.missed:
                 patch["missedSchedules"] = await self._record_missed(
-                    body, decision.missed, decision.reason, counted_all)
+                    body, decision.missed, decision.reason)
             if decision.start is not None:
                 await self.fire(body, decision.start)
                 self.fired[key] = decision.start
                 patch["lastScheduleTime"] = k.timestamp(decision.start)
-            upcoming = schedule.next_after(now)
-            if upcoming is None:
+            upcoming = schedule.next_fire(now)
+            if isinstance(upcoming, NeverFires):
                 self.timers.cancel(("job", key))
-                reason = schedule.never_fires_reason(now)
                 patch["nextScheduleTime"] = None
-                patch["conditions"] = [_condition("False", "NeverFires", reason, generation,
-                                                  conditions)]
-                await self._warn_once(body, "NeverFires", reason)
+                patch["conditions"] = [_condition("False", upcoming.reason, upcoming.message,
+                                                  generation, conditions)]
+                await self._warn_once(body, "NeverFires", upcoming.message)
             else:
                 self.timers.set(("job", key), upcoming,
                                 lambda: self.reconcile_scheduled_job(key))
                 patch["nextScheduleTime"] = k.timestamp(upcoming)
                 patch["conditions"] = [_condition(
                     "True", "Scheduled",
-                    f"next fire {k.timestamp(upcoming)} ({schedule.describe()})",
+                    f"next fire {k.timestamp(upcoming)}",
                     generation, conditions)]
             await self._set_job_status(body, patch)
 
@@ -252,32 +267,23 @@ class Controller:
         ]
         return max(c for c in candidates if c is not None)
 
-    def _due(self, schedule: CompiledSchedule, since: datetime,
-             now: datetime) -> tuple[list[datetime], bool]:
-        """Fires in (since, now], oldest first, and whether all were counted.
-
-        Beyond `missed_fires_counted` the oldest are dropped from the list (the count
-        becomes a lower bound) but the latest fire is always the true latest.
-        """
-        limit = self.settings.missed_fires_counted
+    @staticmethod
+    def _due(schedule: Schedule, since: datetime, now: datetime) -> list[datetime]:
+        """Fires in (since, now], oldest first. After a long outage this may be many
+        (a `* * * * *` job down for a week has 10,080); the engine walks days, not
+        minutes, so even a year of them takes about a second."""
         due: list[datetime] = []
-        counted_all = True
-        for instant in _until(schedule.fires_after(since), now):
+        for instant in schedule.fires(since):
+            if instant > now:
+                break
             due.append(instant)
-            if len(due) > limit:
-                counted_all = False
-                # Jump ahead: the latest fire is all that can still start.
-                latest = schedule.latest_at_or_before(now, since)
-                return [*due[:limit - 1], *([latest] if latest else [])], counted_all
-        return due, counted_all
+        return due
 
-    async def _record_missed(self, body: Body, missed: list[datetime], reason: str,
-                             counted_all: bool) -> Body:
+    async def _record_missed(self, body: Body, missed: list[datetime], reason: str) -> Body:
         previous = (body.get("status") or {}).get("missedSchedules") or {}
         count = int(previous.get("count") or 0) + len(missed)
         times = ", ".join(k.timestamp(t) or "" for t in missed[-3:])
-        more = "" if counted_all else " (at least)"
-        message = (f"{len(missed)}{more} fire(s) not started, latest {times}: {reason}")
+        message = f"{len(missed)} fire(s) not started, latest {times}: {reason}"
         await self.kube.event(body, "Warning", "MissedSchedule", message)
         return {"count": count, "lastMissedTime": k.timestamp(missed[-1]), "message": message}
 
@@ -573,13 +579,6 @@ class Controller:
         if (ready.get("reason"), ready.get("observedGeneration")) == (reason, generation):
             return
         await self.kube.event(body, "Warning", reason, message)
-
-
-def _until(instants: Iterator[datetime], now: datetime) -> Iterator[datetime]:
-    for instant in instants:
-        if instant > now:
-            return
-        yield instant
 
 
 def _service_status(s: orch.ServiceStatus) -> Body:

@@ -6,8 +6,11 @@ when empty) against the current kubeconfig, or the Pod's ServiceAccount in a clu
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+from datetime import timedelta
+from typing import Any
 
 import kopf
 
@@ -35,3 +38,35 @@ def run_operator(settings: Settings, *, liveness: str | None = None,
         standalone=True,
     ))
     return 0
+
+
+def add_run_command(commands: Any) -> None:
+    """`almanac run`: the operator, in the foreground."""
+    run = commands.add_parser(
+        "run", help="run the operator against the current kubeconfig (or in-cluster)",
+        description="Run the Almanac operator in the foreground until SIGINT or SIGTERM. "
+        "Outside a cluster it uses the current kubeconfig and context, like kubectl.")
+    run.add_argument("--namespace", "-n", action="append", default=None, metavar="NS",
+                     help="serve only this namespace (repeat for several; default: all, "
+                     "or ALMANAC_NAMESPACES)")
+    run.add_argument("--default-timezone", metavar="ZONE",
+                     help="IANA zone for jobs without spec.timeZone (default: UTC, or "
+                     "ALMANAC_DEFAULT_TIMEZONE)")
+    run.add_argument("--rerun-delay", type=float, metavar="SECONDS",
+                     help="how long after a rerun request the child run starts (default 60)")
+    run.add_argument("--log-format", choices=sorted(LOG_FORMATS), default="full",
+                     help="log line format (default: full)")
+    run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", metavar="URL",
+                     help="liveness endpoint (default: %(default)s; empty to disable)")
+    run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        default_timezone=args.default_timezone,
+        namespaces=tuple(args.namespace) if args.namespace else None,
+        rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
+    )
+    return run_operator(settings, liveness=args.liveness, log_format=args.log_format,
+                        verbose=args.verbose)

@@ -20,10 +20,6 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to serve; empty means all of them."""
 
-    missed_fires_counted: int = 10_000
-    """Missed fires counted one by one after downtime; beyond, the count is a lower bound
-    (a `* * * * *` job down for a week has 10,080), so a long outage costs bounded CPU."""
-
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
