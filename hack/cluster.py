@@ -18,6 +18,7 @@ it prints the component whose log to read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -108,9 +109,15 @@ def _cert(
     if ca:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -144,12 +151,21 @@ def make_pki(pki: Path) -> None:
     _write_key(pki / "ca.key", ca_key)
     _write_cert(pki / "ca.crt", ca)
 
-    serving = ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-               "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.0.0.1"]
+    serving = [
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.0.0.1",
+    ]
     key = _key()
     _write_key(pki / "apiserver.key", key)
-    _write_cert(pki / "apiserver.crt",
-                _cert(_name("kube-apiserver"), key, (ca_name, ca_key), server_names=serving))
+    _write_cert(
+        pki / "apiserver.crt",
+        _cert(_name("kube-apiserver"), key, (ca_name, ca_key), server_names=serving),
+    )
 
     # Each client's identity is its certificate's subject; RBAC's bootstrap roles know
     # system:kube-controller-manager and system:kube-scheduler by these names.
@@ -161,8 +177,9 @@ def make_pki(pki: Path) -> None:
     ]:
         key = _key()
         _write_key(pki / f"{file}.key", key)
-        _write_cert(pki / f"{file}.crt",
-                    _cert(_name(common, org), key, (ca_name, ca_key), client=True))
+        _write_cert(
+            pki / f"{file}.crt", _cert(_name(common, org), key, (ca_name, ca_key), client=True)
+        )
 
     sa = _key()
     _write_key(pki / "sa.key", sa)
@@ -178,13 +195,24 @@ def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "almanac-local", "cluster": {
-            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": user, "user": {
-            "client-certificate": str(pki / f"{user}.crt"),
-            "client-key": str(pki / f"{user}.key")}}],
-        "contexts": [{"name": "almanac-local", "context": {
-            "cluster": "almanac-local", "user": user}}],
+        "clusters": [
+            {
+                "name": "almanac-local",
+                "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate": str(pki / f"{user}.crt"),
+                    "client-key": str(pki / f"{user}.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "almanac-local", "context": {"cluster": "almanac-local", "user": user}}
+        ],
         "current-context": "almanac-local",
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
@@ -204,8 +232,12 @@ def start(state: Path, name: str, argv: list[str]) -> None:
     """Starts one component in its own session, logging to logs/<name>.log."""
     log = (state / "logs" / f"{name}.log").open("ab")
     proc = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, cwd=state,
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=state,
     )
     (state / "pids" / f"{name}.pid").write_text(f"{proc.pid} {argv[0]}\n")
     say(f"    started {name} (pid {proc.pid})")
@@ -229,8 +261,7 @@ def recorded(state: Path) -> list[tuple[str, int, str]]:
     return result
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, state: Path,
-             log: str) -> None:
+def wait_for(what: str, check: Callable[[], bool], timeout: float, state: Path, log: str) -> None:
     """Polls check() until it holds, printing progress; on timeout, points at the log."""
     start_t = time.monotonic()
     last_report = start_t
@@ -258,7 +289,9 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, state: Path,
 def kubectl(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["kubectl", "--kubeconfig", str(state / "kubeconfig"), "--request-timeout=5s", *args],
-        input=stdin, capture_output=True, text=True,
+        input=stdin,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -268,8 +301,14 @@ def healthy(state: Path) -> bool:
         return False
     if kubectl(state, "get", "--raw", "/readyz").stdout.strip() != "ok":
         return False
-    ready = kubectl(state, "get", "node", NODE_NAME, "-o",
-                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+    ready = kubectl(
+        state,
+        "get",
+        "node",
+        NODE_NAME,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+    )
     return ready.stdout.strip() == "True"
 
 
@@ -279,11 +318,17 @@ FAKE_NODE = {
     "metadata": {
         "name": NODE_NAME,
         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-        "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
-                   "kubernetes.io/arch": "amd64", "type": "kwok"},
+        "labels": {
+            "kubernetes.io/hostname": NODE_NAME,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "type": "kwok",
+        },
     },
-    "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
-               "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"}},
+    "status": {
+        "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+    },
 }
 
 
@@ -311,83 +356,156 @@ def up(state: Path) -> None:
     shutil.copy(state / "admin.kubeconfig", state / "kubeconfig")
 
     say("==> etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
-    start(state, "etcd", [
-        bins["etcd"], "--data-dir", str(state / "etcd"), "--name", "almanac",
-        "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-        "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-        "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-        "--initial-cluster", f"almanac=http://127.0.0.1:{etcd_peer}",
-        "--unsafe-no-fsync",  # test data: durability buys nothing, fsync costs seconds
-        "--log-level", "warn",
-    ])
-    start(state, "kube-apiserver", [
-        bins["kube-apiserver"],
-        "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
-        "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-        "--secure-port", str(api_port),
-        "--tls-cert-file", str(pki / "apiserver.crt"),
-        "--tls-private-key-file", str(pki / "apiserver.key"),
-        "--client-ca-file", str(pki / "ca.crt"),
-        "--authorization-mode", "Node,RBAC",
-        "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-        "--service-account-key-file", str(pki / "sa.pub"),
-        "--service-account-signing-key-file", str(pki / "sa.key"),
-        "--service-cluster-ip-range", SERVICE_CIDR,
-        "--allow-privileged=true",
-        # 1.37 refuses a loopback advertise address for the `kubernetes` Service's
-        # endpoints; nothing here reaches the apiserver through that Service.
-        "--endpoint-reconciler-type", "none",
-        "--cert-dir", str(pki),
-        "--profiling=false",
-    ])
-    wait_for("etcd and kube-apiserver ready",
-             lambda: kubectl(state, "get", "--raw", "/readyz").stdout.strip() == "ok",
-             READY_TIMEOUT_S, state, "kube-apiserver.log")
+    start(
+        state,
+        "etcd",
+        [
+            bins["etcd"],
+            "--data-dir",
+            str(state / "etcd"),
+            "--name",
+            "almanac",
+            "--listen-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{etcd_peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{etcd_peer}",
+            "--initial-cluster",
+            f"almanac=http://127.0.0.1:{etcd_peer}",
+            "--unsafe-no-fsync",  # test data: durability buys nothing, fsync costs seconds
+            "--log-level",
+            "warn",
+        ],
+    )
+    start(
+        state,
+        "kube-apiserver",
+        [
+            bins["kube-apiserver"],
+            "--etcd-servers",
+            f"http://127.0.0.1:{etcd_port}",
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(api_port),
+            "--tls-cert-file",
+            str(pki / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(pki / "apiserver.key"),
+            "--client-ca-file",
+            str(pki / "ca.crt"),
+            "--authorization-mode",
+            "Node,RBAC",
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file",
+            str(pki / "sa.pub"),
+            "--service-account-signing-key-file",
+            str(pki / "sa.key"),
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
+            "--allow-privileged=true",
+            # 1.37 refuses a loopback advertise address for the `kubernetes` Service's
+            # endpoints; nothing here reaches the apiserver through that Service.
+            "--endpoint-reconciler-type",
+            "none",
+            "--cert-dir",
+            str(pki),
+            "--profiling=false",
+        ],
+    )
+    wait_for(
+        "etcd and kube-apiserver ready",
+        lambda: kubectl(state, "get", "--raw", "/readyz").stdout.strip() == "ok",
+        READY_TIMEOUT_S,
+        state,
+        "kube-apiserver.log",
+    )
 
     auth = ["--authentication-kubeconfig", "--authorization-kubeconfig", "--kubeconfig"]
-    start(state, "kube-controller-manager", [
-        bins["kube-controller-manager"],
-        *[f"{flag}={state / 'controller-manager.kubeconfig'}" for flag in auth],
-        "--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", str(kcm_port),
-        "--root-ca-file", str(pki / "ca.crt"),
-        "--service-account-private-key-file", str(pki / "sa.key"),
-        "--use-service-account-credentials=true",
-        "--service-cluster-ip-range", SERVICE_CIDR,
-        "--profiling=false",
-    ])
-    start(state, "kube-scheduler", [
-        bins["kube-scheduler"],
-        *[f"{flag}={state / 'scheduler.kubeconfig'}" for flag in auth],
-        "--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", str(sched_port),
-        "--profiling=false",
-    ])
+    start(
+        state,
+        "kube-controller-manager",
+        [
+            bins["kube-controller-manager"],
+            *[f"{flag}={state / 'controller-manager.kubeconfig'}" for flag in auth],
+            "--leader-elect=false",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(kcm_port),
+            "--root-ca-file",
+            str(pki / "ca.crt"),
+            "--service-account-private-key-file",
+            str(pki / "sa.key"),
+            "--use-service-account-credentials=true",
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
+            "--profiling=false",
+        ],
+    )
+    start(
+        state,
+        "kube-scheduler",
+        [
+            bins["kube-scheduler"],
+            *[f"{flag}={state / 'scheduler.kubeconfig'}" for flag in auth],
+            "--leader-elect=false",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(sched_port),
+            "--profiling=false",
+        ],
+    )
     stages = Path(bins["kwok-stages"])
-    configs = [*sorted(str(p) for p in stages.glob("*.yaml")),
-               str(REPO / "hack" / "kwok" / "job-pods.yaml")]
-    start(state, "kwok", [
-        bins["kwok"], "--kubeconfig", str(state / "kwok.kubeconfig"),
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--node-ip", "10.244.0.1", "--cidr", "10.244.0.0/16",
-        "--server-address", f"127.0.0.1:{kwok_port}",
-        *[f"--config={c}" for c in configs],
-    ])
+    configs = [
+        *sorted(str(p) for p in stages.glob("*.yaml")),
+        str(REPO / "hack" / "kwok" / "job-pods.yaml"),
+    ]
+    start(
+        state,
+        "kwok",
+        [
+            bins["kwok"],
+            "--kubeconfig",
+            str(state / "kwok.kubeconfig"),
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-ip",
+            "10.244.0.1",
+            "--cidr",
+            "10.244.0.0/16",
+            "--server-address",
+            f"127.0.0.1:{kwok_port}",
+            *[f"--config={c}" for c in configs],
+        ],
+    )
     result = kubectl(state, "apply", "-f", "-", stdin=json.dumps(FAKE_NODE))
     if result.returncode != 0:
         say(f"error: could not create the fake node: {result.stderr.strip()}")
         sys.exit(1)
-    wait_for(f"node {NODE_NAME} Ready", lambda: healthy(state), READY_TIMEOUT_S, state,
-             "kwok.log")
+    wait_for(f"node {NODE_NAME} Ready", lambda: healthy(state), READY_TIMEOUT_S, state, "kwok.log")
     # Pods need the namespace's default ServiceAccount, made by the controller-manager.
-    wait_for("default ServiceAccount",
-             lambda: kubectl(state, "get", "serviceaccount", "default").returncode == 0,
-             READY_TIMEOUT_S, state, "kube-controller-manager.log")
+    wait_for(
+        "default ServiceAccount",
+        lambda: kubectl(state, "get", "serviceaccount", "default").returncode == 0,
+        READY_TIMEOUT_S,
+        state,
+        "kube-controller-manager.log",
+    )
     version = kubectl(state, "version", "-o", "json")
     server_version = json.loads(version.stdout or "{}").get("serverVersion", {})
-    say(f"Control plane {server_version.get('gitVersion', '?')} up in "
+    say(
+        f"Control plane {server_version.get('gitVersion', '?')} up in "
         f"{time.monotonic() - t0:.0f}s. Use it with:\n"
-        f"    export KUBECONFIG={state / 'kubeconfig'}\n    kubectl get nodes")
+        f"    export KUBECONFIG={state / 'kubeconfig'}\n    kubectl get nodes"
+    )
 
 
 def down(state: Path) -> None:
@@ -400,10 +518,9 @@ def down(state: Path) -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         while ours(pid, binary) and time.monotonic() < deadline:
-            try:  # reap it if it is our child (the pytest fixture starts it in-process)
+            # Reap it if it is our child (when the pytest fixture started it).
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.1)
         if ours(pid, binary):
             os.kill(pid, signal.SIGKILL)
@@ -429,8 +546,12 @@ def status(state: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
-                        help="state folder (default: .cluster/ in the repository)")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=DEFAULT_STATE,
+        help="state folder (default: .cluster/ in the repository)",
+    )
     args = parser.parse_args()
     state = args.state.resolve()
     if args.command == "up":

@@ -35,7 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _cluster(*command: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "hack" / "cluster.py"), *command, "--state", str(STATE)],
-        text=True, capture_output=quiet,
+        text=True,
+        capture_output=quiet,
     )
 
 
@@ -66,8 +67,14 @@ def namespace(kube: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
     kube.run("create", "namespace", name)
-    kube.run("wait", "--for=jsonpath={.metadata.name}=default", "serviceaccount/default",
-             "-n", name, "--timeout=60s")
+    kube.run(
+        "wait",
+        "--for=jsonpath={.metadata.name}=default",
+        "serviceaccount/default",
+        "-n",
+        name,
+        "--timeout=60s",
+    )
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)
 

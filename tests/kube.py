@@ -33,13 +33,15 @@ class Kubectl:
     def in_namespace(self, namespace: str) -> Kubectl:
         return Kubectl(self.kubeconfig, namespace)
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         argv = ["kubectl", "--kubeconfig", str(self.kubeconfig)]
         if self.namespace:
             argv += ["--namespace", self.namespace]
-        result = subprocess.run([*argv, *args], input=stdin, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            [*argv, *args], input=stdin, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise KubectlError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result
@@ -76,8 +78,9 @@ class Kubectl:
         return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
 
-def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60,
-               interval: float = 0.5) -> T:
+def wait_until(
+    what: str, check: Callable[[], T | None], timeout: float = 60, interval: float = 0.5
+) -> T:
     """Polls check() until it returns something truthy, and returns it.
 
     Fails with `what` and the time waited when the bound passes.

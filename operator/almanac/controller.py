@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from almanac import kube as k
+from almanac import notify, policy
 from almanac import orchestration as orch
-from almanac import policy
 from almanac.kube import Body, Created, Exists, Kube, Refused
 from almanac.models import Calendar, ScheduledJob
 from almanac.schedule import InvalidSpec, NeverFires, Schedule
 from almanac.settings import Settings
+from almanac.timers import TimerQueue
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ def rerun_name(parent: str) -> str:
     return f"{parent}-r1"
 
 
-def _condition(status: str, reason: str, message: str, generation: int | None,
-               previous: list[Body]) -> Body:
+def _condition(
+    status: str, reason: str, message: str, generation: int | None, previous: list[Body]
+) -> Body:
     old = next((c for c in previous if c.get("type") == "Ready"), None)
     changed = old is None or old.get("status") != status
     return {
@@ -73,8 +75,11 @@ def _condition(status: str, reason: str, message: str, generation: int | None,
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
-        "lastTransitionTime": k.timestamp(datetime.now(UTC)) if changed
-        else old.get("lastTransitionTime") if old else None,
+        "lastTransitionTime": k.timestamp(datetime.now(UTC))
+        if changed
+        else old.get("lastTransitionTime")
+        if old
+        else None,
     }
 
 
@@ -85,14 +90,20 @@ def job_state(job: Body) -> orch.JobState:
         if condition.get("status") != "True":
             continue
         if condition.get("type") == "Complete":
-            return orch.JobState(orch.Phase.SUCCEEDED, "",
-                                 k.parse_time(status.get("startTime")),
-                                 k.parse_time(status.get("completionTime")))
+            return orch.JobState(
+                orch.Phase.SUCCEEDED,
+                "",
+                k.parse_time(status.get("startTime")),
+                k.parse_time(status.get("completionTime")),
+            )
         if condition.get("type") == "Failed":
             message = condition.get("message") or condition.get("reason") or "failed"
-            return orch.JobState(orch.Phase.FAILED, message,
-                                 k.parse_time(status.get("startTime")),
-                                 k.parse_time(condition.get("lastTransitionTime")))
+            return orch.JobState(
+                orch.Phase.FAILED,
+                message,
+                k.parse_time(status.get("startTime")),
+                k.parse_time(condition.get("lastTransitionTime")),
+            )
     return orch.JobState(orch.Phase.RUNNING, "", k.parse_time(status.get("startTime")))
 
 
@@ -107,13 +118,17 @@ class _Service:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings,
-                 clock: Callable[[], datetime] = k.now) -> None:
-        from almanac.timers import TimerQueue
-
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        clock: Callable[[], datetime] = k.now,
+        smtp: notify.SmtpSettings | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.clock = clock
+        self.smtp = smtp
         self.timers = TimerQueue(clock)
         self.jobs: dict[Key, Body] = {}
         self.runs: dict[Key, Body] = {}
@@ -190,10 +205,10 @@ class Controller:
             try:
                 calendars[ref.name] = Calendar.parse(raw)
             except InvalidSpec as error:
-                raise InvalidSpec([(f"Calendar {ref.name}: {e.path}", e.message)
-                                   for e in error.errors]) from None
-        return job.spec.build_schedule(
-            calendars, default_time_zone=self.settings.default_timezone)
+                raise InvalidSpec(
+                    [(f"Calendar {ref.name}: {e.path}", e.message) for e in error.errors]
+                ) from None
+        return job.spec.build_schedule(calendars, default_time_zone=self.settings.default_timezone)
 
     async def reconcile_scheduled_job(self, key: Key) -> None:
         """Fires what is due, records what was missed, and sets the next wake-up."""
@@ -209,18 +224,28 @@ class Controller:
             except InvalidSpec as error:
                 self.timers.cancel(("job", key))
                 missing = all(e.path.startswith("spec.calendarRefs") for e in error.errors)
-                await self._not_ready(body, "CalendarNotFound" if missing
-                                      else "InvalidSchedule", str(error))
+                await self._not_ready(
+                    body, "CalendarNotFound" if missing else "InvalidSchedule", str(error)
+                )
                 return
             if spec.get("suspend"):
                 self.timers.cancel(("job", key))
                 self.suspended.add(key)
-                await self._set_job_status(body, {
-                    "nextScheduleTime": None,
-                    "conditions": [_condition("True", "Suspended",
-                                              "suspend is true: the job does not fire",
-                                              generation, conditions)],
-                })
+                await self._set_job_status(
+                    body,
+                    {
+                        "nextScheduleTime": None,
+                        "conditions": [
+                            _condition(
+                                "True",
+                                "Suspended",
+                                "suspend is true: the job does not fire",
+                                generation,
+                                conditions,
+                            )
+                        ],
+                    },
+                )
                 return
             resumed = key in self.suspended
             self.suspended.discard(key)
@@ -229,12 +254,12 @@ class Controller:
             now = self.clock()
             since = self._since(key, body)
             due = self._due(schedule, since, now)
-            decision = policy.decide(due, now, spec.get("startingDeadlineSeconds"),
-                                     resumed=resumed)
+            decision = policy.decide(due, now, spec.get("startingDeadlineSeconds"), resumed=resumed)
             patch: Body = {}
             if decision.missed:
                 patch["missedSchedules"] = await self._record_missed(
-                    body, decision.missed, decision.reason)
+                    body, decision.missed, decision.reason
+                )
             if decision.start is not None:
                 await self.fire(body, decision.start)
                 self.fired[key] = decision.start
@@ -243,17 +268,22 @@ class Controller:
             if isinstance(upcoming, NeverFires):
                 self.timers.cancel(("job", key))
                 patch["nextScheduleTime"] = None
-                patch["conditions"] = [_condition("False", upcoming.reason, upcoming.message,
-                                                  generation, conditions)]
+                patch["conditions"] = [
+                    _condition("False", upcoming.reason, upcoming.message, generation, conditions)
+                ]
                 await self._warn_once(body, "NeverFires", upcoming.message)
             else:
-                self.timers.set(("job", key), upcoming,
-                                lambda: self.reconcile_scheduled_job(key))
+                self.timers.set(("job", key), upcoming, lambda: self.reconcile_scheduled_job(key))
                 patch["nextScheduleTime"] = k.timestamp(upcoming)
-                patch["conditions"] = [_condition(
-                    "True", "Scheduled",
-                    f"next fire {k.timestamp(upcoming)}",
-                    generation, conditions)]
+                patch["conditions"] = [
+                    _condition(
+                        "True",
+                        "Scheduled",
+                        f"next fire {k.timestamp(upcoming)}",
+                        generation,
+                        conditions,
+                    )
+                ]
             await self._set_job_status(body, patch)
 
     def _since(self, key: Key, body: Body) -> datetime:
@@ -287,16 +317,21 @@ class Controller:
         await self.kube.event(body, "Warning", "MissedSchedule", message)
         return {"count": count, "lastMissedTime": k.timestamp(missed[-1]), "message": message}
 
-    async def fire(self, body: Body, scheduled: datetime, *, trigger: str = "Schedule",
-                   name: str | None = None) -> str | None:
+    async def fire(
+        self, body: Body, scheduled: datetime, *, trigger: str = "Schedule", name: str | None = None
+    ) -> str | None:
         """Creates the run of one fire, honouring concurrencyPolicy. Returns its name,
         or None when the policy forbade it."""
         namespace, job = key_of(body)
         spec = body.get("spec") or {}
         name = name or run_name(job, scheduled)
-        runs = await self.kube.list(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
-        active = [r for r in runs if (r.get("status") or {}).get("phase") not in policy.TERMINAL
-                  and r["metadata"]["name"] != name]
+        runs = await self.kube.list_objects(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+        active = [
+            r
+            for r in runs
+            if (r.get("status") or {}).get("phase") not in policy.TERMINAL
+            and r["metadata"]["name"] != name
+        ]
         policy_name = spec.get("concurrencyPolicy") or "Allow"
         if active and policy_name == "Forbid":
             names = ", ".join(r["metadata"]["name"] for r in active)
@@ -305,42 +340,80 @@ class Controller:
         if active and policy_name == "Replace":
             for run in active:
                 await self.kube.delete(k.RUNS, namespace, run["metadata"]["name"])
-                await self.kube.event(body, "Normal", "RunReplaced",
-                                      f"deleted active run {run['metadata']['name']} "
-                                      "(concurrencyPolicy Replace)")
-        result = await self.kube.create(k.RUNS, namespace, self._run_body(
-            body, name, scheduled, trigger, spec.get("services") or []))
+                await self.kube.event(
+                    body,
+                    "Normal",
+                    "RunReplaced",
+                    f"deleted active run {run['metadata']['name']} (concurrencyPolicy Replace)",
+                )
+        result = await self.kube.create(
+            k.RUNS,
+            namespace,
+            self._run_body(body, name, scheduled, trigger, spec.get("services") or []),
+        )
         if isinstance(result, Created):
-            await self.kube.event(body, "Normal", "RunCreated",
-                                  f"created run {name} for {k.timestamp(scheduled)} ({trigger})")
+            await self.kube.event(
+                body,
+                "Normal",
+                "RunCreated",
+                f"created run {name} for {k.timestamp(scheduled)} ({trigger})",
+            )
             await self.update_job_history(namespace, job)
         elif isinstance(result, Refused):
-            await self.kube.event(body, "Warning", "RunRefused",
-                                  f"the API server refused run {name}: {result.message}")
+            await self.kube.event(
+                body,
+                "Warning",
+                "RunRefused",
+                f"the API server refused run {name}: {result.message}",
+            )
         return name
 
     async def _record_missed_forbid(self, body: Body, scheduled: datetime, names: str) -> None:
         status = body.get("status") or {}
         previous = status.get("missedSchedules") or {}
-        message = (f"fire {k.timestamp(scheduled)} not started: run {names} is still active "
-                   "(concurrencyPolicy Forbid)")
+        message = (
+            f"fire {k.timestamp(scheduled)} not started: run {names} is still active "
+            "(concurrencyPolicy Forbid)"
+        )
         await self.kube.event(body, "Warning", "MissedSchedule", message)
-        await self._set_job_status(body, {"missedSchedules": {
-            "count": int(previous.get("count") or 0) + 1,
-            "lastMissedTime": k.timestamp(scheduled), "message": message}})
+        await self._set_job_status(
+            body,
+            {
+                "missedSchedules": {
+                    "count": int(previous.get("count") or 0) + 1,
+                    "lastMissedTime": k.timestamp(scheduled),
+                    "message": message,
+                }
+            },
+        )
 
-    def _run_body(self, job: Body, name: str, scheduled: datetime, trigger: str,
-                  services: list[Body], parent: str | None = None) -> Body:
+    def _run_body(
+        self,
+        job: Body,
+        name: str,
+        scheduled: datetime,
+        trigger: str,
+        services: list[Body],
+        parent: str | None = None,
+    ) -> Body:
         namespace, job_name = key_of(job)
-        spec: Body = {"scheduledJob": job_name, "scheduledTime": k.timestamp(scheduled),
-                      "trigger": trigger, "services": services}
+        spec: Body = {
+            "scheduledJob": job_name,
+            "scheduledTime": k.timestamp(scheduled),
+            "trigger": trigger,
+            "services": services,
+        }
         if parent:
             spec["parentRun"] = parent
         return {
-            "apiVersion": k.API_VERSION, "kind": "ScheduledJobRun",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {k.LABEL_JOB: job_name},
-                         "ownerReferences": [k.owner_reference(job)]},
+            "apiVersion": k.API_VERSION,
+            "kind": "ScheduledJobRun",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {k.LABEL_JOB: job_name},
+                "ownerReferences": [k.owner_reference(job)],
+            },
             "spec": spec,
         }
 
@@ -349,8 +422,12 @@ class Controller:
     async def run_now(self, key: Key, body: Body) -> None:
         """`almanac.dev/run-now`: consume the annotation, then fire once, now."""
         consumed = await self.kube.patch_annotations(
-            k.SCHEDULED_JOBS, key[0], key[1], {ANNOTATION_RUN_NOW: None},
-            body["metadata"].get("resourceVersion"))
+            k.SCHEDULED_JOBS,
+            key[0],
+            key[1],
+            {ANNOTATION_RUN_NOW: None},
+            body["metadata"].get("resourceVersion"),
+        )
         if consumed is None:
             return  # someone else consumed it first, or the job is gone
         self.jobs[key] = consumed
@@ -367,7 +444,8 @@ class Controller:
         """
         await self.create_rerun(body, only_failed=value.strip().lower() == "failed")
         consumed = await self.kube.patch_annotations(
-            k.RUNS, key[0], key[1], {ANNOTATION_RERUN: None})
+            k.RUNS, key[0], key[1], {ANNOTATION_RERUN: None}
+        )
         if consumed is not None:
             self.runs[key] = consumed
 
@@ -376,26 +454,39 @@ class Controller:
         spec, status = parent.get("spec") or {}, parent.get("status") or {}
         phase = status.get("phase")
         if phase not in policy.TERMINAL:
-            await self.kube.event(parent, "Warning", "RerunRefused",
-                                  f"run {parent_name} is {phase or 'Pending'}: only a finished "
-                                  "run can be rerun")
+            await self.kube.event(
+                parent,
+                "Warning",
+                "RerunRefused",
+                f"run {parent_name} is {phase or 'Pending'}: only a finished run can be rerun",
+            )
             return None
         services = list(spec.get("services") or [])
         if only_failed:
-            redo = {s["name"] for s in status.get("services") or []
-                    if s.get("phase") in ("Failed", "Skipped")}
+            redo = {
+                s["name"]
+                for s in status.get("services") or []
+                if s.get("phase") in ("Failed", "Skipped")
+            }
             services = [s for s in services if s["name"] in redo]
             if not services:
-                await self.kube.event(parent, "Warning", "RerunRefused",
-                                      f"run {parent_name} has no failed or skipped service "
-                                      "to rerun")
+                await self.kube.event(
+                    parent,
+                    "Warning",
+                    "RerunRefused",
+                    f"run {parent_name} has no failed or skipped service to rerun",
+                )
                 return None
         job = self.jobs.get((namespace, spec.get("scheduledJob", "")))
         if job is None:
             job = await self.kube.get(k.SCHEDULED_JOBS, namespace, spec.get("scheduledJob", ""))
         if job is None:
-            await self.kube.event(parent, "Warning", "RerunRefused",
-                                  f"ScheduledJob {spec.get('scheduledJob')} no longer exists")
+            await self.kube.event(
+                parent,
+                "Warning",
+                "RerunRefused",
+                f"ScheduledJob {spec.get('scheduledJob')} no longer exists",
+            )
             return None
         when = self.clock().replace(microsecond=0) + self.settings.rerun_delay
         name = rerun_name(parent_name)
@@ -403,13 +494,19 @@ class Controller:
         result = await self.kube.create(k.RUNS, namespace, body)
         if isinstance(result, Created):
             which = "failed and skipped services" if only_failed else "all services"
-            await self.kube.event(parent, "Normal", "RerunCreated",
-                                  f"created rerun {name} of {which}, starting "
-                                  f"{k.timestamp(when)}")
+            await self.kube.event(
+                parent,
+                "Normal",
+                "RerunCreated",
+                f"created rerun {name} of {which}, starting {k.timestamp(when)}",
+            )
         elif isinstance(result, Exists):
-            await self.kube.event(parent, "Warning", "RerunRefused",
-                                  f"run {parent_name} was already rerun as {name}; "
-                                  f"rerun {name} to try again")
+            await self.kube.event(
+                parent,
+                "Warning",
+                "RerunRefused",
+                f"run {parent_name} was already rerun as {name}; rerun {name} to try again",
+            )
         else:
             await self.kube.event(parent, "Warning", "RerunRefused", result.message)
         return name
@@ -424,6 +521,7 @@ class Controller:
                 return
             spec, status = body.get("spec") or {}, body.get("status") or {}
             if status.get("phase") in policy.TERMINAL:
+                self._notify_later(key, body)
                 return
             services = [_Service(s) for s in spec.get("services") or []]
             by_name = {s.name: s for s in services}
@@ -431,61 +529,187 @@ class Controller:
                 (j["metadata"].get("labels") or {}).get(k.LABEL_SERVICE, ""): job_state(j)
                 for j in await self.kube.list_jobs(*key)
             }
-            recorded = {s["name"]: orch.ServiceStatus(
-                s["name"], orch.Phase(s.get("phase") or "Pending"), s.get("jobName"),
-                s.get("message") or "") for s in status.get("services") or []}
+            recorded = {
+                s["name"]: orch.ServiceStatus(
+                    s["name"],
+                    orch.Phase(s.get("phase") or "Pending"),
+                    s.get("jobName"),
+                    s.get("message") or "",
+                )
+                for s in status.get("services") or []
+            }
             scheduled = k.parse_time(spec.get("scheduledTime")) or self.clock()
             for _ in range(len(services) + 1):  # a refused Job changes the plan: replan
-                plan = orch.plan(orch.RunState(
-                    key[1], services, scheduled, self.clock(), jobs, recorded,
-                    k.parse_time(status.get("startTime")),
-                    k.parse_time(status.get("completionTime"))))
+                plan = orch.plan(
+                    orch.RunState(
+                        key[1],
+                        services,
+                        scheduled,
+                        self.clock(),
+                        jobs,
+                        recorded,
+                        k.parse_time(status.get("startTime")),
+                        k.parse_time(status.get("completionTime")),
+                    )
+                )
                 refused = False
                 for name in plan.create:
-                    result = await self.kube.create_job(
-                        key[0], self._job_body(body, by_name[name]))
+                    result = await self.kube.create_job(key[0], self._job_body(body, by_name[name]))
                     if isinstance(result, Refused):
                         recorded[name] = orch.ServiceStatus(
-                            name, orch.Phase.FAILED, orch.job_name(key[1], name),
-                            f"the API server refused the Job: {result.message}")
+                            name,
+                            orch.Phase.FAILED,
+                            orch.job_name(key[1], name),
+                            f"the API server refused the Job: {result.message}",
+                        )
                         refused = True
                 if not refused:
                     break
             if plan.wake_at is not None:
                 self.timers.set(("run", key), plan.wake_at, lambda: self.reconcile_run(key))
-            new_status = {
+            new_status: Body = {
                 "phase": plan.phase.value,
                 "startTime": k.timestamp(plan.start_time),
                 "completionTime": k.timestamp(plan.completion_time),
                 "services": [_service_status(s) for s in plan.services],
             }
             old_services = {s["name"]: s for s in status.get("services") or []}
+            notification_event = None
+            if plan.finished:
+                # Written with the final phase: a restart then knows whether it is due.
+                notification, notification_event = self._initial_notification(body, plan)
+                new_status["notification"] = notification.model_dump(by_alias=True, mode="json")
             if any(status.get(f) != v for f, v in new_status.items()):
                 patched = await self.kube.patch_status(k.RUNS, key[0], key[1], new_status)
+                if patched is None:
+                    return  # the run was deleted meanwhile
                 self.runs[key] = patched
                 await self._run_events(patched, old_services, status.get("phase"))
+                if notification_event is not None:
+                    await self.kube.event(
+                        patched,
+                        notification_event.type,
+                        notification_event.reason,
+                        notification_event.message,
+                    )
+                if plan.finished:
+                    self._notify_later(key, patched)
             if status.get("phase") != plan.phase.value:
                 await self.update_job_history(key[0], spec.get("scheduledJob", ""))
+
+    # --- runs: notifications ------------------------------------------------------------
+
+    def _notifications_spec(self, run: Body) -> Body:
+        job = self.jobs.get((run["metadata"]["namespace"], run["spec"]["scheduledJob"]))
+        return ((job or {}).get("spec") or {}).get("notifications") or {}
+
+    def _initial_notification(
+        self, run: Body, plan: orch.Plan
+    ) -> tuple[notify.NotificationStatus, notify.NotificationEvent | None]:
+        wanted = self._notifications_spec(run)
+        return notify.initial_status(
+            plan.phase.value,
+            on_success=bool(wanted.get("onSuccess")),
+            on_failure=bool(wanted.get("onFailure")),
+            to=wanted.get("to"),
+            settings=self.smtp,
+        )
+
+    def _notify_later(self, key: Key, run: Body) -> None:
+        """Delivers a due notification in a task of its own: SMTP never holds up firing
+        or orchestration. A Pending state not yet due is put on the timer queue."""
+        raw = (run.get("status") or {}).get("notification")
+        if not raw:
+            return
+        status = notify.NotificationStatus.model_validate(raw)
+        plan = notify.plan_notification(status, self.clock())
+        if isinstance(plan, notify.Wait):
+            self.timers.set(
+                ("notify", key),
+                self.clock() + timedelta(seconds=plan.seconds),
+                lambda: self._deliver(key),
+            )
+        elif isinstance(plan, notify.Send) and not self._locks[("notify", key)].locked():
+            task = asyncio.create_task(self._deliver(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, key: Key) -> None:
+        async with self._locks[("notify", key)]:
+            run = self.runs.get(key)
+            raw = ((run or {}).get("status") or {}).get("notification")
+            if run is None or not raw:
+                return
+            status = notify.NotificationStatus.model_validate(raw)
+            if not isinstance(notify.plan_notification(status, self.clock()), notify.Send):
+                return  # sent meanwhile, or not yet due
+            wanted = self._notifications_spec(run)
+            new, event = await notify.send_notification(
+                status, self._report(run), to=wanted.get("to"), settings=self.smtp, now=self.clock()
+            )
+            patched = await self.kube.patch_status(
+                k.RUNS, key[0], key[1], {"notification": new.model_dump(by_alias=True, mode="json")}
+            )
+            if patched is None:
+                return
+            self.runs[key] = patched
+            await self.kube.event(patched, event.type, event.reason, event.message)
+        self._notify_later(key, patched)
+
+    def _report(self, run: Body) -> notify.RunReport:
+        spec, status = run["spec"], run.get("status") or {}
+        job = self.jobs.get((run["metadata"]["namespace"], spec["scheduledJob"])) or {}
+        return notify.RunReport(
+            job=spec["scheduledJob"],
+            namespace=run["metadata"]["namespace"],
+            run=run["metadata"]["name"],
+            run_uid=run["metadata"]["uid"],
+            scheduled_time=k.parse_time(spec["scheduledTime"]) or self.clock(),
+            trigger=spec.get("trigger") or "Schedule",
+            phase=status["phase"],
+            services=tuple(
+                notify.ServiceReport(
+                    s["name"], s["phase"], s.get("jobName"), s.get("message") or ""
+                )
+                for s in status.get("services") or []
+            ),
+            parent_run=spec.get("parentRun"),
+            start_time=k.parse_time(status.get("startTime")),
+            completion_time=k.parse_time(status.get("completionTime")),
+            time_zone=(job.get("spec") or {}).get("timeZone") or self.settings.default_timezone,
+        )
 
     def _job_body(self, run: Body, service: _Service) -> Body:
         namespace, run_name_ = key_of(run)
         template = service.raw.get("jobTemplate") or {}
         meta = template.get("metadata") or {}
-        labels = {**(meta.get("labels") or {}),
-                  k.LABEL_JOB: run["spec"]["scheduledJob"], k.LABEL_RUN: run_name_,
-                  k.LABEL_SERVICE: service.name}
+        labels = {
+            **(meta.get("labels") or {}),
+            k.LABEL_JOB: run["spec"]["scheduledJob"],
+            k.LABEL_RUN: run_name_,
+            k.LABEL_SERVICE: service.name,
+        }
         job_spec = dict(template.get("spec") or {})
         pod = dict(job_spec.get("template") or {})
         pod_meta = dict(pod.get("metadata") or {})
-        pod_meta["labels"] = {**(pod_meta.get("labels") or {}), k.LABEL_JOB: labels[k.LABEL_JOB],
-                              k.LABEL_RUN: run_name_, k.LABEL_SERVICE: service.name}
+        pod_meta["labels"] = {
+            **(pod_meta.get("labels") or {}),
+            k.LABEL_JOB: labels[k.LABEL_JOB],
+            k.LABEL_RUN: run_name_,
+            k.LABEL_SERVICE: service.name,
+        }
         pod["metadata"] = pod_meta
         job_spec["template"] = pod
         return {
-            "apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": orch.job_name(run_name_, service.name), "namespace": namespace,
-                         "labels": labels, "annotations": meta.get("annotations") or {},
-                         "ownerReferences": [k.owner_reference(run)]},
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": orch.job_name(run_name_, service.name),
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": meta.get("annotations") or {},
+                "ownerReferences": [k.owner_reference(run)],
+            },
             "spec": job_spec,
         }
 
@@ -496,16 +720,26 @@ class Controller:
             if service["phase"] == before:
                 continue
             if service["phase"] == "Failed":
-                await self.kube.event(run, "Warning", "ServiceFailed",
-                                      f"service {service['name']} failed: "
-                                      f"{service.get('message') or 'no message'}")
+                await self.kube.event(
+                    run,
+                    "Warning",
+                    "ServiceFailed",
+                    f"service {service['name']} failed: {service.get('message') or 'no message'}",
+                )
             elif service["phase"] == "Skipped":
-                await self.kube.event(run, "Normal", "ServiceSkipped",
-                                      f"service {service['name']} skipped: "
-                                      f"{service.get('message')}")
+                await self.kube.event(
+                    run,
+                    "Normal",
+                    "ServiceSkipped",
+                    f"service {service['name']} skipped: {service.get('message')}",
+                )
             elif service["phase"] == "Running" and before in (None, "Pending"):
-                await self.kube.event(run, "Normal", "ServiceStarted",
-                                      f"service {service['name']}: Job {service.get('jobName')}")
+                await self.kube.event(
+                    run,
+                    "Normal",
+                    "ServiceStarted",
+                    f"service {service['name']}: Job {service.get('jobName')}",
+                )
         phase = status.get("phase")
         if phase == old_phase:
             return
@@ -521,18 +755,25 @@ class Controller:
             for target in [run, job] if job else [run]:
                 await self.kube.event(target, "Warning", "RunFailed", message)
         elif phase == "Running":
-            await self.kube.event(run, "Normal", "RunStarted",
-                                  f"run started (scheduled {run['spec']['scheduledTime']})")
+            await self.kube.event(
+                run,
+                "Normal",
+                "RunStarted",
+                f"run started (scheduled {run['spec']['scheduledTime']})",
+            )
 
     async def update_job_history(self, namespace: str, job: str) -> None:
         """Refreshes the job's active/lastRun/lastSuccessfulTime and prunes old runs."""
         body = self.jobs.get((namespace, job))
         if body is None:
             return
-        runs = await self.kube.list(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+        runs = await self.kube.list_objects(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
         spec = body.get("spec") or {}
-        prune = policy.to_prune(runs, int(spec.get("successfulRunsHistoryLimit", 3)),
-                                int(spec.get("failedRunsHistoryLimit", 1)))
+        prune = policy.to_prune(
+            runs,
+            int(spec.get("successfulRunsHistoryLimit", 3)),
+            int(spec.get("failedRunsHistoryLimit", 1)),
+        )
         for name in prune:
             await self.kube.delete(k.RUNS, namespace, name)
         kept = [r for r in runs if r["metadata"]["name"] not in prune]
@@ -547,23 +788,27 @@ class Controller:
         patch = {**patch, "observedGeneration": body["metadata"].get("generation")}
         if all(current.get(f) == v for f, v in patch.items()):
             return
-        try:
-            patched = await self.kube.patch_status(k.SCHEDULED_JOBS, key[0], key[1], patch)
-        except k.ApiException as error:
-            if error.status == 404:
-                return
-            raise
-        if key in self.jobs:
+        patched = await self.kube.patch_status(k.SCHEDULED_JOBS, key[0], key[1], patch)
+        if patched is not None and key in self.jobs:
             self.jobs[key] = patched
 
     async def _not_ready(self, body: Body, reason: str, message: str) -> None:
         status = body.get("status") or {}
-        await self._set_job_status(body, {
-            "nextScheduleTime": None,
-            "conditions": [_condition("False", reason, message,
-                                      body["metadata"].get("generation"),
-                                      status.get("conditions") or [])],
-        })
+        await self._set_job_status(
+            body,
+            {
+                "nextScheduleTime": None,
+                "conditions": [
+                    _condition(
+                        "False",
+                        reason,
+                        message,
+                        body["metadata"].get("generation"),
+                        status.get("conditions") or [],
+                    )
+                ],
+            },
+        )
         await self._warn_once(body, reason, message)
 
     async def _warn_once(self, body: Body, reason: str, message: str) -> None:
@@ -574,8 +819,14 @@ class Controller:
         if self._warned.get(key) == (reason, generation):
             return
         self._warned[key] = (reason, generation)
-        ready = next((c for c in (body.get("status") or {}).get("conditions") or []
-                      if c.get("type") == "Ready"), {})
+        ready: Body = next(
+            (
+                c
+                for c in (body.get("status") or {}).get("conditions") or []
+                if c.get("type") == "Ready"
+            ),
+            {},
+        )
         if (ready.get("reason"), ready.get("observedGeneration")) == (reason, generation):
             return
         await self.kube.event(body, "Warning", reason, message)
@@ -584,10 +835,15 @@ class Controller:
 def _service_status(s: orch.ServiceStatus) -> Body:
     """A status.services item; unset fields are left out (a merge patch replaces lists
     whole, and the schema has no nulls)."""
-    item = {"name": s.name, "phase": s.phase.value, "jobName": s.job_name,
-            "message": s.message or None, "startTime": k.timestamp(s.start_time),
-            "completionTime": k.timestamp(s.completion_time)}
+    item = {
+        "name": s.name,
+        "phase": s.phase.value,
+        "jobName": s.job_name,
+        "message": s.message or None,
+        "startTime": k.timestamp(s.start_time),
+        "completionTime": k.timestamp(s.completion_time),
+    }
     return {f: v for f, v in item.items() if v is not None}
 
 
-__all__ = ["Controller", "job_state", "run_name", "timedelta"]
+__all__ = ["Controller", "job_state", "manual_run_name", "rerun_name", "run_name"]

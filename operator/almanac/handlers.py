@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from almanac import kube as k
 from almanac.controller import Controller
 from almanac.kube import Kube
+from almanac.notify import SmtpSettings
 from almanac.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,11 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    smtp = SmtpSettings.from_env()  # SmtpConfigError stops the operator: fix the config
+    if smtp is None:
+        log.info("e-mail notifications are off: ALMANAC_SMTP_HOST is not set")
     kube = await Kube.connect()
-    controller = Controller(kube, config)
+    controller = Controller(kube, config, smtp=smtp)
     # Calendars first: a job must never be scheduled without the exclusions it refers to.
     namespaces = controller.settings.namespaces
     for namespace in namespaces or ("",):
@@ -51,7 +55,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
 
 async def _list_calendars(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     if namespace:
-        return await kube.list(k.CALENDARS, namespace)
+        return await kube.list_objects(k.CALENDARS, namespace)
     result = await kube.custom.list_cluster_custom_object(k.GROUP, k.VERSION, k.CALENDARS)
     items: list[dict[str, Any]] = result["items"]
     return items
@@ -65,13 +69,11 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 def _body(event: kopf.RawEvent) -> dict[str, Any]:
     """The object as the API sent it: a plain dict, not kopf's live view."""
-    body: dict[str, Any] = event["object"]
-    return body
+    return cast(dict[str, Any], event["object"])
 
 
 @kopf.on.event(k.GROUP, k.VERSION, k.SCHEDULED_JOBS, id="scheduledjob")
-async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo,
-                        **_: Any) -> None:
+async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     await memo.controller.scheduled_job_event(event.get("type"), _body(event))
 
 

@@ -74,7 +74,7 @@ def parse_time(value: str | None) -> datetime | None:
 def _message(error: ApiException) -> str:
     """The API server's own message (Status.message), else the HTTP reason."""
     try:
-        return str(json.loads(error.body).get("message") or error.reason)
+        return str(json.loads(error.body or "").get("message") or error.reason)
     except (TypeError, ValueError):
         return str(error.reason)
 
@@ -92,7 +92,7 @@ class Kube:
     async def connect(cls) -> Kube:
         """In a Pod, its ServiceAccount; elsewhere the current kubeconfig, like kubectl."""
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
             return cls(client.ApiClient())
         except config.ConfigException:
             configuration = client.Configuration()
@@ -119,7 +119,7 @@ class Kube:
                 return None
             raise
 
-    async def list(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
+    async def list_objects(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
         result = await self.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, plural, label_selector=selector
         )
@@ -145,16 +145,33 @@ class Kube:
             if error.status != 404:
                 raise
 
-    async def patch_status(self, plural: str, namespace: str, name: str, status: Body) -> Body:
-        """A JSON merge patch of the status subresource: None values remove fields."""
-        patched: Body = await self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status},
-            _content_type=MERGE_PATCH,
-        )
-        return patched
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: Body
+    ) -> Body | None:
+        """A JSON merge patch of the status subresource: None values remove fields.
+        None answers an object that is gone."""
+        try:
+            patched: Body = await self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": status},
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
+            )
+            return patched
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     async def patch_annotations(
-        self, plural: str, namespace: str, name: str, annotations: dict[str, str | None],
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        annotations: dict[str, str | None],
         resource_version: str | None = None,
     ) -> Body | None:
         """Sets or (with None) removes annotations. With resource_version, only if the
@@ -165,8 +182,13 @@ class Kube:
             metadata["resourceVersion"] = resource_version
         try:
             patched: Body = await self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, {"metadata": metadata},
-                _content_type=MERGE_PATCH,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"metadata": metadata},
+                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
             )
             return patched
         except ApiException as error:
@@ -184,7 +206,8 @@ class Kube:
 
     async def create_job(self, namespace: str, body: Body) -> CreateResult:
         try:
-            created = await self.batch.create_namespaced_job(namespace, body)
+            # The client serializes plain dicts as they are; its stubs want a V1Job.
+            created = await self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]
             return Created(self._dict(created))
         except ApiException as error:
             return _create_error(error)
@@ -224,10 +247,9 @@ class Kube:
             "count": 1,
         }
         try:
-            await self.core.create_namespaced_event(meta["namespace"], event)
+            await self.core.create_namespaced_event(meta["namespace"], event)  # type: ignore[arg-type]
         except ApiException as error:
-            log.warning("could not post Event %s on %s: %s", reason, meta["name"],
-                        _message(error))
+            log.warning("could not post Event %s on %s: %s", reason, meta["name"], _message(error))
 
 
 def _create_error(error: ApiException) -> CreateResult:

@@ -19,45 +19,77 @@ from almanac.settings import Settings
 
 log = logging.getLogger("almanac")
 
-LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL,
-               "json": kopf.LogFormat.JSON}
+LOG_FORMATS = {
+    "plain": kopf.LogFormat.PLAIN,
+    "full": kopf.LogFormat.FULL,
+    "json": kopf.LogFormat.JSON,
+}
 
 
-def run_operator(settings: Settings, *, liveness: str | None = None,
-                 log_format: str = "full", verbose: bool = False) -> int:
+def run_operator(
+    settings: Settings,
+    *,
+    liveness: str | None = None,
+    log_format: str = "full",
+    verbose: bool = False,
+) -> int:
     """Runs until SIGINT/SIGTERM; returns the process's exit code."""
     kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
     handlers.configure(settings)
     where = ", ".join(settings.namespaces) if settings.namespaces else "all namespaces"
-    log.info("almanac operator starting for %s (default time zone %s)", where,
-             settings.default_timezone)
-    asyncio.run(kopf.operator(
-        clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
-        liveness_endpoint=liveness or None,
-        standalone=True,
-    ))
+    log.info(
+        "almanac operator starting for %s (default time zone %s)", where, settings.default_timezone
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=liveness or None,
+            standalone=True,
+        )
+    )
     return 0
 
 
 def add_run_command(commands: Any) -> None:
     """`almanac run`: the operator, in the foreground."""
     run = commands.add_parser(
-        "run", help="run the operator against the current kubeconfig (or in-cluster)",
+        "run",
+        help="run the operator against the current kubeconfig (or in-cluster)",
         description="Run the Almanac operator in the foreground until SIGINT or SIGTERM. "
-        "Outside a cluster it uses the current kubeconfig and context, like kubectl.")
-    run.add_argument("--namespace", "-n", action="append", default=None, metavar="NS",
-                     help="serve only this namespace (repeat for several; default: all, "
-                     "or ALMANAC_NAMESPACES)")
-    run.add_argument("--default-timezone", metavar="ZONE",
-                     help="IANA zone for jobs without spec.timeZone (default: UTC, or "
-                     "ALMANAC_DEFAULT_TIMEZONE)")
-    run.add_argument("--rerun-delay", type=float, metavar="SECONDS",
-                     help="how long after a rerun request the child run starts (default 60)")
-    run.add_argument("--log-format", choices=sorted(LOG_FORMATS), default="full",
-                     help="log line format (default: full)")
-    run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", metavar="URL",
-                     help="liveness endpoint (default: %(default)s; empty to disable)")
+        "Outside a cluster it uses the current kubeconfig and context, like kubectl.",
+    )
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        metavar="NS",
+        help="serve only this namespace (repeat for several; default: all, or ALMANAC_NAMESPACES)",
+    )
+    run.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        help="IANA zone for jobs without spec.timeZone (default: UTC, or ALMANAC_DEFAULT_TIMEZONE)",
+    )
+    run.add_argument(
+        "--rerun-delay",
+        type=float,
+        metavar="SECONDS",
+        help="how long after a rerun request the child run starts (default 60)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=sorted(LOG_FORMATS),
+        default="full",
+        help="log line format (default: full)",
+    )
+    run.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        metavar="URL",
+        help="liveness endpoint (default: %(default)s; empty to disable)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
 
@@ -68,5 +100,6 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespace) if args.namespace else None,
         rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
     )
-    return run_operator(settings, liveness=args.liveness, log_format=args.log_format,
-                        verbose=args.verbose)
+    return run_operator(
+        settings, liveness=args.liveness, log_format=args.log_format, verbose=args.verbose
+    )

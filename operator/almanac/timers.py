@@ -14,6 +14,7 @@ most that much.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -62,7 +63,7 @@ class TimerQueue:
     def _pop_due(self, now: datetime) -> list[tuple[Hashable, Callback]]:
         due = []
         while self._heap and self._heap[0][0] <= now:
-            when, seq, key = heapq.heappop(self._heap)
+            _, seq, key = heapq.heappop(self._heap)
             entry = self._entries.get(key)
             if entry is not None and entry[1] == seq:
                 del self._entries[key]
@@ -88,10 +89,8 @@ class TimerQueue:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._next_delay(self._clock()))
-            except TimeoutError:
-                pass
 
     @staticmethod
     async def _call(key: Hashable, callback: Callback) -> None:

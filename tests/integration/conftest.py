@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ def crds(kube: Kubectl) -> Kubectl:
 class Operator:
     """One `almanac run` process; start, kill (SIGKILL) and restart it at will."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, kubeconfig: Path, namespace: str, log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_dir / "operator.log"
@@ -52,13 +53,27 @@ class Operator:
         log.flush()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "almanac", "run", "--namespace", self.namespace,
-             "--liveness", "", *extra],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "almanac",
+                "run",
+                "--namespace",
+                self.namespace,
+                "--liveness",
+                "",
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
         )
-        wait_until("the operator to start serving",
-                   lambda: "almanac operator serving" in self.log() or self._died(),
-                   timeout=60)
+        wait_until(
+            "the operator to start serving",
+            lambda: "almanac operator serving" in self.log() or self._died(),
+            timeout=60,
+        )
         if self._died():
             raise AssertionError(f"the operator exited at start:\n{self.log()[-3000:]}")
 
@@ -85,16 +100,31 @@ class Operator:
 
 
 @pytest.fixture
-def operator(crds: Kubectl, namespace: str, tmp_path: Path,
-             request: pytest.FixtureRequest) -> Iterator[Operator]:
-    """The operator, started, serving the test's namespace; its log is shown on failure."""
-    op = Operator(crds.kubeconfig, namespace, tmp_path)
-    op.start()
-    yield op
-    op.stop()
+def start_operator(
+    crds: Kubectl, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Operator]]:
+    """Starts the operator with extra environment (SMTP settings, a short rerun delay);
+    stops it after the test and shows its log when the test failed."""
+    started: list[Operator] = []
+
+    def start(**env: str) -> Operator:
+        op = Operator(crds.kubeconfig, namespace, tmp_path, env)
+        started.append(op)
+        op.start()
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"\n----- operator log ({op.log_path}) -----\n{op.log()[-8000:]}")
+    if started and report is not None and report.failed:
+        print(f"\n----- operator log ({started[0].log_path}) -----\n{started[0].log()[-8000:]}")
+
+
+@pytest.fixture
+def operator(start_operator: Callable[..., Operator]) -> Operator:
+    """The operator, started with default settings, serving the test's namespace."""
+    return start_operator()
 
 
 @pytest.hookimpl(wrapper=True)

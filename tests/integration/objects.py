@@ -7,8 +7,14 @@ from typing import Any
 API_VERSION = "almanac.dev/v1alpha1"
 
 
-def service(name: str, *, mandatory: bool = False, async_: bool = False,
-            exit_code: int | None = None, duration: str | None = None) -> dict[str, Any]:
+def service(
+    name: str,
+    *,
+    mandatory: bool = False,
+    async_: bool = False,
+    exit_code: int | None = None,
+    duration: str | None = None,
+) -> dict[str, Any]:
     """A service whose Pod the kwok stages end as asked (hack/kwok/job-pods.yaml)."""
     annotations = {}
     if exit_code is not None:
@@ -19,21 +25,34 @@ def service(name: str, *, mandatory: bool = False, async_: bool = False,
         "name": name,
         "mandatory": mandatory,
         "async": async_,
-        "jobTemplate": {"spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": annotations},
-                "spec": {"restartPolicy": "Never",
-                         "containers": [{"name": "main", "image": "busybox",
-                                         "command": ["sh", "-c", f"echo {name}"]}]},
-            },
-        }},
+        "jobTemplate": {
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"annotations": annotations},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "busybox",
+                                "command": ["sh", "-c", f"echo {name}"],
+                            }
+                        ],
+                    },
+                },
+            }
+        },
     }
 
 
-def scheduled_job(name: str, schedule: str = "0 0 1 1 *", *,
-                  services: list[dict[str, Any]] | None = None,
-                  **spec: Any) -> dict[str, Any]:
+def scheduled_job(
+    name: str,
+    schedule: str = "0 0 1 1 *",
+    *,
+    services: list[dict[str, Any]] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
     """A ScheduledJob; by default yearly (it fires in tests only when asked to)."""
     return {
         "apiVersion": API_VERSION,
@@ -44,5 +63,9 @@ def scheduled_job(name: str, schedule: str = "0 0 1 1 *", *,
 
 
 def calendar(name: str, **lists: list[str]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "Calendar", "metadata": {"name": name},
-            "spec": lists}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Calendar",
+        "metadata": {"name": name},
+        "spec": lists,
+    }

@@ -25,6 +25,7 @@ def finished_run(k: Kubectl, name: str, timeout: float = 90) -> dict[str, Any]:
         run = k.get("sjr", name)
         phase = (run or {}).get("status", {}).get("phase")
         return run if phase in ("Succeeded", "Failed") else None
+
     return wait_until(f"run {name} to finish", check, timeout)
 
 
@@ -37,10 +38,20 @@ def reasons(k: Kubectl, name: str) -> list[str]:
 
 
 def run_now(k: Kubectl, job: str) -> dict[str, Any]:
-    """Annotates the job with almanac.dev/run-now and returns the manual run it made."""
+    """Annotates the job with almanac.dev/run-now and returns the new manual run."""
+    before = {r["metadata"]["name"] for r in runs_of(k, job)}
     k.run("annotate", "sj", job, "almanac.dev/run-now=now", "--overwrite")
-    return wait_until(f"a manual run of {job}", lambda: next(
-        (r for r in runs_of(k, job) if r["spec"].get("trigger") == "Manual"), None))
+    return wait_until(
+        f"a new manual run of {job}",
+        lambda: next(
+            (
+                r
+                for r in runs_of(k, job)
+                if r["spec"].get("trigger") == "Manual" and r["metadata"]["name"] not in before
+            ),
+            None,
+        ),
+    )
 
 
 def utc(value: str) -> datetime:
@@ -48,13 +59,18 @@ def utc(value: str) -> datetime:
 
 
 def test_an_every_minute_job_fires_on_time_not_after_a_resync(
-        k: Kubectl, operator: Operator) -> None:
+    k: Kubectl, operator: Operator
+) -> None:
     k.apply(scheduled_job("tick", "* * * * *"))
-    status = wait_until("nextScheduleTime", lambda: k.get("sj", "tick").get("status", {})
-                        .get("nextScheduleTime"))
+    status = wait_until(
+        "nextScheduleTime", lambda: k.get("sj", "tick").get("status", {}).get("nextScheduleTime")
+    )
     fire = utc(status)
-    run = wait_until("the run of the next fire", lambda: k.get(
-        "sjr", f"tick-{int(fire.timestamp()) // 60}"), timeout=90)
+    run = wait_until(
+        "the run of the next fire",
+        lambda: k.get("sjr", f"tick-{int(fire.timestamp()) // 60}"),
+        timeout=90,
+    )
     created = utc(run["metadata"]["creationTimestamp"])
     assert run["spec"]["scheduledTime"] == status
     # Creation timestamps have one-second resolution; a resync would be minutes late.
@@ -64,37 +80,60 @@ def test_an_every_minute_job_fires_on_time_not_after_a_resync(
 
 
 def test_a_failing_mandatory_service_skips_the_rest_and_fails_the_run(
-        k: Kubectl, operator: Operator) -> None:
-    k.apply(scheduled_job("pipeline", services=[
-        service("extract"), service("transform", mandatory=True, exit_code=2),
-        service("load")]))
+    k: Kubectl, operator: Operator
+) -> None:
+    k.apply(
+        scheduled_job(
+            "pipeline",
+            services=[
+                service("extract"),
+                service("transform", mandatory=True, exit_code=2),
+                service("load"),
+            ],
+        )
+    )
     run = finished_run(k, run_now(k, "pipeline")["metadata"]["name"])
     assert run["status"]["phase"] == "Failed"
-    assert service_phases(run) == {"extract": "Succeeded", "transform": "Failed",
-                                   "load": "Skipped"}
+    assert service_phases(run) == {"extract": "Succeeded", "transform": "Failed", "load": "Skipped"}
     name = run["metadata"]["name"]
-    jobs = {j["metadata"]["labels"]["almanac.dev/service"]: j
-            for j in k.items("jobs", "-l", f"almanac.dev/run={name}")}
+    jobs = {
+        j["metadata"]["labels"]["almanac.dev/service"]: j
+        for j in k.items("jobs", "-l", f"almanac.dev/run={name}")
+    }
     assert sorted(jobs) == ["extract", "transform"]  # load never got a Job
     assert jobs["extract"]["metadata"]["name"] == f"{name}-extract"
     assert {"ServiceFailed", "ServiceSkipped", "RunFailed"} <= set(reasons(k, name))
 
 
-def test_a_failing_non_mandatory_service_lets_the_rest_run(
-        k: Kubectl, operator: Operator) -> None:
-    k.apply(scheduled_job("lenient", services=[
-        service("extract"), service("transform", exit_code=1), service("load")]))
+def test_a_failing_non_mandatory_service_lets_the_rest_run(k: Kubectl, operator: Operator) -> None:
+    k.apply(
+        scheduled_job(
+            "lenient",
+            services=[service("extract"), service("transform", exit_code=1), service("load")],
+        )
+    )
     run = finished_run(k, run_now(k, "lenient")["metadata"]["name"])
-    assert service_phases(run) == {"extract": "Succeeded", "transform": "Failed",
-                                   "load": "Succeeded"}
+    assert service_phases(run) == {
+        "extract": "Succeeded",
+        "transform": "Failed",
+        "load": "Succeeded",
+    }
     assert run["status"]["phase"] == "Failed"
 
 
 def test_async_services_start_together_and_the_run_waits_for_all(
-        k: Kubectl, operator: Operator) -> None:
-    k.apply(scheduled_job("fanout", services=[
-        service("a", async_=True, duration="6s"), service("b", async_=True, duration="6s"),
-        service("report")]))
+    k: Kubectl, operator: Operator
+) -> None:
+    k.apply(
+        scheduled_job(
+            "fanout",
+            services=[
+                service("a", async_=True, duration="6s"),
+                service("b", async_=True, duration="6s"),
+                service("report"),
+            ],
+        )
+    )
     run = finished_run(k, run_now(k, "fanout")["metadata"]["name"])
     assert run["status"]["phase"] == "Succeeded"
     starts = {s["name"]: utc(s["startTime"]) for s in run["status"]["services"]}
@@ -104,43 +143,63 @@ def test_async_services_start_together_and_the_run_waits_for_all(
     assert utc(run["status"]["completionTime"]) >= max(ends["a"], ends["b"])
 
 
-def test_editing_the_schedule_moves_the_next_fire_at_once(
-        k: Kubectl, operator: Operator) -> None:
+def test_editing_the_schedule_moves_the_next_fire_at_once(k: Kubectl, operator: Operator) -> None:
     k.apply(scheduled_job("edit", "0 3 * * *", timeZone="UTC"))
-    first = wait_until("nextScheduleTime", lambda: k.get("sj", "edit")["status"]
-                       .get("nextScheduleTime"))
+    first = wait_until(
+        "nextScheduleTime", lambda: k.get("sj", "edit")["status"].get("nextScheduleTime")
+    )
     assert first.endswith("T03:00:00Z")
     k.run("patch", "sj", "edit", "--type=merge", "-p", '{"spec":{"schedule":"0 5 * * *"}}')
-    moved = wait_until("the next fire at 05:00", lambda: (
-        n := k.get("sj", "edit")["status"].get("nextScheduleTime")) and
-        n.endswith("T05:00:00Z") and n)
+    moved = wait_until(
+        "the next fire at 05:00",
+        lambda: (
+            (n := k.get("sj", "edit")["status"].get("nextScheduleTime"))
+            and n.endswith("T05:00:00Z")
+            and n
+        ),
+    )
     assert moved[:10] >= first[:10]
 
 
-def test_a_calendar_edit_moves_every_job_that_refers_to_it(
-        k: Kubectl, operator: Operator) -> None:
+def test_a_calendar_edit_moves_every_job_that_refers_to_it(k: Kubectl, operator: Operator) -> None:
     now = datetime.now(UTC)
     tomorrow = (now + timedelta(days=1)).date()
-    k.apply(calendar("holidays", holiday=[]),
-            scheduled_job("daily", "0 12 * * *", timeZone="UTC",
-                          calendarRefs=[{"name": "holidays"}]))
+    k.apply(
+        calendar("holidays", holiday=[]),
+        scheduled_job("daily", "0 12 * * *", timeZone="UTC", calendarRefs=[{"name": "holidays"}]),
+    )
     expected_first = now.date() if now.hour < 12 else tomorrow
-    first = wait_until("nextScheduleTime", lambda: k.get("sj", "daily")["status"]
-                       .get("nextScheduleTime"))
+    first = wait_until(
+        "nextScheduleTime", lambda: k.get("sj", "daily")["status"].get("nextScheduleTime")
+    )
     assert first == f"{expected_first.isoformat()}T12:00:00Z"
     excluded = utc(first).date()
     k.apply(calendar("holidays", holiday=[excluded.strftime("%d.%m.%Y")]))
     later = excluded + timedelta(days=1)
-    wait_until("the next fire to skip the new holiday", lambda: k.get("sj", "daily")[
-        "status"].get("nextScheduleTime") == f"{later.isoformat()}T12:00:00Z")
+    wait_until(
+        "the next fire to skip the new holiday",
+        lambda: (
+            k.get("sj", "daily")["status"].get("nextScheduleTime")
+            == f"{later.isoformat()}T12:00:00Z"
+        ),
+    )
 
 
 def test_suspend_stops_firing_and_resume_reports_what_was_skipped(
-        k: Kubectl, operator: Operator) -> None:
+    k: Kubectl, operator: Operator
+) -> None:
     k.apply(scheduled_job("pausable", "* * * * *", suspend=True))
-    status = wait_until("the Suspended condition", lambda: next(
-        (c for c in (k.get("sj", "pausable").get("status") or {}).get("conditions", [])
-         if c["reason"] == "Suspended"), None))
+    status = wait_until(
+        "the Suspended condition",
+        lambda: next(
+            (
+                c
+                for c in (k.get("sj", "pausable").get("status") or {}).get("conditions", [])
+                if c["reason"] == "Suspended"
+            ),
+            None,
+        ),
+    )
     assert status["status"] == "True"
     sj = k.get("sj", "pausable")
     assert "nextScheduleTime" not in sj["status"]
@@ -150,41 +209,62 @@ def test_suspend_stops_firing_and_resume_reports_what_was_skipped(
     assert runs_of(k, "pausable") == []
     # ...and resuming does not replay it: it is reported as missed instead.
     k.run("patch", "sj", "pausable", "--type=merge", "-p", '{"spec":{"suspend":false}}')
-    missed = wait_until("missedSchedules", lambda: k.get("sj", "pausable")["status"]
-                        .get("missedSchedules"))
+    missed = wait_until(
+        "missedSchedules", lambda: k.get("sj", "pausable")["status"].get("missedSchedules")
+    )
     assert missed["count"] >= 1 and "suspended" in missed["message"]
     assert runs_of(k, "pausable") == []
     assert "MissedSchedule" in reasons(k, "pausable")
 
 
 def test_deleting_a_job_garbage_collects_its_runs_and_their_jobs(
-        k: Kubectl, operator: Operator) -> None:
+    k: Kubectl, operator: Operator
+) -> None:
     k.apply(scheduled_job("doomed"))
     run = finished_run(k, run_now(k, "doomed")["metadata"]["name"])
     name = run["metadata"]["name"]
     assert k.items("jobs", "-l", f"almanac.dev/run={name}")
     k.run("delete", "sj", "doomed", "--wait=true", "--timeout=30s")  # no finalizer to hang
     wait_until("the run to be collected", lambda: k.get("sjr", name) is None)
-    wait_until("its Jobs to be collected",
-               lambda: not k.items("jobs", "-l", f"almanac.dev/run={name}"))
+    wait_until(
+        "its Jobs to be collected", lambda: not k.items("jobs", "-l", f"almanac.dev/run={name}")
+    )
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("schedule", "61 * * * *", "spec.schedule"),
-    ("timeZone", "Mars/Olympus_Mons", "spec.timeZone"),
-], ids=["a bad cron expression", "an unknown time zone"])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("schedule", "61 * * * *", "spec.schedule"),
+        ("timeZone", "Mars/Olympus_Mons", "spec.timeZone"),
+    ],
+    ids=["a bad cron expression", "an unknown time zone"],
+)
 def test_an_invalid_schedule_is_not_ready_with_one_warning_and_others_keep_firing(
-        k: Kubectl, operator: Operator, field: str, value: str, message: str) -> None:
-    k.apply(scheduled_job("bad", **{field: value}) if field != "schedule"
-            else scheduled_job("bad", value))
+    k: Kubectl, operator: Operator, field: str, value: str, message: str
+) -> None:
+    k.apply(
+        scheduled_job("bad", **{field: value})
+        if field != "schedule"
+        else scheduled_job("bad", value)
+    )
     k.apply(scheduled_job("good", "0 3 * * *"))
-    ready = wait_until("Ready=False", lambda: next(
-        (c for c in (k.get("sj", "bad").get("status") or {}).get("conditions", [])
-         if c["type"] == "Ready" and c["status"] == "False"), None))
+    ready = wait_until(
+        "Ready=False",
+        lambda: next(
+            (
+                c
+                for c in (k.get("sj", "bad").get("status") or {}).get("conditions", [])
+                if c["type"] == "Ready" and c["status"] == "False"
+            ),
+            None,
+        ),
+    )
     assert ready["reason"] == "InvalidSchedule"
     assert message in ready["message"]
-    assert wait_until("the good job scheduled", lambda: k.get("sj", "good").get(
-        "status", {}).get("nextScheduleTime"))
+    assert wait_until(
+        "the good job scheduled",
+        lambda: k.get("sj", "good").get("status", {}).get("nextScheduleTime"),
+    )
     # Our own status writes come back as events: they must not post the warning again.
     warnings = [e for e in k.events("bad") if e["reason"] == "InvalidSchedule"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
@@ -192,33 +272,59 @@ def test_an_invalid_schedule_is_not_ready_with_one_warning_and_others_keep_firin
 
 def test_a_job_that_can_never_fire_says_why(k: Kubectl, operator: Operator) -> None:
     k.apply(scheduled_job("never", "0 0 30 2 *"))
-    ready = wait_until("Ready=False", lambda: next(
-        (c for c in (k.get("sj", "never").get("status") or {}).get("conditions", [])
-         if c["type"] == "Ready" and c["status"] == "False"), None))
+    ready = wait_until(
+        "Ready=False",
+        lambda: next(
+            (
+                c
+                for c in (k.get("sj", "never").get("status") or {}).get("conditions", [])
+                if c["type"] == "Ready" and c["status"] == "False"
+            ),
+            None,
+        ),
+    )
     assert ready["reason"] == "NoSuchDate"
     assert "never" in ready["message"].lower() or "no" in ready["message"].lower()
     assert "NeverFires" in reasons(k, "never")
 
 
 def test_forbid_skips_a_fire_while_a_run_is_active(k: Kubectl, operator: Operator) -> None:
-    k.apply(scheduled_job("single", services=[service("slow", duration="60s")],
-                          concurrencyPolicy="Forbid"))
+    k.apply(
+        scheduled_job(
+            "single", services=[service("slow", duration="60s")], concurrencyPolicy="Forbid"
+        )
+    )
     first = run_now(k, "single")
-    wait_until("the first run Running", lambda: (k.get("sjr", first["metadata"]["name"])
-               or {}).get("status", {}).get("phase") == "Running")
+    wait_until(
+        "the first run Running",
+        lambda: (
+            (k.get("sjr", first["metadata"]["name"]) or {}).get("status", {}).get("phase")
+            == "Running"
+        ),
+    )
     k.run("annotate", "sj", "single", "almanac.dev/run-now=again", "--overwrite")
-    missed = wait_until("the forbidden fire recorded", lambda: k.get("sj", "single")[
-        "status"].get("missedSchedules"))
+    missed = wait_until(
+        "the forbidden fire recorded",
+        lambda: k.get("sj", "single")["status"].get("missedSchedules"),
+    )
     assert "Forbid" in missed["message"]
     assert len(runs_of(k, "single")) == 1
 
 
 def test_a_killed_operator_neither_duplicates_nor_loses_a_run(
-        k: Kubectl, operator: Operator) -> None:
-    k.apply(scheduled_job("sturdy", "* * * * *", services=[
-        service("first", duration="5s"), service("second")]))
-    fire = utc(wait_until("nextScheduleTime", lambda: k.get("sj", "sturdy").get(
-        "status", {}).get("nextScheduleTime")))
+    k: Kubectl, operator: Operator
+) -> None:
+    k.apply(
+        scheduled_job(
+            "sturdy", "* * * * *", services=[service("first", duration="5s"), service("second")]
+        )
+    )
+    fire = utc(
+        wait_until(
+            "nextScheduleTime",
+            lambda: k.get("sj", "sturdy").get("status", {}).get("nextScheduleTime"),
+        )
+    )
     name = f"sturdy-{int(fire.timestamp()) // 60}"
     # Kill it in the middle of the run: after the first Job exists, before it ends.
     wait_until("the first service's Job", lambda: k.get("job", f"{name}-first"), 90)
@@ -226,16 +332,23 @@ def test_a_killed_operator_neither_duplicates_nor_loses_a_run(
     operator.start()
     run = finished_run(k, name)
     assert run["status"]["phase"] == "Succeeded"
-    assert sorted(j["metadata"]["name"] for j in k.items(
-        "jobs", "-l", f"almanac.dev/run={name}")) == [f"{name}-first", f"{name}-second"]
+    assert sorted(
+        j["metadata"]["name"] for j in k.items("jobs", "-l", f"almanac.dev/run={name}")
+    ) == [f"{name}-first", f"{name}-second"]
     # Killed across the next fire too: down over the minute boundary, then back.
     operator.kill()
     after = fire + timedelta(minutes=1)
-    wait_until("the next fire to pass while down",
-               lambda: datetime.now(UTC) > after + timedelta(seconds=2), 70)
+    wait_until(
+        "the next fire to pass while down",
+        lambda: datetime.now(UTC) > after + timedelta(seconds=2),
+        70,
+    )
     operator.start()
-    wait_until("the missed fire started on return",
-               lambda: k.get("sjr", f"sturdy-{int(after.timestamp()) // 60}"), 30)
+    wait_until(
+        "the missed fire started on return",
+        lambda: k.get("sjr", f"sturdy-{int(after.timestamp()) // 60}"),
+        30,
+    )
     names = [r["metadata"]["name"] for r in runs_of(k, "sturdy")]
     assert len(names) == len(set(names))
     assert names.count(name) == 1

@@ -32,39 +32,125 @@ def jobs(**phases: Phase) -> dict[str, JobState]:
 
 CASES = [
     # (id, services, job phases, expected creates, expected service phases, run phase)
-    ("a new run starts only the first sequential service",
-     seq("a", "b", "c"), {}, ["a"], [R, P, P], R),
-    ("the next sequential service waits while the previous one runs",
-     seq("a", "b"), jobs(a=R), [], [R, P], R),
-    ("the next sequential service starts when the previous one succeeded",
-     seq("a", "b"), jobs(a=OK), ["b"], [OK, R], R),
-    ("a failed mandatory service skips every later sequential service",
-     seq("a", "b!", "c", "d"), jobs(a=OK, b=KO), [], [OK, KO, SK, SK], KO),
-    ("a failed non-mandatory service lets the next one run",
-     seq("a", "b", "c"), jobs(a=OK, b=KO), ["c"], [OK, KO, R], R),
-    ("a run with a failed non-mandatory service fails once the rest are done",
-     seq("a", "b", "c"), jobs(a=OK, b=KO, c=OK), [], [OK, KO, OK], KO),
-    ("every service succeeded: the run succeeded",
-     seq("a!", "b"), jobs(a=OK, b=OK), [], [OK, OK], S),
-    ("async services start with the run, beside the first sequential one",
-     seq("a", "x~", "b", "y~"), {}, ["x", "y", "a"], [R, R, P, R], R),
-    ("the run waits for a slow async service after the sequential ones are done",
-     seq("a", "x~"), jobs(a=OK, x=R), [], [OK, R], R),
-    ("a failed mandatory async service skips sequential services not yet started",
-     seq("a", "b", "x!~"), jobs(a=R, x=KO), [], [R, SK, KO], R),
-    ("... and the run fails when the running one ends",
-     seq("a", "b", "x!~"), jobs(a=OK, x=KO), [], [OK, SK, KO], KO),
-    ("a failed mandatory sequential service does not stop async services already running",
-     seq("a!", "b", "x~"), jobs(a=KO, x=R), [], [KO, SK, R], R),
-    ("only async services: all start at once, order ignored",
-     seq("x~", "y~"), {}, ["x", "y"], [R, R], R),
+    (
+        "a new run starts only the first sequential service",
+        seq("a", "b", "c"),
+        {},
+        ["a"],
+        [R, P, P],
+        R,
+    ),
+    (
+        "the next sequential service waits while the previous one runs",
+        seq("a", "b"),
+        jobs(a=R),
+        [],
+        [R, P],
+        R,
+    ),
+    (
+        "the next sequential service starts when the previous one succeeded",
+        seq("a", "b"),
+        jobs(a=OK),
+        ["b"],
+        [OK, R],
+        R,
+    ),
+    (
+        "a failed mandatory service skips every later sequential service",
+        seq("a", "b!", "c", "d"),
+        jobs(a=OK, b=KO),
+        [],
+        [OK, KO, SK, SK],
+        KO,
+    ),
+    (
+        "a failed non-mandatory service lets the next one run",
+        seq("a", "b", "c"),
+        jobs(a=OK, b=KO),
+        ["c"],
+        [OK, KO, R],
+        R,
+    ),
+    (
+        "a run with a failed non-mandatory service fails once the rest are done",
+        seq("a", "b", "c"),
+        jobs(a=OK, b=KO, c=OK),
+        [],
+        [OK, KO, OK],
+        KO,
+    ),
+    (
+        "every service succeeded: the run succeeded",
+        seq("a!", "b"),
+        jobs(a=OK, b=OK),
+        [],
+        [OK, OK],
+        S,
+    ),
+    (
+        "async services start with the run, beside the first sequential one",
+        seq("a", "x~", "b", "y~"),
+        {},
+        ["x", "y", "a"],
+        [R, R, P, R],
+        R,
+    ),
+    (
+        "the run waits for a slow async service after the sequential ones are done",
+        seq("a", "x~"),
+        jobs(a=OK, x=R),
+        [],
+        [OK, R],
+        R,
+    ),
+    (
+        "a failed mandatory async service skips sequential services not yet started",
+        seq("a", "b", "x!~"),
+        jobs(a=R, x=KO),
+        [],
+        [R, SK, KO],
+        R,
+    ),
+    (
+        "... and the run fails when the running one ends",
+        seq("a", "b", "x!~"),
+        jobs(a=OK, x=KO),
+        [],
+        [OK, SK, KO],
+        KO,
+    ),
+    (
+        "a failed mandatory sequential service does not stop async services already running",
+        seq("a!", "b", "x~"),
+        jobs(a=KO, x=R),
+        [],
+        [KO, SK, R],
+        R,
+    ),
+    (
+        "only async services: all start at once, order ignored",
+        seq("x~", "y~"),
+        {},
+        ["x", "y"],
+        [R, R],
+        R,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("services", "observed", "creates", "phases", "run_phase"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_plan(services: list[Svc], observed: dict[str, JobState], creates: list[str],
-              phases: list[Phase], run_phase: Phase) -> None:
+@pytest.mark.parametrize(
+    ("services", "observed", "creates", "phases", "run_phase"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_plan(
+    services: list[Svc],
+    observed: dict[str, JobState],
+    creates: list[str],
+    phases: list[Phase],
+    run_phase: Phase,
+) -> None:
     result = plan(RunState("nightly-1", services, T0, T0 + timedelta(seconds=1), observed))
     assert result.create == creates
     assert [s.phase for s in result.services] == phases
@@ -86,7 +172,9 @@ def test_a_service_whose_job_was_refused_stays_failed_and_is_not_recreated() -> 
     result = plan(RunState("nightly-1", seq("a!", "b"), T0, T0, recorded={"a": refused}))
     assert result.create == []
     assert [(s.phase, s.message) for s in result.services] == [
-        (KO, "Job.batch is invalid: ..."), (SK, "not started: mandatory service a failed")]
+        (KO, "Job.batch is invalid: ..."),
+        (SK, "not started: mandatory service a failed"),
+    ]
     assert result.phase == KO
 
 

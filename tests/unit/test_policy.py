@@ -24,20 +24,43 @@ DECIDE_CASES = [
     #  started fire, missed fires)
     ("nothing due, nothing to do", [], 5, None, False, None, []),
     ("on time: the fire starts", [0], 0, 300, False, 0, []),
-    ("down for three fires, no deadline: the latest starts, two are missed",
-     [0, 1, 2], 2, None, False, 2, [0, 1]),
+    (
+        "down for three fires, no deadline: the latest starts, two are missed",
+        [0, 1, 2],
+        2,
+        None,
+        False,
+        2,
+        [0, 1],
+    ),
     ("down, latest within the deadline: it starts late", [0], 4, 300, False, 0, []),
     ("down, latest past the deadline: every fire is missed", [0, 1], 7, 300, False, None, [0, 1]),
     ("deadline zero and exactly on time: it starts", [3], 3, 0, False, 3, []),
-    ("resumed after suspension: nothing replays, all are missed", [0, 1], 2, None, True,
-     None, [0, 1]),
+    (
+        "resumed after suspension: nothing replays, all are missed",
+        [0, 1],
+        2,
+        None,
+        True,
+        None,
+        [0, 1],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("due", "now", "deadline", "resumed", "start", "missed"),
-                         [c[1:] for c in DECIDE_CASES], ids=[c[0] for c in DECIDE_CASES])
-def test_decide(due: list[int], now: int, deadline: int | None, resumed: bool,
-                start: int | None, missed: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("due", "now", "deadline", "resumed", "start", "missed"),
+    [c[1:] for c in DECIDE_CASES],
+    ids=[c[0] for c in DECIDE_CASES],
+)
+def test_decide(
+    due: list[int],
+    now: int,
+    deadline: int | None,
+    resumed: bool,
+    start: int | None,
+    missed: list[int],
+) -> None:
     decision = decide([at(m) for m in due], at(now), deadline, resumed=resumed)
     assert decision.start == (None if start is None else at(start))
     assert decision.missed == [at(m) for m in missed]
@@ -45,14 +68,20 @@ def test_decide(due: list[int], now: int, deadline: int | None, resumed: bool,
 
 
 def run(name: str, minute: int, phase: str | None) -> dict[str, Any]:
-    return {"metadata": {"name": name},
-            "spec": {"scheduledTime": at(minute).strftime("%Y-%m-%dT%H:%M:%SZ")},
-            "status": {"phase": phase} if phase else {}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"scheduledTime": at(minute).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "status": {"phase": phase} if phase else {},
+    }
 
 
 def test_summary_lists_active_runs_the_latest_run_and_the_latest_success() -> None:
-    runs = [run("r3", 3, "Running"), run("r1", 1, "Succeeded"), run("r2", 2, "Failed"),
-            run("r4", 4, None)]
+    runs = [
+        run("r3", 3, "Running"),
+        run("r1", 1, "Succeeded"),
+        run("r2", 2, "Failed"),
+        run("r4", 4, None),
+    ]
     summary = summarize(runs)
     assert summary.active == ["r3", "r4"]
     assert summary.last_run == {"name": "r4", "phase": "Pending"}
@@ -60,8 +89,11 @@ def test_summary_lists_active_runs_the_latest_run_and_the_latest_success() -> No
 
 
 def test_summary_of_no_runs_clears_the_fields() -> None:
-    assert summarize([]).as_status() == {"active": None, "lastRun": None,
-                                         "lastSuccessfulTime": None}
+    assert summarize([]).as_status() == {
+        "active": None,
+        "lastRun": None,
+        "lastSuccessfulTime": None,
+    }
 
 
 def test_pruning_keeps_the_newest_runs_of_each_result_and_every_active_one() -> None:
@@ -85,6 +117,7 @@ async def _wait_for_calls(queue: TimerQueue, keys: list[str], count: int) -> lis
             calls.append(key)
             if len(calls) == count:
                 done.set()
+
         return call
 
     now = datetime.now(UTC)
