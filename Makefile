@@ -50,6 +50,9 @@ test: venv tools lint ## lint and the whole suite, against a real control plane
 	@echo "==> tests (the control plane is started for them unless make cluster-up runs one)"
 	@$(BIN)/pytest -q
 
+dev: venv tools ## local control plane + CRDs + samples, and the operator in the foreground
+	@bash hack/dev.sh
+
 bench: venv ## benchmarks (figures in the README)
 	@$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-columns=min,mean,median,ops -q
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from almanac import kube as k
-from almanac import notify, policy
+from almanac import metrics, notify, policy
 from almanac import orchestration as orch
 from almanac.kube import Body, Created, Exists, Kube, Refused
 from almanac.models import Calendar, ScheduledJob
@@ -147,6 +147,7 @@ class Controller:
             self.jobs.pop(key, None)
             self.timers.cancel(("job", key))
             self.suspended.discard(key)
+            metrics.forget_job(*key)
             return
         self.jobs[key] = body
         annotations = body["metadata"].get("annotations") or {}
@@ -265,6 +266,9 @@ class Controller:
                 self.fired[key] = decision.start
                 patch["lastScheduleTime"] = k.timestamp(decision.start)
             upcoming = schedule.next_fire(now)
+            metrics.set_time(
+                metrics.NEXT_FIRE, *key, None if isinstance(upcoming, NeverFires) else upcoming
+            )
             if isinstance(upcoming, NeverFires):
                 self.timers.cancel(("job", key))
                 patch["nextScheduleTime"] = None
@@ -315,6 +319,7 @@ class Controller:
         times = ", ".join(k.timestamp(t) or "" for t in missed[-3:])
         message = f"{len(missed)} fire(s) not started, latest {times}: {reason}"
         await self.kube.event(body, "Warning", "MissedSchedule", message)
+        metrics.MISSED_FIRES.labels(*key_of(body)).inc(len(missed))
         return {"count": count, "lastMissedTime": k.timestamp(missed[-1]), "message": message}
 
     async def fire(
@@ -352,6 +357,9 @@ class Controller:
             self._run_body(body, name, scheduled, trigger, spec.get("services") or []),
         )
         if isinstance(result, Created):
+            if trigger == "Schedule":
+                lateness = (self.clock() - scheduled).total_seconds()
+                metrics.FIRE_LATENESS.labels(namespace, job).observe(max(0.0, lateness))
             await self.kube.event(
                 body,
                 "Normal",
@@ -376,6 +384,7 @@ class Controller:
             "(concurrencyPolicy Forbid)"
         )
         await self.kube.event(body, "Warning", "MissedSchedule", message)
+        metrics.MISSED_FIRES.labels(*key_of(body)).inc()
         await self._set_job_status(
             body,
             {
@@ -586,6 +595,7 @@ class Controller:
                 self.runs[key] = patched
                 await self._run_events(patched, old_services, status.get("phase"))
                 if notification_event is not None:
+                    metrics.NOTIFICATION_FAILURES.labels(key[0], spec["scheduledJob"]).inc()
                     await self.kube.event(
                         patched,
                         notification_event.type,
@@ -593,6 +603,7 @@ class Controller:
                         notification_event.message,
                     )
                 if plan.finished:
+                    _observe_finished(patched)
                     self._notify_later(key, patched)
             if status.get("phase") != plan.phase.value:
                 await self.update_job_history(key[0], spec.get("scheduledJob", ""))
@@ -654,6 +665,8 @@ class Controller:
                 return
             self.runs[key] = patched
             await self.kube.event(patched, event.type, event.reason, event.message)
+            if new.state == "Failed":
+                metrics.NOTIFICATION_FAILURES.labels(key[0], run["spec"]["scheduledJob"]).inc()
         self._notify_later(key, patched)
 
     def _report(self, run: Body) -> notify.RunReport:
@@ -777,7 +790,11 @@ class Controller:
         for name in prune:
             await self.kube.delete(k.RUNS, namespace, name)
         kept = [r for r in runs if r["metadata"]["name"] not in prune]
-        await self._set_job_status(body, policy.summarize(kept).as_status())
+        summary = policy.summarize(kept)
+        metrics.set_time(
+            metrics.LAST_SUCCESS, namespace, job, k.parse_time(summary.last_successful_time)
+        )
+        await self._set_job_status(body, summary.as_status())
 
     # --- status and conditions --------------------------------------------------------
 
@@ -830,6 +847,25 @@ class Controller:
         if (ready.get("reason"), ready.get("observedGeneration")) == (reason, generation):
             return
         await self.kube.event(body, "Warning", reason, message)
+
+
+def _observe_finished(run: Body) -> None:
+    """Counts a run that just finished, with its duration and its services'."""
+    namespace, job = run["metadata"]["namespace"], run["spec"]["scheduledJob"]
+    status = run.get("status") or {}
+    metrics.RUNS.labels(namespace, job, status["phase"]).inc()
+    start, end = k.parse_time(status.get("startTime")), k.parse_time(status.get("completionTime"))
+    if start and end:
+        metrics.RUN_DURATION.labels(namespace, job).observe((end - start).total_seconds())
+    for service in status.get("services") or []:
+        start, end = (
+            k.parse_time(service.get("startTime")),
+            k.parse_time(service.get("completionTime")),
+        )
+        if start and end:
+            metrics.SERVICE_DURATION.labels(
+                namespace, job, service["name"], service["phase"]
+            ).observe((end - start).total_seconds())
 
 
 def _service_status(s: orch.ServiceStatus) -> Body:

@@ -15,6 +15,7 @@ from typing import Any, cast
 import kopf
 
 from almanac import kube as k
+from almanac import metrics
 from almanac.controller import Controller
 from almanac.kube import Kube
 from almanac.notify import SmtpSettings
@@ -50,6 +51,9 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
             controller.calendars[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
     memo.controller = controller
     memo.timer_task = asyncio.create_task(controller.timers.run())
+    metrics.TIMER_TICK.set_function(
+        lambda: controller.timers.last_tick.timestamp() if controller.timers.last_tick else 0
+    )
     log.info("almanac operator serving %s", ", ".join(namespaces) or "all namespaces")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from almanac import handlers
+from almanac import handlers, metrics
 from almanac.settings import Settings
 
 log = logging.getLogger("almanac")
@@ -32,10 +32,12 @@ def run_operator(
     liveness: str | None = None,
     log_format: str = "full",
     verbose: bool = False,
+    metrics_port: int = 0,
 ) -> int:
     """Runs until SIGINT/SIGTERM; returns the process's exit code."""
     kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
     handlers.configure(settings)
+    metrics.serve(metrics_port)
     where = ", ".join(settings.namespaces) if settings.namespaces else "all namespaces"
     log.info(
         "almanac operator starting for %s (default time zone %s)", where, settings.default_timezone
@@ -90,6 +92,13 @@ def add_run_command(commands: Any) -> None:
         metavar="URL",
         help="liveness endpoint (default: %(default)s; empty to disable)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port (default: %(default)s; 0 to disable)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
 
@@ -101,5 +110,9 @@ def _run(args: argparse.Namespace) -> int:
         rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
     )
     return run_operator(
-        settings, liveness=args.liveness, log_format=args.log_format, verbose=args.verbose
+        settings,
+        liveness=args.liveness,
+        log_format=args.log_format,
+        verbose=args.verbose,
+        metrics_port=args.metrics_port,
     )

@@ -37,12 +37,18 @@ class Operator:
     """One `almanac run` process; start, kill (SIGKILL) and restart it at will."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, log_dir: Path, env: dict[str, str] | None = None
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log_path = log_dir / "operator.log"
         self.env = env or {}
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -62,6 +68,9 @@ class Operator:
                 self.namespace,
                 "--liveness",
                 "",
+                "--metrics-port",
+                "0",
+                *self.args,
                 *extra,
             ],
             stdout=log,
@@ -103,12 +112,12 @@ class Operator:
 def start_operator(
     crds: Kubectl, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Operator]]:
-    """Starts the operator with extra environment (SMTP settings, a short rerun delay);
+    """Starts the operator with extra flags and environment (SMTP, a short rerun delay);
     stops it after the test and shows its log when the test failed."""
     started: list[Operator] = []
 
-    def start(**env: str) -> Operator:
-        op = Operator(crds.kubeconfig, namespace, tmp_path, env)
+    def start(*args: str, **env: str) -> Operator:
+        op = Operator(crds.kubeconfig, namespace, tmp_path, env, args)
         started.append(op)
         op.start()
         return op
