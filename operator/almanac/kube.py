@@ -87,6 +87,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.coordination = client.CoordinationV1Api(api)
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -211,6 +212,40 @@ class Kube:
             return Created(self._dict(created))
         except ApiException as error:
             return _create_error(error)
+
+    # --- Leases (leader election) ------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> Body | None:
+        try:
+            return self._dict(await self.coordination.read_namespaced_lease(name, namespace))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def create_lease(self, namespace: str, body: Body) -> CreateResult:
+        try:
+            created = await self.coordination.create_namespaced_lease(
+                namespace,
+                body,  # type: ignore[arg-type]  # a dict, serialized as it is
+            )
+            return Created(self._dict(created))
+        except ApiException as error:
+            return _create_error(error)
+
+    async def replace_lease(self, namespace: str, name: str, body: Body) -> Body | None:
+        """Replaces the Lease if its resourceVersion is still current; None on conflict."""
+        try:
+            replaced = await self.coordination.replace_namespaced_lease(
+                name,
+                namespace,
+                body,  # type: ignore[arg-type]
+            )
+            return self._dict(replaced)
+        except ApiException as error:
+            if error.status in (404, 409):
+                return None
+            raise
 
     # --- Events -----------------------------------------------------------------------
 

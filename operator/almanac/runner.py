@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
+import os
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import kopf
 
 from almanac import handlers, metrics
+from almanac.kube import Kube
+from almanac.leader import LeaderElector, identity
 from almanac.settings import Settings
 
 log = logging.getLogger("almanac")
@@ -26,6 +31,14 @@ LOG_FORMATS = {
 }
 
 
+@dataclass(frozen=True)
+class Election:
+    """Where the Lease lives that elects one acting replica (see almanac.leader)."""
+
+    namespace: str
+    name: str = "almanac-operator"
+
+
 def run_operator(
     settings: Settings,
     *,
@@ -33,8 +46,9 @@ def run_operator(
     log_format: str = "full",
     verbose: bool = False,
     metrics_port: int = 0,
+    election: Election | None = None,
 ) -> int:
-    """Runs until SIGINT/SIGTERM; returns the process's exit code."""
+    """Runs until SIGINT/SIGTERM; returns the process's exit code (1: leadership lost)."""
     kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
     handlers.configure(settings)
     metrics.serve(metrics_port)
@@ -42,15 +56,39 @@ def run_operator(
     log.info(
         "almanac operator starting for %s (default time zone %s)", where, settings.default_timezone
     )
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not settings.namespaces,
-            namespaces=list(settings.namespaces),
-            liveness_endpoint=liveness or None,
-            standalone=True,
-        )
+    return asyncio.run(_serve(settings, liveness, election))
+
+
+async def _serve(settings: Settings, liveness: str | None, election: Election | None) -> int:
+    stop = asyncio.Event()
+    operator = functools.partial(
+        kopf.operator,
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        liveness_endpoint=liveness or None,
+        standalone=True,
+        stop_flag=stop,
     )
-    return 0
+    if election is None:
+        await operator()
+        return 0
+    kube = await Kube.connect()
+    elector = LeaderElector(kube, election.namespace, election.name, identity())
+    try:
+        await elector.acquire()
+        serving = asyncio.create_task(operator())
+        holding = asyncio.create_task(elector.hold())
+        done, _ = await asyncio.wait({serving, holding}, return_when=asyncio.FIRST_COMPLETED)
+        if holding in done:
+            # Another replica may take over at any moment: stop acting, at once.
+            stop.set()
+            await serving
+            return 1
+        holding.cancel()
+        await elector.release()
+        return 0
+    finally:
+        await kube.close()
 
 
 def add_run_command(commands: Any) -> None:
@@ -99,6 +137,22 @@ def add_run_command(commands: Any) -> None:
         metavar="PORT",
         help="serve Prometheus /metrics on this port (default: %(default)s; 0 to disable)",
     )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a Lease, so that several replicas never both act",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        metavar="NS",
+        help="namespace of the Lease (default: POD_NAMESPACE, else default)",
+    )
+    run.add_argument(
+        "--leader-election-id",
+        default="almanac-operator",
+        metavar="NAME",
+        help="name of the Lease (default: %(default)s)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
 
@@ -115,4 +169,10 @@ def _run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         verbose=args.verbose,
         metrics_port=args.metrics_port,
+        election=Election(
+            args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default",
+            args.leader_election_id,
+        )
+        if args.leader_elect
+        else None,
     )

@@ -52,7 +52,7 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, until: str = "almanac operator serving") -> None:
         self.starts += 1
         log = self.log_path.open("ab")
         log.write(f"\n===== start {self.starts} =====\n".encode())
@@ -80,7 +80,7 @@ class Operator:
         )
         wait_until(
             "the operator to start serving",
-            lambda: "almanac operator serving" in self.log() or self._died(),
+            lambda: until in self.log() or self._died(),
             timeout=60,
         )
         if self._died():

@@ -1,0 +1,143 @@
+"""Leader election on a coordination.k8s.io Lease, so two replicas never both act.
+
+kopf's peering pauses equal peers rather than electing one (NOTES-kopf.md), so Almanac
+elects the way Kubernetes controllers do (client-go's leaderelection): the replica that
+holds the Lease runs the operator; the others wait. The holder renews every
+``retry_period``; if it cannot renew within ``renew_deadline`` it stops acting and
+exits (its Deployment restarts it as a follower), and a follower takes the Lease once
+``lease_duration`` has passed since the last renewal. Writes carry the Lease's
+resourceVersion, so of two replicas racing for it exactly one wins.
+
+Run names derived from job and instant remain the guard of last resort: even two
+leaders at once could not create one fire twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from almanac import kube as k
+from almanac.kube import Body, Kube
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """client-go's defaults: a dead leader is replaced within about 15 seconds."""
+
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+def identity() -> str:
+    """Who we are in the Lease: the Pod's name in a cluster, else host and pid."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def may_take(lease: Body | None, me: str, now: datetime) -> bool:
+    """Whether `me` may write itself as the holder of this Lease now."""
+    spec = (lease or {}).get("spec") or {}
+    holder = spec.get("holderIdentity")
+    if not holder or holder == me:
+        return True
+    renewed = k.parse_time(spec.get("renewTime"))
+    duration = spec.get("leaseDurationSeconds") or 0
+    return renewed is None or now > renewed + timedelta(seconds=duration)
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        me: str,
+        timing: Timing = Timing(),
+        clock: Callable[[], datetime] = k.now,
+    ) -> None:
+        self.kube, self.namespace, self.name, self.me = kube, namespace, name, me
+        self.timing, self.clock = timing, clock
+
+    async def try_once(self) -> bool:
+        """One attempt to take or renew the Lease; True when we hold it afterwards."""
+        lease = await self.kube.get_lease(self.namespace, self.name)
+        now = self.clock()
+        if not may_take(lease, self.me, now):
+            return False
+        spec = (lease or {}).get("spec") or {}
+        taking = spec.get("holderIdentity") != self.me
+        new_spec: Body = {
+            **spec,
+            "holderIdentity": self.me,
+            "leaseDurationSeconds": int(self.timing.lease_duration),
+            "renewTime": _micro(now),
+        }
+        if taking:
+            new_spec["acquireTime"] = _micro(now)
+            new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (
+                1 if spec.get("holderIdentity") else 0
+            )
+        if lease is None:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": new_spec,
+            }
+            return isinstance(await self.kube.create_lease(self.namespace, body), k.Created)
+        return (
+            await self.kube.replace_lease(self.namespace, self.name, {**lease, "spec": new_spec})
+            is not None
+        )
+
+    async def acquire(self) -> None:
+        """Waits until we hold the Lease."""
+        log.info(
+            "waiting for leadership: Lease %s/%s, identity %s", self.namespace, self.name, self.me
+        )
+        while not await self._attempt():
+            await asyncio.sleep(self.timing.retry_period)
+        log.info("became the leader (Lease %s/%s)", self.namespace, self.name)
+
+    async def hold(self) -> None:
+        """Renews the Lease; returns when it could not be renewed within the deadline."""
+        while True:
+            await asyncio.sleep(self.timing.retry_period)
+            deadline = self.clock() + timedelta(seconds=self.timing.renew_deadline)
+            while not await self._attempt():
+                if self.clock() > deadline:
+                    log.error(
+                        "could not renew Lease %s/%s for %ss: leadership lost",
+                        self.namespace,
+                        self.name,
+                        self.timing.renew_deadline,
+                    )
+                    return
+                await asyncio.sleep(self.timing.retry_period)
+
+    async def release(self) -> None:
+        """Gives the Lease up on a clean stop, so that a follower need not wait."""
+        lease = await self.kube.get_lease(self.namespace, self.name)
+        if lease and (lease.get("spec") or {}).get("holderIdentity") == self.me:
+            spec = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1}
+            await self.kube.replace_lease(self.namespace, self.name, {**lease, "spec": spec})
+
+    async def _attempt(self) -> bool:
+        try:
+            return await self.try_once()
+        except Exception as error:  # an API hiccup is a failed attempt, not a crash
+            log.warning("Lease %s/%s: %s", self.namespace, self.name, error)
+            return False
+
+
+def _micro(when: datetime) -> str:
+    """Leases use MicroTime: RFC 3339 with microseconds."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
