@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, cast
 
 import kopf
 
 from almanac import kube as k
 from almanac import metrics
+from almanac.admission import Review, review_calendar, review_scheduled_job
 from almanac.controller import Controller
 from almanac.kube import Kube
 from almanac.notify import SmtpSettings
@@ -37,6 +39,14 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events are ours to post, with reasons users can filter on; kopf's would duplicate.
     settings.posting.enabled = False
     settings.peering.standalone = True
+    if config.webhook_port:
+        cert_dir = Path(config.webhook_cert_dir)
+        settings.admission.server = kopf.WebhookServer(
+            addr="0.0.0.0",
+            port=config.webhook_port,
+            certfile=str(cert_dir / "tls.crt"),
+            pkeyfile=str(cert_dir / "tls.key"),
+        )
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     smtp = SmtpSettings.from_env()  # SmtpConfigError stops the operator: fix the config
@@ -95,6 +105,39 @@ async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") != "DELETED":
         await memo.controller.batch_job_event(_body(event))
+
+
+def _admit(review: Review, warnings: list[str]) -> None:
+    warnings.extend(review.warnings)
+    if not review.allowed:
+        raise kopf.AdmissionError("\n".join(review.errors), code=422)
+
+
+@kopf.on.validate(
+    k.GROUP,
+    k.VERSION,
+    k.SCHEDULED_JOBS,
+    id="validate-scheduledjob",
+    operations=["CREATE", "UPDATE"],
+)
+def validate_scheduled_job(body: kopf.Body, warnings: list[str], memo: kopf.Memo, **_: Any) -> None:
+    """Refuses what the schedule engine rejects, with `almanac next`'s messages."""
+    controller: Controller = memo.controller
+    namespace = body.get("metadata", {}).get("namespace", "")
+    calendars = {name: cal for (ns, name), cal in controller.calendars.items() if ns == namespace}
+    _admit(
+        review_scheduled_job(
+            dict(body), calendars, default_time_zone=config.default_timezone, now=controller.clock()
+        ),
+        warnings,
+    )
+
+
+@kopf.on.validate(
+    k.GROUP, k.VERSION, k.CALENDARS, id="validate-calendar", operations=["CREATE", "UPDATE"]
+)
+def validate_calendar(body: kopf.Body, warnings: list[str], **_: Any) -> None:
+    _admit(review_calendar(dict(body)), warnings)
 
 
 @kopf.on.probe(id="timers")

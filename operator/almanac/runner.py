@@ -153,6 +153,19 @@ def add_run_command(commands: Any) -> None:
         metavar="NAME",
         help="name of the Lease (default: %(default)s)",
     )
+    run.add_argument(
+        "--webhook-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve the validating admission webhook (HTTPS) on this port (default: off)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        default="/tls",
+        metavar="DIR",
+        help="folder with the webhook's tls.crt and tls.key (default: %(default)s)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
 
@@ -162,6 +175,8 @@ def _run(args: argparse.Namespace) -> int:
         default_timezone=args.default_timezone,
         namespaces=tuple(args.namespace) if args.namespace else None,
         rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
+        webhook_port=args.webhook_port or None,
+        webhook_cert_dir=args.webhook_cert_dir,
     )
     return run_operator(
         settings,

@@ -20,6 +20,12 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to serve; empty means all of them."""
 
+    webhook_port: int = 0
+    """Port of the validating admission webhook (HTTPS); 0: no webhook."""
+
+    webhook_cert_dir: str = ""
+    """Folder with tls.crt and tls.key for the webhook (a mounted Secret in a cluster)."""
+
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -1,0 +1,94 @@
+"""What the validating webhook says about a ScheduledJob or Calendar: pure review.
+
+The CRD schema and its CEL rules refuse what they can (formats, impossible dates,
+unique service names). The webhook adds what only the schedule engine knows, with the
+same field-naming messages as `almanac next`:
+
+- refused: a cron expression the engine rejects, an unknown time zone, an invalid
+  window, any field the models refuse;
+- admitted with a warning (kubectl prints it): a calendarRef to a Calendar that does
+  not exist yet (GitOps tools apply a folder in any order; the job stays Ready=False,
+  CalendarNotFound, and fires nothing until it appears), and a schedule that can never
+  fire (it is valid, just useless; the operator reports it the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from almanac.models import Calendar, ScheduledJob
+from almanac.schedule import InvalidSpec, NeverFires
+
+
+@dataclass
+class Review:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.errors
+
+
+def review_scheduled_job(
+    body: Mapping[str, Any],
+    calendars: Mapping[str, Mapping[str, Any]],
+    *,
+    default_time_zone: str,
+    now: datetime,
+) -> Review:
+    """calendars: the Calendar bodies of the job's namespace, by name."""
+    review = Review()
+    try:
+        job = ScheduledJob.parse(body)
+    except InvalidSpec as error:
+        review.errors += [str(e) for e in error.errors]
+        return review
+    known: dict[str, Calendar] = {}
+    for i, ref in enumerate(job.spec.calendar_refs):
+        raw = calendars.get(ref.name)
+        if raw is None:
+            review.warnings.append(
+                f'spec.calendarRefs[{i}].name: Calendar "{ref.name}" does not exist yet; '
+                "the job will not fire until it does"
+            )
+            continue
+        try:
+            known[ref.name] = Calendar.parse(raw)
+        except InvalidSpec as error:
+            review.warnings.append(
+                f'spec.calendarRefs[{i}].name: Calendar "{ref.name}" is invalid: {error}'
+            )
+    try:
+        schedule = job.spec.build_schedule(
+            {**known, **{n: _empty(n) for n in _names(job) if n not in known}},
+            default_time_zone=default_time_zone,
+        )
+    except InvalidSpec as error:
+        review.errors += [str(e) for e in error.errors]
+        return review
+    upcoming = schedule.next_fire(now)
+    if isinstance(upcoming, NeverFires) and not _names(job) - known.keys():
+        review.warnings.append(f"spec.schedule: the job can never fire: {upcoming.message}")
+    return review
+
+
+def review_calendar(body: Mapping[str, Any]) -> Review:
+    review = Review()
+    try:
+        Calendar.parse(body)
+    except InvalidSpec as error:
+        review.errors += [str(e) for e in error.errors]
+    return review
+
+
+def _names(job: ScheduledJob) -> set[str]:
+    return {ref.name for ref in job.spec.calendar_refs}
+
+
+def _empty(name: str) -> Calendar:
+    """A stand-in for a Calendar not yet there: the rest of the spec is still checked."""
+    return Calendar.parse({"metadata": {"name": name}, "spec": {}})

@@ -1,0 +1,96 @@
+"""Table tests of the admission review: what the webhook refuses, what it only warns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from almanac.admission import review_calendar, review_scheduled_job
+
+NOW = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
+SERVICE = {
+    "name": "main",
+    "jobTemplate": {
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "m", "image": "busybox"}],
+                }
+            }
+        }
+    },
+}
+HOLIDAYS = {"metadata": {"name": "holidays"}, "spec": {"holiday": ["25.12.2027"]}}
+
+
+def job(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJob",
+        "metadata": {"name": "j", "namespace": "ns"},
+        "spec": {"schedule": "0 3 * * *", "services": [SERVICE], **spec},
+    }
+
+
+CASES = [
+    ("a valid job is admitted quietly", job(), [], []),
+    (
+        "a bad cron expression is refused naming spec.schedule",
+        job(schedule="61 * * * *"),
+        ["spec.schedule"],
+        [],
+    ),
+    (
+        "an unknown time zone is refused naming spec.timeZone",
+        job(timeZone="Mars/Olympus_Mons"),
+        ["spec.timeZone"],
+        [],
+    ),
+    (
+        "an impossible exclusion date is refused naming its index",
+        job(exclusions={"annual": ["25.12", "31.02"]}),
+        ['spec.exclusions.annual[1]: "31.02"'],
+        [],
+    ),
+    (
+        "a window that ends before it starts is refused",
+        job(startTime="2027-06-01T00:00:00", endTime="2027-01-01T00:00:00"),
+        ["spec.endTime"],
+        [],
+    ),
+    (
+        "a Calendar that does not exist yet is only a warning",
+        job(calendarRefs=[{"name": "later"}]),
+        [],
+        ['Calendar "later" does not exist yet'],
+    ),
+    ("an existing Calendar is used quietly", job(calendarRefs=[{"name": "holidays"}]), [], []),
+    (
+        "a schedule that can never fire is admitted with a warning",
+        job(schedule="0 0 30 2 *"),
+        [],
+        ["can never fire"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "errors", "warnings"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_review_scheduled_job(body: dict[str, Any], errors: list[str], warnings: list[str]) -> None:
+    review = review_scheduled_job(body, {"holidays": HOLIDAYS}, default_time_zone="UTC", now=NOW)
+    assert len(review.errors) == len(errors)
+    for expected, got in zip(errors, review.errors, strict=True):
+        assert expected in got
+    assert len(review.warnings) == len(warnings)
+    for expected, got in zip(warnings, review.warnings, strict=True):
+        assert expected in got
+    assert review.allowed == (not errors)
+
+
+def test_a_calendar_with_an_impossible_holiday_is_refused() -> None:
+    review = review_calendar({"metadata": {"name": "c"}, "spec": {"holiday": ["30.02.2027"]}})
+    assert review.errors and review.errors[0].startswith('spec.holiday[0]: "30.02.2027"')
