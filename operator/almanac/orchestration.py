@@ -120,9 +120,7 @@ def plan(state: RunState) -> Plan:
         statuses[service.name] = _observed(state, service.name)
 
     def failed_mandatory() -> bool:
-        return any(
-            s.mandatory and statuses[s.name].phase == Phase.FAILED for s in state.services
-        )
+        return any(s.mandatory and statuses[s.name].phase == Phase.FAILED for s in state.services)
 
     create: list[str] = []
 

@@ -28,8 +28,9 @@ class FireDecision:
     reason: str = ""  # why they were missed, for the Event and status
 
 
-def decide(due: Sequence[datetime], now: datetime, deadline_seconds: int | None,
-           *, resumed: bool = False) -> FireDecision:
+def decide(
+    due: Sequence[datetime], now: datetime, deadline_seconds: int | None, *, resumed: bool = False
+) -> FireDecision:
     """Which of the due fires (oldest first, all <= now) to start and which are missed."""
     if not due:
         return FireDecision(None, [])
@@ -38,7 +39,8 @@ def decide(due: Sequence[datetime], now: datetime, deadline_seconds: int | None,
     latest, earlier = due[-1], list(due[:-1])
     if deadline_seconds is not None and now - latest > timedelta(seconds=deadline_seconds):
         return FireDecision(
-            None, [*earlier, latest],
+            None,
+            [*earlier, latest],
             f"no operator ran to start it within startingDeadlineSeconds ({deadline_seconds}s)",
         )
     reason = "no operator ran to start it; only the latest missed fire starts" if earlier else ""
