@@ -58,3 +58,19 @@ bench: venv ## benchmarks (figures in the README)
 
 clean: cluster-down ## remove the local state and the virtualenv (not the binary cache)
 	@rm -rf $(VENV)
+
+# ---- packaging: chart and plain manifests (charts/almanac, manifests/install) --------
+# Targets `manifests` and `chart-lint`; helm is the version pinned in hack/tools/helm.
+
+manifests: ## copy crds/ into the chart, render manifests/install/almanac.yaml (commit both)
+	@bash hack/generate-manifests.sh
+
+chart-lint: ## helm lint the chart, with its defaults and with every optional part on
+	@helm=$$(bash hack/build-tools.sh | sed -n 's/^helm=//p'); \
+	"$$helm" lint --strict charts/almanac; \
+	"$$helm" lint --strict charts/almanac --set webhook.enabled=true \
+	  --set prometheus.serviceMonitor.enabled=true --set prometheus.prometheusRule.enabled=true \
+	  --set grafana.dashboard.enabled=true --set 'watchNamespaces={team-a,team-b}' --set replicaCount=2
+
+.PHONY: chart-lint
+# ---- end of packaging --------------------------------------------------------------

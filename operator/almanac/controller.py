@@ -357,6 +357,14 @@ class Controller:
             self._run_body(body, name, scheduled, trigger, spec.get("services") or []),
         )
         if isinstance(result, Created):
+            log.info(
+                "%s/%s: created run %s for %s (%s)",
+                namespace,
+                job,
+                name,
+                k.timestamp(scheduled),
+                trigger,
+            )
             if trigger == "Schedule":
                 lateness = (self.clock() - scheduled).total_seconds()
                 metrics.FIRE_LATENESS.labels(namespace, job).observe(max(0.0, lateness))
@@ -384,6 +392,7 @@ class Controller:
             "(concurrencyPolicy Forbid)"
         )
         await self.kube.event(body, "Warning", "MissedSchedule", message)
+        log.info("%s/%s: %s", *key_of(body), message)
         metrics.MISSED_FIRES.labels(*key_of(body)).inc()
         await self._set_job_status(
             body,
@@ -438,8 +447,13 @@ class Controller:
             body["metadata"].get("resourceVersion"),
         )
         if consumed is None:
-            return  # someone else consumed it first, or the job is gone
+            # Changed since this event (or gone): the next event carries the newer body.
+            log.info(
+                "run-now on %s/%s: the job changed meanwhile; retrying on its next event", *key
+            )
+            return
         self.jobs[key] = consumed
+        log.info("run-now on %s/%s: firing once, now", *key)
         now = self.clock().replace(microsecond=0)
         name = manual_run_name(key[1], now)
         await self.fire(consumed, now, trigger="Manual", name=name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import kopf
 
@@ -30,8 +30,15 @@ config = Settings()
 
 
 def configure(settings: Settings) -> None:
+    """Takes the settings; registers the admission handlers only with a webhook port
+    (kopf refuses to run admission handlers without a webhook server)."""
     global config
     config = settings
+    if settings.webhook_port:
+        for plural, handler_id, handler in WEBHOOKS:
+            kopf.on.validate(
+                k.GROUP, k.VERSION, plural, id=handler_id, operations=list(WEBHOOK_OPERATIONS)
+            )(handler)
 
 
 @kopf.on.startup()
@@ -113,13 +120,6 @@ def _admit(review: Review, warnings: list[str]) -> None:
         raise kopf.AdmissionError("\n".join(review.errors), code=422)
 
 
-@kopf.on.validate(
-    k.GROUP,
-    k.VERSION,
-    k.SCHEDULED_JOBS,
-    id="validate-scheduledjob",
-    operations=["CREATE", "UPDATE"],
-)
 def validate_scheduled_job(body: kopf.Body, warnings: list[str], memo: kopf.Memo, **_: Any) -> None:
     """Refuses what the schedule engine rejects, with `almanac next`'s messages."""
     controller: Controller = memo.controller
@@ -133,11 +133,17 @@ def validate_scheduled_job(body: kopf.Body, warnings: list[str], memo: kopf.Memo
     )
 
 
-@kopf.on.validate(
-    k.GROUP, k.VERSION, k.CALENDARS, id="validate-calendar", operations=["CREATE", "UPDATE"]
-)
 def validate_calendar(body: kopf.Body, warnings: list[str], **_: Any) -> None:
     _admit(review_calendar(dict(body)), warnings)
+
+
+#: (resource, handler id, handler): kopf serves each at "/<handler id>", which is the
+#: path the chart's ValidatingWebhookConfiguration calls (a test keeps them in step).
+WEBHOOKS = (
+    (k.SCHEDULED_JOBS, "validate-scheduledjob", validate_scheduled_job),
+    (k.CALENDARS, "validate-calendar", validate_calendar),
+)
+WEBHOOK_OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
 
 
 @kopf.on.probe(id="timers")

@@ -286,6 +286,35 @@ class Kube:
         except ApiException as error:
             log.warning("could not post Event %s on %s: %s", reason, meta["name"], _message(error))
 
+    async def list_events(self, namespace: str, name: str, kind: str) -> list[Body]:
+        """The Events on the object ``kind``/``name``, in the API's order (the plugin's
+        ``describe``, ``rerun`` and ``run`` read them)."""
+        result = await self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}"
+        )
+        return [self._dict(event) for event in result.items]
+
+    # --- the kubectl plugin ------------------------------------------------------------
+
+    @classmethod
+    async def connect_kubeconfig(
+        cls, kubeconfig: str | None = None, context: str | None = None
+    ) -> tuple[Kube, str | None]:
+        """As kubectl: ``kubeconfig`` (else $KUBECONFIG, else ~/.kube/config) and its
+        ``context`` (else the current one). Returns the client and the context's
+        namespace (None when it names none); ``config.ConfigException`` when there is no
+        usable kubeconfig. The file is never written back (no token refresh persisted)."""
+        configuration = client.Configuration()
+        loader = await config.load_kube_config(
+            config_file=kubeconfig,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+        current = loader.current_context or {}
+        namespace = (current.get("context") or {}).get("namespace")
+        return cls(client.ApiClient(configuration)), namespace or None
+
 
 def _create_error(error: ApiException) -> CreateResult:
     if error.status == 409:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import kopf
+from aiohttp import web
 
 from almanac import handlers, metrics
 from almanac.kube import Kube
@@ -75,7 +79,8 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
     kube = await Kube.connect()
     elector = LeaderElector(kube, election.namespace, election.name, identity())
     try:
-        await elector.acquire()
+        async with _standby_probe(liveness):
+            await elector.acquire()
         serving = asyncio.create_task(operator())
         holding = asyncio.create_task(elector.hold())
         done, _ = await asyncio.wait({serving, holding}, return_when=asyncio.FIRST_COMPLETED)
@@ -89,6 +94,29 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
         return 0
     finally:
         await kube.close()
+
+
+@contextlib.asynccontextmanager
+async def _standby_probe(liveness: str | None) -> AsyncIterator[None]:
+    """While a replica waits for the Lease, its liveness URL answers 200 (kopf, which
+    serves it otherwise, is not running yet): a healthy standby is not restarted."""
+    if not liveness:
+        yield
+        return
+    url = urlsplit(liveness)
+
+    async def standby(_: web.Request) -> web.Response:
+        return web.json_response({"standby": "waiting for the Lease"})
+
+    app = web.Application()
+    app.router.add_get(url.path or "/", standby)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, url.hostname, url.port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()  # frees the port for kopf's own endpoint
 
 
 def add_run_command(commands: Any) -> None:

@@ -1,0 +1,320 @@
+"""Exclusion lists: the days on which a ScheduledJob does not fire.
+
+Where it sits: pure, below :mod:`almanac.schedule` (which asks it "is this local date
+excluded?") and :mod:`almanac.models` (which validates each list entry with the parsers
+here). It knows nothing of Kubernetes, time zones or the clock.
+
+The four kinds of entry are those of API.md ("ScheduledJob", ``spec.exclusions``; a
+Calendar's ``spec`` has the same four lists)::
+
+    annual   "25.12"       dd.MM, every year ("29.02" only in leap years)
+    monthly  "31"          dd, every month that has that day
+    weekly   "Saturday"    English day name or 3-letter abbreviation, any case
+    holiday  "14.04.2027"  dd.MM.yyyy, one date
+
+Every parsed entry is an :class:`ExclusionRule` that remembers where it was written (the
+job's own ``spec.exclusions.<kind>[i]`` or ``Calendar <name>``), so status, Events and
+the command line can say *why* a day was skipped (:meth:`Exclusions.explain`).
+
+Errors::
+
+    ValueError
+     └── InvalidSpec        one FieldError (path, message) per bad field; str() is one
+                            line per error. Raised here, by almanac.schedule and by
+                            almanac.models; the operator turns it into Ready=False.
+
+``InvalidSpec`` lives in this module because it is the lowest one that validates user
+input; :mod:`almanac.schedule` and :mod:`almanac.models` re-export it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+__all__ = [
+    "OWN_SOURCE",
+    "WEEKDAY_NAMES",
+    "ExclusionKind",
+    "ExclusionRule",
+    "Exclusions",
+    "FieldError",
+    "InvalidSpec",
+    "calendar_source",
+    "parse_annual",
+    "parse_holiday",
+    "parse_monthly",
+    "parse_weekly",
+    "quote",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid field: where it is (``spec.exclusions.annual[1]``) and what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InvalidSpec(ValueError):
+    """A resource (or a part of one) is invalid; ``errors`` names every bad field.
+
+    ``str()`` is one line per error, ``path: message``, e.g.
+    ``spec.exclusions.annual[1]: "31.02" is not a day of the year (dd.MM)``.
+    """
+
+    errors: tuple[FieldError, ...]
+
+    def __init__(self, errors: Iterable[FieldError | tuple[str, str]]) -> None:
+        self.errors = tuple(e if isinstance(e, FieldError) else FieldError(*e) for e in errors)
+        if not self.errors:
+            raise ValueError("InvalidSpec needs at least one error")
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+def quote(value: object) -> str:
+    """How a user's value appears in a message: strings in double quotes, as in YAML/JSON."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+
+
+class ExclusionKind(StrEnum):
+    """The four exclusion lists, named as the fields are."""
+
+    ANNUAL = "annual"
+    MONTHLY = "monthly"
+    WEEKLY = "weekly"
+    HOLIDAY = "holiday"
+
+
+#: ``ExclusionRule.source`` of the job's own ``spec.exclusions``.
+OWN_SOURCE = "spec.exclusions"
+
+
+def calendar_source(name: str) -> str:
+    """``ExclusionRule.source`` of the entries of the Calendar called ``name``."""
+    return f"Calendar {name}"
+
+
+#: Day-of-week numbers as in cron: 0 = Sunday ... 6 = Saturday.
+_WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_WEEKDAY_NUMBERS = {name: i for i, name in enumerate(_WEEKDAYS)} | {
+    name[:3]: i for i, name in enumerate(_WEEKDAYS)
+}
+WEEKDAY_NAMES = tuple(name.capitalize() for name in _WEEKDAYS)
+
+# Two digits each, as the CRD's validation rules require: what the API server accepts,
+# and nothing more.
+_DAY_MONTH = re.compile(r"([0-9]{2})\.([0-9]{2})")
+_DAY = re.compile(r"[0-9]{2}")
+_DAY_MONTH_YEAR = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
+
+
+def parse_annual(text: str) -> tuple[int, int]:
+    """``"25.12"`` -> ``(12, 25)`` (month, day). ``"29.02"`` is valid (leap years only)."""
+    m = _DAY_MONTH.fullmatch(text.strip())
+    if m:
+        day, month = int(m[1]), int(m[2])
+        # 2000 is a leap year: 29.02 is a day of the year, it just is not in every year.
+        if 1 <= month <= 12 and 1 <= day <= calendar.monthrange(2000, month)[1]:
+            return month, day
+    raise ValueError(f"{quote(text)} is not a day of the year (dd.MM)")
+
+
+def parse_monthly(text: str) -> int:
+    """``"31"`` -> ``31`` (``"07"`` -> ``7``). A month without that day has none excluded."""
+    if _DAY.fullmatch(text.strip()) and 1 <= int(text) <= 31:
+        return int(text)
+    raise ValueError(f"{quote(text)} is not a day of the month (dd, 01-31)")
+
+
+def parse_weekly(text: str) -> int:
+    """``"Sat"``/``"saturday"`` -> ``6``; cron numbering, 0 = Sunday."""
+    number = _WEEKDAY_NUMBERS.get(text.strip().lower())
+    if number is None:
+        raise ValueError(
+            f"{quote(text)} is not a day of the week (Monday..Sunday or Mon..Sun, any case)"
+        )
+    return number
+
+
+def parse_holiday(text: str) -> date:
+    """``"14.04.2027"`` -> ``date(2027, 4, 14)``."""
+    m = _DAY_MONTH_YEAR.fullmatch(text.strip())
+    if m:
+        try:
+            return date(int(m[3]), int(m[2]), int(m[1]))
+        except ValueError:
+            pass
+    raise ValueError(f"{quote(text)} is not a date (dd.MM.yyyy)")
+
+
+_PARSERS: dict[ExclusionKind, Callable[[str], tuple[int, int] | int | date]] = {
+    ExclusionKind.ANNUAL: parse_annual,
+    ExclusionKind.MONTHLY: parse_monthly,
+    ExclusionKind.WEEKLY: parse_weekly,
+    ExclusionKind.HOLIDAY: parse_holiday,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusionRule:
+    """One entry of one exclusion list, with where it was written."""
+
+    kind: ExclusionKind
+    entry: str
+    """The entry as written, e.g. ``"25.12"``."""
+    value: tuple[int, int] | int | date
+    """Parsed: (month, day) for annual, day for monthly, weekday (0 = Sunday), or a date."""
+    source: str
+    """``spec.exclusions`` (the job's own lists) or ``Calendar <name>``."""
+    path: str
+    """Field path inside the source's object, e.g. ``spec.exclusions.annual[0]``."""
+
+    @property
+    def origin(self) -> str:
+        """Where to look: ``spec.exclusions.weekly[1]`` or ``Calendar x, spec.annual[0]``."""
+        return self.path if self.source == OWN_SOURCE else f"{self.source}, {self.path}"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {quote(self.entry)} ({self.origin})"
+
+    def matches(self, day: date) -> bool:
+        """Whether this entry excludes the local date ``day``."""
+        match self.kind:
+            case ExclusionKind.ANNUAL:
+                return (day.month, day.day) == self.value
+            case ExclusionKind.MONTHLY:
+                return day.day == self.value
+            case ExclusionKind.WEEKLY:
+                return day.toordinal() % 7 == self.value
+            case _:
+                return day == self.value
+
+
+class Exclusions:
+    """The union of exclusion lists from several sources; immutable.
+
+    Build one per source with :meth:`parse` and add them: ``own + cal_a + cal_b``.
+    """
+
+    __slots__ = ("_annual", "_holidays", "_monthly", "_weekly", "rules")
+
+    rules: tuple[ExclusionRule, ...]
+
+    def __init__(self, rules: Iterable[ExclusionRule] = ()) -> None:
+        self.rules = tuple(rules)
+        annual: dict[int, set[int]] = {}
+        holidays: dict[tuple[int, int], set[int]] = {}
+        monthly: set[int] = set()
+        weekly: set[int] = set()
+        for rule in self.rules:
+            v = rule.value
+            if isinstance(v, tuple):
+                annual.setdefault(v[0], set()).add(v[1])
+            elif isinstance(v, date):
+                holidays.setdefault((v.year, v.month), set()).add(v.day)
+            elif rule.kind is ExclusionKind.MONTHLY:
+                monthly.add(v)
+            else:
+                weekly.add(v)
+        self._annual = {m: frozenset(d) for m, d in annual.items()}
+        self._holidays = {ym: frozenset(d) for ym, d in holidays.items()}
+        self._monthly = frozenset(monthly)
+        self._weekly = frozenset(weekly)
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        source: str = OWN_SOURCE,
+        path: str = OWN_SOURCE,
+        annual: Sequence[str] = (),
+        monthly: Sequence[str] = (),
+        weekly: Sequence[str] = (),
+        holiday: Sequence[str] = (),
+    ) -> Exclusions:
+        """Parse the four lists of one source; ``path`` prefixes field paths in errors.
+
+        For a Calendar: ``Exclusions.parse(source=calendar_source(name), path="spec", ...)``.
+        Raises :class:`InvalidSpec` naming every bad entry.
+        """
+        rules: list[ExclusionRule] = []
+        errors: list[FieldError] = []
+        lists = {
+            ExclusionKind.ANNUAL: annual,
+            ExclusionKind.MONTHLY: monthly,
+            ExclusionKind.WEEKLY: weekly,
+            ExclusionKind.HOLIDAY: holiday,
+        }
+        for kind, entries in lists.items():
+            for i, entry in enumerate(entries):
+                where = f"{path}.{kind}[{i}]"
+                try:
+                    value = _PARSERS[kind](entry)
+                except ValueError as e:
+                    errors.append(FieldError(where, str(e)))
+                else:
+                    rules.append(ExclusionRule(kind, entry, value, source, where))
+        if errors:
+            raise InvalidSpec(errors)
+        return cls(rules)
+
+    def __add__(self, other: Exclusions) -> Exclusions:
+        return Exclusions(self.rules + other.rules)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def __repr__(self) -> str:
+        return f"Exclusions({[str(r) for r in self.rules]!r})"
+
+    def excludes(self, day: date) -> bool:
+        """Whether nothing fires on the local date ``day``."""
+        return (
+            day.day in self._monthly
+            or day.toordinal() % 7 in self._weekly
+            or day.day in self._annual.get(day.month, ())
+            or day.day in self._holidays.get((day.year, day.month), ())
+        )
+
+    def explain(self, day: date) -> tuple[ExclusionRule, ...]:
+        """Every rule that excludes the local date ``day``, in the order they were given."""
+        return tuple(rule for rule in self.rules if rule.matches(day))
+
+    # The engine's fast queries (almanac.schedule caches per month shape).
+
+    def annual_days(self, month: int) -> frozenset[int]:
+        """Days of ``month`` excluded every year."""
+        return self._annual.get(month, frozenset())
+
+    @property
+    def monthly_days(self) -> frozenset[int]:
+        """Days of the month excluded every month."""
+        return self._monthly
+
+    @property
+    def weekly_days(self) -> frozenset[int]:
+        """Excluded days of the week, cron numbering (0 = Sunday)."""
+        return self._weekly
+
+    def holidays_in(self, year: int, month: int) -> frozenset[int]:
+        """Days of that month excluded as holidays."""
+        return self._holidays.get((year, month), frozenset())
+
+    @property
+    def last_holiday(self) -> date | None:
+        """The latest holiday; after it the exclusions repeat every 400 years."""
+        dates = [r.value for r in self.rules if isinstance(r.value, date)]
+        return max(dates) if dates else None

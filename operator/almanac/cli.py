@@ -1,0 +1,328 @@
+"""The ``almanac`` command line.
+
+Where it sits: at the edge, like the kopf handlers: it reads files and the clock, the pure
+modules do the rest. Each verb is a subcommand that registers itself in
+:func:`build_parser` and returns an exit code from its handler (``args.handler(args)``).
+
+``almanac next -f MANIFEST [--after RFC3339] [-n COUNT] [-o wide] [--default-timezone ZONE]``
+prints the next fire instants of the one ScheduledJob in MANIFEST (with the Calendars it
+refers to from the same file), as API.md "Command line" says::
+
+    exit 0  one UTC instant a line, YYYY-MM-DDTHH:MM:SSZ (fewer than COUNT when the
+            window ends first)
+    exit 1  the schedule never fires (after --after): the reason on stderr
+    exit 2  the manifest or the command line is invalid: every bad field on stderr,
+            e.g. spec.exclusions.annual[1]: "31.02" is not a day of the year (dd.MM)
+
+``-o wide`` is for humans: local time beside UTC, DST notes, and the days an exclusion
+removed between fires, with the rule and where it was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import yaml
+
+from almanac import __version__
+from almanac.calendars import InvalidSpec, quote
+from almanac.models import Calendar, ScheduledJob
+from almanac.schedule import (
+    Fire,
+    NeverFires,
+    Schedule,
+    SkippedDay,
+    format_instant,
+    parse_date_time,
+    parse_time_zone,
+)
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_NEVER_FIRES, EXIT_INVALID = 0, 1, 2
+# Skipped days listed between two fires in -o wide; more are counted.
+_SKIPPED_SHOWN = 10
+
+
+class _ManifestLoader(yaml.SafeLoader):
+    """YAML as the API server would store it: unquoted date-times stay strings (PyYAML
+    would turn ``startTime: 2027-01-01T00:00:00`` into a datetime)."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+from almanac.runner import add_run_command  # noqa: E402  (the operator's verb)
+
+
+class _Usage(Exception):
+    """A problem with the command line or the manifest file as a whole (exit 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``almanac`` parser; add a verb with ``commands.add_parser`` and set
+    ``handler`` (``Callable[[argparse.Namespace], int]``) with ``set_defaults``."""
+    parser = argparse.ArgumentParser(
+        prog="almanac", description="Almanac: calendar-aware scheduled jobs for Kubernetes."
+    )
+    parser.add_argument("--version", action="version", version=f"almanac {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_next(commands)
+    add_run_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (argparse's usage errors give 2)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors: argparse has printed them
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_INVALID)
+    code: int = args.handler(args)
+    return code
+
+
+# --------------------------------------------------------------------------------------
+# almanac next
+
+
+def _after(text: str) -> datetime:
+    try:
+        moment = parse_date_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{quote(text)} has no offset; RFC 3339 needs Z or one like +02:00"
+        )
+    return moment
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
+    return int(text)
+
+
+def _zone(text: str) -> str:
+    try:
+        parse_time_zone(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _add_next(commands: Any) -> None:
+    next_ = commands.add_parser(
+        "next",
+        help="print the next fire instants of a ScheduledJob",
+        description=(
+            "Print the next fire instants of the ScheduledJob in MANIFEST (a YAML file with "
+            "one ScheduledJob and the Calendars it refers to), one per line, in UTC. "
+            "Exit 1 if it never fires, 2 if the manifest is invalid."
+        ),
+    )
+    next_.add_argument(
+        "-f",
+        "--filename",
+        metavar="MANIFEST",
+        required=True,
+        help="YAML file with one ScheduledJob and its Calendars; - for standard input",
+    )
+    next_.add_argument(
+        "--after",
+        metavar="RFC3339",
+        type=_after,
+        help="print instants strictly after this one, e.g. 2027-01-01T00:00:00Z (default: now)",
+    )
+    next_.add_argument(
+        "-n",
+        "--count",
+        metavar="COUNT",
+        type=_count,
+        default=10,
+        help="how many instants (default: 10)",
+    )
+    next_.add_argument(
+        "-o",
+        "--output",
+        choices=["wide"],
+        help="wide: local time beside UTC, DST notes, and the days exclusions skipped",
+    )
+    next_.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        type=_zone,
+        default="UTC",
+        help="IANA zone for a ScheduledJob without spec.timeZone, as the operator's "
+        "setting (default: UTC)",
+    )
+    next_.set_defaults(handler=_next)
+
+
+def _next(args: argparse.Namespace) -> int:
+    out, err = sys.stdout, sys.stderr
+    try:
+        job, schedule = _load(args.filename, args.default_timezone)
+    except _Usage as e:
+        print(f"almanac next: {e}", file=err)
+        return EXIT_INVALID
+    after: datetime = args.after or datetime.now(UTC)
+    name = f"ScheduledJob {job.metadata.name}"
+    if job.spec.suspend:
+        print(
+            f"almanac next: note: {name} has spec.suspend: true; the operator does not fire "
+            f"it until it is resumed",
+            file=err,
+        )
+    if args.output == "wide":
+        printed = _wide(out, name, schedule, after, args.count)
+    else:
+        printed = 0
+        for instant in itertools.islice(schedule.fires(after), args.count):
+            print(format_instant(instant), file=out)
+            printed += 1
+    if printed:
+        return EXIT_OK
+    never = schedule.next_fire(after)
+    assert isinstance(never, NeverFires)
+    when = "" if schedule.never_fires else f" after {format_instant(after)}"
+    print(f"almanac next: {name} never fires{when}: {never.message}", file=err)
+    return EXIT_NEVER_FIRES
+
+
+def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: int) -> int:
+    start, end = schedule.window
+    kind = "fixed-time" if schedule.cron.fixed_time else "wildcard"
+    window = (
+        ""
+        if start is None and end is None
+        else f", window [{'-' if start is None else format_instant(start)}, "
+        f"{'-' if end is None else format_instant(end)}]"
+    )
+    print(
+        f"# {name}: {quote(schedule.cron.text)} ({kind}) in {schedule.zone.key}{window}", file=out
+    )
+    printed = 0
+    pad = " " * len("YYYY-MM-DDTHH:MM:SSZ  ")
+    if schedule.never_fires is not None:
+        return 0
+    skipped = 0
+    for item in _limit(schedule.timeline(after), count):
+        if isinstance(item, SkippedDay):
+            skipped += 1
+            if skipped <= _SKIPPED_SHOWN:
+                rules = "; ".join(str(r) for r in item.excluded_by)
+                print(f"{pad}skipped {item.day:%a} {item.day.isoformat()}: {rules}", file=out)
+            continue
+        if skipped > _SKIPPED_SHOWN:
+            print(f"{pad}... and {skipped - _SKIPPED_SHOWN} more skipped days", file=out)
+        skipped = 0
+        printed += 1
+        print(f"{format_instant(item.instant)}  {_local(item)}", file=out)
+        for note in item.notes:
+            print(f"{pad}  note: {note}", file=out)
+    if printed and printed < count and end is not None:
+        print(f"{pad}the window ends at {format_instant(end)}", file=out)
+    return printed
+
+
+def _limit(items: Iterator[Fire | SkippedDay], count: int) -> Iterator[Fire | SkippedDay]:
+    fires = 0
+    for item in items:
+        yield item
+        if isinstance(item, Fire):
+            fires += 1
+            if fires == count:
+                return
+
+
+def _local(fire: Fire) -> str:
+    local = fire.local
+    offset = local.strftime("%z")
+    return f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({offset[:3]}:{offset[3:5]})"
+
+
+def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule]:
+    """The manifest's one ScheduledJob and its schedule; _Usage with every problem."""
+    source = "standard input" if filename == "-" else filename
+    try:
+        if filename == "-":
+            text = sys.stdin.read()
+        else:
+            with open(filename, encoding="utf-8") as f:
+                text = f.read()
+        documents = [d for d in yaml.load_all(text, Loader=_ManifestLoader) if d is not None]
+    except OSError as e:
+        raise _Usage(f"cannot read {source}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise _Usage(f"{source} is not valid YAML: {e}") from None
+    objects = [o for d in documents for o in _objects(d)]
+    jobs = [o for o in objects if o.get("kind") == "ScheduledJob"]
+    if len(jobs) != 1:
+        raise _Usage(f"{source} holds {len(jobs)} ScheduledJobs; expected exactly one")
+    problems: list[str] = []
+    job: ScheduledJob | None = None
+    try:
+        job = ScheduledJob.parse(jobs[0])
+    except InvalidSpec as e:
+        problems.append(_invalid(f"ScheduledJob {_name(jobs[0])}", e))
+    calendars: dict[str, Calendar] = {}
+    for body in (o for o in objects if o.get("kind") == "Calendar"):
+        try:
+            calendar = Calendar.parse(body)
+        except InvalidSpec as e:
+            problems.append(_invalid(f"Calendar {_name(body)}", e))
+            continue
+        if job is not None and not _same_namespace(job, calendar):
+            continue
+        if calendar.metadata.name in calendars:
+            problems.append(f"{source} holds two Calendars named {calendar.metadata.name}")
+        calendars[calendar.metadata.name] = calendar
+    if job is not None:
+        try:
+            schedule = job.spec.build_schedule(calendars, default_time_zone=default_time_zone)
+        except InvalidSpec as e:
+            problems.append(_invalid(f"ScheduledJob {job.metadata.name}", e))
+    if problems:
+        raise _Usage(f"{source} is invalid:\n" + "\n".join(problems))
+    assert job is not None
+    return job, schedule
+
+
+def _objects(document: object) -> Iterator[dict[str, Any]]:
+    """The objects of one YAML document; a ``kind: List`` holds them in ``items``."""
+    if isinstance(document, dict):
+        if document.get("kind") == "List" and isinstance(document.get("items"), list):
+            for item in document["items"]:
+                yield from _objects(item)
+        else:
+            yield document
+
+
+def _name(body: dict[str, Any]) -> str:
+    metadata = body.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return str(name) if name else "(unnamed)"
+
+
+def _same_namespace(job: ScheduledJob, calendar: Calendar) -> bool:
+    ours, theirs = job.metadata.namespace, calendar.metadata.namespace
+    return ours is None or theirs is None or ours == theirs
+
+
+def _invalid(what: str, error: InvalidSpec) -> str:
+    return f"{what}:\n" + "\n".join(f"  {e}" for e in error.errors)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,482 @@
+"""Pydantic models of Almanac's custom resources, as API.md lists their fields.
+
+Where it sits: at the edge. A handler (or ``almanac next``) validates a body once with
+:meth:`ScheduledJob.parse` / :meth:`Calendar.parse`; everything inside works on the
+models. A bad body becomes one :class:`InvalidSpec` naming every bad field by its path
+as a user writes it (``spec.exclusions.annual[1]: "31.02" is not a day of the year
+(dd.MM)``). Field values are checked with the same parsers the engine uses
+(:mod:`almanac.calendars`, :mod:`almanac.schedule`), so a valid model always builds.
+
+What needs more than one object is checked by :meth:`ScheduledJobSpec.build_schedule`
+(the referenced Calendars exist; ``endTime`` is not before ``startTime`` in the zone).
+
+Names: Python attributes are snake_case, the aliases are the resources' camelCase field
+names (``time_zone`` / ``timeZone``; ``async_`` / ``async``); both are accepted on input,
+``model_dump(by_alias=True)`` gives the resource's form.
+
+Defaults where API.md is silent follow CronJob: ``concurrencyPolicy: Allow``,
+``successfulRunsHistoryLimit: 3``, ``failedRunsHistoryLimit: 1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from email.utils import parseaddr
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal, Self, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from almanac.calendars import (
+    OWN_SOURCE,
+    Exclusions,
+    FieldError,
+    InvalidSpec,
+    calendar_source,
+    parse_annual,
+    parse_holiday,
+    parse_monthly,
+    parse_weekly,
+    quote,
+)
+from almanac.schedule import CronExpression, Schedule, parse_date_time, parse_time_zone
+
+__all__ = [
+    "API_VERSION",
+    "Calendar",
+    "CalendarRef",
+    "CalendarSpec",
+    "ConcurrencyPolicy",
+    "Condition",
+    "ExclusionLists",
+    "InvalidSpec",
+    "LastRun",
+    "Notifications",
+    "ObjectMeta",
+    "ScheduledJob",
+    "ScheduledJobSpec",
+    "ScheduledJobStatus",
+    "Service",
+]
+
+API_VERSION: Final = "almanac.dev/v1alpha1"
+
+
+def _checked(parse: Callable[[str], object]) -> AfterValidator:
+    """Validate a string with one of the engine's parsers, keeping the string."""
+
+    def check(value: str) -> str:
+        parse(value)
+        return value
+
+    return AfterValidator(check)
+
+
+# A service name is part of Job names and label values; the CRD allows 20 characters.
+_SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?")
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+
+
+def _service_name(value: str) -> str:
+    if not _SERVICE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{quote(value)} is not a service name (lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most 20 characters)"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    """``ops@example.com`` or ``Ops <ops@example.com>``."""
+    name, address = parseaddr(value)
+    if not _ADDRESS.fullmatch(address) or (not name and address != value.strip()):
+        raise ValueError(
+            f"{quote(value)} is not an e-mail address (ops@example.com or Ops <ops@example.com>)"
+        )
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",  # a misspelt field (timezone for timeZone) is an error, not ignored
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Shared parts
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes metadata Almanac reads; every other field is kept."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    name: str
+    """The object's name."""
+    namespace: str | None = None
+    """The object's namespace (absent in a manifest that relies on the current one)."""
+    uid: str | None = None
+    """Set by the API server."""
+    generation: int | None = None
+    """Set by the API server; bumped on every spec change."""
+
+
+class ExclusionLists(_Model):
+    """Days on which nothing fires, as local dates in the job's time zone."""
+
+    annual: list[Annotated[str, _checked(parse_annual)]] = []
+    """``dd.MM``, every year, e.g. ``"25.12"``."""
+    monthly: list[Annotated[str, _checked(parse_monthly)]] = []
+    """``dd``, every month that has that day, e.g. ``"31"``."""
+    weekly: list[Annotated[str, _checked(parse_weekly)]] = []
+    """English day names or 3-letter abbreviations, any case, e.g. ``"Saturday"``, ``"sun"``."""
+    holiday: list[Annotated[str, _checked(parse_holiday)]] = []
+    """``dd.MM.yyyy``, one date each, e.g. ``"14.04.2027"``."""
+
+    def to_exclusions(self, source: str = OWN_SOURCE, path: str = OWN_SOURCE) -> Exclusions:
+        """The engine's form; each rule remembers ``source`` and its field path."""
+        return Exclusions.parse(
+            source=source,
+            path=path,
+            annual=self.annual,
+            monthly=self.monthly,
+            weekly=self.weekly,
+            holiday=self.holiday,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Calendar
+
+
+class CalendarSpec(ExclusionLists):
+    """A Calendar's spec: the same four lists as a ScheduledJob's ``spec.exclusions``."""
+
+    description: str | None = None
+    """What the Calendar is, for humans (e.g. "Romanian bank holidays 2027")."""
+
+
+class Calendar(BaseModel):
+    """A named set of exclusions that ScheduledJobs in its namespace refer to."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
+    """Always ``almanac.dev/v1alpha1``."""
+    kind: Literal["Calendar"] = "Calendar"
+    """Always ``Calendar``."""
+    metadata: ObjectMeta
+    """Name and namespace; ScheduledJobs refer to the name."""
+    spec: CalendarSpec = CalendarSpec()
+    """The exclusion lists."""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Self:
+        """Validate a body; :class:`InvalidSpec` names every bad field."""
+        return _parse(cls, body)
+
+    def exclusions(self) -> Exclusions:
+        """The engine's form, each rule attributed to ``Calendar <name>``."""
+        return self.spec.to_exclusions(calendar_source(self.metadata.name), "spec")
+
+
+# --------------------------------------------------------------------------------------
+# ScheduledJob
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What to do when a fire comes while a run of the same job is active (as CronJob)."""
+
+    ALLOW = "Allow"
+    """Start another run beside it."""
+    FORBID = "Forbid"
+    """Skip this fire (recorded as missed)."""
+    REPLACE = "Replace"
+    """Stop the active run and start the new one."""
+
+
+class CalendarRef(_Model):
+    """A Calendar in the job's namespace whose exclusions add to the job's own."""
+
+    name: Annotated[str, Field(min_length=1)]
+    """The Calendar's name."""
+
+
+class Notifications(_Model):
+    """E-mail about finished runs."""
+
+    on_success: bool = False
+    """E-mail when a run succeeds."""
+    on_failure: bool = False
+    """E-mail when a run fails."""
+    to: list[Annotated[str, AfterValidator(_email)]] | None = None
+    """Recipients; absent means the operator's configured recipients."""
+
+
+class Service(_Model):
+    """One step of a run: a batch/v1 Job made from ``jobTemplate``."""
+
+    name: Annotated[str, AfterValidator(_service_name)]
+    """Unique within the job; part of the Job's name and of the ``almanac.dev/service``
+    label, hence a short DNS label (at most 20 characters, as the CRD says)."""
+    mandatory: bool = False
+    """If it fails, the non-async services after it do not start (phase Skipped)."""
+    async_: bool = Field(default=False, alias="async")
+    """Starts when the run starts and runs beside the others; list order is ignored."""
+    job_template: dict[str, Any]
+    """A batch/v1 JobTemplateSpec, as in CronJob (``metadata`` and ``spec``)."""
+
+
+class ScheduledJobSpec(_Model):
+    """What to run, when, and what to do about it."""
+
+    schedule: Annotated[str, _checked(CronExpression.parse)]
+    """5-field cron expression with names (JAN, MON) and macros (@daily, ...), read in
+    ``timeZone``; day-of-month and day-of-week follow the Vixie rule."""
+    time_zone: Annotated[str, _checked(parse_time_zone)] | None = None
+    """IANA zone name; absent means the operator's default zone (UTC out of the box)."""
+    start_time: Annotated[str, _checked(parse_date_time)] | None = None
+    """Nothing fires before this (inclusive). ``YYYY-MM-DDTHH:MM:SS``: without an offset,
+    local time in ``timeZone``; with ``Z`` or ``+02:00``, that instant."""
+    end_time: Annotated[str, _checked(parse_date_time)] | None = None
+    """Nothing fires after this (inclusive). Same format as ``startTime``."""
+    exclusions: ExclusionLists = ExclusionLists()
+    """Days on which nothing fires, as local dates in ``timeZone``."""
+    calendar_refs: list[CalendarRef] = []
+    """Calendars in the same namespace whose exclusions add to ``exclusions``."""
+    suspend: bool = False
+    """True: the job does not fire (the "Enabled" switch, inverted)."""
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    """Allow | Forbid | Replace, as in CronJob (and its default, Allow)."""
+    starting_deadline_seconds: Annotated[int, Field(ge=0)] | None = None
+    """How late (in seconds) a missed fire may still start; absent: no limit."""
+    successful_runs_history_limit: Annotated[int, Field(ge=0)] = 3
+    """Finished successful runs to keep (CronJob's default, 3)."""
+    failed_runs_history_limit: Annotated[int, Field(ge=0)] = 1
+    """Finished failed runs to keep (CronJob's default, 1)."""
+    notifications: Notifications = Notifications()
+    """E-mail on success and/or failure."""
+    services: Annotated[list[Service], Field(min_length=1)]
+    """Run in this order (async ones beside the others); at least one, as the CRD says."""
+
+    @field_validator("services")
+    @classmethod
+    def _unique_service_names(cls, services: list[Service]) -> list[Service]:
+        seen: dict[str, int] = {}
+        for i, service in enumerate(services):
+            if service.name in seen:
+                raise ValueError(
+                    f"services[{i}].name {quote(service.name)} is already the name of "
+                    f"services[{seen[service.name]}]; service names must be unique"
+                )
+            seen[service.name] = i
+        return services
+
+    def build_schedule(
+        self, calendars: Mapping[str, Calendar], *, default_time_zone: str = "UTC"
+    ) -> Schedule:
+        """The engine's schedule: this spec plus the Calendars it refers to, by name.
+
+        :class:`InvalidSpec` when a referenced Calendar is not in ``calendars`` or the
+        window ends before it starts. ``default_time_zone`` is used without ``timeZone``.
+        """
+        errors: list[FieldError] = []
+        exclusions = self.exclusions.to_exclusions()
+        for i, ref in enumerate(self.calendar_refs):
+            calendar = calendars.get(ref.name)
+            if calendar is None:
+                errors.append(
+                    FieldError(
+                        f"spec.calendarRefs[{i}].name", f"Calendar {quote(ref.name)} not found"
+                    )
+                )
+            else:
+                exclusions += calendar.exclusions()
+        try:
+            schedule = Schedule.build(
+                self.schedule,
+                time_zone=self.time_zone,
+                default_time_zone=default_time_zone,
+                start_time=self.start_time,
+                end_time=self.end_time,
+                exclusions=exclusions,
+            )
+        except InvalidSpec as e:
+            raise InvalidSpec([*errors, *e.errors]) from None
+        if errors:
+            raise InvalidSpec(errors)
+        return schedule
+
+
+class LastRun(BaseModel):
+    """The most recent run of a job."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+    )
+
+    name: str | None = None
+    """The ScheduledJobRun's name."""
+    phase: str | None = None
+    """Pending | Running | Succeeded | Failed."""
+
+
+class Condition(BaseModel):
+    """A Kubernetes status condition (``Ready`` for a ScheduledJob)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+    )
+
+    type: str
+    """E.g. ``Ready``."""
+    status: str | None = None
+    """``True`` | ``False`` | ``Unknown``."""
+    reason: str | None = None
+    """CamelCase, e.g. ``InvalidSpec`` or ``EveryDayExcluded``."""
+    message: str | None = None
+    """For humans."""
+    last_transition_time: str | None = None
+    """RFC 3339."""
+    observed_generation: int | None = None
+    """The generation the condition was computed from."""
+
+
+class ScheduledJobStatus(BaseModel):
+    """Written by the operator; lenient on input so that a status never makes a job invalid."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+    )
+
+    next_schedule_time: str | None = None
+    """The next fire, RFC 3339 UTC; absent when it never fires."""
+    last_schedule_time: str | None = None
+    """The latest fire that created a run."""
+    last_successful_time: str | None = None
+    """When the latest successful run completed."""
+    active: list[str] = []
+    """Names of the runs not finished yet."""
+    last_run: LastRun | None = None
+    """The latest run's name and phase."""
+    observed_generation: int | None = None
+    """The generation this status was computed from."""
+    conditions: list[Condition] = []
+    """``Ready``: False with the reason when the spec is invalid or never fires."""
+
+
+class ScheduledJob(BaseModel):
+    """A calendar-aware scheduled job (API.md "ScheduledJob")."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
+    """Always ``almanac.dev/v1alpha1``."""
+    kind: Literal["ScheduledJob"] = "ScheduledJob"
+    """Always ``ScheduledJob``."""
+    metadata: ObjectMeta
+    """Name and namespace; runs and their Jobs are named after it."""
+    spec: ScheduledJobSpec
+    """What to run and when."""
+    status: ScheduledJobStatus | None = None
+    """Written by the operator."""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Self:
+        """Validate a body; :class:`InvalidSpec` names every bad field."""
+        return _parse(cls, body)
+
+
+# --------------------------------------------------------------------------------------
+# ValidationError -> InvalidSpec
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _parse(model: type[_M], body: Mapping[str, Any]) -> _M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise InvalidSpec(_field_error(error) for error in e.errors(include_url=False)) from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
+
+
+def _known_fields() -> list[str]:
+    models: list[type[BaseModel]] = [
+        ObjectMeta,
+        ExclusionLists,
+        CalendarRef,
+        Notifications,
+        Service,
+        ScheduledJobSpec,
+        ScheduledJob,
+        Calendar,
+    ]
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
+
+
+def _field_error(error: Any) -> FieldError:
+    kind, value, path = error["type"], error.get("input"), _path(error["loc"])
+    if kind == "value_error":
+        message = str(error["ctx"]["error"])
+    elif kind == "missing":
+        message = "is required"
+    elif kind == "extra_forbidden":
+        field = str(error["loc"][-1])
+        close = difflib.get_close_matches(field, _known_fields(), n=1, cutoff=0.75)
+        message = "is not a known field" + (f"; did you mean {close[0]}?" if close else "")
+    elif kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        message = f"expected a string, got the number {value!r}; quote it in YAML"
+    elif kind in ("literal_error", "enum"):
+        expected = str(error["ctx"]["expected"]).replace("'", "")
+        message = f"{quote(value)} is not one of {expected}"
+    elif kind == "too_short":
+        message = f"needs at least {error['ctx']['min_length']} item"
+    elif kind == "string_too_short":
+        message = "must not be empty"
+    elif kind == "greater_than_equal":
+        message = f"must be at least {error['ctx']['ge']} (got {quote(value)})"
+    else:
+        message = f"{error['msg']} (got {quote(value)})"
+    return FieldError(path, message)

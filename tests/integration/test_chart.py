@@ -1,0 +1,297 @@
+"""The Helm chart and the plain manifests against the real API server of the local
+control plane.
+
+Each test installs the chart as a release of its own (a unique name, because some of its
+objects are cluster-scoped) into the test's namespace, with the CRDs left to the `crds`
+fixture (crds.enabled=false: they are already installed, and not by Helm). The namespace
+enforces the "restricted" Pod Security Standard, so an operator pod that breaks it is
+never created and `helm install --wait` fails. kwok plays the kubelet: the pods become
+Running and Ready without a container runtime, so probes and the image are not exercised
+here (tests/unit/test_packaging.py checks the Dockerfile).
+
+What is checked is what the API server decides: every object is accepted, the webhook
+configuration is registered and does not block users when the operator is away, and the
+operator's ServiceAccount may do exactly what the operator needs (`kubectl auth can-i`).
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from tests.kube import Kubectl, wait_until
+from tests.unit.test_packaging import CHART, REPO, find_helm
+
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def helm(kube: Kubectl) -> Helm:
+    """helm against the local control plane."""
+    binary = find_helm()
+    if binary is None:
+        pytest.skip("helm is not built: run `make tools` (or set HELM)")
+
+    def run(
+        *args: str, check: bool = True, timeout: float = 90
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(binary), *args, "--kubeconfig", str(kube.kubeconfig)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)}:\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def restricted(kube: Kubectl, crds: Kubectl, namespace: str) -> str:
+    """The test's namespace, enforcing the restricted Pod Security Standard."""
+    kube.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    return namespace
+
+
+@pytest.fixture
+def release(helm: Helm, restricted: str, kube: Kubectl) -> Iterator[str]:
+    """A unique release name; the release is uninstalled after the test."""
+    name = f"almanac-{uuid.uuid4().hex[:6]}"
+    yield name
+    helm("uninstall", name, "--namespace", restricted, "--wait", "--timeout", "60s", check=False)
+
+
+def install(helm: Helm, kube: Kubectl, release: str, namespace: str, *values: str) -> None:
+    """helm install --wait; on failure the namespace's Events say why."""
+    result = helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set",
+        "crds.enabled=false",
+        *values,
+        "--wait",
+        "--timeout",
+        "60s",
+        check=False,
+    )
+    if result.returncode != 0:
+        events = kube.run("get", "events", "-n", namespace, check=False).stdout
+        raise AssertionError(f"helm install failed:\n{result.stderr}\nEvents:\n{events}")
+
+
+def manifest(helm: Helm, release: str, namespace: str) -> list[dict[str, Any]]:
+    out = helm("get", "manifest", release, "--namespace", namespace).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def can_i(kube: Kubectl, who: str, *query: str) -> bool:
+    result = kube.run("auth", "can-i", *query, f"--as={who}", check=False)
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), result.stderr
+    return answer == "yes"
+
+
+def assert_all_exist(kube: Kubectl, namespace: str, objects: list[dict[str, Any]]) -> None:
+    """Every object the release rendered is in the cluster, as the API server stored it."""
+    docs = "\n---\n".join(yaml.safe_dump(o) for o in objects)
+    names = kube.run("get", "-n", namespace, "-f", "-", "-o", "name", stdin=docs).stdout.split()
+    assert len(names) == len(objects), names
+
+
+def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
+    helm: Helm, kube: Kubectl, restricted: str, release: str
+) -> None:
+    ns = restricted
+    install(helm, kube, release, ns)
+    objects = manifest(helm, release, ns)
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+    assert_all_exist(kube, ns, objects)
+    pods = kube.items("pods", "-n", ns, f"-l=app.kubernetes.io/instance={release}")
+    assert [p["status"]["phase"] for p in pods] == ["Running"]
+
+    operator = f"system:serviceaccount:{ns}:{release}"
+    allowed = [
+        ("create", "scheduledjobruns.almanac.dev", "-n", ns),
+        ("delete", "scheduledjobruns.almanac.dev", "-n", "default"),
+        ("patch", "scheduledjobs.almanac.dev", "--subresource=status", "-n", ns),
+        ("watch", "calendars.almanac.dev", "--all-namespaces"),
+        ("create", "jobs.batch", "-n", ns),
+        ("create", "events", "-n", ns),
+        ("patch", "events.events.k8s.io", "-n", ns),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("watch", "namespaces"),
+        ("create", "leases.coordination.k8s.io", "-n", ns),
+        ("update", f"leases.coordination.k8s.io/{release}-leader", "-n", ns),
+    ]
+    denied = [
+        ("create", "scheduledjobs.almanac.dev", "-n", ns),
+        ("delete", "scheduledjobs.almanac.dev", "-n", ns),
+        ("update", "calendars.almanac.dev", "-n", ns),
+        ("delete", "jobs.batch", "-n", ns),
+        ("create", "pods", "-n", ns),
+        ("get", "secrets", "-n", ns),
+        ("update", "leases.coordination.k8s.io/some-other-lease", "-n", ns),
+        ("create", "leases.coordination.k8s.io", "-n", "default"),
+        ("update", "customresourcedefinitions.apiextensions.k8s.io"),
+    ]
+    assert [q for q in allowed if not can_i(kube, operator, *q)] == []
+    assert [q for q in denied if can_i(kube, operator, *q)] == []
+
+    # The aggregated ClusterRoles extend the built-in edit and view roles.
+    kube.run("create", "rolebinding", "alice-edits", "--clusterrole=edit", "--user=alice", "-n", ns)
+    kube.run("create", "rolebinding", "bob-views", "--clusterrole=view", "--user=bob", "-n", ns)
+    wait_until(
+        "the edit role to aggregate almanac's rules",
+        lambda: can_i(kube, "alice", "create", "scheduledjobs.almanac.dev", "-n", ns),
+        timeout=30,
+    )
+    assert can_i(kube, "alice", "delete", "scheduledjobruns.almanac.dev", "-n", ns)
+    wait_until(
+        "the view role to aggregate almanac's rules",
+        lambda: can_i(kube, "bob", "list", "calendars.almanac.dev", "-n", ns),
+        timeout=30,
+    )
+    assert not can_i(kube, "bob", "create", "scheduledjobs.almanac.dev", "-n", ns)
+
+    helm("uninstall", release, "--namespace", ns, "--wait", "--timeout", "60s")
+    leftovers = kube.run(
+        "get",
+        "clusterroles,clusterrolebindings",
+        "-o",
+        "name",
+        f"-l=app.kubernetes.io/instance={release}",
+    ).stdout
+    assert leftovers.strip() == ""
+
+
+def test_install_with_webhook_smtp_and_a_namespace_list(
+    helm: Helm, kube: Kubectl, restricted: str, release: str
+) -> None:
+    ns = restricted
+    kube.run(
+        "create",
+        "secret",
+        "generic",
+        "almanac-smtp",
+        "-n",
+        ns,
+        "--from-literal=password=not-a-real-password",
+    )
+    values = [
+        "--set",
+        "webhook.enabled=true",
+        "--set",
+        "webhook.timeoutSeconds=2",
+        "--set",
+        f"watchNamespaces={{{ns}}}",
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "smtp.host=smtp.example.com",
+        "--set",
+        "smtp.from=Almanac <almanac@example.com>",
+        "--set",
+        "smtp.username=almanac",
+        "--set",
+        "smtp.existingSecret=almanac-smtp",
+        "--set",
+        "grafana.dashboard.enabled=true",
+    ]
+    install(helm, kube, release, ns, *values)
+    objects = manifest(helm, release, ns)
+    assert_all_exist(kube, ns, objects)
+    pods = kube.items("pods", "-n", ns, f"-l=app.kubernetes.io/instance={release}")
+    assert [p["status"]["phase"] for p in pods] == ["Running", "Running"]
+
+    # The webhook's certificate: issued by the CA in caBundle, for the Service's name.
+    secret = kube.json("get", "secret", f"{release}-webhook-tls", "-n", ns)
+    config = kube.json("get", "validatingwebhookconfiguration", release)
+    assert [h["clientConfig"]["caBundle"] for h in config["webhooks"]] == [
+        secret["data"]["ca.crt"]
+    ] * 2
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{release}-webhook.{ns}.svc" in names.get_values_for_type(x509.DNSName)
+    for hook in config["webhooks"]:
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [ns]
+
+    # No operator answers the webhook here (kwok runs no container): failurePolicy Ignore
+    # admits the object once the call times out, so a down operator blocks nobody.
+    started = time.monotonic()
+    kube.run("apply", "-n", ns, "-f", str(REPO / "manifests" / "samples" / "fan-out.yaml"))
+    assert time.monotonic() - started < 2 + 10
+    assert kube.in_namespace(ns).get("scheduledjob.almanac.dev", "fan-out") is not None
+
+    # Serving only the listed namespace: the operator's namespaced rights stop there.
+    operator = f"system:serviceaccount:{ns}:{release}"
+    assert can_i(kube, operator, "create", "scheduledjobruns.almanac.dev", "-n", ns)
+    assert not can_i(kube, operator, "create", "scheduledjobruns.almanac.dev", "-n", "default")
+    assert not can_i(kube, operator, "list", "scheduledjobs.almanac.dev", "--all-namespaces")
+    assert can_i(kube, operator, "watch", "namespaces")
+
+    # An upgrade keeps the generated certificate (lookup) instead of making a new one.
+    helm(
+        "upgrade",
+        release,
+        str(CHART),
+        "--namespace",
+        ns,
+        "--reuse-values",
+        "--wait",
+        "--timeout",
+        "60s",
+    )
+    after = kube.json("get", "secret", f"{release}-webhook-tls", "-n", ns)
+    assert after["data"] == secret["data"]
+    config = kube.json("get", "validatingwebhookconfiguration", release)
+    assert {h["clientConfig"]["caBundle"] for h in config["webhooks"]} == {secret["data"]["ca.crt"]}
+
+
+def test_plain_manifests_are_accepted_by_the_api_server(
+    kube: Kubectl, crds: Kubectl, namespace: str
+) -> None:
+    """manifests/install/almanac.yaml, moved into the test's namespace, passes a server-side
+    dry run (the CRDs in it are the ones already installed)."""
+    path = REPO / "manifests" / "install" / "almanac.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] != "Namespace"]
+    text = yaml.safe_dump_all(docs).replace("almanac-system", namespace)
+    result = kube.run("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=text)
+    applied = result.stdout.strip().splitlines()
+    assert len(applied) == len(docs), result.stdout
+    assert all("(server dry run)" in line for line in applied)
+
+
+def test_samples_are_accepted_by_the_api_server(k: Kubectl, crds: Kubectl) -> None:
+    result = k.run("apply", "--dry-run=server", "-f", str(REPO / "manifests" / "samples"))
+    assert sorted(result.stdout.split("\n")[:-1]) == [
+        "calendar.almanac.dev/example-holidays created (server dry run)",
+        "scheduledjob.almanac.dev/business-days created (server dry run)",
+        "scheduledjob.almanac.dev/failing-pipeline created (server dry run)",
+        "scheduledjob.almanac.dev/fan-out created (server dry run)",
+    ]

@@ -1,0 +1,281 @@
+"""A brute-force oracle for the schedule contract, written from API.md alone.
+
+It shares no code with ``almanac.schedule`` and uses no cron library: it parses the cron
+fields itself, and walks UTC minutes one by one, reading the wall clock in the zone at
+each, to decide from the contract's words whether that minute fires:
+
+* wall time matches the cron fields (Vixie day rule) on a non-excluded local date;
+* fixed-time (minute and hour fields do not start with ``*``): a matching wall time fires
+  the first time the wall clock shows it; matching wall times the clock jumped over (a
+  gap) fire at the first minute after the jump;
+* wildcard: fires every time the wall clock shows a matching wall time;
+* inside ``[start, end]``, where a window end without offset is the first instant whose
+  wall time is at or after it.
+
+Slow by design (microseconds per minute walked): fine for ranges of days. For ranges of
+years there is :func:`day_walk_fires`, which walks local dates in zones without DST, and
+:func:`can_ever_match`, which checks the date rules against every (month, day, weekday)
+that one 400-year Gregorian cycle contains.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+MINUTE = timedelta(minutes=1)
+# How far back the minute walk starts, to know which wall times were already shown: more
+# than the longest fall-back among the zones tested (Antarctica/Casey's three hours).
+HISTORY = timedelta(hours=12)
+
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_MONTH_WORDS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTHS = {n: i + 1 for i, n in enumerate(_MONTH_WORDS)}
+_DOWS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_WEEKDAY_WORDS = {
+    "monday": 1,
+    "tuesday": 2,
+    "wednesday": 3,
+    "thursday": 4,
+    "friday": 5,
+    "saturday": 6,
+    "sunday": 7,
+}
+
+
+def _number(token: str, names: dict[str, int]) -> int:
+    return names[token.lower()] if token.lower() in names else int(token)
+
+
+def _expand(text: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/")
+            step = int(step_text)
+            stepped = True
+        else:
+            stepped = False
+        if part in ("*", "?"):
+            a, b = low, high
+        elif "-" in part:
+            x, y = part.split("-")
+            a, b = _number(x, names), _number(y, names)
+        else:
+            a = _number(part, names)
+            b = high if stepped else a
+        out.update(range(a, b + 1, step))
+    return out
+
+
+@dataclass(frozen=True)
+class OracleCron:
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    doms: frozenset[int]
+    months: frozenset[int]
+    dows: frozenset[int]  # 0 = Sunday
+    any_day: bool  # either day field starts with * (or ?): both must match
+    fixed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> OracleCron:
+        fields = _MACROS.get(text.strip().lower(), text).split()
+        assert len(fields) == 5, text
+        dows = {d % 7 for d in _expand(fields[4], 0, 7, _DOWS)}
+        return cls(
+            minutes=frozenset(_expand(fields[0], 0, 59, {})),
+            hours=frozenset(_expand(fields[1], 0, 23, {})),
+            doms=frozenset(_expand(fields[2], 1, 31, {})),
+            months=frozenset(_expand(fields[3], 1, 12, _MONTHS)),
+            dows=frozenset(dows),
+            any_day=fields[2][0] in "*?" or fields[4][0] in "*?",
+            fixed=fields[0][0] != "*" and fields[1][0] != "*",
+        )
+
+    def date_matches(self, month: int, dom: int, dow: int) -> bool:
+        if month not in self.months:
+            return False
+        a, b = dom in self.doms, dow in self.dows
+        return (a and b) if self.any_day else (a or b)
+
+
+def weekday_number(text: str) -> int:
+    """0 = Sunday, from an English day name or its first three letters."""
+    t = text.strip().lower()
+    for word, iso in _WEEKDAY_WORDS.items():
+        if t in (word, word[:3]):
+            return iso % 7
+    raise ValueError(text)
+
+
+@dataclass
+class OracleExclusions:
+    annual: set[tuple[int, int]] = field(default_factory=set)  # (day, month)
+    monthly: set[int] = field(default_factory=set)
+    weekly: set[int] = field(default_factory=set)  # 0 = Sunday
+    holidays: set[date] = field(default_factory=set)
+
+    @classmethod
+    def from_lists(
+        cls, annual: list[str], monthly: list[str], weekly: list[str], holiday: list[str]
+    ) -> OracleExclusions:
+        ex = cls()
+        for a in annual:
+            d, m = a.split(".")
+            ex.annual.add((int(d), int(m)))
+        ex.monthly.update(int(m) for m in monthly)
+        ex.weekly.update(weekday_number(w) for w in weekly)
+        for h in holiday:
+            d, m, y = h.split(".")
+            ex.holidays.add(date(int(y), int(m), int(d)))
+        return ex
+
+    def excludes(self, day: date) -> bool:
+        return (
+            (day.day, day.month) in self.annual
+            or day.day in self.monthly
+            or day.isoweekday() % 7 in self.weekly
+            or day in self.holidays
+        )
+
+    def excludes_periodic(self, month: int, dom: int, dow: int) -> bool:
+        return (dom, month) in self.annual or dom in self.monthly or dow in self.weekly
+
+
+@dataclass
+class OracleSchedule:
+    cron: OracleCron
+    zone: ZoneInfo
+    exclusions: OracleExclusions
+    start: datetime | None = None  # naive = wall time in zone
+    end: datetime | None = None
+
+    def matches(self, wall: datetime) -> bool:
+        c = self.cron
+        return (
+            wall.minute in c.minutes
+            and wall.hour in c.hours
+            and c.date_matches(wall.month, wall.day, wall.isoweekday() % 7)
+            and not self.exclusions.excludes(wall.date())
+        )
+
+    def wall(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.zone).replace(tzinfo=None)
+
+    def window_instant(self, moment: datetime) -> datetime:
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+        u = moment.replace(tzinfo=UTC) - timedelta(hours=16)
+        while self.wall(u) < moment:
+            u += MINUTE
+        return u
+
+    def fires_between(self, after: datetime, until: datetime) -> list[datetime]:
+        """Fires in (after, until], by walking every UTC minute from HISTORY before."""
+        lo = None if self.start is None else self.window_instant(self.start)
+        hi = None if self.end is None else self.window_instant(self.end)
+        start = after.astimezone(UTC).replace(second=0, microsecond=0) - HISTORY
+        u, stop = int(start.timestamp()), until.timestamp()
+        seen: set[datetime] = set()
+        previous: datetime | None = None
+        out: list[datetime] = []
+        while u <= stop:
+            wall = datetime.fromtimestamp(u, self.zone).replace(tzinfo=None)
+            fire = False
+            if self.cron.fixed and previous is not None and wall > previous + MINUTE:
+                skipped = previous + MINUTE  # the clock jumped over [skipped, wall)
+                while skipped < wall and not fire:
+                    fire = self.matches(skipped)
+                    skipped += MINUTE
+            if self.matches(wall) and (not self.cron.fixed or wall not in seen):
+                fire = True
+            seen.add(wall)
+            previous = wall
+            if fire:
+                instant = datetime.fromtimestamp(u, UTC)
+                if (
+                    instant > after
+                    and (lo is None or instant >= lo)
+                    and (hi is None or instant <= hi)
+                ):
+                    out.append(instant)
+            u += 60
+        return out
+
+    def day_walk_fires(self, after: datetime, count: int, years: int) -> list[datetime]:
+        """The first ``count`` fires after ``after`` within ``years``, walking local dates;
+        only for zones whose offset never changes in that range."""
+        lo = None if self.start is None else self.window_instant(self.start)
+        hi = None if self.end is None else self.window_instant(self.end)
+        day = self.wall(after).date() - timedelta(days=1)
+        stop = day + timedelta(days=366 * years)
+        out: list[datetime] = []
+        times = sorted((h, m) for h in self.cron.hours for m in self.cron.minutes)
+        while day <= stop and len(out) < count:
+            midnight = datetime(day.year, day.month, day.day)
+            offset = midnight.replace(tzinfo=self.zone).utcoffset()
+            assert offset is not None
+            if hi is not None and (midnight - offset).replace(tzinfo=UTC) > hi:
+                break
+            if self.cron.date_matches(
+                day.month, day.day, day.isoweekday() % 7
+            ) and not self.exclusions.excludes(day):
+                for h, m in times:
+                    u = (midnight + timedelta(hours=h, minutes=m) - offset).replace(tzinfo=UTC)
+                    if u > after and (lo is None or u >= lo) and (hi is None or u <= hi):
+                        out.append(u)
+                        if len(out) == count:
+                            break
+            day += timedelta(days=1)
+        return out
+
+    def can_ever_match(self) -> bool:
+        """Some date of some 400-year cycle matches the date fields and escapes the
+        annual/monthly/weekly exclusions (holidays are finite)."""
+        return any(
+            self.cron.date_matches(m, d, w) and not self.exclusions.excludes_periodic(m, d, w)
+            for m, d, w in _cycle_days()
+        )
+
+
+@functools.cache
+def _cycle_days() -> frozenset[tuple[int, int, int]]:
+    """Every (month, day, weekday) that occurs in one 400-year cycle, by walking it."""
+    out: set[tuple[int, int, int]] = set()
+    day, stop = date(2000, 1, 1), date(2400, 1, 1)
+    while day < stop:
+        out.add((day.month, day.day, day.isoweekday() % 7))
+        day += timedelta(days=1)
+    return frozenset(out)
+
+
+@functools.cache
+def transitions(zone: str, year: int) -> tuple[datetime, ...]:
+    """Instants (to the minute) where the zone's UTC offset changes during ``year``."""
+    z = ZoneInfo(zone)
+    out = []
+    u = datetime(year, 1, 1, tzinfo=UTC)
+    stop = datetime(year + 1, 1, 1, tzinfo=UTC)
+    offset = u.astimezone(z).utcoffset()
+    while u < stop:
+        nxt = u + timedelta(hours=6)  # no zone changes offset twice within 6 hours
+        if nxt.astimezone(z).utcoffset() != offset:
+            m = u
+            while m.astimezone(z).utcoffset() == offset:
+                m += MINUTE
+            out.append(m)
+            offset = m.astimezone(z).utcoffset()
+        u = nxt
+    return tuple(out)
