@@ -71,7 +71,7 @@ def parse_time(value: str | None) -> datetime | None:
     return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _message(error: ApiException) -> str:
+def api_message(error: ApiException) -> str:
     """The API server's own message (Status.message), else the HTTP reason."""
     try:
         return str(json.loads(error.body or "").get("message") or error.reason)
@@ -284,7 +284,9 @@ class Kube:
         try:
             await self.core.create_namespaced_event(meta["namespace"], event)  # type: ignore[arg-type]
         except ApiException as error:
-            log.warning("could not post Event %s on %s: %s", reason, meta["name"], _message(error))
+            log.warning(
+                "could not post Event %s on %s: %s", reason, meta["name"], api_message(error)
+            )
 
     async def list_events(self, namespace: str, name: str, kind: str) -> list[Body]:
         """The Events on the object ``kind``/``name``, in the API's order (the plugin's
@@ -320,7 +322,7 @@ def _create_error(error: ApiException) -> CreateResult:
     if error.status == 409:
         return Exists()
     if error.status in (400, 403, 422):
-        return Refused(_message(error))
+        return Refused(api_message(error))
     raise error
 
 

@@ -343,6 +343,24 @@ class LastRun(BaseModel):
     """Pending | Running | Succeeded | Failed."""
 
 
+class MissedSchedules(BaseModel):
+    """Fires that were not started: operator down past the deadline, Forbid, suspended."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_attribute_docstrings=True,
+    )
+
+    count: int = 0
+    """How many fires were not started, since the job was created."""
+    last_missed_time: str | None = None
+    """The latest of them (RFC 3339); fires up to it are never started later."""
+    message: str | None = None
+    """Which fires, and why."""
+
+
 class Condition(BaseModel):
     """A Kubernetes status condition (``Ready`` for a ScheduledJob)."""
 
@@ -387,6 +405,8 @@ class ScheduledJobStatus(BaseModel):
     """Names of the runs not finished yet."""
     last_run: LastRun | None = None
     """The latest run's name and phase."""
+    missed_schedules: MissedSchedules | None = None
+    """Fires that were not started, and why."""
     observed_generation: int | None = None
     """The generation this status was computed from."""
     conditions: list[Condition] = []

@@ -59,9 +59,9 @@ from almanac.kube import (
     SCHEDULED_JOBS,
     Body,
     Kube,
+    api_message,
     parse_time,
 )
-from almanac.kube import _message as api_message
 from almanac.models import Calendar, ScheduledJob
 from almanac.policy import TERMINAL
 from almanac.schedule import Fire, NeverFires, SkippedDay, format_instant, parse_time_zone

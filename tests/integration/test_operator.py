@@ -352,3 +352,71 @@ def test_a_killed_operator_neither_duplicates_nor_loses_a_run(
     names = [r["metadata"]["name"] for r in runs_of(k, "sturdy")]
     assert len(names) == len(set(names))
     assert names.count(name) == 1
+
+
+def test_replace_deletes_the_active_run_for_the_new_one(k: Kubectl, operator: Operator) -> None:
+    k.apply(
+        scheduled_job(
+            "fresh", services=[service("slow", duration="60s")], concurrencyPolicy="Replace"
+        )
+    )
+    first = run_now(k, "fresh")["metadata"]["name"]
+    wait_until(
+        "the first run Running",
+        lambda: (k.get("sjr", first) or {}).get("status", {}).get("phase") == "Running",
+    )
+    second = run_now(k, "fresh")["metadata"]["name"]
+    wait_until("the replaced run gone", lambda: k.get("sjr", first) is None)
+    assert [r["metadata"]["name"] for r in runs_of(k, "fresh")] == [second]
+    assert "RunReplaced" in reasons(k, "fresh")
+
+
+def test_history_limits_prune_the_oldest_finished_runs(k: Kubectl, operator: Operator) -> None:
+    k.apply(scheduled_job("tidy", successfulRunsHistoryLimit=1, failedRunsHistoryLimit=0))
+    names = [
+        finished_run(k, run_now(k, "tidy")["metadata"]["name"])["metadata"]["name"]
+        for _ in range(3)
+    ]
+    wait_until(
+        "only the newest success kept",
+        lambda: [r["metadata"]["name"] for r in runs_of(k, "tidy")] == names[-1:],
+    )
+    status = k.get("sj", "tidy")["status"]
+    assert status["lastRun"] == {"name": names[-1], "phase": "Succeeded"}
+    assert "lastSuccessfulTime" in status and "active" not in status
+
+
+def test_a_job_the_api_server_refuses_fails_its_service_with_the_servers_message(
+    k: Kubectl, operator: Operator
+) -> None:
+    broken = service("broken", mandatory=True)
+    del broken["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    k.apply(scheduled_job("refused", services=[broken, service("after")]))
+    run = finished_run(k, run_now(k, "refused")["metadata"]["name"])
+    [first, after] = run["status"]["services"]
+    assert first["phase"] == "Failed" and "image" in first["message"]
+    assert "refused" in first["message"]
+    assert after["phase"] == "Skipped"
+    assert k.items("jobs", "-l", f"almanac.dev/run={run['metadata']['name']}") == []
+
+
+def test_kubectl_get_shows_the_printer_columns_of_the_contract(
+    k: Kubectl, operator: Operator
+) -> None:
+    k.apply(scheduled_job("columns", timeZone="Europe/Bucharest"))
+    name = finished_run(k, run_now(k, "columns")["metadata"]["name"])["metadata"]["name"]
+    sj = k.run("get", "sj").stdout.splitlines()
+    assert sj[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "NEXT",
+        "LAST",
+        "RESULT",
+        "AGE",
+    ]
+    assert "Europe/Bucharest" in sj[1] and "Succeeded" in sj[1]
+    sjr = k.run("get", "sjr").stdout.splitlines()
+    assert sjr[0].split()[:4] == ["NAME", "JOB", "SCHEDULED", "PHASE"]
+    assert sjr[1].split()[:2] == [name, "columns"]

@@ -1,0 +1,89 @@
+"""The CRDs are the source of truth; the pydantic models must mirror them.
+
+Field names (camelCase, recursively) and scalar defaults of ScheduledJob and Calendar
+must agree both ways: a field the CRD has and the model lacks would be refused by the
+operator; one the model has and the CRD lacks would be pruned by the API server.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from almanac.models import Calendar, ScheduledJob
+
+CRDS = Path(__file__).resolve().parent.parent.parent / "crds"
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+            return schema
+    raise AssertionError(f"no CRD for {kind} in {CRDS}")
+
+
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside X, X | None, list[X] or Annotated[X, ...], if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = nested_model(arg)
+        if found is not None:
+            return found
+    if isinstance(annotation, types.UnionType):
+        return next((m for a in annotation.__args__ if (m := nested_model(a))), None)
+    return None
+
+
+def disagreements(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[str]:
+    schema = schema.get("items", schema)  # a list of objects: compare the item
+    properties = schema.get("properties", {})
+    if not properties:
+        return []  # free-form (jobTemplate): nothing to mirror
+    fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+    problems = [
+        f"{path}.{n}: in the CRD, not in {model.__name__}"
+        for n in sorted(properties.keys() - fields.keys())
+    ]
+    problems += [
+        f"{path}.{n}: in {model.__name__}, not in the CRD"
+        for n in sorted(fields.keys() - properties.keys())
+    ]
+    for name in sorted(fields.keys() & properties.keys()):
+        field, prop = fields[name], properties[name]
+        default = field.default
+        if (
+            "default" in prop
+            and isinstance(default, bool | int | str)
+            and default != prop["default"]
+        ):
+            problems.append(
+                f"{path}.{name}: default {default!r} in the model, {prop['default']!r} in the CRD"
+            )
+        inner = nested_model(field.annotation)
+        if inner is not None:
+            problems += disagreements(inner, prop, f"{path}.{name}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("model", "kind", "part"),
+    [
+        (ScheduledJob, "ScheduledJob", "spec"),
+        (ScheduledJob, "ScheduledJob", "status"),
+        (Calendar, "Calendar", "spec"),
+    ],
+    ids=["ScheduledJob spec", "ScheduledJob status", "Calendar spec"],
+)
+def test_the_model_mirrors_the_crd(model: type[BaseModel], kind: str, part: str) -> None:
+    inner = nested_model(model.model_fields[part].annotation)
+    assert inner is not None
+    assert disagreements(inner, crd_schema(kind)["properties"][part], part) == []
