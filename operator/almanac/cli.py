@@ -33,11 +33,12 @@ from almanac import __version__
 from almanac.calendars import InvalidSpec, quote
 from almanac.models import Calendar, ScheduledJob
 from almanac.schedule import (
-    Fire,
     NeverFires,
     Schedule,
     SkippedDay,
+    first_fires,
     format_instant,
+    format_local,
     parse_date_time,
     parse_time_zone,
 )
@@ -217,7 +218,7 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
     if schedule.never_fires is not None:
         return 0
     skipped = 0
-    for item in _limit(schedule.timeline(after), count):
+    for item in first_fires(schedule.timeline(after), count):
         if isinstance(item, SkippedDay):
             skipped += 1
             if skipped <= _SKIPPED_SHOWN:
@@ -228,28 +229,12 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
             print(f"{pad}... and {skipped - _SKIPPED_SHOWN} more skipped days", file=out)
         skipped = 0
         printed += 1
-        print(f"{format_instant(item.instant)}  {_local(item)}", file=out)
+        print(f"{format_instant(item.instant)}  {format_local(item)}", file=out)
         for note in item.notes:
             print(f"{pad}  note: {note}", file=out)
     if printed and printed < count and end is not None:
         print(f"{pad}the window ends at {format_instant(end)}", file=out)
     return printed
-
-
-def _limit(items: Iterator[Fire | SkippedDay], count: int) -> Iterator[Fire | SkippedDay]:
-    fires = 0
-    for item in items:
-        yield item
-        if isinstance(item, Fire):
-            fires += 1
-            if fires == count:
-                return
-
-
-def _local(fire: Fire) -> str:
-    local = fire.local
-    offset = local.strftime("%z")
-    return f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({offset[:3]}:{offset[3:5]})"
 
 
 def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule]:

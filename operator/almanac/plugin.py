@@ -40,7 +40,7 @@ import os
 import shlex
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -64,7 +64,15 @@ from almanac.kube import (
 )
 from almanac.models import Calendar, ScheduledJob
 from almanac.policy import TERMINAL
-from almanac.schedule import Fire, NeverFires, SkippedDay, format_instant, parse_time_zone
+from almanac.schedule import (
+    Fire,
+    NeverFires,
+    SkippedDay,
+    first_fires,
+    format_instant,
+    format_local,
+    parse_time_zone,
+)
 
 __all__ = [
     "NotFound",
@@ -456,13 +464,13 @@ def format_next(
 
     rows: list[list[str]] = []
     fires: list[Fire] = []
-    for item in _until_count(schedule.timeline(now), count):
+    for item in first_fires(schedule.timeline(now), count):
         if isinstance(item, SkippedDay):
             rules = "; ".join(str(rule) for rule in item.excluded_by)
             rows.append(["skipped", _day(item.day), f"excluded by {rules}"])
         else:
             fires.append(item)
-            rows.append([format_instant(item.instant), _local(item), "; ".join(item.notes)])
+            rows.append([format_instant(item.instant), format_local(item), "; ".join(item.notes)])
     if not fires:
         never = schedule.next_fire(now)
         assert isinstance(never, NeverFires)
@@ -481,23 +489,8 @@ def format_next(
     return lines
 
 
-def _until_count(items: Iterator[Fire | SkippedDay], count: int) -> Iterator[Fire | SkippedDay]:
-    fires = 0
-    for item in items:
-        yield item
-        if isinstance(item, Fire):
-            fires += 1
-            if fires == count:
-                return
-
-
 def _day(day: date) -> str:
     return f"{day:%a} {day.isoformat()}"
-
-
-def _local(fire: Fire) -> str:
-    offset = fire.local.strftime("%z")
-    return f"{fire.local:%a %Y-%m-%d %H:%M:%S} {fire.local.tzname()} ({offset[:3]}:{offset[3:5]})"
 
 
 def _invalid(what: str, error: InvalidSpec) -> str:

@@ -66,7 +66,9 @@ __all__ = [
     "NeverFires",
     "Schedule",
     "SkippedDay",
+    "first_fires",
     "format_instant",
+    "format_local",
     "parse_date_time",
     "parse_time_zone",
 ]
@@ -314,6 +316,24 @@ def parse_date_time(text: str) -> datetime:
 def format_instant(instant: datetime) -> str:
     """``2027-01-04T00:30:00Z``: how instants are printed and stored."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_local(fire: Fire) -> str:
+    """``Mon 2027-01-04 02:30:00 EET (+02:00)``: a fire as people in its zone read it."""
+    local = fire.local
+    offset = local.strftime("%z")
+    return f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()} ({offset[:3]}:{offset[3:5]})"
+
+
+def first_fires(timeline: Iterator[Fire | SkippedDay], count: int) -> Iterator[Fire | SkippedDay]:
+    """A timeline cut after its `count`-th fire (skipped days before it included)."""
+    fires = 0
+    for item in timeline:
+        yield item
+        if isinstance(item, Fire):
+            fires += 1
+            if fires == count:
+                return
 
 
 def _seconds(instant: datetime) -> int:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from tests.kube import Kubectl, wait_until
+from tests.unit.test_packaging import find_helm
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -141,3 +143,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def helm(kube: Kubectl) -> Helm:
+    """helm against the local control plane."""
+    binary = find_helm()
+    if binary is None:
+        pytest.skip("helm is not built: run `make tools` (or set HELM)")
+
+    def run(
+        *args: str, check: bool = True, timeout: float = 90
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(binary), *args, "--kubeconfig", str(kube.kubeconfig)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)}:\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def restricted(kube: Kubectl, crds: Kubectl, namespace: str) -> str:
+    """The test's namespace, enforcing the restricted Pod Security Standard."""
+    kube.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    return namespace
+
+
+@pytest.fixture
+def release(helm: Helm, restricted: str, kube: Kubectl) -> Iterator[str]:
+    """A unique release name; the release is uninstalled after the test."""
+    name = f"almanac-{uuid.uuid4().hex[:6]}"
+    yield name
+    helm("uninstall", name, "--namespace", restricted, "--wait", "--timeout", "60s", check=False)

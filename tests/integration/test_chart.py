@@ -17,58 +17,15 @@ operator's ServiceAccount may do exactly what the operator needs (`kubectl auth 
 from __future__ import annotations
 
 import base64
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 import yaml
 from cryptography import x509
 
+from tests.integration.conftest import Helm
 from tests.kube import Kubectl, wait_until
-from tests.unit.test_packaging import CHART, REPO, find_helm
-
-Helm = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def helm(kube: Kubectl) -> Helm:
-    """helm against the local control plane."""
-    binary = find_helm()
-    if binary is None:
-        pytest.skip("helm is not built: run `make tools` (or set HELM)")
-
-    def run(
-        *args: str, check: bool = True, timeout: float = 90
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(binary), *args, "--kubeconfig", str(kube.kubeconfig)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)}:\n{result.stderr}")
-        return result
-
-    return run
-
-
-@pytest.fixture
-def restricted(kube: Kubectl, crds: Kubectl, namespace: str) -> str:
-    """The test's namespace, enforcing the restricted Pod Security Standard."""
-    kube.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    return namespace
-
-
-@pytest.fixture
-def release(helm: Helm, restricted: str, kube: Kubectl) -> Iterator[str]:
-    """A unique release name; the release is uninstalled after the test."""
-    name = f"almanac-{uuid.uuid4().hex[:6]}"
-    yield name
-    helm("uninstall", name, "--namespace", restricted, "--wait", "--timeout", "60s", check=False)
+from tests.unit.test_packaging import CHART, REPO
 
 
 def install(helm: Helm, kube: Kubectl, release: str, namespace: str, *values: str) -> None:

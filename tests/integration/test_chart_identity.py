@@ -12,15 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Helm, Operator
 from tests.integration.objects import scheduled_job, service
-from tests.integration.test_chart import (  # noqa: F401  (fixtures)
-    Helm,
-    helm,
-    install,
-    release,
-    restricted,
-)
+from tests.integration.test_chart import install
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
 from tests.kube import Kubectl, wait_until
 from tests.smtp_server import SmtpServer

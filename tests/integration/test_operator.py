@@ -417,6 +417,9 @@ def test_kubectl_get_shows_the_printer_columns_of_the_contract(
         "AGE",
     ]
     assert "Europe/Bucharest" in sj[1] and "Succeeded" in sj[1]
+    # NEXT is in the future: a date-typed column would show "<invalid>" there.
+    next_fire = k.get("sj", "columns")["status"]["nextScheduleTime"]
+    assert next_fire in sj[1].split()
     sjr = k.run("get", "sjr").stdout.splitlines()
     assert sjr[0].split()[:4] == ["NAME", "JOB", "SCHEDULED", "PHASE"]
     assert sjr[1].split()[:2] == [name, "columns"]
