@@ -660,18 +660,16 @@ class Schedule:
         """Fires after ``after``, and before each the days an exclusion removed (days the
         cron expression matches, with a would-be fire after ``after`` in the window)."""
         after_s = _seconds(after)
-        skipped = self._skipped_days(after_s)
-        pending = next(skipped, None)
+        _, first, last = self._range(after_s)
+        # Skipped days are looked for between one fire and the next only: looking ahead
+        # for "the next skipped day" would walk to the horizon when there is none.
         for group in self._groups(after_s):
             day = _EPOCH_ORD + group[0][1] // _DAY
-            while pending is not None and pending.day.toordinal() < day:
-                yield pending
-                pending = next(skipped, None)
+            yield from self._skipped_days(after_s, first, day - 1)
             yield self._fire(group)
+            first = day + 1
         if self._end_s is not None:  # a finite series: the skips after its last fire
-            while pending is not None:
-                yield pending
-                pending = next(skipped, None)
+            yield from self._skipped_days(after_s, first, last)
 
     def explain_day(self, day: date) -> Explanation:
         """Whether the schedule fires on the local date ``day``, or why not."""
@@ -981,8 +979,8 @@ class Schedule:
         if group:
             yield group
 
-    def _skipped_days(self, after_s: int) -> Iterator[SkippedDay]:
-        _, first, last = self._range(after_s)
+    def _skipped_days(self, after_s: int, first: int, last: int) -> Iterator[SkippedDay]:
+        """Excluded days in [first, last] that would otherwise have fired after after_s."""
         for n in self._days(first, last, excluded=True):
             if any(x > after_s and self._in_window(x) for x, _, _ in self._day(n)[0]):
                 day = date.fromordinal(n)
