@@ -423,3 +423,19 @@ def test_kubectl_get_shows_the_printer_columns_of_the_contract(
     sjr = k.run("get", "sjr").stdout.splitlines()
     assert sjr[0].split()[:4] == ["NAME", "JOB", "SCHEDULED", "PHASE"]
     assert sjr[1].split()[:2] == [name, "columns"]
+
+
+def test_the_crds_refuse_what_schema_and_cel_can_with_the_api_servers_message(
+    k: Kubectl, crds: Kubectl
+) -> None:
+    twice = scheduled_job("dup", services=[service("same"), service("same")])
+    assert "service names must be unique" in k.apply_expecting_error(twice)
+    bad_day = scheduled_job("badday", exclusions={"annual": ["25.12", "31.02"]})
+    error = k.apply_expecting_error(bad_day)
+    assert 'spec.exclusions.annual[1]: Invalid value: "31.02"' in error
+    assert "is not a day of the year" in error
+    none = scheduled_job("empty")
+    none["spec"]["services"] = []
+    assert "spec.services" in k.apply_expecting_error(none)
+    long_name = scheduled_job("a" * 29)
+    assert "at most 28 characters" in k.apply_expecting_error(long_name)

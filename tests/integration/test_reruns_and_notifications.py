@@ -63,6 +63,11 @@ def test_a_rerun_is_a_child_run_one_minute_later_that_runs_once(
     ]
     table = k.run("get", "sjr", child_name).stdout
     assert "PARENT" in table and name in table
+    # The job's status counts the rerun in its history like any run.
+    wait_until(
+        "the rerun as the job's last run",
+        lambda: k.get("sj", "nightly")["status"].get("lastRun", {}).get("name") == child_name,
+    )
 
 
 def test_rerun_failed_runs_only_the_failed_and_skipped_services(
