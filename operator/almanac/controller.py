@@ -153,6 +153,7 @@ class Controller:
             metrics.forget_job(*key)
             return
         self.jobs[key] = body
+        metrics.track_job(*key)
         annotations = body["metadata"].get("annotations") or {}
         if ANNOTATION_RUN_NOW in annotations:
             await self.run_now(key, body)

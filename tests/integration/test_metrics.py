@@ -49,19 +49,33 @@ def test_metrics_count_runs_by_result_and_show_each_jobs_next_fire(
     )
 
     def runs(job: str, result: str) -> float | None:
-        key = ("almanac_runs_total", (("job", job), ("namespace", ns), ("result", result)))
+        key = ("almanac_runs_total", (("namespace", ns), ("result", result), ("scheduledjob", job)))
         return scrape(port).get(key)
 
-    wait_until("the counters", lambda: runs("good", "Succeeded") == 2.0)
+    # The counters move just after the run's final phase is written (and its Events
+    # posted), so wait for them rather than for the phases.
+    wait_until(
+        "the counters", lambda: runs("good", "Succeeded") == 2.0 and runs("bad", "Failed") == 1.0
+    )
     samples = scrape(port)
-    assert runs("bad", "Failed") == 1.0 and runs("good", "Failed") is None
-    labels = (("job", "good"), ("namespace", ns))
+    # A job's counters exist at 0 from the start, so increase() sees its first failure.
+    assert runs("good", "Failed") == 0.0
+    labels = (("namespace", ns), ("scheduledjob", "good"))
+    assert samples[("almanac_missed_fires_total", labels)] == 0.0
+    assert samples[("almanac_notification_failures_total", labels)] == 0.0
     assert samples[("almanac_next_fire_timestamp_seconds", labels)] == next_fire.timestamp()
     assert samples[("almanac_last_success_timestamp_seconds", labels)] > 0
     assert samples[("almanac_run_duration_seconds_count", labels)] == 2.0
     assert samples[("almanac_timer_last_tick_timestamp_seconds", ())] > 0
     service_count = (
         "almanac_service_duration_seconds_count",
-        (("job", "bad"), ("namespace", ns), ("result", "Failed"), ("service", "x")),
+        (("namespace", ns), ("result", "Failed"), ("scheduledjob", "bad"), ("service", "x")),
     )
     assert samples[service_count] == 1.0
+
+    k.run("delete", "sj", "good")
+    wait_until(
+        "the deleted job's series to go",
+        lambda: not any(dict(labels).get("scheduledjob") == "good" for _, labels in scrape(port)),
+    )
+    assert runs("bad", "Failed") == 1.0

@@ -35,6 +35,9 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from almanac import metrics
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CHART = REPO / "charts" / "almanac"
@@ -636,6 +639,36 @@ def test_alerts_and_dashboard_use_only_the_operators_metrics() -> None:
     assert series == METRICS, f"never shown or alerted on: {METRICS - series}"
 
 
+def operator_labels() -> dict[str, set[str]]:
+    """Each series the operator exports, with the label names it carries."""
+    labels = {}
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            name = metric._name + ("_total" if metric._type == "counter" else "")
+            labels[name] = set(metric._labelnames)
+    return labels
+
+
+def test_alerts_and_dashboard_select_and_group_by_labels_the_series_carry() -> None:
+    """A renamed label in metrics.py must not leave the chart selecting nothing."""
+    exported = operator_labels()
+    assert set(exported) == METRICS | {"almanac_timer_last_tick_timestamp_seconds"}
+    target = {"job", "namespace", "instance"}  # added by Prometheus to every series
+    every = set().union(*exported.values()) | {"le"}
+    rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
+    text = json.dumps(rule) + (CHART / "dashboards" / "almanac.json").read_text()
+    for expr in promql(render("prometheus.prometheusRule.enabled=true")):
+        for name, matchers in re.findall(r"\b(almanac_\w+?)(?:_bucket)?\{([^}]*)\}", expr):
+            allowed = (exported[name] | {"le"}) if exported[name] else target
+            used = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
+            assert used <= allowed, f"{expr}: {used - allowed} not labels of {name}"
+        for grouped in re.findall(r"\bby \(([^)]*)\)", expr):
+            used = {label.strip() for label in grouped.split(",")}
+            assert used <= every, f"{expr}: grouped by unknown {used - every}"
+    shown = set(re.findall(r"\$labels\.(\w+)|\{\{(\w+)\}\}", text))
+    assert {a or b for a, b in shown} <= every
+
+
 def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator() -> None:
     rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
@@ -661,7 +694,12 @@ def test_promql_parses() -> None:
     parser = pytest.importorskip(
         "promql_parser", reason="promql-parser is not installed (pip install promql-parser)"
     )
-    grafana = {"$__rate_interval": "5m", "$__range": "1d", "$namespace": ".*", "$job": ".*"}
+    grafana = {
+        "$__rate_interval": "5m",
+        "$__range": "1d",
+        "$namespace": ".*",
+        "$scheduledjob": ".*",
+    }
     for expr in promql(render("prometheus.prometheusRule.enabled=true")):
         for variable, value in grafana.items():
             expr = expr.replace(variable, value)
