@@ -334,14 +334,16 @@ class Controller:
         namespace, job = key_of(body)
         spec = body.get("spec") or {}
         name = name or run_name(job, scheduled)
-        runs = await self.kube.list_objects(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
-        active = [
-            r
-            for r in runs
-            if (r.get("status") or {}).get("phase") not in policy.TERMINAL
-            and r["metadata"]["name"] != name
-        ]
         policy_name = spec.get("concurrencyPolicy") or "Allow"
+        active = []
+        if policy_name != "Allow":  # Allow needs no look at the other runs: create first
+            runs = await self.kube.list_objects(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+            active = [
+                r
+                for r in runs
+                if (r.get("status") or {}).get("phase") not in policy.TERMINAL
+                and r["metadata"]["name"] != name
+            ]
         if active and policy_name == "Forbid":
             names = ", ".join(r["metadata"]["name"] for r in active)
             await self._record_missed_forbid(body, scheduled, names)
@@ -378,7 +380,9 @@ class Controller:
                 "RunCreated",
                 f"created run {name} for {k.timestamp(scheduled)} ({trigger})",
             )
-            await self.update_job_history(namespace, job)
+            # The job's status.active follows when the run's first reconcile sets its
+            # phase (update_job_history): not here, so that a minute when thousands of
+            # jobs fire creates every run before any bookkeeping.
         elif isinstance(result, Refused):
             await self.kube.event(
                 body,
