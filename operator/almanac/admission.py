@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from almanac.errors import InvalidSpec
 from almanac.models import Calendar, ScheduledJob
-from almanac.schedule import InvalidSpec, NeverFires
+from almanac.schedule import NeverFires
 
 
 @dataclass

@@ -16,26 +16,19 @@ Every parsed entry is an :class:`ExclusionRule` that remembers where it was writ
 job's own ``spec.exclusions.<kind>[i]`` or ``Calendar <name>``), so status, Events and
 the command line can say *why* a day was skipped (:meth:`Exclusions.explain`).
 
-Errors::
-
-    ValueError
-     └── InvalidSpec        one FieldError (path, message) per bad field; str() is one
-                            line per error. Raised here, by almanac.schedule and by
-                            almanac.models; the operator turns it into Ready=False.
-
-``InvalidSpec`` lives in this module because it is the lowest one that validates user
-input; :mod:`almanac.schedule` and :mod:`almanac.models` re-export it.
+Invalid entries raise :class:`almanac.errors.InvalidSpec`, naming the field.
 """
 
 from __future__ import annotations
 
 import calendar
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+
+from almanac.errors import FieldError, InvalidSpec, quote
 
 __all__ = [
     "OWN_SOURCE",
@@ -43,50 +36,12 @@ __all__ = [
     "ExclusionKind",
     "ExclusionRule",
     "Exclusions",
-    "FieldError",
-    "InvalidSpec",
     "calendar_source",
     "parse_annual",
     "parse_holiday",
     "parse_monthly",
     "parse_weekly",
-    "quote",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One invalid field: where it is (``spec.exclusions.annual[1]``) and what is wrong."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class InvalidSpec(ValueError):
-    """A resource (or a part of one) is invalid; ``errors`` names every bad field.
-
-    ``str()`` is one line per error, ``path: message``, e.g.
-    ``spec.exclusions.annual[1]: "31.02" is not a day of the year (dd.MM)``.
-    """
-
-    errors: tuple[FieldError, ...]
-
-    def __init__(self, errors: Iterable[FieldError | tuple[str, str]]) -> None:
-        self.errors = tuple(e if isinstance(e, FieldError) else FieldError(*e) for e in errors)
-        if not self.errors:
-            raise ValueError("InvalidSpec needs at least one error")
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
-
-
-def quote(value: object) -> str:
-    """How a user's value appears in a message: strings in double quotes, as in YAML/JSON."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
 class ExclusionKind(StrEnum):

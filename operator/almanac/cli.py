@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import yaml
 
 from almanac import __version__
-from almanac.calendars import InvalidSpec, quote
+from almanac.errors import InvalidSpec, quote
 from almanac.models import Calendar, ScheduledJob
 from almanac.schedule import (
     NeverFires,

@@ -21,9 +21,10 @@ from typing import Any
 from almanac import kube as k
 from almanac import metrics, notify, policy
 from almanac import orchestration as orch
+from almanac.errors import InvalidSpec
 from almanac.kube import Body, Created, Exists, Kube, Refused
 from almanac.models import Calendar, ScheduledJob
-from almanac.schedule import InvalidSpec, NeverFires, Schedule
+from almanac.schedule import NeverFires, Schedule
 from almanac.settings import Settings
 from almanac.timers import TimerQueue
 

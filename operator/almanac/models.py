@@ -33,15 +33,13 @@ from pydantic.alias_generators import to_camel
 from almanac.calendars import (
     OWN_SOURCE,
     Exclusions,
-    FieldError,
-    InvalidSpec,
     calendar_source,
     parse_annual,
     parse_holiday,
     parse_monthly,
     parse_weekly,
-    quote,
 )
+from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule import CronExpression, Schedule, parse_date_time, parse_time_zone
 
 __all__ = [
@@ -52,7 +50,6 @@ __all__ = [
     "ConcurrencyPolicy",
     "Condition",
     "ExclusionLists",
-    "InvalidSpec",
     "LastRun",
     "Notifications",
     "ObjectMeta",

@@ -50,8 +50,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 
 from almanac import __version__
-from almanac.calendars import InvalidSpec, quote
 from almanac.controller import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
+from almanac.errors import InvalidSpec, quote
 from almanac.kube import (
     CALENDARS,
     LABEL_JOB,

@@ -47,22 +47,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from almanac.calendars import (
-    WEEKDAY_NAMES,
-    ExclusionKind,
-    ExclusionRule,
-    Exclusions,
-    FieldError,
-    InvalidSpec,
-    quote,
-)
+from almanac.calendars import WEEKDAY_NAMES, ExclusionKind, ExclusionRule, Exclusions
+from almanac.errors import FieldError, InvalidSpec, quote
 
 __all__ = [
     "CronExpression",
     "Explanation",
-    "FieldError",
     "Fire",
-    "InvalidSpec",
     "NeverFires",
     "Schedule",
     "SkippedDay",

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from almanac.cli import main
-from almanac.models import Calendar, ConcurrencyPolicy, InvalidSpec, ScheduledJob
+from almanac.errors import InvalidSpec
+from almanac.models import Calendar, ConcurrencyPolicy, ScheduledJob
 
 JOB = """\
 apiVersion: almanac.dev/v1alpha1

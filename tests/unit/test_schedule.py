@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import croniter
 import pytest
 
-from almanac.calendars import Exclusions, InvalidSpec, calendar_source
+from almanac.calendars import Exclusions, calendar_source
+from almanac.errors import InvalidSpec
 from almanac.schedule import (
     CronExpression,
     Fire,

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from almanac.calendars import Exclusions, InvalidSpec, calendar_source
+from almanac.calendars import Exclusions, calendar_source
+from almanac.errors import InvalidSpec
 from almanac.schedule import NeverFires, Schedule
 from tests.unit.oracle import MINUTE, OracleCron, OracleExclusions, OracleSchedule, transitions
 
