@@ -9,7 +9,8 @@ processes ``up`` recorded (checked against /proc before a signal is sent) and re
 state. Binaries come from ``hack/build-tools.sh`` (built once per machine, cached).
 
 Everything lives in the state folder (default ``.cluster/`` at the repository root):
-``kubeconfig`` (admin), ``logs/<component>.log``, ``pki/``, ``etcd/``, ``pids/``.
+``kubeconfig`` (admin), ``logs/<component>.log``, ``pki/`` (``pki/webhook/`` serves a local
+operator's webhook), ``etcd/``, ``pids/``.
 
 Usage: ``hack/cluster.py up|down|status [--state DIR]``. Exit 0 on success; on a failure
 it prints the component whose log to read.
@@ -144,7 +145,8 @@ def _name(common: str, org: str | None = None) -> x509.Name:
 
 
 def make_pki(pki: Path) -> None:
-    """A CA, the apiserver's serving certificate, client certificates and SA keys."""
+    """A CA, the apiserver's serving certificate, client certificates, SA keys, and a
+    serving certificate for a local operator's webhook (webhook/tls.crt, tls.key)."""
     pki.mkdir(parents=True, exist_ok=True)
     ca_key, ca_name = _key(), _name("almanac-local-ca")
     ca = _cert(ca_name, ca_key, None, ca=True)
@@ -180,6 +182,17 @@ def make_pki(pki: Path) -> None:
         _write_cert(
             pki / f"{file}.crt", _cert(_name(common, org), key, (ca_name, ca_key), client=True)
         )
+
+    # The validating webhook of an operator running on this machine (`make dev`, tests):
+    # the API server reaches it on loopback and trusts it through the cluster's CA.
+    webhook = pki / "webhook"
+    webhook.mkdir(exist_ok=True)
+    key = _key()
+    _write_key(webhook / "tls.key", key)
+    _write_cert(
+        webhook / "tls.crt",
+        _cert(_name("almanac-webhook"), key, (ca_name, ca_key), server_names=serving[:2]),
+    )
 
     sa = _key()
     _write_key(pki / "sa.key", sa)

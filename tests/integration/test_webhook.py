@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
 from tests.integration.conftest import Operator
 from tests.integration.objects import calendar, scheduled_job
 from tests.kube import Kubectl
-from tests.smtp_server import make_tls_files
 
 
 def free_port() -> int:
@@ -58,15 +56,14 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
 
 
 def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_calendars(
-    k: Kubectl, start_operator: Callable[..., Operator], tmp_path: Path
+    k: Kubectl, start_operator: Callable[..., Operator]
 ) -> None:
-    tls = make_tls_files(tmp_path / "tls", "localhost")
-    (tmp_path / "tls" / "tls.crt").write_bytes(tls.cert.read_bytes())
-    (tmp_path / "tls" / "tls.key").write_bytes(tls.key.read_bytes())
+    # The certificate hack/cluster.py issued from the cluster's CA, as `make dev` uses.
+    pki = k.kubeconfig.parent / "pki"
     port = free_port()
-    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(tmp_path / "tls"))
+    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
     name = f"almanac-{k.namespace}"
-    register(k, name, port, tls.ca_cert.read_bytes())
+    register(k, name, port, (pki / "ca.crt").read_bytes())
     try:
         # The schema cannot know cron or zones; the webhook does, with `almanac next`'s words.
         error = k.apply_expecting_error(scheduled_job("badcron", "61 * * * *"))
