@@ -113,7 +113,7 @@ def measure(n: int, margin: float) -> None:
     kube.run("delete", "namespace", namespace, "--wait=false")
 
     late = sorted(at - fire.timestamp() for at in seen.values())
-    quantiles = statistics.quantiles(late, n=100)
+    quantiles = statistics.quantiles(late, n=100, method="inclusive") if n > 1 else late * 99
     print(
         f"| {n} | {created:.0f} s | {in_hand:.0f} s | {late[0]:.2f} s | {quantiles[49]:.2f} s "
         f"| {quantiles[94]:.2f} s | {late[-1]:.2f} s | {rss_ready:.0f} → {rss_after:.0f} MB "
