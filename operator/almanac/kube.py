@@ -19,6 +19,8 @@ from typing import Any, Final
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from almanac.schedule import format_instant
+
 GROUP: Final = "almanac.dev"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -64,7 +66,7 @@ def now() -> datetime:
 
 def timestamp(when: datetime | None) -> str | None:
     """RFC 3339 in UTC with a Z, as Kubernetes writes times."""
-    return None if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if when is None else format_instant(when)
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -97,6 +97,8 @@ def _email(value: str) -> str:
 
 
 class _Model(BaseModel):
+    """A spec part: camelCase on the wire, and strict."""
+
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
@@ -106,20 +108,25 @@ class _Model(BaseModel):
     )
 
 
+class _Lenient(_Model):
+    """An object or its metadata as the API server returns it: fields we don't model
+    (managedFields, a newer version's additions) are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Status(_Lenient):
+    """Status written by the operator; lenient so that a status never makes a job invalid."""
+
+    model_config = ConfigDict(frozen=False)
+
+
 # --------------------------------------------------------------------------------------
 # Shared parts
 
 
-class ObjectMeta(BaseModel):
+class ObjectMeta(_Lenient):
     """The parts of Kubernetes metadata Almanac reads; every other field is kept."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-        frozen=True,
-    )
 
     name: str
     """The object's name."""
@@ -166,16 +173,8 @@ class CalendarSpec(ExclusionLists):
     """What the Calendar is, for humans (e.g. "Romanian bank holidays 2027")."""
 
 
-class Calendar(BaseModel):
+class Calendar(_Lenient):
     """A named set of exclusions that ScheduledJobs in its namespace refer to."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-        frozen=True,
-    )
 
     api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
     """Always ``almanac.dev/v1alpha1``."""
@@ -324,15 +323,8 @@ class ScheduledJobSpec(_Model):
         return schedule
 
 
-class LastRun(BaseModel):
+class LastRun(_Status):
     """The most recent run of a job."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-    )
 
     name: str | None = None
     """The ScheduledJobRun's name."""
@@ -340,15 +332,8 @@ class LastRun(BaseModel):
     """Pending | Running | Succeeded | Failed."""
 
 
-class MissedSchedules(BaseModel):
+class MissedSchedules(_Status):
     """Fires that were not started: operator down past the deadline, Forbid, suspended."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-    )
 
     count: int = 0
     """How many fires were not started, since the job was created."""
@@ -358,15 +343,8 @@ class MissedSchedules(BaseModel):
     """Which fires, and why."""
 
 
-class Condition(BaseModel):
+class Condition(_Status):
     """A Kubernetes status condition (``Ready`` for a ScheduledJob)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-    )
 
     type: str
     """E.g. ``Ready``."""
@@ -382,15 +360,8 @@ class Condition(BaseModel):
     """The generation the condition was computed from."""
 
 
-class ScheduledJobStatus(BaseModel):
+class ScheduledJobStatus(_Status):
     """Written by the operator; lenient on input so that a status never makes a job invalid."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-    )
 
     next_schedule_time: str | None = None
     """The next fire, RFC 3339 UTC; absent when it never fires."""
@@ -410,16 +381,8 @@ class ScheduledJobStatus(BaseModel):
     """``Ready``: False with the reason when the spec is invalid or never fires."""
 
 
-class ScheduledJob(BaseModel):
+class ScheduledJob(_Lenient):
     """A calendar-aware scheduled job (API.md "ScheduledJob")."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="allow",
-        use_attribute_docstrings=True,
-        frozen=True,
-    )
 
     api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
     """Always ``almanac.dev/v1alpha1``."""

@@ -60,7 +60,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from pathlib import Path
@@ -68,6 +68,8 @@ from typing import Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from almanac.schedule import format_duration, format_instant
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -369,7 +371,7 @@ def compose_message(report: RunReport, *, sender: str, recipients: Sequence[str]
     message["X-Almanac-Run"] = report.run
     message["X-Almanac-Phase"] = report.phase
     message["X-Almanac-Trigger"] = report.trigger
-    message["X-Almanac-Scheduled-Time"] = _rfc3339(report.scheduled_time)
+    message["X-Almanac-Scheduled-Time"] = format_instant(report.scheduled_time)
     if report.parent_run:
         message["X-Almanac-Parent-Run"] = report.parent_run
     text = _body(report)
@@ -399,7 +401,7 @@ def _body(report: RunReport) -> str:
     if report.completion_time is not None:
         took = ""
         if report.start_time is not None:
-            took = f"  (took {_duration(report.completion_time - report.start_time)})"
+            took = f"  (took {format_duration(report.completion_time - report.start_time)})"
         lines.append(f"  Finished:      {_utc(report.completion_time)}{took}")
     lines += ["", "Services:", *_table(report.services)]
     for service in failures:
@@ -470,21 +472,6 @@ def _when(moment: datetime, time_zone: str | None) -> str:
             return text  # the job's zone is validated elsewhere; UTC alone is still right
         text += f"  ({local:%Y-%m-%d %H:%M:%S %Z}, {time_zone})"
     return text
-
-
-def _rfc3339(moment: datetime) -> str:
-    return f"{moment.astimezone(ZoneInfo('UTC')):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = max(0, round(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{seconds:02d}s"
-    if minutes:
-        return f"{minutes}m{seconds:02d}s"
-    return f"{seconds}s"
 
 
 # -- delivery -------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ from almanac.schedule import (
     NeverFires,
     SkippedDay,
     first_fires,
+    format_duration,
     format_instant,
     format_local,
     parse_time_zone,
@@ -195,16 +196,6 @@ def _instant_text(value: object, now: datetime) -> str:
     return NONE if when is None else f"{format_instant(when)} ({_relative(when, now)})"
 
 
-def _span(delta: timedelta) -> str:
-    """A run's duration: 45s, 3m12s, 1h02m05s (exact, unlike an age)."""
-    seconds = max(0, round(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{seconds:02d}s"
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
 def _name(body: Body) -> str:
     return str(body.get("metadata", {}).get("name", ""))
 
@@ -300,9 +291,9 @@ def format_run(
     if started is None:
         duration = NONE
     elif completed is None:
-        duration = f"{_span(now - started)} (running)"
+        duration = f"{format_duration(now - started)} (running)"
     else:
-        duration = _span(completed - started)
+        duration = format_duration(completed - started)
     fields = [
         ("Name", name),
         ("Namespace", namespace),
@@ -696,12 +687,6 @@ async def _describe(c: _Context, args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------
 # The command line
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
-    return int(text)
 
 
 def _count(text: str) -> int:

@@ -58,6 +58,7 @@ __all__ = [
     "Schedule",
     "SkippedDay",
     "first_fires",
+    "format_duration",
     "format_instant",
     "format_local",
     "parse_date_time",
@@ -307,6 +308,16 @@ def parse_date_time(text: str) -> datetime:
 def format_instant(instant: datetime) -> str:
     """``2027-01-04T00:30:00Z``: how instants are printed and stored."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(delta: timedelta) -> str:
+    """``45s``, ``3m12s``, ``1h02m05s``: how long a run or service took (exact seconds)."""
+    seconds = max(0, round(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{seconds:02d}s"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def format_local(fire: Fire) -> str:
