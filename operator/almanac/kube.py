@@ -9,6 +9,7 @@ is already there: that answer is the lock against doing a thing twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -73,6 +74,43 @@ def parse_time(value: str | None) -> datetime | None:
     return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+# client-go's habit: a 429 Too Many Requests is tried again after the server's Retry-After.
+# The API server answers 429 under load (API Priority and Fairness) and, for a moment
+# after a CRD is created, "storage is (re)initializing": without a retry, one busy second
+# would fail a fire, or hold the operator's start-up for kopf's 60 s retry.
+TOO_MANY_REQUESTS_RETRIES: Final = 10
+
+
+def retry_delay(error: ApiException, attempt: int) -> float | None:
+    """Seconds to wait before trying a refused request again (attempt counts from 0),
+    or None when it is not to be retried: not a 429, or retried enough."""
+    if error.status != 429 or attempt >= TOO_MANY_REQUESTS_RETRIES:
+        return None
+    headers: Any = error.headers or {}
+    try:
+        seconds = float(headers.get("Retry-After", 1))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.1), 10.0)
+
+
+class _ApiClient(client.ApiClient):
+    """The kubernetes client, retrying 429 answers (see retry_delay)."""
+
+    async def request(self, *args: Any, **kwargs: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await super().request(*args, **kwargs)
+            except ApiException as error:
+                delay = retry_delay(error, attempt)
+                if delay is None:
+                    raise
+                log.info("API server busy (%s): trying again in %.1fs", api_message(error), delay)
+                await asyncio.sleep(delay)
+                attempt += 1
+
+
 def api_message(error: ApiException) -> str:
     """The API server's own message (Status.message), else the HTTP reason."""
     try:
@@ -96,11 +134,11 @@ class Kube:
         """In a Pod, its ServiceAccount; elsewhere the current kubeconfig, like kubectl."""
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return cls(client.ApiClient())
+            return cls(_ApiClient())
         except config.ConfigException:
             configuration = client.Configuration()
             await config.load_kube_config(client_configuration=configuration)
-            return cls(client.ApiClient(configuration))
+            return cls(_ApiClient(configuration))
 
     async def close(self) -> None:
         await self.api.close()
@@ -317,7 +355,7 @@ class Kube:
         )
         current = loader.current_context or {}
         namespace = (current.get("context") or {}).get("namespace")
-        return cls(client.ApiClient(configuration)), namespace or None
+        return cls(_ApiClient(configuration)), namespace or None
 
 
 def _create_error(error: ApiException) -> CreateResult:

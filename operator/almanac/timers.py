@@ -19,11 +19,12 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = 30.0  # seconds: bounds the error when the wall clock moves under us
+RETRY = timedelta(seconds=5)  # after a callback failed
 
 Callback = Callable[[], Awaitable[None]]
 
@@ -92,9 +93,13 @@ class TimerQueue:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._next_delay(self._clock()))
 
-    @staticmethod
-    async def _call(key: Hashable, callback: Callback) -> None:
+    async def _call(self, key: Hashable, callback: Callback) -> None:
+        """Calls back; a failure (the API server unreachable for a moment) is tried again
+        after ``RETRY`` unless the key was set anew meanwhile: otherwise a job whose fire
+        failed would not fire again until something else woke it."""
         try:
             await callback()
         except Exception:
-            log.exception("timer %s failed", key)
+            log.exception("timer %s failed; trying again in %.0fs", key, RETRY.total_seconds())
+            if key not in self._entries:
+                self.set(key, self._clock() + RETRY, callback)

@@ -159,3 +159,41 @@ def test_setting_a_key_again_replaces_its_timer_and_cancel_removes_it() -> None:
         return calls
 
     assert asyncio.run(scenario()) == ["new"]
+
+
+def test_a_failed_callback_is_tried_again_unless_its_key_was_set_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("almanac.timers.RETRY", timedelta(milliseconds=50))
+
+    async def scenario() -> tuple[list[str], datetime | None]:
+        queue = TimerQueue()
+        calls: list[str] = []
+        done = asyncio.Event()
+        later = datetime.now(UTC) + timedelta(hours=1)
+
+        async def flaky() -> None:  # fails once, as a fire does when the API is away
+            calls.append("flaky")
+            if calls.count("flaky") == 1:
+                raise ConnectionError("API server unreachable")
+            done.set()
+
+        async def rescheduled_then_failed() -> None:
+            calls.append("rescheduled")
+            queue.set("other", later, rescheduled_then_failed)
+            raise ConnectionError("after setting its next wake-up")
+
+        soon = datetime.now(UTC) + timedelta(milliseconds=20)
+        queue.set("job", soon, flaky)
+        queue.set("other", soon, rescheduled_then_failed)
+        server = asyncio.create_task(queue.run())
+        try:
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            server.cancel()
+        return calls, queue.when("other")
+
+    calls, other = asyncio.run(scenario())
+    assert calls.count("flaky") == 2
+    assert calls.count("rescheduled") == 1
+    assert other is not None and other > datetime.now(UTC) + timedelta(minutes=59)
