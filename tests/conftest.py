@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube import Kubectl
+from tests.kube import Kubectl, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("ALMANAC_CLUSTER_STATE", REPO / ".cluster"))
@@ -67,13 +67,13 @@ def namespace(kube: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
     kube.run("create", "namespace", name)
-    kube.run(
-        "wait",
-        "--for=jsonpath={.metadata.name}=default",
-        "serviceaccount/default",
-        "-n",
-        name,
-        "--timeout=60s",
+    # The ServiceAccount controller creates `default` shortly after the namespace; Pods
+    # of Jobs need it. `kubectl wait` exits at once with NotFound while it does not
+    # exist yet, so poll for its existence instead.
+    wait_until(
+        f"serviceaccount/default in namespace {name}",
+        lambda: kube.in_namespace(name).get("serviceaccount", "default"),
+        timeout=60,
     )
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)

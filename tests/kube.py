@@ -8,6 +8,7 @@ bound; it never stands in for a condition with a blind sleep.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -99,3 +100,17 @@ def job_condition(job: dict[str, Any] | None, kind: str) -> bool:
     """True when a batch/v1 Job carries condition `kind` (Complete, Failed) with True."""
     conditions = (job or {}).get("status", {}).get("conditions", [])
     return any(c["type"] == kind and c["status"] == "True" for c in conditions)
+
+
+# What an API server's refusal looks like in a log: the Status reason (``Forbidden``,
+# ``... is forbidden: User ...``), the client's ``(403)`` header line, a Status body's
+# ``code``, or a ``status=403`` field. A bare "403" is not one: run names carry minute
+# counts (``as-sa-29940371-m024``) and timestamps carry digits.
+_REFUSAL = re.compile(
+    r"\bforbidden\b|\(403\)|[\"']code[\"']:\s*403\b|\bstatus[=:]\s*403\b", re.IGNORECASE
+)
+
+
+def api_refusals(log: str) -> list[str]:
+    """The lines of a log that report a refusal (403) by the API server."""
+    return [line for line in log.splitlines() if _REFUSAL.search(line)]

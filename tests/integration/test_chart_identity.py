@@ -16,7 +16,7 @@ from tests.integration.conftest import Helm, Operator
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_chart import install
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
-from tests.kube import Kubectl, wait_until
+from tests.kube import Kubectl, api_refusals, wait_until
 from tests.smtp_server import SmtpServer
 
 
@@ -105,7 +105,7 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
             wait_until("the rerun's e-mail", lambda: len(smtp.received) == 2, 30)
             lease = k.json("get", "lease", f"{release}-leader")
             assert lease["spec"]["holderIdentity"]
-            assert "Forbidden" not in operator.log() and "403" not in operator.log()
+            assert api_refusals(operator.log()) == []
         except AssertionError:
             print(f"--- operator log ---\n{operator.log()[-6000:]}")
             raise
