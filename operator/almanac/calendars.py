@@ -4,13 +4,18 @@ Where it sits: pure, below :mod:`almanac.schedule` (which asks it "is this local
 excluded?") and :mod:`almanac.models` (which validates each list entry with the parsers
 here). It knows nothing of Kubernetes, time zones or the clock.
 
-The four kinds of entry are those of API.md ("ScheduledJob", ``spec.exclusions``; a
+The four kinds of entry are those of docs/api.md ("ScheduledJob", ``spec.exclusions``; a
 Calendar's ``spec`` has the same four lists)::
 
     annual   "25.12"       dd.MM, every year ("29.02" only in leap years)
     monthly  "31"          dd, every month that has that day
     weekly   "Saturday"    English day name or 3-letter abbreviation, any case
     holiday  "14.04.2027"  dd.MM.yyyy, one date
+
+Days and months may be written with one digit (``"1"``, ``"5.1"``, ``"1.05.2027"``), and
+a monthly day as a YAML integer (``1``), because that is what people write; each entry
+is kept in the contract's two-digit form (``"01"``, ``"05.01"``), which is what status,
+Events and ``almanac next -o wide`` show.
 
 Every parsed entry is an :class:`ExclusionRule` that remembers where it was written (the
 job's own ``spec.exclusions.<kind>[i]`` or ``Calendar <name>``), so status, Events and
@@ -27,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from almanac.errors import FieldError, InvalidSpec, quote
 
@@ -37,6 +43,7 @@ __all__ = [
     "ExclusionRule",
     "Exclusions",
     "calendar_source",
+    "canonical_entry",
     "parse_annual",
     "parse_holiday",
     "parse_monthly",
@@ -69,15 +76,16 @@ _WEEKDAY_NUMBERS = {name: i for i, name in enumerate(_WEEKDAYS)} | {
 }
 WEEKDAY_NAMES = tuple(name.capitalize() for name in _WEEKDAYS)
 
-# Two digits each, as the CRD's validation rules require: what the API server accepts,
-# and nothing more.
-_DAY_MONTH = re.compile(r"([0-9]{2})\.([0-9]{2})")
-_DAY = re.compile(r"[0-9]{2}")
-_DAY_MONTH_YEAR = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
+# One or two digits for a day or a month, four for a year, as the CRD's validation rules
+# allow: what the API server accepts, and nothing more.
+_DAY_MONTH = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})")
+_DAY = re.compile(r"[0-9]{1,2}")
+_DAY_MONTH_YEAR = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})")
 
 
 def parse_annual(text: str) -> tuple[int, int]:
-    """``"25.12"`` -> ``(12, 25)`` (month, day). ``"29.02"`` is valid (leap years only)."""
+    """``"25.12"`` -> ``(12, 25)`` (month, day); ``"5.1"`` -> ``(1, 5)``. ``"29.02"`` is
+    valid (leap years only)."""
     m = _DAY_MONTH.fullmatch(text.strip())
     if m:
         day, month = int(m[1]), int(m[2])
@@ -87,11 +95,13 @@ def parse_annual(text: str) -> tuple[int, int]:
     raise ValueError(f"{quote(text)} is not a day of the year (dd.MM)")
 
 
-def parse_monthly(text: str) -> int:
-    """``"31"`` -> ``31`` (``"07"`` -> ``7``). A month without that day has none excluded."""
-    if _DAY.fullmatch(text.strip()) and 1 <= int(text) <= 31:
-        return int(text)
-    raise ValueError(f"{quote(text)} is not a day of the month (dd, 01-31)")
+def parse_monthly(text: str | int) -> int:
+    """``"31"`` -> ``31`` (``"07"``, ``"7"`` and ``7`` -> ``7``). A month without that day
+    has none excluded."""
+    written = str(text).strip() if isinstance(text, int | str) and text is not True else ""
+    if _DAY.fullmatch(written) and 1 <= int(written) <= 31:
+        return int(written)
+    raise ValueError(f"{quote(str(text))} is not a day of the month (dd, 01-31)")
 
 
 def parse_weekly(text: str) -> int:
@@ -105,7 +115,7 @@ def parse_weekly(text: str) -> int:
 
 
 def parse_holiday(text: str) -> date:
-    """``"14.04.2027"`` -> ``date(2027, 4, 14)``."""
+    """``"14.04.2027"`` -> ``date(2027, 4, 14)``; ``"1.5.2027"`` -> ``date(2027, 5, 1)``."""
     m = _DAY_MONTH_YEAR.fullmatch(text.strip())
     if m:
         try:
@@ -115,7 +125,21 @@ def parse_holiday(text: str) -> date:
     raise ValueError(f"{quote(text)} is not a date (dd.MM.yyyy)")
 
 
-_PARSERS: dict[ExclusionKind, Callable[[str], tuple[int, int] | int | date]] = {
+def canonical_entry(kind: ExclusionKind, value: tuple[int, int] | int | date, written: str) -> str:
+    """An entry in the contract's form: two-digit days and months (``"5.1"`` -> ``"05.01"``);
+    a weekly entry stays as written."""
+    match kind:
+        case ExclusionKind.ANNUAL if isinstance(value, tuple):
+            return f"{value[1]:02d}.{value[0]:02d}"
+        case ExclusionKind.MONTHLY if isinstance(value, int):
+            return f"{value:02d}"
+        case ExclusionKind.HOLIDAY if isinstance(value, date):
+            return f"{value.day:02d}.{value.month:02d}.{value.year:04d}"
+        case _:
+            return written
+
+
+_PARSERS: dict[ExclusionKind, Callable[[Any], tuple[int, int] | int | date]] = {
     ExclusionKind.ANNUAL: parse_annual,
     ExclusionKind.MONTHLY: parse_monthly,
     ExclusionKind.WEEKLY: parse_weekly,
@@ -129,7 +153,8 @@ class ExclusionRule:
 
     kind: ExclusionKind
     entry: str
-    """The entry as written, e.g. ``"25.12"``."""
+    """The entry in the contract's two-digit form, e.g. ``"25.12"`` (``"5.1"`` as written
+    becomes ``"05.01"``, a monthly ``7`` becomes ``"07"``)."""
     value: tuple[int, int] | int | date
     """Parsed: (month, day) for annual, day for monthly, weekday (0 = Sunday), or a date."""
     source: str
@@ -196,7 +221,7 @@ class Exclusions:
         source: str = OWN_SOURCE,
         path: str = OWN_SOURCE,
         annual: Sequence[str] = (),
-        monthly: Sequence[str] = (),
+        monthly: Sequence[str | int] = (),
         weekly: Sequence[str] = (),
         holiday: Sequence[str] = (),
     ) -> Exclusions:
@@ -221,7 +246,8 @@ class Exclusions:
                 except ValueError as e:
                     errors.append(FieldError(where, str(e)))
                 else:
-                    rules.append(ExclusionRule(kind, entry, value, source, where))
+                    text = canonical_entry(kind, value, str(entry).strip())
+                    rules.append(ExclusionRule(kind, text, value, source, where))
         if errors:
             raise InvalidSpec(errors)
         return cls(rules)

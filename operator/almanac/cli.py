@@ -6,7 +6,7 @@ modules do the rest. Each verb is a subcommand that registers itself in
 
 ``almanac next -f MANIFEST [--after RFC3339] [-n COUNT] [-o wide] [--default-timezone ZONE]``
 prints the next fire instants of the one ScheduledJob in MANIFEST (with the Calendars it
-refers to from the same file), as API.md "Command line" says::
+refers to from the same file), as docs/api.md "Command line" says::
 
     exit 0  one UTC instant a line, YYYY-MM-DDTHH:MM:SSZ (fewer than COUNT when the
             window ends first)
@@ -46,6 +46,8 @@ from almanac.schedule import (
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_NEVER_FIRES, EXIT_INVALID = 0, 1, 2
+#: ``almanac run --log-format``: kopf's log formats (almanac.runner maps them).
+LOG_FORMATS = ("full", "json", "plain")
 # Skipped days listed between two fires in -o wide; more are counted.
 _SKIPPED_SHOWN = 10
 
@@ -61,9 +63,6 @@ _ManifestLoader.yaml_implicit_resolvers = {
 }
 
 
-from almanac.runner import add_run_command  # noqa: E402  (the operator's verb)
-
-
 class _Usage(Exception):
     """A problem with the command line or the manifest file as a whole (exit 2)."""
 
@@ -77,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"almanac {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_next(commands)
-    add_run_command(commands)
+    _add_run(commands)
     return parser
 
 
@@ -311,3 +310,94 @@ def _invalid(what: str, error: InvalidSpec) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------
+# almanac run
+
+
+def _add_run(commands: Any) -> None:
+    """`almanac run`: the operator, in the foreground."""
+    run = commands.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig (or in-cluster)",
+        description="Run the Almanac operator in the foreground until SIGINT or SIGTERM. "
+        "Outside a cluster it uses the current kubeconfig and context, like kubectl.",
+    )
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        metavar="NS",
+        help="serve only this namespace (repeat for several; default: all, or ALMANAC_NAMESPACES)",
+    )
+    run.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        help="IANA zone for jobs without spec.timeZone (default: UTC, or ALMANAC_DEFAULT_TIMEZONE)",
+    )
+    run.add_argument(
+        "--rerun-delay",
+        type=float,
+        metavar="SECONDS",
+        help="how long after a rerun request the child run starts (default 60)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="full",
+        help="log line format (default: full)",
+    )
+    run.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        metavar="URL",
+        help="liveness endpoint (default: %(default)s; empty to disable)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port (default: %(default)s; 0 to disable)",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a Lease, so that several replicas never both act",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        metavar="NS",
+        help="namespace of the Lease (default: POD_NAMESPACE, else default)",
+    )
+    run.add_argument(
+        "--leader-election-id",
+        default="almanac-operator",
+        metavar="NAME",
+        help="name of the Lease (default: %(default)s)",
+    )
+    run.add_argument(
+        "--webhook-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve the validating admission webhook (HTTPS) on this port (default: off)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        default="/tls",
+        metavar="DIR",
+        help="folder with the webhook's tls.crt and tls.key (default: %(default)s)",
+    )
+    run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Loads the operator (kopf, the Kubernetes client) only now: ``almanac next`` and
+    ``--help`` stay as quick as the interpreter."""
+    from almanac.runner import run_from_args
+
+    return run_from_args(args)

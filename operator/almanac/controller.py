@@ -24,6 +24,13 @@ from almanac import orchestration as orch
 from almanac.errors import InvalidSpec
 from almanac.kube import Body, Created, Exists, Kube, Refused
 from almanac.models import Calendar, ScheduledJob
+from almanac.names import (
+    ANNOTATION_RERUN,
+    ANNOTATION_RUN_NOW,
+    manual_run_name,
+    rerun_name,
+    run_name,
+)
 from almanac.schedule import NeverFires, Schedule
 from almanac.settings import Settings
 from almanac.timers import TimerQueue
@@ -32,40 +39,9 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 
-ANNOTATION_RERUN = "almanac.dev/rerun"
-ANNOTATION_RUN_NOW = "almanac.dev/run-now"
-
 
 def key_of(body: Body) -> Key:
     return body["metadata"]["namespace"], body["metadata"]["name"]
-
-
-def run_name(job: str, scheduled: datetime) -> str:
-    """`<job>-<unix minutes>`, as CronJob names its Jobs: one name per fire."""
-    return f"{job}-{int(scheduled.timestamp()) // 60}"
-
-
-def manual_run_name(job: str, now: datetime) -> str:
-    """`<job>-<unix minutes>-m<second><tenth>` (`-m375`: 37.5 s into the minute).
-
-    A run-now never takes a scheduled fire's name, two run-nows a second apart do not
-    collide, and the suffix fits the 5 characters the CRD leaves after the minutes
-    (docs/crds.md)."""
-    return f"{run_name(job, now)}-m{now.second:02d}{now.microsecond // 100_000}"
-
-
-def rerun_name(parent: str) -> str:
-    """The child of a run: `<job>-<minutes>-r<depth>`, one deeper than its parent's.
-
-    Derived from the parent alone, so a second rerun annotation (or a restart between
-    creating the child and consuming the annotation) finds the child already there.
-    """
-    base, _, suffix = parent.rpartition("-")
-    if suffix.startswith("r") and suffix[1:].isdigit():
-        return f"{base}-r{int(suffix[1:]) + 1}"
-    if suffix.startswith("m") and suffix[1:].isdigit():
-        return f"{base}-r1"
-    return f"{parent}-r1"
 
 
 def _condition(

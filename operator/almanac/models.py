@@ -1,4 +1,4 @@
-"""Pydantic models of Almanac's custom resources, as API.md lists their fields.
+"""Pydantic models of Almanac's custom resources, as docs/api.md lists their fields.
 
 Where it sits: at the edge. A handler (or ``almanac next``) validates a body once with
 :meth:`ScheduledJob.parse` / :meth:`Calendar.parse`; everything inside works on the
@@ -14,7 +14,7 @@ Names: Python attributes are snake_case, the aliases are the resources' camelCas
 names (``time_zone`` / ``timeZone``; ``async_`` / ``async``); both are accepted on input,
 ``model_dump(by_alias=True)`` gives the resource's form.
 
-Defaults where API.md is silent follow CronJob: ``concurrencyPolicy: Allow``,
+Defaults where docs/api.md is silent follow CronJob: ``concurrencyPolicy: Allow``,
 ``successfulRunsHistoryLimit: 3``, ``failedRunsHistoryLimit: 1``.
 """
 
@@ -27,7 +27,15 @@ from email.utils import parseaddr
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from almanac.calendars import (
@@ -70,6 +78,11 @@ def _checked(parse: Callable[[str], object]) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def _day_number(value: object) -> object:
+    """A monthly day written as a YAML integer (``monthly: [1]``) is the string ``"1"``."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 # A service name is part of Job names and label values; the CRD allows 20 characters.
@@ -143,8 +156,8 @@ class ExclusionLists(_Model):
 
     annual: list[Annotated[str, _checked(parse_annual)]] = []
     """``dd.MM``, every year, e.g. ``"25.12"``."""
-    monthly: list[Annotated[str, _checked(parse_monthly)]] = []
-    """``dd``, every month that has that day, e.g. ``"31"``."""
+    monthly: list[Annotated[str, BeforeValidator(_day_number), _checked(parse_monthly)]] = []
+    """``dd``, every month that has that day, e.g. ``"31"``; a YAML integer (``31``) too."""
     weekly: list[Annotated[str, _checked(parse_weekly)]] = []
     """English day names or 3-letter abbreviations, any case, e.g. ``"Saturday"``, ``"sun"``."""
     holiday: list[Annotated[str, _checked(parse_holiday)]] = []
@@ -382,7 +395,7 @@ class ScheduledJobStatus(_Status):
 
 
 class ScheduledJob(_Lenient):
-    """A calendar-aware scheduled job (API.md "ScheduledJob")."""
+    """A calendar-aware scheduled job (docs/api.md "ScheduledJob")."""
 
     api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
     """Always ``almanac.dev/v1alpha1``."""

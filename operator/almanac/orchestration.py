@@ -7,7 +7,7 @@ every service's phase, the run's phase and times, and when to look again. The ha
 executes the plan; a restarted operator recomputes the same plan from the cluster, which
 is what makes orchestration restart-safe.
 
-The rules (``API.md``, "ScheduledJobRun"):
+The rules (``docs/api.md``, "ScheduledJobRun"):
 
 - Nothing starts before the run's scheduled time (reruns are scheduled a minute ahead).
 - Async services start when the run starts, beside everything else, order ignored.

@@ -21,7 +21,7 @@ Exit codes: 0 done (also: a rerun or run-now annotation set but not yet acted on
 rerun or run-now, or the job does not fire (``next``); 2 bad usage (argparse).
 
 The operator decides; the plugin only relays. A rerun or a run-now is the annotation
-the operator consumes (API.md, "Reruns and manual runs"); the plugin then watches,
+the operator consumes (docs/api.md, "Reruns and manual runs"); the plugin then watches,
 boundedly, for what the operator answers: the new run, or a refusing Event.
 
 Errors::
@@ -50,7 +50,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 
 from almanac import __version__
-from almanac.controller import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
 from almanac.errors import InvalidSpec, quote
 from almanac.kube import (
     CALENDARS,
@@ -63,6 +62,7 @@ from almanac.kube import (
     parse_time,
 )
 from almanac.models import Calendar, ScheduledJob
+from almanac.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
 from almanac.policy import TERMINAL
 from almanac.schedule import (
     Fire,
@@ -691,11 +691,7 @@ async def _describe(c: _Context, args: argparse.Namespace) -> int:
 
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(
-            f"{quote(text)} is not a whole number of at least 1 (after 'next', -n is the "
-            f"count; give the namespace as --namespace {text} or before the verb: "
-            f"kubectl almanac -n {text} next JOB)"
-        )
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
     return int(text)
 
 
@@ -723,12 +719,11 @@ def _zone(text: str) -> str:
     return text
 
 
-def _connection_options(
-    parser: argparse.ArgumentParser, *, short_namespace: bool, default: Any
-) -> None:
-    names = ["-n", "--namespace"] if short_namespace else ["--namespace"]
+def _connection_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """kubectl's own options, with kubectl's meaning: ``-n`` is the namespace everywhere."""
     parser.add_argument(
-        *names,
+        "-n",
+        "--namespace",
         metavar="NS",
         default=default,
         help="the namespace (default: the context's, else default)",
@@ -752,17 +747,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl almanac",
         description="Almanac's kubectl plugin: runs, reruns, manual runs, next fires.",
-        epilog="-n, --kubeconfig and --context may also follow the verb "
-        "(after 'next', -n is the count: use --namespace there).",
+        epilog="-n/--namespace, --kubeconfig and --context may also follow the verb.",
     )
     parser.add_argument("--version", action="version", version=f"kubectl-almanac {__version__}")
-    _connection_options(parser, short_namespace=True, default=None)
+    _connection_options(parser, default=None)
     # Given after the verb, these must not reset what was given before it: SUPPRESS
     # leaves the attribute alone unless the option is present.
     after = argparse.ArgumentParser(add_help=False)
-    _connection_options(after, short_namespace=True, default=argparse.SUPPRESS)
-    after_next = argparse.ArgumentParser(add_help=False)
-    _connection_options(after_next, short_namespace=False, default=argparse.SUPPRESS)
+    _connection_options(after, default=argparse.SUPPRESS)
     verbs = parser.add_subparsers(dest="command", required=True, metavar="VERB")
 
     runs = verbs.add_parser(
@@ -825,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     next_ = verbs.add_parser(
         "next",
-        parents=[after_next],
+        parents=[after],
         help="the next fire times of a ScheduledJob, and the days skipped",
         description=(
             "The next fires of the live ScheduledJob JOB with the Calendars it refers to, in "
@@ -835,7 +827,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     next_.add_argument("job", metavar="JOB", help="the ScheduledJob")
     next_.add_argument(
-        "-n",
         "--count",
         metavar="COUNT",
         type=_count,

@@ -2,7 +2,7 @@
 
 These decide; the controller does. Times are arguments, never read from the clock.
 
-Missed fires (``API.md``, "Missed fires"): fires that were due while nothing could start
+Missed fires (``docs/api.md``, "Missed fires"): fires that were due while nothing could start
 them (the operator was down) are found from the last fire the job's status records. At
 most the latest is started, and only if it is no later than ``startingDeadlineSeconds``
 (unset: no limit); every other one is recorded as missed. Fires that fell while the job

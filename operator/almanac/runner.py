@@ -15,7 +15,6 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import kopf
@@ -119,86 +118,8 @@ async def _standby_probe(liveness: str | None) -> AsyncIterator[None]:
         await runner.cleanup()  # frees the port for kopf's own endpoint
 
 
-def add_run_command(commands: Any) -> None:
-    """`almanac run`: the operator, in the foreground."""
-    run = commands.add_parser(
-        "run",
-        help="run the operator against the current kubeconfig (or in-cluster)",
-        description="Run the Almanac operator in the foreground until SIGINT or SIGTERM. "
-        "Outside a cluster it uses the current kubeconfig and context, like kubectl.",
-    )
-    run.add_argument(
-        "--namespace",
-        "-n",
-        action="append",
-        default=None,
-        metavar="NS",
-        help="serve only this namespace (repeat for several; default: all, or ALMANAC_NAMESPACES)",
-    )
-    run.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        help="IANA zone for jobs without spec.timeZone (default: UTC, or ALMANAC_DEFAULT_TIMEZONE)",
-    )
-    run.add_argument(
-        "--rerun-delay",
-        type=float,
-        metavar="SECONDS",
-        help="how long after a rerun request the child run starts (default 60)",
-    )
-    run.add_argument(
-        "--log-format",
-        choices=sorted(LOG_FORMATS),
-        default="full",
-        help="log line format (default: full)",
-    )
-    run.add_argument(
-        "--liveness",
-        default="http://0.0.0.0:8081/healthz",
-        metavar="URL",
-        help="liveness endpoint (default: %(default)s; empty to disable)",
-    )
-    run.add_argument(
-        "--metrics-port",
-        type=int,
-        default=8080,
-        metavar="PORT",
-        help="serve Prometheus /metrics on this port (default: %(default)s; 0 to disable)",
-    )
-    run.add_argument(
-        "--leader-elect",
-        action="store_true",
-        help="act only while holding a Lease, so that several replicas never both act",
-    )
-    run.add_argument(
-        "--leader-election-namespace",
-        metavar="NS",
-        help="namespace of the Lease (default: POD_NAMESPACE, else default)",
-    )
-    run.add_argument(
-        "--leader-election-id",
-        default="almanac-operator",
-        metavar="NAME",
-        help="name of the Lease (default: %(default)s)",
-    )
-    run.add_argument(
-        "--webhook-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="serve the validating admission webhook (HTTPS) on this port (default: off)",
-    )
-    run.add_argument(
-        "--webhook-cert-dir",
-        default="/tls",
-        metavar="DIR",
-        help="folder with the webhook's tls.crt and tls.key (default: %(default)s)",
-    )
-    run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
-    run.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
+def run_from_args(args: argparse.Namespace) -> int:
+    """`almanac run`, with the options :mod:`almanac.cli` parsed."""
     settings = Settings.from_env(
         default_timezone=args.default_timezone,
         namespaces=tuple(args.namespace) if args.namespace else None,

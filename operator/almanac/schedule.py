@@ -5,7 +5,7 @@ validated spec and its Calendars) and the operator and the ``almanac next`` comm
 ask it for instants). It knows nothing of Kubernetes and never reads the clock: ``after``
 is always an argument.
 
-The rules are API.md's "When a ScheduledJob fires"; docs/schedule.md explains them with
+The rules are docs/api.md's "When a ScheduledJob fires"; docs/schedule.md explains them with
 examples and records the choices made where the contract is silent::
 
     schedule = Schedule.build("30 2 * * 1-5", time_zone="Europe/Bucharest", exclusions=ex)

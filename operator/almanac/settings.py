@@ -15,7 +15,7 @@ class Settings:
     """Zone for ScheduledJobs that set no spec.timeZone (IANA name)."""
 
     rerun_delay: timedelta = timedelta(minutes=1)
-    """How long after `almanac.dev/rerun` a rerun is scheduled (API.md: one minute)."""
+    """How long after `almanac.dev/rerun` a rerun is scheduled (docs/api.md: one minute)."""
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to serve; empty means all of them."""

@@ -201,7 +201,8 @@ def test_next_shows_the_fires_and_the_day_a_calendar_skips(k: Kubectl, crds: Kub
             "daily", "0 12 * * *", timeZone="UTC", calendarRefs=[{"name": "bank-holidays"}]
         ),
     )
-    result = plugin(k, "next", "daily", "-n", "3", via_kubectl=True)
+    # -n after the verb is the namespace, as in kubectl (the helper also gives it before).
+    result = plugin(k, "next", "daily", "-n", str(k.namespace), "--count", "3", via_kubectl=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert (

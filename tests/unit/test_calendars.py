@@ -32,6 +32,14 @@ VALID = [
     ("holiday on a leap day", parse_holiday, "29.02.2028", date(2028, 2, 29)),
     ("monthly on the first", parse_monthly, "01", 1),
     ("surrounding spaces are ignored", parse_annual, " 01.01 ", (1, 1)),
+    ("annual with one-digit day and month", parse_annual, "5.1", (1, 5)),
+    ("annual with a one-digit day", parse_annual, "1.12", (12, 1)),
+    ("annual with a one-digit month", parse_annual, "25.1", (1, 25)),
+    ("monthly with one digit", parse_monthly, "1", 1),
+    ("monthly as a YAML integer", parse_monthly, 5, 5),
+    ("monthly integer 31", parse_monthly, 31, 31),
+    ("holiday with a one-digit day", parse_holiday, "1.05.2027", date(2027, 5, 1)),
+    ("holiday with one-digit day and month", parse_holiday, "1.5.2027", date(2027, 5, 1)),
 ]
 
 
@@ -49,13 +57,19 @@ INVALID = [
     ("month 13", parse_annual, "01.13", '"01.13" is not a day of the year (dd.MM)'),
     ("day zero", parse_annual, "00.01", '"00.01" is not a day of the year (dd.MM)'),
     ("annual with a year", parse_annual, "25.12.2027", "is not a day of the year (dd.MM)"),
-    ("annual with one digit (the CRD wants two)", parse_annual, "1.5",
-     '"1.5" is not a day of the year (dd.MM)'),
+    ("annual with a three-digit day", parse_annual, "123.1",
+     '"123.1" is not a day of the year (dd.MM)'),
+    ("annual day zero, one digit", parse_annual, "0.1", '"0.1" is not a day of the year'),
+    ("annual with an empty day", parse_annual, ".12", '".12" is not a day of the year'),
     ("annual written as MM/dd", parse_annual, "12/25", '"12/25" is not a day of the year'),
     ("monthly 32", parse_monthly, "32", '"32" is not a day of the month (dd, 01-31)'),
     ("monthly 00", parse_monthly, "00", '"00" is not a day of the month (dd, 01-31)'),
-    ("monthly with one digit (the CRD wants two)", parse_monthly, "7",
-     '"7" is not a day of the month (dd, 01-31)'),
+    ("monthly 0", parse_monthly, "0", '"0" is not a day of the month (dd, 01-31)'),
+    ("monthly integer 0", parse_monthly, 0, '"0" is not a day of the month (dd, 01-31)'),
+    ("monthly integer 32", parse_monthly, 32, '"32" is not a day of the month (dd, 01-31)'),
+    ("monthly negative", parse_monthly, -1, '"-1" is not a day of the month'),
+    ("monthly a boolean", parse_monthly, True, '"True" is not a day of the month'),
+    ("monthly three digits", parse_monthly, "007", '"007" is not a day of the month'),
     ("monthly word", parse_monthly, "last", '"last" is not a day of the month'),
     ("misspelt day", parse_weekly, "Sonday", '"Sonday" is not a day of the week '
      "(Monday..Sunday or Mon..Sun, any case)"),
@@ -68,6 +82,8 @@ INVALID = [
     ("month 13 in a holiday", parse_holiday, "01.13.2027", "is not a date (dd.MM.yyyy)"),
     ("ISO date as a holiday", parse_holiday, "2027-04-14", '"2027-04-14" is not a date'),
     ("two-digit year", parse_holiday, "14.04.27", '"14.04.27" is not a date'),
+    ("one-digit 29.2 in a common year", parse_holiday, "29.2.2027", '"29.2.2027" is not a date'),
+    ("holiday day zero", parse_holiday, "0.5.2027", '"0.5.2027" is not a date'),
 ]  # fmt: skip
 
 
@@ -167,3 +183,21 @@ def test_invalid_spec_needs_an_error_and_prints_one_line_each() -> None:
     error = InvalidSpec([("spec.a", "bad"), FieldError("spec.b", "worse")])
     assert str(error) == "spec.a: bad\nspec.b: worse"
     assert isinstance(error, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("lists", "shown"),
+    [
+        ({"annual": ["5.1"]}, 'annual "05.01" (spec.exclusions.annual[0])'),
+        ({"annual": ["25.12"]}, 'annual "25.12" (spec.exclusions.annual[0])'),
+        ({"monthly": ["1"]}, 'monthly "01" (spec.exclusions.monthly[0])'),
+        ({"monthly": [7]}, 'monthly "07" (spec.exclusions.monthly[0])'),
+        ({"holiday": ["1.5.2027"]}, 'holiday "01.05.2027" (spec.exclusions.holiday[0])'),
+        ({"weekly": ["sat"]}, 'weekly "sat" (spec.exclusions.weekly[0])'),
+    ],
+)
+def test_entries_are_shown_in_the_contracts_two_digit_form(
+    lists: dict[str, Any], shown: str
+) -> None:
+    (rule,) = Exclusions.parse(**lists).rules
+    assert str(rule) == shown

@@ -1,4 +1,4 @@
-"""``almanac next`` as API.md "Command line" fixes it, and the models that read manifests.
+"""``almanac next`` as docs/api.md "Command line" fixes it, and the models that read manifests.
 
 Each test calls ``main([...])`` and checks stdout, stderr and the exit code.
 """
@@ -269,6 +269,12 @@ INVALID = [
      "spec.timezone: is not a known field; did you mean timeZone?"),
     ("unquoted dd.MM", 'schedule: "@daily"\nexclusions: {annual: [25.12]}',
      "spec.exclusions.annual[0]: expected a string, got the number 25.12; quote it in YAML"),
+    ("monthly day 32 as a number", 'schedule: "@daily"\nexclusions: {monthly: [1, 32]}',
+     'spec.exclusions.monthly[1]: "32" is not a day of the month (dd, 01-31)'),
+    ("monthly day 0 as a number", 'schedule: "@daily"\nexclusions: {monthly: [0]}',
+     'spec.exclusions.monthly[0]: "0" is not a day of the month (dd, 01-31)'),
+    ("one-digit 31.2", 'schedule: "@daily"\nexclusions: {annual: ["31.2"]}',
+     'spec.exclusions.annual[0]: "31.2" is not a day of the year (dd.MM)'),
     ("bad concurrency policy", 'schedule: "@daily"\nconcurrencyPolicy: Never',
      'spec.concurrencyPolicy: "Never" is not one of Allow, Forbid or Replace'),
     ("negative history", 'schedule: "@daily"\nfailedRunsHistoryLimit: -1',
@@ -453,6 +459,31 @@ def test_all_errors_of_a_body_at_once() -> None:
         "spec.timeZone",
         "spec.suspend",
     ]
+
+
+@pytest.mark.parametrize(
+    "exclusions",
+    [
+        '{monthly: [1, 2], holiday: ["3.1.2027"]}',
+        '{monthly: ["1", "02"], annual: ["3.1"]}',
+        '{monthly: ["01", 2], holiday: ["03.01.2027"]}',
+    ],
+)
+def test_one_digit_days_and_numbers_exclude_like_two_digit_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], exclusions: str
+) -> None:
+    manifest = write(tmp_path, job(f'schedule: "@daily"\nexclusions: {exclusions}'))
+    code, out, _ = run(
+        capsys, "-f", manifest, "--after", "2026-12-31T12:00:00Z", "-n", "1", "-o", "wide"
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in lines if "skipped" in line] == [
+        'monthly "01"',
+        'monthly "02"',
+        'holiday "03.01.2027"' if "holiday" in exclusions else 'annual "03.01"',
+    ]
+    assert lines[-1].startswith("2027-01-04T00:00:00Z")
 
 
 def test_wide_output_counts_long_runs_of_skipped_days(

@@ -912,3 +912,20 @@ def test_sample_fires(path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split()) == 3
+
+
+def test_no_file_refers_outside_the_repository_for_the_contract() -> None:
+    """The contract is docs/api.md: a user's clone has no shared folder beside it."""
+    outside = ".." + "/shared"  # spelt in two parts so that this file does not match
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    offenders = [
+        name
+        for name in tracked
+        if name and (REPO / name).is_file() and outside in (REPO / name).read_text(errors="ignore")
+    ]
+    assert offenders == []
+    assert "docs/api.md" in tracked
+    readme = (REPO / "README.md").read_text()
+    assert "](docs/api.md)" in readme

@@ -5,6 +5,7 @@ line. What it prints against the real control plane is tests/integration/test_pl
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -508,11 +509,11 @@ def test_run_now_forbidden_by_the_concurrency_policy_is_an_error() -> None:
             {"namespace": "a", "context": "c"},
             id="options before the verb survive it",
         ),
-        pytest.param(["next", "j", "-n", "3"], {"count": 3, "namespace": None}, id="next -n"),
+        pytest.param(["next", "j", "--count", "3"], {"count": 3, "namespace": None}, id="count"),
         pytest.param(
-            ["-n", "a", "next", "j", "--namespace", "b", "-n", "2"],
+            ["-n", "a", "next", "j", "--namespace", "b", "--count", "2"],
             {"count": 2, "namespace": "b"},
-            id="next --namespace",
+            id="next --namespace after -n",
         ),
         pytest.param(
             ["rerun", "r", "--failed-only"], {"failed_only": True, "wait": 10.0}, id="rerun"
@@ -525,11 +526,36 @@ def test_options_are_read_like_kubectls(argv: list[str], expected: dict[str, Any
     assert {key: args[key] for key in expected} == expected
 
 
-def test_a_namespace_given_to_next_as_n_gets_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["next", "j", "-n", "finance"]) == 2
-    err = capsys.readouterr().err
-    assert '"finance" is not a whole number of at least 1' in err
-    assert "--namespace finance" in err
+VERB_ARGS = {
+    "runs": ["j"],
+    "rerun": ["r"],
+    "run": ["j"],
+    "next": ["j"],
+    "describe": ["r"],
+}
+
+
+@pytest.mark.parametrize("verb", sorted(VERB_ARGS))
+@pytest.mark.parametrize("where", ["before the verb", "after the verb"])
+def test_n_is_the_namespace_in_every_verb_as_in_kubectl(verb: str, where: str) -> None:
+    argv = [verb, *VERB_ARGS[verb]]
+    argv = ["-n", "finance", *argv] if where == "before the verb" else [*argv, "-n", "finance"]
+    assert build_parser().parse_args(argv).namespace == "finance"
+
+
+def test_every_verb_is_in_the_table_above() -> None:
+    verbs = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    assert set(verbs.choices) == set(VERB_ARGS)
+
+
+@pytest.mark.parametrize("count", ["0", "three", "-1"])
+def test_a_bad_count_names_itself(count: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["next", "j", "--count", count]) == 2
+    assert f'"{count}" is not a whole number of at least 1' in capsys.readouterr().err
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

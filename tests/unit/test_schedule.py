@@ -1,4 +1,4 @@
-"""Table tests of the schedule engine: one row per rule of API.md "When a ScheduledJob
+"""Table tests of the schedule engine: one row per rule of docs/api.md "When a ScheduledJob
 fires", with the ugly cases (DST gaps and overlaps north and south, 30- and 45-minute
 offsets, Feb 29, the 31st, windows, exclusions from several sources, never-firing).
 

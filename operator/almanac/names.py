@@ -1,0 +1,49 @@
+"""Names derived from what things are: the lock against doing a thing twice.
+
+Pure (no Kubernetes client, no clock): the operator, the plugin and the tests agree on
+these names by importing them from here, and the command-line tools do so without
+loading the operator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = [
+    "ANNOTATION_RERUN",
+    "ANNOTATION_RUN_NOW",
+    "manual_run_name",
+    "rerun_name",
+    "run_name",
+]
+
+ANNOTATION_RERUN = "almanac.dev/rerun"
+ANNOTATION_RUN_NOW = "almanac.dev/run-now"
+
+
+def run_name(job: str, scheduled: datetime) -> str:
+    """`<job>-<unix minutes>`, as CronJob names its Jobs: one name per fire."""
+    return f"{job}-{int(scheduled.timestamp()) // 60}"
+
+
+def manual_run_name(job: str, now: datetime) -> str:
+    """`<job>-<unix minutes>-m<second><tenth>` (`-m375`: 37.5 s into the minute).
+
+    A run-now never takes a scheduled fire's name, two run-nows a second apart do not
+    collide, and the suffix fits the 5 characters the CRD leaves after the minutes
+    (docs/crds.md)."""
+    return f"{run_name(job, now)}-m{now.second:02d}{now.microsecond // 100_000}"
+
+
+def rerun_name(parent: str) -> str:
+    """The child of a run: `<job>-<minutes>-r<depth>`, one deeper than its parent's.
+
+    Derived from the parent alone, so a second rerun annotation (or a restart between
+    creating the child and consuming the annotation) finds the child already there.
+    """
+    base, _, suffix = parent.rpartition("-")
+    if suffix.startswith("r") and suffix[1:].isdigit():
+        return f"{base}-r{int(suffix[1:]) + 1}"
+    if suffix.startswith("m") and suffix[1:].isdigit():
+        return f"{base}-r1"
+    return f"{parent}-r1"
