@@ -340,22 +340,16 @@ class Controller:
             self._run_body(body, name, scheduled, trigger, spec.get("services") or []),
         )
         if isinstance(result, Created):
-            log.info(
-                "%s/%s: created run %s for %s (%s)",
-                namespace,
-                job,
-                name,
-                k.timestamp(scheduled),
-                trigger,
-            )
+            how = trigger
             if trigger == "Schedule":
-                lateness = (self.clock() - scheduled).total_seconds()
-                metrics.FIRE_LATENESS.labels(namespace, job).observe(max(0.0, lateness))
+                lateness = max(0.0, (self.clock() - scheduled).total_seconds())
+                metrics.FIRE_LATENESS.labels(namespace, job).observe(lateness)
+                how = f"{trigger}, {lateness:.2f}s after it"
             await self.kube.event(
                 body,
                 "Normal",
                 "RunCreated",
-                f"created run {name} for {k.timestamp(scheduled)} ({trigger})",
+                f"created run {name} for {k.timestamp(scheduled)} ({how})",
             )
             # The job's status.active follows when the run's first reconcile sets its
             # phase (update_job_history): not here, so that a minute when thousands of
@@ -384,7 +378,6 @@ class Controller:
             "(concurrencyPolicy Forbid)"
         )
         await self.kube.event(body, "Warning", "MissedSchedule", message)
-        log.info("%s/%s: %s", *key_of(body), message)
         metrics.MISSED_FIRES.labels(*key_of(body)).inc()
         await self._set_job_status(
             body,
@@ -440,12 +433,11 @@ class Controller:
         )
         if consumed is None:
             # Changed since this event (or gone): the next event carries the newer body.
-            log.info(
+            log.debug(
                 "run-now on %s/%s: the job changed meanwhile; retrying on its next event", *key
             )
             return
         self.jobs[key] = consumed
-        log.info("run-now on %s/%s: firing once, now", *key)
         now = self.clock()
         await self.fire(
             consumed,

@@ -292,9 +292,21 @@ class Kube:
     async def event(self, obj: Body, type_: str, reason: str, message: str) -> None:
         """Posts a core/v1 Event on obj, as `kubectl describe` and `get events` show.
 
-        An Event that cannot be posted is logged, never raised: it must not stop work.
+        Events are the operator's decisions (a run created, a service started, a fire
+        missed), so each is also the one log line about it: INFO, or WARNING for a
+        Warning Event, naming the object as ``namespace/kind/name``. An Event that
+        cannot be posted is logged, never raised: it must not stop work.
         """
         meta = obj["metadata"]
+        log.log(
+            logging.WARNING if type_ == "Warning" else logging.INFO,
+            "%s/%s/%s: %s: %s",
+            meta["namespace"],
+            obj["kind"],
+            meta["name"],
+            reason,
+            message,
+        )
         when = timestamp(now())
         event = {
             "apiVersion": "v1",

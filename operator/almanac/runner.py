@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,40 @@ from almanac.leader import LeaderElector, identity
 from almanac.settings import Settings
 
 log = logging.getLogger("almanac")
+
+# kopf's own lines about each handler call: one per watch event, 14 per fire.
+_HANDLER_CHATTER = re.compile(r"(Handler|Activity|Timer|Daemon) '[^']*' succeeded\.")
+# An admission handler's refusal: the user's mistake, already answered to the user.
+_ADMISSION_REFUSAL = re.compile(r"Handler '(validate-[^']*)' failed permanently: (.*)", re.S)
+
+
+class KopfChatter(logging.Filter):
+    """Keeps the log to one line per decision (docs/design.md, "Logs").
+
+    Installed on the log handler: kopf's per-handler success lines become DEBUG (shown
+    with ``--verbose``), and an admission refusal is INFO, not ERROR. Records below the
+    root logger's level are then dropped, as the logger would have dropped them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("kopf"):
+            message = record.getMessage()
+            if record.levelno == logging.INFO and _HANDLER_CHATTER.fullmatch(message):
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            elif record.levelno == logging.ERROR and (
+                refusal := _ADMISSION_REFUSAL.fullmatch(message)
+            ):
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                record.msg, record.args = "admission refused (%s): %s", refusal.groups()
+        return record.levelno >= logging.getLogger().getEffectiveLevel()
+
+
+def configure_logging(log_format: str, verbose: bool) -> None:
+    """kopf's log handler and format, with Almanac's :class:`KopfChatter` on it."""
+    kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(KopfChatter())
+
 
 LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
@@ -52,7 +87,7 @@ def run_operator(
     election: Election | None = None,
 ) -> int:
     """Runs until SIGINT/SIGTERM; returns the process's exit code (1: leadership lost)."""
-    kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
+    configure_logging(log_format, verbose)
     handlers.configure(settings)
     metrics.serve(metrics_port)
     where = ", ".join(settings.namespaces) if settings.namespaces else "all namespaces"

@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = 30.0  # seconds: bounds the error when the wall clock moves under us
-RETRY = timedelta(seconds=5)  # after a callback failed
+RETRY = timedelta(seconds=5)  # after a callback failed; doubles with each failure in a row
+MAX_RETRY = timedelta(minutes=5)
 
 Callback = Callable[[], Awaitable[None]]
 
@@ -43,6 +44,7 @@ class TimerQueue:
         self._seq = itertools.count()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._failures: dict[Hashable, int] = {}  # failures in a row, per key
         self.last_tick: datetime | None = None  # for the liveness probe
 
     def __len__(self) -> int:
@@ -60,6 +62,7 @@ class TimerQueue:
 
     def cancel(self, key: Hashable) -> None:
         self._entries.pop(key, None)  # its heap item is skipped when it surfaces
+        self._failures.pop(key, None)
 
     def _pop_due(self, now: datetime) -> list[tuple[Hashable, Callback]]:
         due = []
@@ -93,13 +96,37 @@ class TimerQueue:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self._next_delay(self._clock()))
 
+    def retry_delay(self, failures: int) -> timedelta:
+        """``RETRY`` after the first failure in a row, doubling up to ``MAX_RETRY``."""
+        doubled: timedelta = RETRY * 2 ** min(failures - 1, 30)
+        return min(doubled, MAX_RETRY)
+
     async def _call(self, key: Hashable, callback: Callback) -> None:
         """Calls back; a failure (the API server unreachable for a moment) is tried again
-        after ``RETRY`` unless the key was set anew meanwhile: otherwise a job whose fire
-        failed would not fire again until something else woke it."""
+        with growing delays unless the key was set anew meanwhile: otherwise a job whose
+        fire failed would not fire again until something else woke it. The first failure
+        is logged with its traceback, later ones in one line each, as far apart as the
+        retries: a lasting fault does not flood the log."""
         try:
             await callback()
-        except Exception:
-            log.exception("timer %s failed; trying again in %.0fs", key, RETRY.total_seconds())
-            if key not in self._entries:
-                self.set(key, self._clock() + RETRY, callback)
+        except Exception as error:
+            failures = self._failures.get(key, 0) + 1
+            delay = self.retry_delay(failures)
+            if failures == 1:
+                log.exception("timer %s failed; trying again in %.0fs", key, delay.total_seconds())
+            else:
+                log.warning(
+                    "timer %s failed again (%d times in a row): %s; trying again in %.0fs",
+                    key,
+                    failures,
+                    error,
+                    delay.total_seconds(),
+                )
+            if key in self._entries:  # set anew by the callback: that is its next wake-up
+                self._failures.pop(key, None)
+            else:
+                self._failures[key] = failures
+                self.set(key, self._clock() + delay, callback)
+        else:
+            if self._failures.pop(key, 0):
+                log.info("timer %s succeeded again", key)

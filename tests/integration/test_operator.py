@@ -288,6 +288,22 @@ def test_a_job_that_can_never_fire_says_why(k: Kubectl, operator: Operator) -> N
     assert "NeverFires" in reasons(k, "never")
 
 
+def test_a_one_digit_day_is_reported_in_the_two_digit_form(k: Kubectl, operator: Operator) -> None:
+    k.apply(scheduled_job("leap", "0 0 29 2 *", exclusions={"annual": ["29.2"]}))
+    ready = wait_until(
+        "Ready=False",
+        lambda: next(
+            (
+                c
+                for c in (k.get("sj", "leap").get("status") or {}).get("conditions", [])
+                if c["type"] == "Ready" and c["status"] == "False"
+            ),
+            None,
+        ),
+    )
+    assert 'annual "29.02" (spec.exclusions.annual[0])' in ready["message"]
+
+
 def test_forbid_skips_a_fire_while_a_run_is_active(k: Kubectl, operator: Operator) -> None:
     k.apply(
         scheduled_job(
@@ -439,3 +455,53 @@ def test_the_crds_refuse_what_schema_and_cel_can_with_the_api_servers_message(
     assert "spec.services" in k.apply_expecting_error(none)
     long_name = scheduled_job("a" * 29)
     assert "at most 28 characters" in k.apply_expecting_error(long_name)
+
+
+def test_the_crds_take_one_digit_days_and_monthly_numbers(k: Kubectl, crds: Kubectl) -> None:
+    lists: dict[str, Any] = {
+        "annual": ["5.1", "25.12", "1.10"],
+        "monthly": [1, "2", "03", 31],
+        "holiday": ["1.5.2027", "29.2.2028"],
+    }
+    k.apply(scheduled_job("short", exclusions=lists), calendar("short", **lists))
+    assert k.get("sj", "short")["spec"]["exclusions"]["monthly"] == [1, "2", "03", 31]
+    assert k.get("cal", "short")["spec"]["annual"] == ["5.1", "25.12", "1.10"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("annual", "31.2", '"31.2" is not a day of the year'),
+        ("annual", "0.1", '"0.1" is not a day of the year'),
+        ("monthly", 0, '"0" is not a day of the month'),
+        ("monthly", 32, '"32" is not a day of the month'),
+        ("monthly", "32", '"32" is not a day of the month'),
+        ("holiday", "29.2.2027", '"29.2.2027" is not a date'),
+    ],
+)
+def test_the_crds_still_refuse_what_is_not_a_day(
+    k: Kubectl, crds: Kubectl, field: str, value: object, message: str
+) -> None:
+    for kind, path, obj in [
+        ("sj", f"spec.exclusions.{field}[0]", scheduled_job("bad", exclusions={field: [value]})),
+        ("cal", f"spec.{field}[0]", calendar("bad", **{field: [value]})),
+    ]:
+        error = k.apply_expecting_error(obj)
+        assert f"{path}: Invalid value" in error, (kind, error)
+        assert message in error, (kind, error)
+
+
+def test_one_run_is_a_handful_of_log_lines_each_naming_its_object(
+    k: Kubectl, operator: Operator
+) -> None:
+    k.apply(scheduled_job("quiet"))
+    wait_until("the job's next fire", lambda: (k.get("sj", "quiet") or {}).get("status"))
+    before = len(operator.log())
+    name = finished_run(k, run_now(k, "quiet")["metadata"]["name"])["metadata"]["name"]
+    # The last decision's line is written before its Event is posted.
+    wait_until("RunSucceeded", lambda: "RunSucceeded" in reasons(k, name))
+    lines = operator.log()[before:].splitlines()
+    assert 1 <= len(lines) <= 6, "\n".join(lines)
+    for line in lines:
+        assert f"{k.namespace}/" in line and "quiet" in line, line
+    assert not [line for line in lines if "succeeded." in line], "kopf's chatter is DEBUG"

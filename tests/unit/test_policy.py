@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,3 +199,50 @@ def test_a_failed_callback_is_tried_again_unless_its_key_was_set_anew(
     assert calls.count("flaky") == 2
     assert calls.count("rescheduled") == 1
     assert other is not None and other > datetime.now(UTC) + timedelta(minutes=59)
+
+
+def test_a_failing_timer_is_retried_further_apart_and_logged_once_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("almanac.timers.RETRY", timedelta(milliseconds=40))
+
+    async def scenario() -> list[datetime]:
+        queue = TimerQueue()
+        calls: list[datetime] = []
+        done = asyncio.Event()
+
+        async def failing_four_times() -> None:
+            calls.append(datetime.now(UTC))
+            if len(calls) <= 4:
+                raise ConnectionError("API server unreachable")
+            done.set()
+
+        queue.set("job", datetime.now(UTC), failing_four_times)
+        server = asyncio.create_task(queue.run())
+        try:
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            server.cancel()
+        return calls
+
+    with caplog.at_level(logging.INFO, logger="almanac.timers"):
+        calls = asyncio.run(scenario())
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(calls)]
+    assert len(gaps) == 4
+    assert gaps[0] >= 0.04 and gaps[1] >= 0.08 and gaps[2] >= 0.16 and gaps[3] >= 0.32
+    records = [(r.levelname, r.exc_info is not None) for r in caplog.records]
+    assert records == [
+        ("ERROR", True),  # the first failure, with its traceback
+        ("WARNING", False),
+        ("WARNING", False),
+        ("WARNING", False),
+        ("INFO", False),  # and when it works again
+    ]
+    assert "failed again (4 times in a row)" in caplog.records[3].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("failures", "seconds"), [(1, 5), (2, 10), (3, 20), (6, 160), (7, 300), (100, 300)]
+)
+def test_timer_retry_delays_double_up_to_five_minutes(failures: int, seconds: float) -> None:
+    assert TimerQueue().retry_delay(failures) == timedelta(seconds=seconds)
