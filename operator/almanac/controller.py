@@ -884,4 +884,4 @@ def _service_status(s: orch.ServiceStatus) -> Body:
     return {f: v for f, v in item.items() if v is not None}
 
 
-__all__ = ["Controller", "job_state", "manual_run_name", "rerun_name", "run_name"]
+__all__ = ["Controller", "job_state"]
