@@ -24,8 +24,10 @@ from datetime import UTC, datetime, timedelta
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = 30.0  # seconds: bounds the error when the wall clock moves under us
-RETRY = timedelta(seconds=5)  # after a callback failed; doubles with each failure in a row
-MAX_RETRY = timedelta(minutes=5)
+# After a callback failed: 1 s, then doubling to at most 5 s, so that a fire resumes within
+# 5 s of the API server's return however long it was away.
+RETRY = timedelta(seconds=1)
+MAX_RETRY = timedelta(seconds=5)
 
 Callback = Callable[[], Awaitable[None]]
 
@@ -103,10 +105,10 @@ class TimerQueue:
 
     async def _call(self, key: Hashable, callback: Callback) -> None:
         """Calls back; a failure (the API server unreachable for a moment) is tried again
-        with growing delays unless the key was set anew meanwhile: otherwise a job whose
+        (:meth:`retry_delay`) unless the key was set anew meanwhile: otherwise a job whose
         fire failed would not fire again until something else woke it. The first failure
-        is logged with its traceback, later ones in one line each, as far apart as the
-        retries: a lasting fault does not flood the log."""
+        is logged with its traceback; after that only the 2nd, 4th, 8th, ... failure in a
+        row, in one line: a lasting fault writes ever more rarely, not every few seconds."""
         try:
             await callback()
         except Exception as error:
@@ -114,7 +116,7 @@ class TimerQueue:
             delay = self.retry_delay(failures)
             if failures == 1:
                 log.exception("timer %s failed; trying again in %.0fs", key, delay.total_seconds())
-            else:
+            elif failures & (failures - 1) == 0:  # a power of two
                 log.warning(
                     "timer %s failed again (%d times in a row): %s; trying again in %.0fs",
                     key,
