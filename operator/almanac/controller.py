@@ -748,6 +748,13 @@ class Controller:
                     "ServiceSkipped",
                     f"service {service['name']} skipped: {service.get('message')}",
                 )
+            elif service["phase"] == "Succeeded":
+                await self.kube.event(
+                    run,
+                    "Normal",
+                    "ServiceSucceeded",
+                    f"service {service['name']} succeeded: Job {service.get('jobName')}",
+                )
             elif service["phase"] == "Running" and before in (None, "Pending"):
                 await self.kube.event(
                     run,
