@@ -2,6 +2,6 @@
 
 import sys
 
-from almanac.cli import main
+from almanac.cli.main import main
 
 sys.exit(main())

@@ -20,7 +20,7 @@ from typing import Any, Final
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from almanac.schedule import format_instant
+from almanac.schedule.engine import format_instant
 
 GROUP: Final = "almanac.dev"
 VERSION: Final = "v1alpha1"

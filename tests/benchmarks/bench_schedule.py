@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from almanac.calendars import Exclusions, calendar_source
-from almanac.schedule import Schedule
+from almanac.schedule.engine import Schedule
+from almanac.schedule.exclusions import Exclusions, calendar_source
 
 ZONE = "Europe/Bucharest"
 AFTER = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)  # a week before the spring-forward

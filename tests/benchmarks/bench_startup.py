@@ -23,7 +23,7 @@ COMMANDS = {
         sys.executable, "-m", "almanac", "next", "-f", str(SAMPLE), "-n", "1",
         "--after", "2027-04-10T00:00:00Z",
     ],
-    "kubectl-almanac --help": [sys.executable, "-m", "almanac.plugin", "--help"],
+    "kubectl-almanac --help": [sys.executable, "-m", "almanac.cli.plugin", "--help"],
     "almanac run --help": [sys.executable, "-m", "almanac", "run", "--help"],
 }  # fmt: skip
 

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from almanac.timers import TimerQueue
+from almanac.controller.timers import TimerQueue
 
 
 def rss_mb() -> float:

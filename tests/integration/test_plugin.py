@@ -1,6 +1,6 @@
 """``kubectl almanac`` against the real control plane and the real operator.
 
-The plugin runs as a user runs it: a separate process (``python -m almanac.plugin``, and
+The plugin runs as a user runs it: a separate process (``python -m almanac.cli.plugin``, and
 once through kubectl's own plugin lookup), with the test's kubeconfig and namespace.
 Assertions are on its stdout, stderr and exit code, and on what kubectl shows.
 """
@@ -35,7 +35,7 @@ def plugin(
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {**os.environ, "PATH": path}
     else:
-        command = [sys.executable, "-m", "almanac.plugin", *options, *args]
+        command = [sys.executable, "-m", "almanac.cli.plugin", *options, *args]
         env = dict(os.environ)
     return subprocess.run(command, capture_output=True, text=True, timeout=90, cwd=REPO, env=env)
 

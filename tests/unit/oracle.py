@@ -1,6 +1,6 @@
 """A brute-force oracle for the schedule contract, written from docs/api.md alone.
 
-It shares no code with ``almanac.schedule`` and uses no cron library: it parses the cron
+It shares no code with ``almanac.schedule.engine`` and uses no cron library: it parses the cron
 fields itself, and walks UTC minutes one by one, reading the wall clock in the zone at
 each, to decide from the contract's words whether that minute fires:
 

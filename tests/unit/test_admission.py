@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from almanac.admission import review_calendar, review_scheduled_job
+from almanac.controller.admission import review_calendar, review_scheduled_job
 
 NOW = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 SERVICE = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from almanac.calendars import (
+from almanac.schedule.exclusions import (
     ExclusionKind,
     Exclusions,
     FieldError,

@@ -1,8 +1,8 @@
 """The command lines that need no operator do not load it.
 
 ``almanac next`` is a preview that needs no cluster, and ``kubectl almanac`` is run by
-people at a prompt: neither may import kopf or the operator's modules (the controller,
-its handlers, the runner, metrics, e-mail). ``almanac run`` loads them when it runs.
+people at a prompt: neither may import kopf or the operator's packages (``almanac.controller``,
+``almanac.notifications``). ``almanac run`` loads them when it runs.
 Each check runs in a fresh interpreter, so what an earlier test imported cannot hide it.
 """
 
@@ -18,17 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE = REPO / "manifests" / "samples" / "business-days.yaml"
 
-OPERATOR_ONLY = (
-    "kopf",
-    "prometheus_client",
-    "almanac.runner",
-    "almanac.handlers",
-    "almanac.controller",
-    "almanac.leader",
-    "almanac.metrics",
-    "almanac.notify",
-    "almanac.timers",
-)
+OPERATOR_ONLY = ("kopf", "prometheus_client", "almanac.controller", "almanac.notifications")
 
 
 def modules_after(code: str) -> tuple[set[str], str]:
@@ -43,12 +33,12 @@ def modules_after(code: str) -> tuple[set[str], str]:
 
 
 def loaded_operator_modules(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if m.split(".")[0] == "kopf" or m in OPERATOR_ONLY)
+    return sorted(m for m in modules if m == "kopf" or m.startswith(OPERATOR_ONLY))
 
 
 def test_almanac_next_loads_no_operator_module() -> None:
     modules, printed = modules_after(
-        "from almanac.cli import main\n"
+        "from almanac.cli.main import main\n"
         f"main(['next', '-f', {str(SAMPLE)!r}, '-n', '2', '--after', '2027-04-10T00:00:00Z'])"
     )
     assert printed.splitlines() == ["2027-04-11T21:00:00Z", "2027-04-11T21:01:00Z"]
@@ -62,7 +52,7 @@ def test_almanac_next_loads_no_operator_module() -> None:
 )
 def test_almanac_help_loads_no_operator_module(argv: list[str]) -> None:
     modules, printed = modules_after(
-        f"from almanac.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+        f"from almanac.cli.main import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
     )
     assert "usage: almanac" in printed
     assert loaded_operator_modules(modules) == []
@@ -70,21 +60,21 @@ def test_almanac_help_loads_no_operator_module(argv: list[str]) -> None:
 
 def test_the_plugin_loads_no_operator_module() -> None:
     modules, _ = modules_after(
-        "from almanac.plugin import build_parser\n"
+        "from almanac.cli.plugin import build_parser\n"
         "build_parser().parse_args(['next', 'j', '-n', 'finance'])"
     )
-    assert "almanac.plugin" in modules
+    assert "almanac.cli.plugin" in modules
     assert loaded_operator_modules(modules) == []
 
 
 def test_almanac_run_is_what_loads_the_operator() -> None:
     """The check above can fail: the runner does bring kopf in."""
-    modules, _ = modules_after("import almanac.runner")
+    modules, _ = modules_after("import almanac.controller.runner")
     assert "kopf" in loaded_operator_modules(modules)
 
 
 def test_the_log_formats_offered_are_the_runners() -> None:
-    from almanac.cli import LOG_FORMATS
-    from almanac.runner import LOG_FORMATS as RUNNER_FORMATS
+    from almanac.cli.main import LOG_FORMATS
+    from almanac.controller.runner import LOG_FORMATS as RUNNER_FORMATS
 
     assert sorted(LOG_FORMATS) == sorted(RUNNER_FORMATS)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from almanac.leader import may_take
+from almanac.controller.leader import may_take
 
 NOW = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from almanac.models import Calendar, ScheduledJob
+from almanac.api.models import Calendar, ScheduledJob
 
 CRDS = Path(__file__).resolve().parent.parent.parent / "crds"
 

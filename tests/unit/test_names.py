@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from almanac.names import manual_run_name, rerun_name, run_name
+from almanac.api.names import manual_run_name, rerun_name, run_name
 
 FIRE = datetime(
     2027, 1, 4, 0, 30, tzinfo=UTC

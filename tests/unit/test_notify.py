@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from almanac.notify import (
+from almanac.notifications.email import (
     DEFAULT_RETRY_POLICY,
     DeliveryResult,
     Done,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from almanac.runner import KopfChatter
+from almanac.controller.runner import KopfChatter
 
 
 def record(name: str, level: int, message: str) -> logging.LogRecord:

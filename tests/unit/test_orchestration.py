@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from almanac.orchestration import JobState, Phase, RunState, ServiceStatus, plan
+from almanac.rules.orchestration import JobState, Phase, RunState, ServiceStatus, plan
 
 T0 = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
 R, S, OK, KO, SK = Phase.RUNNING, Phase.SUCCEEDED, Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED

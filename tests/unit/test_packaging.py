@@ -37,7 +37,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from almanac import metrics
+from almanac.controller import metrics
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CHART = REPO / "charts" / "almanac"
@@ -570,8 +570,8 @@ def test_webhook_paths_reach_the_operators_validating_handlers() -> None:
     """kopf serves a validating handler at "/<handler id>" and runs, for a request, only
     the handler whose id is the path's last segment: a path that names no handler would
     admit everything. So each webhook's (resource, path) must be one the operator
-    registers (almanac.handlers.WEBHOOKS, registered when a webhook port is set)."""
-    from almanac.handlers import WEBHOOK_OPERATIONS, WEBHOOKS
+    registers (almanac.controller.handlers.WEBHOOKS, registered when a webhook port is set)."""
+    from almanac.controller.handlers import WEBHOOK_OPERATIONS, WEBHOOKS
 
     handlers = {
         (plural, f"/{handler_id}", WEBHOOK_OPERATIONS) for plural, handler_id, _ in WEBHOOKS
@@ -778,7 +778,7 @@ def test_dockerfile_final_stage_runs_almanac_as_a_non_root_user() -> None:
     (entrypoint,) = final.all("ENTRYPOINT")
     (cmd,) = final.all("CMD")
     assert json.loads(entrypoint) == ["almanac"] and "almanac" in scripts
-    assert scripts["almanac"] == "almanac.cli:main"
+    assert scripts["almanac"] == "almanac.cli.main:main"
     assert json.loads(cmd) == ["run"]
 
 
@@ -839,7 +839,7 @@ def test_dockerignore_keeps_the_context_to_what_the_image_is_built_from() -> Non
         "operator/almanac/__pycache__/cli.cpython-311.pyc",
     ]:
         assert _dockerignored(patterns, excluded), f".dockerignore lets {excluded} in"
-    for needed in ["pyproject.toml", "README.md", "operator/almanac/cli.py"]:
+    for needed in ["pyproject.toml", "README.md", "operator/almanac/cli/main.py"]:
         assert not _dockerignored(patterns, needed), f".dockerignore leaves {needed} out"
     copied = re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", (REPO / "Dockerfile").read_text(), re.M)
     for sources in copied:

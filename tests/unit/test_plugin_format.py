@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from almanac.plugin import (
+from almanac.cli.plugin import (
     PluginError,
     build_parser,
     format_next,

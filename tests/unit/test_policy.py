@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from almanac.policy import decide, summarize, to_prune
-from almanac.timers import TimerQueue
+from almanac.controller.timers import TimerQueue
+from almanac.rules.policy import decide, summarize, to_prune
 
 T0 = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -166,7 +166,7 @@ def test_setting_a_key_again_replaces_its_timer_and_cancel_removes_it() -> None:
 def test_a_failed_callback_is_tried_again_unless_its_key_was_set_anew(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("almanac.timers.RETRY", timedelta(milliseconds=50))
+    monkeypatch.setattr("almanac.controller.timers.RETRY", timedelta(milliseconds=50))
 
     async def scenario() -> tuple[list[str], datetime | None]:
         queue = TimerQueue()
@@ -204,8 +204,8 @@ def test_a_failed_callback_is_tried_again_unless_its_key_was_set_anew(
 def test_a_failing_timer_is_retried_soon_and_logged_ever_more_rarely(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("almanac.timers.RETRY", timedelta(milliseconds=5))
-    monkeypatch.setattr("almanac.timers.MAX_RETRY", timedelta(milliseconds=20))
+    monkeypatch.setattr("almanac.controller.timers.RETRY", timedelta(milliseconds=5))
+    monkeypatch.setattr("almanac.controller.timers.MAX_RETRY", timedelta(milliseconds=20))
 
     async def scenario() -> list[datetime]:
         queue = TimerQueue()
@@ -226,7 +226,7 @@ def test_a_failing_timer_is_retried_soon_and_logged_ever_more_rarely(
             server.cancel()
         return calls
 
-    with caplog.at_level(logging.INFO, logger="almanac.timers"):
+    with caplog.at_level(logging.INFO, logger="almanac.controller.timers"):
         calls = asyncio.run(scenario())
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(calls)]
     assert len(gaps) == 9

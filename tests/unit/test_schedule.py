@@ -16,9 +16,8 @@ from zoneinfo import ZoneInfo
 import croniter
 import pytest
 
-from almanac.calendars import Exclusions, calendar_source
-from almanac.errors import InvalidSpec
-from almanac.schedule import (
+from almanac.api.errors import InvalidSpec
+from almanac.schedule.engine import (
     CronExpression,
     Fire,
     NeverFires,
@@ -26,6 +25,7 @@ from almanac.schedule import (
     SkippedDay,
     format_instant,
 )
+from almanac.schedule.exclusions import Exclusions, calendar_source
 
 
 def utc(text: str) -> datetime:
@@ -627,7 +627,7 @@ def test_fires_continue_past_the_horizon_while_they_keep_coming() -> None:
     ids=lambda v: str(v),
 )  # fmt: skip
 def test_offset_changes_found_by_daily_sampling_are_all_of_them(zone: str, year: int) -> None:
-    from almanac.schedule import _year_offsets  # the one approximation worth pinning
+    from almanac.schedule.engine import _year_offsets  # the one approximation worth pinning
     from tests.unit.oracle import transitions
 
     found = [datetime.fromtimestamp(t, UTC) for t in _year_offsets(ZoneInfo(zone), year)[1]]

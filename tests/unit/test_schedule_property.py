@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from almanac.calendars import Exclusions, calendar_source
-from almanac.errors import InvalidSpec
-from almanac.schedule import NeverFires, Schedule
+from almanac.api.errors import InvalidSpec
+from almanac.schedule.engine import NeverFires, Schedule
+from almanac.schedule.exclusions import Exclusions, calendar_source
 from tests.unit.oracle import MINUTE, OracleCron, OracleExclusions, OracleSchedule, transitions
 
 EXAMPLES = int(os.environ.get("ALMANAC_PROPERTY_EXAMPLES", "1500"))

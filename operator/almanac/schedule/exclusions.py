@@ -1,7 +1,7 @@
 """Exclusion lists: the days on which a ScheduledJob does not fire.
 
-Where it sits: pure, below :mod:`almanac.schedule` (which asks it "is this local date
-excluded?") and :mod:`almanac.models` (which validates each list entry with the parsers
+Where it sits: pure, below :mod:`almanac.schedule.engine` (which asks it "is this local date
+excluded?") and :mod:`almanac.api.models` (which validates each list entry with the parsers
 here). It knows nothing of Kubernetes, time zones or the clock.
 
 The four kinds of entry are those of docs/api.md ("ScheduledJob", ``spec.exclusions``; a
@@ -21,7 +21,7 @@ Every parsed entry is an :class:`ExclusionRule` that remembers where it was writ
 job's own ``spec.exclusions.<kind>[i]`` or ``Calendar <name>``), so status, Events and
 the command line can say *why* a day was skipped (:meth:`Exclusions.explain`).
 
-Invalid entries raise :class:`almanac.errors.InvalidSpec`, naming the field.
+Invalid entries raise :class:`almanac.api.errors.InvalidSpec`, naming the field.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from almanac.errors import FieldError, InvalidSpec, quote
+from almanac.api.errors import FieldError, InvalidSpec, quote
 
 __all__ = [
     "OWN_SOURCE",
@@ -274,7 +274,7 @@ class Exclusions:
         """Every rule that excludes the local date ``day``, in the order they were given."""
         return tuple(rule for rule in self.rules if rule.matches(day))
 
-    # The engine's fast queries (almanac.schedule caches per month shape).
+    # The engine's fast queries (almanac.schedule.engine caches per month shape).
 
     def annual_days(self, month: int) -> frozenset[int]:
         """Days of ``month`` excluded every year."""

@@ -69,7 +69,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from almanac.schedule import format_duration, format_instant
+from almanac.schedule.engine import format_duration, format_instant
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",

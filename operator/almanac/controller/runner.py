@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 import kopf
 from aiohttp import web
 
-from almanac import handlers, metrics
+from almanac.controller import handlers, metrics
+from almanac.controller.leader import LeaderElector, identity
+from almanac.controller.settings import Settings
 from almanac.kube import Kube
-from almanac.leader import LeaderElector, identity
-from almanac.settings import Settings
 
 log = logging.getLogger("almanac")
 
@@ -71,7 +71,7 @@ LOG_FORMATS = {
 
 @dataclass(frozen=True)
 class Election:
-    """Where the Lease lives that elects one acting replica (see almanac.leader)."""
+    """Where the Lease lives that elects one acting replica (see almanac.controller.leader)."""
 
     namespace: str
     name: str = "almanac-operator"
@@ -154,7 +154,7 @@ async def _standby_probe(liveness: str | None) -> AsyncIterator[None]:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """`almanac run`, with the options :mod:`almanac.cli` parsed."""
+    """`almanac run`, with the options :mod:`almanac.cli.main` parsed."""
     settings = Settings.from_env(
         default_timezone=args.default_timezone,
         namespaces=tuple(args.namespace) if args.namespace else None,

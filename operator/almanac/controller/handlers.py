@@ -16,12 +16,12 @@ from typing import Any, Literal, cast
 import kopf
 
 from almanac import kube as k
-from almanac import metrics
-from almanac.admission import Review, review_calendar, review_scheduled_job
-from almanac.controller import Controller
+from almanac.controller import metrics
+from almanac.controller.admission import Review, review_calendar, review_scheduled_job
+from almanac.controller.controller import Controller
+from almanac.controller.settings import Settings
 from almanac.kube import Kube
-from almanac.notify import SmtpSettings
-from almanac.settings import Settings
+from almanac.notifications.email import SmtpSettings
 
 log = logging.getLogger(__name__)
 

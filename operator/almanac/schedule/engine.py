@@ -1,6 +1,6 @@
 """The schedule engine: when does a ScheduledJob fire?
 
-Where it sits: pure, between :mod:`almanac.models` (which builds a :class:`Schedule` from a
+Where it sits: pure, between :mod:`almanac.api.models` (which builds a :class:`Schedule` from a
 validated spec and its Calendars) and the operator and the ``almanac next`` command (which
 ask it for instants). It knows nothing of Kubernetes and never reads the clock: ``after``
 is always an argument.
@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from almanac.calendars import WEEKDAY_NAMES, ExclusionKind, ExclusionRule, Exclusions
-from almanac.errors import FieldError, InvalidSpec, quote
+from almanac.api.errors import FieldError, InvalidSpec, quote
+from almanac.schedule.exclusions import WEEKDAY_NAMES, ExclusionKind, ExclusionRule, Exclusions
 
 __all__ = [
     "CronExpression",

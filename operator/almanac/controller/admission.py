@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from almanac.errors import InvalidSpec
-from almanac.models import Calendar, ScheduledJob
-from almanac.schedule import NeverFires
+from almanac.api.errors import InvalidSpec
+from almanac.api.models import Calendar, ScheduledJob
+from almanac.schedule.engine import NeverFires
 
 
 @dataclass

@@ -30,9 +30,9 @@ from typing import Any, TextIO
 import yaml
 
 from almanac import __version__
-from almanac.errors import InvalidSpec, quote
-from almanac.models import Calendar, ScheduledJob
-from almanac.schedule import (
+from almanac.api.errors import InvalidSpec, quote
+from almanac.api.models import Calendar, ScheduledJob
+from almanac.schedule.engine import (
     NeverFires,
     Schedule,
     SkippedDay,
@@ -46,7 +46,7 @@ from almanac.schedule import (
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_NEVER_FIRES, EXIT_INVALID = 0, 1, 2
-#: ``almanac run --log-format``: kopf's log formats (almanac.runner maps them).
+#: ``almanac run --log-format``: kopf's log formats (almanac.controller.runner maps them).
 LOG_FORMATS = ("full", "json", "plain")
 # Skipped days listed between two fires in -o wide; more are counted.
 _SKIPPED_SHOWN = 10
@@ -398,6 +398,6 @@ def _add_run(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     """Loads the operator (kopf, the Kubernetes client) only now: ``almanac next`` and
     ``--help`` stay as quick as the interpreter."""
-    from almanac.runner import run_from_args
+    from almanac.controller.runner import run_from_args
 
     return run_from_args(args)

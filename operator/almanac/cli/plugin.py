@@ -1,6 +1,6 @@
 """The ``kubectl almanac`` plugin (the ``kubectl-almanac`` console script).
 
-Where it sits: at the edge, like :mod:`almanac.cli`. It finds the cluster as kubectl
+Where it sits: at the edge, like :mod:`almanac.cli.main`. It finds the cluster as kubectl
 does (``--kubeconfig``, else $KUBECONFIG, else ~/.kube/config; ``--context``, else the
 current one; ``-n``, else the context's namespace, else ``default``), reads and annotates
 objects through :mod:`almanac.kube`, and prints. Every table and report comes from a
@@ -50,7 +50,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 
 from almanac import __version__
-from almanac.errors import InvalidSpec, quote
+from almanac.api.errors import InvalidSpec, quote
+from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
 from almanac.kube import (
     CALENDARS,
     LABEL_JOB,
@@ -61,10 +63,8 @@ from almanac.kube import (
     api_message,
     parse_time,
 )
-from almanac.models import Calendar, ScheduledJob
-from almanac.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
-from almanac.policy import TERMINAL
-from almanac.schedule import (
+from almanac.rules.policy import TERMINAL
+from almanac.schedule.engine import (
     Fire,
     NeverFires,
     SkippedDay,

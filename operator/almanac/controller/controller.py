@@ -19,21 +19,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from almanac import kube as k
-from almanac import metrics, notify, policy
-from almanac import orchestration as orch
-from almanac.errors import InvalidSpec
-from almanac.kube import Body, Created, Exists, Kube, Refused
-from almanac.models import Calendar, ScheduledJob
-from almanac.names import (
+from almanac.api.errors import InvalidSpec
+from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.names import (
     ANNOTATION_RERUN,
     ANNOTATION_RUN_NOW,
     manual_run_name,
     rerun_name,
     run_name,
 )
-from almanac.schedule import NeverFires, Schedule
-from almanac.settings import Settings
-from almanac.timers import TimerQueue
+from almanac.controller import metrics
+from almanac.controller.settings import Settings
+from almanac.controller.timers import TimerQueue
+from almanac.kube import Body, Created, Exists, Kube, Refused
+from almanac.notifications import email as notify
+from almanac.rules import orchestration as orch
+from almanac.rules import policy
+from almanac.schedule.engine import NeverFires, Schedule
 
 log = logging.getLogger(__name__)
 
