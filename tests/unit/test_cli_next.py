@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from almanac.api.errors import InvalidSpec
 from almanac.api.models import Calendar, ConcurrencyPolicy, ScheduledJob
 from almanac.cli.main import main
+from almanac.errors import InvalidSpec
 
 JOB = """\
 apiVersion: almanac.dev/v1alpha1

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import croniter
 import pytest
 
-from almanac.api.errors import InvalidSpec
+from almanac.errors import InvalidSpec
 from almanac.schedule.engine import (
     CronExpression,
     Fire,

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from almanac.api.errors import InvalidSpec
+from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
 from tests.unit.oracle import MINUTE, OracleCron, OracleExclusions, OracleSchedule, transitions

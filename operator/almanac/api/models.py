@@ -39,7 +39,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from almanac.api.errors import FieldError, InvalidSpec, quote
+from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule.engine import CronExpression, Schedule, parse_date_time, parse_time_zone
 from almanac.schedule.exclusions import (
     OWN_SOURCE,

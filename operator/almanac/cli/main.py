@@ -30,8 +30,8 @@ from typing import Any, TextIO
 import yaml
 
 from almanac import __version__
-from almanac.api.errors import InvalidSpec, quote
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import (
     NeverFires,
     Schedule,

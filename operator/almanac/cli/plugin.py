@@ -50,9 +50,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 
 from almanac import __version__
-from almanac.api.errors import InvalidSpec, quote
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
+from almanac.errors import InvalidSpec, quote
 from almanac.kube import (
     CALENDARS,
     LABEL_JOB,

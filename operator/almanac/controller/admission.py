@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from almanac.api.errors import InvalidSpec
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires
 
 

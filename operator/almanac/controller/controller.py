@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from almanac import kube as k
-from almanac.api.errors import InvalidSpec
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import (
     ANNOTATION_RERUN,
@@ -31,6 +30,7 @@ from almanac.api.names import (
 from almanac.controller import metrics
 from almanac.controller.settings import Settings
 from almanac.controller.timers import TimerQueue
+from almanac.errors import InvalidSpec
 from almanac.kube import Body, Created, Exists, Kube, Refused
 from almanac.notifications import email as notify
 from almanac.rules import orchestration as orch

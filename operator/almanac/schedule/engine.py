@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from almanac.api.errors import FieldError, InvalidSpec, quote
+from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule.exclusions import WEEKDAY_NAMES, ExclusionKind, ExclusionRule, Exclusions
 
 __all__ = [

@@ -21,7 +21,7 @@ Every parsed entry is an :class:`ExclusionRule` that remembers where it was writ
 job's own ``spec.exclusions.<kind>[i]`` or ``Calendar <name>``), so status, Events and
 the command line can say *why* a day was skipped (:meth:`Exclusions.explain`).
 
-Invalid entries raise :class:`almanac.api.errors.InvalidSpec`, naming the field.
+Invalid entries raise :class:`almanac.errors.InvalidSpec`, naming the field.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from almanac.api.errors import FieldError, InvalidSpec, quote
+from almanac.errors import FieldError, InvalidSpec, quote
 
 __all__ = [
     "OWN_SOURCE",
