@@ -20,19 +20,14 @@ from typing import Any, Final
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from almanac.api.names import (
+    API_VERSION,
+    COMPONENT,
+    GROUP,
+    LABEL_RUN,
+    VERSION,
+)
 from almanac.schedule.engine import format_instant
-
-GROUP: Final = "almanac.dev"
-VERSION: Final = "v1alpha1"
-API_VERSION: Final = f"{GROUP}/{VERSION}"
-SCHEDULED_JOBS: Final = "scheduledjobs"
-RUNS: Final = "scheduledjobruns"
-CALENDARS: Final = "calendars"
-COMPONENT: Final = "almanac-operator"
-
-LABEL_JOB: Final = "almanac.dev/scheduled-job"
-LABEL_RUN: Final = "almanac.dev/run"
-LABEL_SERVICE: Final = "almanac.dev/service"
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 

@@ -1,4 +1,5 @@
-"""Names derived from what things are: the lock against doing a thing twice.
+"""The API's names (group, plurals, labels, annotations), and names derived from what
+things are: the lock against doing a thing twice.
 
 Pure (no Kubernetes client, no clock): the operator, the plugin and the tests agree on
 these names by importing them from here, and the command-line tools do so without
@@ -8,14 +9,38 @@ loading the operator.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 __all__ = [
     "ANNOTATION_RERUN",
     "ANNOTATION_RUN_NOW",
+    "API_VERSION",
+    "CALENDARS",
+    "COMPONENT",
+    "GROUP",
+    "LABEL_JOB",
+    "LABEL_RUN",
+    "LABEL_SERVICE",
+    "RUNS",
+    "SCHEDULED_JOBS",
+    "VERSION",
     "manual_run_name",
     "rerun_name",
     "run_name",
 ]
+
+GROUP: Final = "almanac.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+SCHEDULED_JOBS: Final = "scheduledjobs"
+RUNS: Final = "scheduledjobruns"
+CALENDARS: Final = "calendars"
+COMPONENT: Final = "almanac-operator"
+"""Who the operator is in Events (source, reportingComponent)."""
+
+LABEL_JOB: Final = "almanac.dev/scheduled-job"
+LABEL_RUN: Final = "almanac.dev/run"
+LABEL_SERVICE: Final = "almanac.dev/service"
 
 ANNOTATION_RERUN = "almanac.dev/rerun"
 ANNOTATION_RUN_NOW = "almanac.dev/run-now"

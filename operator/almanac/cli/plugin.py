@@ -51,13 +51,17 @@ from kubernetes_asyncio.config import ConfigException
 
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
-from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW, rerun_name
-from almanac.errors import InvalidSpec, quote
-from almanac.kube import (
+from almanac.api.names import (
+    ANNOTATION_RERUN,
+    ANNOTATION_RUN_NOW,
     CALENDARS,
     LABEL_JOB,
     RUNS,
     SCHEDULED_JOBS,
+    rerun_name,
+)
+from almanac.errors import InvalidSpec, quote
+from almanac.kube import (
     Body,
     Kube,
     api_message,

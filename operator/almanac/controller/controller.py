@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from almanac import kube as k
+from almanac.api import names as api
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import (
     ANNOTATION_RERUN,
@@ -170,7 +171,7 @@ class Controller:
 
     async def batch_job_event(self, body: Body) -> None:
         labels = body["metadata"].get("labels") or {}
-        run = labels.get(k.LABEL_RUN)
+        run = labels.get(api.LABEL_RUN)
         if run:
             await self.reconcile_run((body["metadata"]["namespace"], run))
 
@@ -316,7 +317,7 @@ class Controller:
         policy_name = spec.get("concurrencyPolicy") or "Allow"
         active = []
         if policy_name != "Allow":  # Allow needs no look at the other runs: create first
-            runs = await self.kube.list_objects(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+            runs = await self.kube.list_objects(api.RUNS, namespace, f"{api.LABEL_JOB}={job}")
             active = [
                 r
                 for r in runs
@@ -329,7 +330,7 @@ class Controller:
             return None
         if active and policy_name == "Replace":
             for run in active:
-                await self.kube.delete(k.RUNS, namespace, run["metadata"]["name"])
+                await self.kube.delete(api.RUNS, namespace, run["metadata"]["name"])
                 await self.kube.event(
                     body,
                     "Normal",
@@ -337,7 +338,7 @@ class Controller:
                     f"deleted active run {run['metadata']['name']} (concurrencyPolicy Replace)",
                 )
         result = await self.kube.create(
-            k.RUNS,
+            api.RUNS,
             namespace,
             self._run_body(body, name, scheduled, trigger, spec.get("services") or []),
         )
@@ -411,12 +412,12 @@ class Controller:
         if parent:
             spec["parentRun"] = parent
         return {
-            "apiVersion": k.API_VERSION,
+            "apiVersion": api.API_VERSION,
             "kind": "ScheduledJobRun",
             "metadata": {
                 "name": name,
                 "namespace": namespace,
-                "labels": {k.LABEL_JOB: job_name},
+                "labels": {api.LABEL_JOB: job_name},
                 "ownerReferences": [k.owner_reference(job)],
             },
             "spec": spec,
@@ -427,7 +428,7 @@ class Controller:
     async def run_now(self, key: Key, body: Body) -> None:
         """`almanac.dev/run-now`: consume the annotation, then fire once, now."""
         consumed = await self.kube.patch_annotations(
-            k.SCHEDULED_JOBS,
+            api.SCHEDULED_JOBS,
             key[0],
             key[1],
             {ANNOTATION_RUN_NOW: None},
@@ -457,7 +458,7 @@ class Controller:
         """
         await self.create_rerun(body, only_failed=value.strip().lower() == "failed")
         consumed = await self.kube.patch_annotations(
-            k.RUNS, key[0], key[1], {ANNOTATION_RERUN: None}
+            api.RUNS, key[0], key[1], {ANNOTATION_RERUN: None}
         )
         if consumed is not None:
             self.runs[key] = consumed
@@ -492,7 +493,7 @@ class Controller:
                 return None
         job = self.jobs.get((namespace, spec.get("scheduledJob", "")))
         if job is None:
-            job = await self.kube.get(k.SCHEDULED_JOBS, namespace, spec.get("scheduledJob", ""))
+            job = await self.kube.get(api.SCHEDULED_JOBS, namespace, spec.get("scheduledJob", ""))
         if job is None:
             await self.kube.event(
                 parent,
@@ -504,7 +505,7 @@ class Controller:
         when = self.clock().replace(microsecond=0) + self.settings.rerun_delay
         name = rerun_name(parent_name)
         body = self._run_body(job, name, when, "Rerun", services, parent=parent_name)
-        result = await self.kube.create(k.RUNS, namespace, body)
+        result = await self.kube.create(api.RUNS, namespace, body)
         if isinstance(result, Created):
             which = "failed and skipped services" if only_failed else "all services"
             await self.kube.event(
@@ -539,7 +540,7 @@ class Controller:
             services = [_Service(s) for s in spec.get("services") or []]
             by_name = {s.name: s for s in services}
             jobs = {
-                (j["metadata"].get("labels") or {}).get(k.LABEL_SERVICE, ""): job_state(j)
+                (j["metadata"].get("labels") or {}).get(api.LABEL_SERVICE, ""): job_state(j)
                 for j in await self.kube.list_jobs(*key)
             }
             recorded = {
@@ -593,7 +594,7 @@ class Controller:
                 notification, notification_event = self._initial_notification(body, plan)
                 new_status["notification"] = notification.model_dump(by_alias=True, mode="json")
             if any(status.get(f) != v for f, v in new_status.items()):
-                patched = await self.kube.patch_status(k.RUNS, key[0], key[1], new_status)
+                patched = await self.kube.patch_status(api.RUNS, key[0], key[1], new_status)
                 if patched is None:
                     return  # the run was deleted meanwhile
                 self.runs[key] = patched
@@ -663,7 +664,10 @@ class Controller:
                 status, self._report(run), to=wanted.get("to"), settings=self.smtp, now=self.clock()
             )
             patched = await self.kube.patch_status(
-                k.RUNS, key[0], key[1], {"notification": new.model_dump(by_alias=True, mode="json")}
+                api.RUNS,
+                key[0],
+                key[1],
+                {"notification": new.model_dump(by_alias=True, mode="json")},
             )
             if patched is None:
                 return
@@ -702,18 +706,18 @@ class Controller:
         meta = template.get("metadata") or {}
         labels = {
             **(meta.get("labels") or {}),
-            k.LABEL_JOB: run["spec"]["scheduledJob"],
-            k.LABEL_RUN: run_name_,
-            k.LABEL_SERVICE: service.name,
+            api.LABEL_JOB: run["spec"]["scheduledJob"],
+            api.LABEL_RUN: run_name_,
+            api.LABEL_SERVICE: service.name,
         }
         job_spec = dict(template.get("spec") or {})
         pod = dict(job_spec.get("template") or {})
         pod_meta = dict(pod.get("metadata") or {})
         pod_meta["labels"] = {
             **(pod_meta.get("labels") or {}),
-            k.LABEL_JOB: labels[k.LABEL_JOB],
-            k.LABEL_RUN: run_name_,
-            k.LABEL_SERVICE: service.name,
+            api.LABEL_JOB: labels[api.LABEL_JOB],
+            api.LABEL_RUN: run_name_,
+            api.LABEL_SERVICE: service.name,
         }
         pod["metadata"] = pod_meta
         job_spec["template"] = pod
@@ -791,7 +795,7 @@ class Controller:
         body = self.jobs.get((namespace, job))
         if body is None:
             return
-        runs = await self.kube.list_objects(k.RUNS, namespace, f"{k.LABEL_JOB}={job}")
+        runs = await self.kube.list_objects(api.RUNS, namespace, f"{api.LABEL_JOB}={job}")
         spec = body.get("spec") or {}
         prune = policy.to_prune(
             runs,
@@ -799,7 +803,7 @@ class Controller:
             int(spec.get("failedRunsHistoryLimit", 1)),
         )
         for name in prune:
-            await self.kube.delete(k.RUNS, namespace, name)
+            await self.kube.delete(api.RUNS, namespace, name)
         kept = [r for r in runs if r["metadata"]["name"] not in prune]
         summary = policy.summarize(kept)
         metrics.set_time(
@@ -816,7 +820,7 @@ class Controller:
         patch = {**patch, "observedGeneration": body["metadata"].get("generation")}
         if all(current.get(f) == v for f, v in patch.items()):
             return
-        patched = await self.kube.patch_status(k.SCHEDULED_JOBS, key[0], key[1], patch)
+        patched = await self.kube.patch_status(api.SCHEDULED_JOBS, key[0], key[1], patch)
         if patched is not None and key in self.jobs:
             self.jobs[key] = patched
 

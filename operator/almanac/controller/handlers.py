@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 import kopf
 
 from almanac import kube as k
+from almanac.api import names as api
 from almanac.controller import metrics
 from almanac.controller.admission import Review, review_calendar, review_scheduled_job
 from almanac.controller.controller import Controller
@@ -37,7 +38,11 @@ def configure(settings: Settings) -> None:
     if settings.webhook_port:
         for plural, handler_id, handler in WEBHOOKS:
             kopf.on.validate(
-                k.GROUP, k.VERSION, plural, id=handler_id, operations=list(WEBHOOK_OPERATIONS)
+                api.GROUP,
+                api.VERSION,
+                plural,
+                id=handler_id,
+                operations=list(WEBHOOK_OPERATIONS),
             )(handler)
 
 
@@ -76,8 +81,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
 
 async def _list_calendars(kube: Kube, namespace: str) -> list[dict[str, Any]]:
     if namespace:
-        return await kube.list_objects(k.CALENDARS, namespace)
-    result = await kube.custom.list_cluster_custom_object(k.GROUP, k.VERSION, k.CALENDARS)
+        return await kube.list_objects(api.CALENDARS, namespace)
+    result = await kube.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.CALENDARS)
     items: list[dict[str, Any]] = result["items"]
     return items
 
@@ -93,22 +98,22 @@ def _body(event: kopf.RawEvent) -> dict[str, Any]:
     return cast(dict[str, Any], event["object"])
 
 
-@kopf.on.event(k.GROUP, k.VERSION, k.SCHEDULED_JOBS, id="scheduledjob")
+@kopf.on.event(api.GROUP, api.VERSION, api.SCHEDULED_JOBS, id="scheduledjob")
 async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     await memo.controller.scheduled_job_event(event.get("type"), _body(event))
 
 
-@kopf.on.event(k.GROUP, k.VERSION, k.CALENDARS, id="calendar")
+@kopf.on.event(api.GROUP, api.VERSION, api.CALENDARS, id="calendar")
 async def calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     await memo.controller.calendar_event(event.get("type"), _body(event))
 
 
-@kopf.on.event(k.GROUP, k.VERSION, k.RUNS, id="run")
+@kopf.on.event(api.GROUP, api.VERSION, api.RUNS, id="run")
 async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     await memo.controller.run_event(event.get("type"), _body(event))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={k.LABEL_RUN: kopf.PRESENT}, id="job")
+@kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_RUN: kopf.PRESENT}, id="job")
 async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     if event.get("type") != "DELETED":
         await memo.controller.batch_job_event(_body(event))
@@ -140,8 +145,8 @@ def validate_calendar(body: kopf.Body, warnings: list[str], **_: Any) -> None:
 #: (resource, handler id, handler): kopf serves each at "/<handler id>", which is the
 #: path the chart's ValidatingWebhookConfiguration calls (a test keeps them in step).
 WEBHOOKS = (
-    (k.SCHEDULED_JOBS, "validate-scheduledjob", validate_scheduled_job),
-    (k.CALENDARS, "validate-calendar", validate_calendar),
+    (api.SCHEDULED_JOBS, "validate-scheduledjob", validate_scheduled_job),
+    (api.CALENDARS, "validate-calendar", validate_calendar),
 )
 WEBHOOK_OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
 

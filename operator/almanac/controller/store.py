@@ -1,0 +1,136 @@
+"""One in-memory store of what the operator needs, fed by the watches.
+
+The decisions read only from here: the hot path never LISTs. The handlers put every
+watch body in, the executor puts in every body the API server answered a write with,
+and a body never replaces a newer one of the same object (resourceVersions of one
+object grow), so a late watch event cannot undo what we just wrote.
+
+Indexes answer the decisions' questions directly: the runs of a job, the batch Jobs of
+a run, the jobs that refer to a Calendar.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from almanac.api.names import LABEL_RUN
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Kind(StrEnum):
+    """The kinds the store holds."""
+
+    JOB = "ScheduledJob"
+    RUN = "ScheduledJobRun"
+    CALENDAR = "Calendar"
+    BATCH_JOB = "Job"
+
+
+def key_of(body: Body) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
+
+
+def _version(body: Body) -> int | None:
+    value = body["metadata"].get("resourceVersion")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None  # opaque: treat as newer
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a put did: ``changed`` is False for an echo or an older body."""
+
+    changed: bool
+    old: Body | None = None
+
+
+@dataclass
+class Store:
+    """Bodies by kind and key, with the indexes the decisions use."""
+
+    _objects: dict[Kind, dict[Key, Body]] = field(
+        default_factory=lambda: {kind: {} for kind in Kind}
+    )
+    _runs_of_job: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _jobs_of_run: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    # --- writes ----------------------------------------------------------------------
+
+    def put(self, kind: Kind, body: Body) -> Change:
+        """Stores body unless the store holds the same or a newer version of it."""
+        key = key_of(body)
+        old = self._objects[kind].get(key)
+        if old is not None:
+            new_version, old_version = _version(body), _version(old)
+            if new_version is not None and old_version is not None and new_version <= old_version:
+                return Change(False, old)
+        self._objects[kind][key] = body
+        self._index(kind, key, body, add=True)
+        return Change(True, old)
+
+    def delete(self, kind: Kind, key: Key) -> Body | None:
+        """Forgets an object (its DELETED event, or a 404 on a write)."""
+        old = self._objects[kind].pop(key, None)
+        if old is not None:
+            self._index(kind, key, old, add=False)
+        return old
+
+    def _index(self, kind: Kind, key: Key, body: Body, *, add: bool) -> None:
+        namespace, name = key
+        if kind is Kind.RUN:
+            owner = (body.get("spec") or {}).get("scheduledJob")
+            index, parent = self._runs_of_job, owner
+        elif kind is Kind.BATCH_JOB:
+            index, parent = self._jobs_of_run, (body["metadata"].get("labels") or {}).get(LABEL_RUN)
+        else:
+            return
+        if not parent:
+            return
+        if add:
+            index[(namespace, parent)].add(name)
+        else:
+            index[(namespace, parent)].discard(name)
+            if not index[(namespace, parent)]:
+                del index[(namespace, parent)]
+
+    # --- reads -----------------------------------------------------------------------
+
+    def get(self, kind: Kind, key: Key) -> Body | None:
+        return self._objects[kind].get(key)
+
+    def keys(self, kind: Kind) -> list[Key]:
+        return list(self._objects[kind])
+
+    def runs_of(self, namespace: str, job: str) -> list[Body]:
+        """The ScheduledJobRuns of a ScheduledJob."""
+        runs = self._objects[Kind.RUN]
+        names = self._runs_of_job.get((namespace, job), ())
+        return [runs[(namespace, name)] for name in sorted(names)]
+
+    def batch_jobs_of(self, namespace: str, run: str) -> list[Body]:
+        """The batch/v1 Jobs of a ScheduledJobRun."""
+        jobs = self._objects[Kind.BATCH_JOB]
+        names = self._jobs_of_run.get((namespace, run), ())
+        return [jobs[(namespace, name)] for name in sorted(names)]
+
+    def calendars_in(self, namespace: str) -> dict[str, Body]:
+        """The Calendars of a namespace, by name."""
+        return {n: b for (ns, n), b in self._objects[Kind.CALENDAR].items() if ns == namespace}
+
+    def jobs_referring_to(self, namespace: str, calendar: str) -> Iterable[Key]:
+        """ScheduledJobs whose spec.calendarRefs name the Calendar."""
+        for (ns, name), body in self._objects[Kind.JOB].items():
+            refs = (body.get("spec") or {}).get("calendarRefs") or []
+            if ns == namespace and any(r.get("name") == calendar for r in refs):
+                yield ns, name
+
+    def __len__(self) -> int:
+        return sum(len(objects) for objects in self._objects.values())
