@@ -56,8 +56,9 @@ class Operator:
 
     def start(self, *extra: str, until: str = "almanac operator serving") -> None:
         self.starts += 1
+        header = f"\n===== start {self.starts} =====\n"
         log = self.log_path.open("ab")
-        log.write(f"\n===== start {self.starts} =====\n".encode())
+        log.write(header.encode())
         log.flush()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         self.proc = subprocess.Popen(
@@ -80,9 +81,10 @@ class Operator:
             env=env,
             cwd=REPO,
         )
+        # Only this start's lines count: the log file keeps every earlier start's too.
         wait_until(
-            "the operator to start serving",
-            lambda: until in self.log() or self._died(),
+            f"the operator (start {self.starts}) to log {until!r}",
+            lambda: until in self.log().rpartition(header)[2] or self._died(),
             timeout=60,
         )
         if self._died():
