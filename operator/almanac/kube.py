@@ -10,9 +10,11 @@ is already there: that answer is the lock against doing a thing twice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -27,7 +29,7 @@ from almanac.api.names import (
     LABEL_RUN,
     VERSION,
 )
-from almanac.schedule.engine import format_instant
+from almanac.times import timestamp
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 
@@ -47,6 +49,15 @@ class Exists:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """A write's resourceVersion precondition failed: the object changed since it was read."""
+
+
+class NotLeader(RuntimeError):
+    """A write was attempted while this replica does not hold the Lease (fencing)."""
+
+
+@dataclass(frozen=True)
 class Refused:
     """The API server refused the object (invalid, forbidden): its message, for users."""
 
@@ -60,20 +71,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def timestamp(when: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a Z, as Kubernetes writes times."""
-    return None if when is None else format_instant(when)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 # client-go's habit: a 429 Too Many Requests is tried again after the server's Retry-After.
 # The API server answers 429 under load (API Priority and Fairness) and, for a moment
 # after a CRD is created, "storage is (re)initializing": without a retry, one busy second
 # would fail a fire, or hold the operator's start-up for kopf's 60 s retry.
 TOO_MANY_REQUESTS_RETRIES: Final = 10
+# Seconds any one request may take: with the API server (or etcd) away, a call fails
+# after this and its decision is retried, instead of hanging the reconcile.
+REQUEST_TIMEOUT: Final = 20.0
+# A Lease renewal that takes longer than this has failed: the next try comes sooner.
+LEASE_TIMEOUT: Final = 5.0
 
 
 def retry_delay(error: ApiException, attempt: int) -> float | None:
@@ -90,9 +97,12 @@ def retry_delay(error: ApiException, attempt: int) -> float | None:
 
 
 class _ApiClient(client.ApiClient):
-    """The kubernetes client, retrying 429 answers (see retry_delay)."""
+    """The kubernetes client, with a timeout on every request (``REQUEST_TIMEOUT``),
+    retrying 429 answers (see retry_delay)."""
 
     async def request(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
         attempt = 0
         while True:
             try:
@@ -119,6 +129,9 @@ class Kube:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
+        self.fence: Callable[[], bool] | None = None
+        """When set (leader election), every write first asks it whether this replica
+        still holds the Lease, and raises :class:`NotLeader` if not."""
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -137,6 +150,10 @@ class Kube:
 
     async def close(self) -> None:
         await self.api.close()
+
+    def _check_fence(self) -> None:
+        if self.fence is not None and not self.fence():
+            raise NotLeader("this replica no longer holds the Lease: not writing")
 
     def _dict(self, obj: Any) -> Body:
         result: Body = self.api.sanitize_for_serialization(obj)
@@ -163,6 +180,7 @@ class Kube:
         return items
 
     async def create(self, plural: str, namespace: str, body: Body) -> CreateResult:
+        self._check_fence()
         try:
             created = await self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, body
@@ -173,6 +191,7 @@ class Kube:
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         """Deletes in the background: the garbage collector removes what it owns."""
+        self._check_fence()
         try:
             await self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
@@ -182,10 +201,22 @@ class Kube:
                 raise
 
     async def patch_status(
-        self, plural: str, namespace: str, name: str, status: Body
-    ) -> Body | None:
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Body,
+        resource_version: str | None = None,
+    ) -> Body | Conflict | None:
         """A JSON merge patch of the status subresource: None values remove fields.
-        None answers an object that is gone."""
+
+        With ``resource_version``, only if the object is still at that version
+        (:class:`Conflict` otherwise): a decision made from an older body never
+        overwrites a newer one. None answers an object that is gone."""
+        self._check_fence()
+        patch: Body = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         try:
             patched: Body = await self.custom.patch_namespaced_custom_object_status(
                 GROUP,
@@ -193,13 +224,15 @@ class Kube:
                 namespace,
                 plural,
                 name,
-                {"status": status},
+                patch,
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
             )
             return patched
         except ApiException as error:
             if error.status == 404:
                 return None
+            if error.status == 409:
+                return Conflict()
             raise
 
     async def patch_annotations(
@@ -214,6 +247,7 @@ class Kube:
         object has not changed since: None answers a conflict, so that of two callers
         consuming one annotation, exactly one wins."""
         metadata: Body = {"annotations": annotations}
+        self._check_fence()
         if resource_version:
             metadata["resourceVersion"] = resource_version
         try:
@@ -232,6 +266,29 @@ class Kube:
                 return None
             raise
 
+    async def list_all(self, namespace: str) -> list[tuple[str, list[Body]]]:
+        """What the operator's store starts from, by kind: the Calendars, the runs and
+        the runs' batch Jobs of a namespace ("" for all namespaces)."""
+        result = []
+        for kind, plural in (("Calendar", "calendars"), ("ScheduledJobRun", "scheduledjobruns")):
+            if namespace:
+                listed = await self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural
+                )
+            else:
+                listed = await self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            items: list[Body] = listed["items"]
+            for item in items:  # list items carry no kind
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", API_VERSION)
+            result.append((kind, items))
+        if namespace:
+            jobs = await self.batch.list_namespaced_job(namespace, label_selector=LABEL_RUN)
+        else:
+            jobs = await self.batch.list_job_for_all_namespaces(label_selector=LABEL_RUN)
+        result.append(("Job", [self._dict(job) for job in jobs.items]))
+        return result
+
     # --- batch/v1 Jobs --------------------------------------------------------------
 
     async def list_jobs(self, namespace: str, run: str) -> list[Body]:
@@ -241,6 +298,7 @@ class Kube:
         return [self._dict(job) for job in result.items]
 
     async def create_job(self, namespace: str, body: Body) -> CreateResult:
+        self._check_fence()
         try:
             # The client serializes plain dicts as they are; its stubs want a V1Job.
             created = await self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]
@@ -252,7 +310,11 @@ class Kube:
 
     async def get_lease(self, namespace: str, name: str) -> Body | None:
         try:
-            return self._dict(await self.coordination.read_namespaced_lease(name, namespace))
+            return self._dict(
+                await self.coordination.read_namespaced_lease(
+                    name, namespace, _request_timeout=LEASE_TIMEOUT
+                )
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -263,6 +325,7 @@ class Kube:
             created = await self.coordination.create_namespaced_lease(
                 namespace,
                 body,  # type: ignore[arg-type]  # a dict, serialized as it is
+                _request_timeout=LEASE_TIMEOUT,
             )
             return Created(self._dict(created))
         except ApiException as error:
@@ -275,6 +338,7 @@ class Kube:
                 name,
                 namespace,
                 body,  # type: ignore[arg-type]
+                _request_timeout=LEASE_TIMEOUT,
             )
             return self._dict(replaced)
         except ApiException as error:
@@ -284,32 +348,32 @@ class Kube:
 
     # --- Events -----------------------------------------------------------------------
 
-    async def event(self, obj: Body, type_: str, reason: str, message: str) -> None:
+    async def event(
+        self, obj: Body, type_: str, reason: str, message: str, key: str | None = None
+    ) -> None:
         """Posts a core/v1 Event on obj, as `kubectl describe` and `get events` show.
+
+        With ``key``, the Event's name is derived from the object's UID, the reason and
+        the key, so posting the same Event again (a decision retried, a restart before
+        the status was written) meets AlreadyExists and is not doubled.
 
         Events are the operator's decisions (a run created, a service started, a fire
         missed), so each is also the one log line about it: INFO, or WARNING for a
-        Warning Event, naming the object as ``namespace/kind/name``. An Event that
-        cannot be posted is logged, never raised: it must not stop work.
+        Warning Event, naming the object as ``namespace/kind/name``; a repeat is not
+        logged. An Event that cannot be posted is logged, never raised: it must not
+        stop work.
         """
+        self._check_fence()
         meta = obj["metadata"]
-        log.log(
-            logging.WARNING if type_ == "Warning" else logging.INFO,
-            "%s/%s/%s: %s: %s",
-            meta["namespace"],
-            obj["kind"],
-            meta["name"],
-            reason,
-            message,
-        )
+        suffix = uuid.uuid4().hex[:16]
+        if key is not None:
+            seed = f"{meta.get('uid')}/{reason}/{key}".encode()
+            suffix = hashlib.sha256(seed).hexdigest()[:16]
         when = timestamp(now())
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
-                "namespace": meta["namespace"],
-            },
+            "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", API_VERSION),
                 "kind": obj["kind"],
@@ -331,9 +395,20 @@ class Kube:
         try:
             await self.core.create_namespaced_event(meta["namespace"], event)  # type: ignore[arg-type]
         except ApiException as error:
+            if error.status == 409:
+                return  # posted before: a repeat of the same decision
             log.warning(
                 "could not post Event %s on %s: %s", reason, meta["name"], api_message(error)
             )
+        log.log(
+            logging.WARNING if type_ == "Warning" else logging.INFO,
+            "%s/%s/%s: %s: %s",
+            meta["namespace"],
+            obj["kind"],
+            meta["name"],
+            reason,
+            message,
+        )
 
     async def list_events(self, namespace: str, name: str, kind: str) -> list[Body]:
         """The Events on the object ``kind``/``name``, in the API's order (the plugin's
@@ -371,15 +446,3 @@ def _create_error(error: ApiException) -> CreateResult:
     if error.status in (400, 403, 422):
         return Refused(api_message(error))
     raise error
-
-
-def owner_reference(owner: Body) -> Body:
-    """Makes owner the controller of what it creates, for garbage collection."""
-    return {
-        "apiVersion": owner.get("apiVersion", API_VERSION),
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }

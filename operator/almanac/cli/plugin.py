@@ -65,7 +65,6 @@ from almanac.kube import (
     Body,
     Kube,
     api_message,
-    parse_time,
 )
 from almanac.rules.policy import TERMINAL
 from almanac.schedule.engine import (
@@ -78,6 +77,7 @@ from almanac.schedule.engine import (
     format_local,
     parse_time_zone,
 )
+from almanac.times import parse_time
 
 __all__ = [
     "NotFound",

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import kopf
 
-from almanac import kube as k
 from almanac.api import names as api
 from almanac.controller import metrics
 from almanac.controller.admission import Review, review_calendar, review_scheduled_job
 from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
+from almanac.controller.store import Kind
 from almanac.kube import Kube
 from almanac.notifications.email import SmtpSettings
+from almanac.times import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,16 @@ log = logging.getLogger(__name__)
 config = Settings()
 
 
-def configure(settings: Settings) -> None:
-    """Takes the settings; registers the admission handlers only with a webhook port
-    (kopf refuses to run admission handlers without a webhook server)."""
-    global config
-    config = settings
+#: With leader election: whether this replica still holds the Lease (see leader.py).
+fence: Callable[[], bool] | None = None
+
+
+def configure(settings: Settings, leader: Callable[[], bool] | None = None) -> None:
+    """Takes the settings (and the leadership fence); registers the admission handlers
+    only with a webhook port (kopf refuses to run admission handlers without a webhook
+    server)."""
+    global config, fence
+    config, fence = settings, leader
     if settings.webhook_port:
         for plural, handler_id, handler in WEBHOOKS:
             kopf.on.validate(
@@ -61,62 +68,67 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
         )
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    # A watch cut by an API server or etcd outage reconnects within seconds of its return
+    # (kopf's default back-off grows to 21 s between attempts).
+    settings.networking.error_backoffs = [0.5, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3]
+    settings.watching.connect_timeout = 5
     smtp = SmtpSettings.from_env()  # SmtpConfigError stops the operator: fix the config
     if smtp is None:
         log.info("e-mail notifications are off: ALMANAC_SMTP_HOST is not set")
     kube = await Kube.connect()
+    kube.fence = fence
     controller = Controller(kube, config, smtp=smtp)
-    # Calendars first: a job must never be scheduled without the exclusions it refers to.
-    namespaces = controller.settings.namespaces
+    # Before the first decision the store holds every Calendar, run and Job: a job is
+    # never scheduled without its exclusions, nor fired without seeing its active runs.
+    namespaces = config.namespaces
     for namespace in namespaces or ("",):
-        for body in await _list_calendars(kube, namespace):
-            controller.calendars[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
+        for kind, bodies in await kube.list_all(namespace):
+            for body in bodies:
+                controller.store.put(Kind(kind), body)
     memo.controller = controller
-    memo.timer_task = asyncio.create_task(controller.timers.run())
+    memo.tasks = [
+        asyncio.create_task(controller.timers.run()),
+        asyncio.create_task(controller.resync()),
+    ]
     metrics.TIMER_TICK.set_function(
         lambda: controller.timers.last_tick.timestamp() if controller.timers.last_tick else 0
     )
     log.info("almanac operator serving %s", ", ".join(namespaces) or "all namespaces")
 
 
-async def _list_calendars(kube: Kube, namespace: str) -> list[dict[str, Any]]:
-    if namespace:
-        return await kube.list_objects(api.CALENDARS, namespace)
-    result = await kube.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.CALENDARS)
-    items: list[dict[str, Any]] = result["items"]
-    return items
-
-
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    memo.timer_task.cancel()
+    for task in memo.tasks:
+        task.cancel()
     await memo.controller.kube.close()
 
 
-def _body(event: kopf.RawEvent) -> dict[str, Any]:
-    """The object as the API sent it: a plain dict, not kopf's live view."""
-    return cast(dict[str, Any], event["object"])
+def _observe(kind: Kind, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    """Hands the object, as the API sent it (a plain dict), to the controller. Never
+    raises: kopf does not retry event handlers, so the controller's queue does."""
+    controller: Controller | None = getattr(memo, "controller", None)
+    if controller is not None:
+        controller.observe(kind, event.get("type"), cast(dict[str, Any], event["object"]))
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.SCHEDULED_JOBS, id="scheduledjob")
 async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo.controller.scheduled_job_event(event.get("type"), _body(event))
+    _observe(Kind.JOB, event, memo)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.CALENDARS, id="calendar")
 async def calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo.controller.calendar_event(event.get("type"), _body(event))
+    _observe(Kind.CALENDAR, event, memo)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.RUNS, id="run")
 async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    await memo.controller.run_event(event.get("type"), _body(event))
+    _observe(Kind.RUN, event, memo)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_RUN: kopf.PRESENT}, id="job")
 async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    if event.get("type") != "DELETED":
-        await memo.controller.batch_job_event(_body(event))
+    _observe(Kind.BATCH_JOB, event, memo)
 
 
 def _admit(review: Review, warnings: list[str]) -> None:
@@ -129,7 +141,7 @@ def validate_scheduled_job(body: kopf.Body, warnings: list[str], memo: kopf.Memo
     """Refuses what the schedule engine rejects, with `almanac next`'s messages."""
     controller: Controller = memo.controller
     namespace = body.get("metadata", {}).get("namespace", "")
-    calendars = {name: cal for (ns, name), cal in controller.calendars.items() if ns == namespace}
+    calendars = controller.store.calendars_in(namespace)
     _admit(
         review_scheduled_job(
             dict(body), calendars, default_time_zone=config.default_timezone, now=controller.clock()
@@ -156,4 +168,4 @@ def timers(memo: kopf.Memo, **_: Any) -> str:
     """The liveness probe says when the timer queue last ticked."""
     controller: Controller | None = getattr(memo, "controller", None)
     tick = controller.timers.last_tick if controller else None
-    return k.timestamp(tick) or "not started"
+    return timestamp(tick) or "not started"

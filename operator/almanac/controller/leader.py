@@ -18,12 +18,14 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from almanac import kube as k
 from almanac.kube import Body, Kube
+from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def may_take(lease: Body | None, me: str, now: datetime) -> bool:
     holder = spec.get("holderIdentity")
     if not holder or holder == me:
         return True
-    renewed = k.parse_time(spec.get("renewTime"))
+    renewed = parse_time(spec.get("renewTime"))
     duration = spec.get("leaseDurationSeconds") or 0
     return renewed is None or now > renewed + timedelta(seconds=duration)
 
@@ -65,9 +67,25 @@ class LeaderElector:
     ) -> None:
         self.kube, self.namespace, self.name, self.me = kube, namespace, name, me
         self.timing, self.clock = timing, clock
+        self._valid_until = 0.0  # time.monotonic() until which we surely hold the Lease
+        self._lost = False
+
+    def is_leader(self) -> bool:
+        """The fence every write checks: we hold the Lease, renewed less than
+        ``renew_deadline`` ago (counted from when the renewal was *sent*, on the
+        monotonic clock, which a frozen process does not stop). A replica paused past
+        that, or one that saw another holder, writes nothing more."""
+        return not self._lost and time.monotonic() < self._valid_until
 
     async def try_once(self) -> bool:
         """One attempt to take or renew the Lease; True when we hold it afterwards."""
+        sent = time.monotonic()
+        held = await self._try_once()
+        if held:
+            self._valid_until = sent + self.timing.renew_deadline
+        return held
+
+    async def _try_once(self) -> bool:
         lease = await self.kube.get_lease(self.namespace, self.name)
         now = self.clock()
         if not may_take(lease, self.me, now):
@@ -108,12 +126,26 @@ class LeaderElector:
         log.info("became the leader (Lease %s/%s)", self.namespace, self.name)
 
     async def hold(self) -> None:
-        """Renews the Lease; returns when it could not be renewed within the deadline."""
+        """Renews the Lease; returns as soon as another replica holds it, or when it
+        could not be renewed within the deadline (the fence closed already then)."""
         while True:
             await asyncio.sleep(self.timing.retry_period)
             deadline = self.clock() + timedelta(seconds=self.timing.renew_deadline)
-            while not await self._attempt():
-                if self.clock() > deadline:
+            while True:
+                try:
+                    if await self.try_once():
+                        break
+                    self._lost = True
+                    log.error(
+                        "Lease %s/%s is held by another replica: leadership lost",
+                        self.namespace,
+                        self.name,
+                    )
+                    return
+                except Exception as error:  # an API hiccup: try again until the deadline
+                    log.warning("Lease %s/%s: %s", self.namespace, self.name, error)
+                if self.clock() > deadline or not self.is_leader():
+                    self._lost = True
                     log.error(
                         "could not renew Lease %s/%s for %ss: leadership lost",
                         self.namespace,

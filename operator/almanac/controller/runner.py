@@ -112,6 +112,7 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
         return 0
     kube = await Kube.connect()
     elector = LeaderElector(kube, election.namespace, election.name, identity())
+    handlers.fence = elector.is_leader  # every write of the operator checks it first
     try:
         async with _standby_probe(liveness):
             await elector.acquire()

@@ -52,6 +52,10 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def now(self) -> datetime:
+        """The queue's clock (injected in tests)."""
+        return self._clock()
+
     def when(self, key: Hashable) -> datetime | None:
         entry = self._entries.get(key)
         return entry[0] if entry else None

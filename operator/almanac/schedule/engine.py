@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule.exclusions import WEEKDAY_NAMES, ExclusionKind, ExclusionRule, Exclusions
+from almanac.times import format_duration, format_instant
 
 __all__ = [
     "CronExpression",
@@ -303,21 +304,6 @@ def parse_date_time(text: str) -> datetime:
         except ValueError:
             pass
     raise ValueError(f"{quote(text)} is not a date-time ({_DATE_TIME_EXPECTED})")
-
-
-def format_instant(instant: datetime) -> str:
-    """``2027-01-04T00:30:00Z``: how instants are printed and stored."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_duration(delta: timedelta) -> str:
-    """``45s``, ``3m12s``, ``1h02m05s``: how long a run or service took (exact seconds)."""
-    seconds = max(0, round(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{seconds:02d}s"
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def format_local(fire: Fire) -> str:

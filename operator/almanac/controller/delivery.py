@@ -1,0 +1,161 @@
+"""E-mail delivery of a finished run's notification: claimed, sent, recorded.
+
+A run's ``status.notification`` says whether a mail is due (:mod:`almanac.notifications`
+decides from it alone). Before sending, the delivery *claims* the attempt: it writes
+``attempts + 1`` and ``lastAttemptTime`` with the run's resourceVersion as a
+precondition. Of two deliveries of one run (one replica racing itself, or a frozen old
+leader and the new one) only one claim succeeds; the other sees the claim and waits the
+back-off. The result is then written over the claim, again only if the run still holds
+that claim. Sending happens in a task of its own: SMTP never holds up firing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from almanac.api import names as api
+from almanac.controller import metrics
+from almanac.controller.store import Body, Key, Kind
+from almanac.kube import Conflict
+from almanac.notifications import email as notify
+from almanac.times import parse_time
+
+if TYPE_CHECKING:
+    from almanac.controller.controller import Controller
+
+log = logging.getLogger(__name__)
+
+
+def _dump(status: notify.NotificationStatus) -> dict[str, Any]:
+    return status.model_dump(by_alias=True, mode="json")
+
+
+class Delivery:
+    """Sends the notifications of one controller's runs."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.c = controller
+        self._sending: set[Key] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def consider(self, key: Key, run: Body) -> None:
+        """Starts a delivery that is due; puts one that is not yet due on the timers."""
+        raw = (run.get("status") or {}).get("notification")
+        if not raw or key in self._sending:
+            return
+        status = notify.NotificationStatus.model_validate(raw)
+        plan = notify.plan_notification(status, self.c.clock())
+        if isinstance(plan, notify.Wait):
+
+            async def again() -> None:
+                self.c.queue.add((Kind.RUN, key))
+
+            self.c.timers.set(
+                ("notify", key), self.c.clock() + timedelta(seconds=plan.seconds), again
+            )
+        elif isinstance(plan, notify.Send):
+            self._sending.add(key)
+            task = asyncio.create_task(self._deliver(key, run, status))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, key: Key, run: Body, status: notify.NotificationStatus) -> None:
+        recorded = None
+        try:
+            recorded = await self._claim_send_record(key, run, status)
+        except Exception as error:  # the API server away: the run's retry tries again
+            log.warning("%s/%s: notification not delivered yet: %s", *key, error)
+            self.c.queue.add((Kind.RUN, key))
+        finally:
+            self._sending.discard(key)
+        if recorded is not None:
+            self.consider(key, recorded)  # a retry after a temporary failure
+
+    async def _claim_send_record(
+        self, key: Key, run: Body, status: notify.NotificationStatus
+    ) -> Body | None:
+        """The run as recorded after one attempt; None when no attempt was made."""
+        now = self.c.clock()
+        claim = status.model_copy(
+            update={
+                "attempts": status.attempts + 1,
+                "last_attempt_time": now,
+                "message": f"Sending (attempt {status.attempts + 1}).",
+            }
+        )
+        rv = run["metadata"].get("resourceVersion")
+        claimed = await self.c.kube.patch_status(api.RUNS, *key, {"notification": _dump(claim)}, rv)
+        if isinstance(claimed, Conflict):  # changed since: decide from the newer run
+            if await self.c.refresh(Kind.RUN, key) is not None:
+                self.c.queue.add((Kind.RUN, key))
+            return None
+        if claimed is None:
+            return None
+        self.c.own(Kind.RUN, claimed)
+        job = self.c.store.get(Kind.JOB, (key[0], run["spec"]["scheduledJob"])) or {}
+        wanted = (job.get("spec") or {}).get("notifications") or {}
+        new, event = await notify.send_notification(
+            status, self._report(claimed, job), to=wanted.get("to"), settings=self.c.smtp, now=now
+        )
+        recorded = await self._record(key, claimed, claim, new)
+        if recorded is None:
+            return None
+        await self.c.kube.event(recorded, event.type, event.reason, event.message)
+        if new.state == "Failed":
+            metrics.NOTIFICATION_FAILURES.labels(key[0], run["spec"]["scheduledJob"]).inc()
+        return recorded
+
+    async def _record(
+        self,
+        key: Key,
+        claimed: Body,
+        claim: notify.NotificationStatus,
+        new: notify.NotificationStatus,
+    ) -> Body | None:
+        """Writes the attempt's result over our claim, as long as the run holds it."""
+        current = claimed
+        for _ in range(5):
+            rv = current["metadata"].get("resourceVersion")
+            patched = await self.c.kube.patch_status(
+                api.RUNS, *key, {"notification": _dump(new)}, rv
+            )
+            if isinstance(patched, Conflict):
+                fresh = await self.c.refresh(Kind.RUN, key)
+                raw = ((fresh or {}).get("status") or {}).get("notification")
+                if (
+                    fresh is None
+                    or not raw
+                    or notify.NotificationStatus.model_validate(raw) != claim
+                ):
+                    return None  # no longer our claim: its holder records
+                current = fresh
+                continue
+            if patched is not None:
+                self.c.own(Kind.RUN, patched)
+            return patched
+        return None
+
+    def _report(self, run: Body, job: Body) -> notify.RunReport:
+        spec, status = run["spec"], run.get("status") or {}
+        return notify.RunReport(
+            job=spec["scheduledJob"],
+            namespace=run["metadata"]["namespace"],
+            run=run["metadata"]["name"],
+            run_uid=run["metadata"]["uid"],
+            scheduled_time=parse_time(spec["scheduledTime"]) or self.c.clock(),
+            trigger=spec.get("trigger") or "Schedule",
+            phase=status["phase"],
+            services=tuple(
+                notify.ServiceReport(
+                    s["name"], s["phase"], s.get("jobName"), s.get("message") or ""
+                )
+                for s in status.get("services") or []
+            ),
+            parent_run=spec.get("parentRun"),
+            start_time=parse_time(status.get("startTime")),
+            completion_time=parse_time(status.get("completionTime")),
+            time_zone=(job.get("spec") or {}).get("timeZone") or self.c.settings.default_timezone,
+        )

@@ -1,0 +1,99 @@
+"""The queue of objects to decide about: one decision at a time per object, none lost.
+
+A watch event, a timer or a write that affects another object adds that object's key.
+Keys are served concurrently, but one key never twice at once: a key added while its
+decision runs is marked dirty and decided again right after, from the then newest state
+in the store. A decision that fails (the API server away, a timeout) is retried after 1,
+2, 4, then every 5 seconds (:meth:`TimerQueue.retry_delay`), so nothing waits for an
+event that may never come, and work resumes within seconds of the API server's return.
+Like the timers, a lasting failure is logged at the 1st, 2nd, 4th, 8th... time in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+
+from almanac.controller.timers import TimerQueue
+from almanac.kube import NotLeader
+
+log = logging.getLogger(__name__)
+
+
+class WorkQueue:
+    """Calls ``work(key)`` for every key added, one call per key at a time."""
+
+    def __init__(self, work: Callable[[Hashable], Awaitable[None]], timers: TimerQueue) -> None:
+        self._work = work
+        self._timers = timers
+        self._running: set[Hashable] = set()
+        self._dirty: set[Hashable] = set()
+        self._failures: dict[Hashable, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stopped = False  # leadership lost: no more work
+
+    def add(self, key: Hashable) -> None:
+        if self.stopped:
+            return
+        if key in self._running:
+            self._dirty.add(key)
+            return
+        self._running.add(key)
+        task = asyncio.create_task(self._serve(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def idle(self) -> None:
+        """Returns when no decision runs (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _serve(self, key: Hashable) -> None:
+        try:
+            while not self.stopped:
+                self._dirty.discard(key)
+                try:
+                    await self._work(key)
+                except NotLeader:
+                    self.stopped = True
+                    log.warning("leadership lost: %s and all further work not done", key)
+                    return
+                except Exception as error:
+                    self._retry_later(key, error)
+                    self._dirty.discard(key)  # the retry decides from the newest state
+                    return
+                if self._failures.pop(key, 0):
+                    log.info("%s: decided again after failures", key)
+                if key not in self._dirty:
+                    return
+        finally:
+            self._running.discard(key)
+
+    def _retry_later(self, key: Hashable, error: Exception) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = self._timers.retry_delay(failures)
+        if failures == 1:
+            log.error(
+                "%s: decision failed; trying again in %.0fs",
+                key,
+                delay.total_seconds(),
+                exc_info=error,
+            )
+        elif failures & (failures - 1) == 0:  # a power of two
+            log.warning(
+                "%s: decision failed again (%d times in a row): %s; trying again in %.0fs",
+                key,
+                failures,
+                error,
+                delay.total_seconds(),
+            )
+
+        async def again() -> None:
+            self.add(key)
+
+        self._timers.set(("retry", key), self._timers.now() + delay, again)

@@ -1,0 +1,314 @@
+"""What a ScheduledJob does now: one pure function from the job, its runs, its Calendars
+and the time to a :class:`JobPlan`.
+
+The plan holds every run to create or delete, every Event, and the one status patch:
+firing and missed fires (``policy.decide``), concurrencyPolicy, run-now, the Ready
+condition, the next fire, and the history that follows from the runs (active, last run,
+last success, pruning). One decision, one writer: nothing else writes a job's status, so
+no later write can undo an earlier one (a Forbid job's ``missedSchedules`` counts every
+missed fire).
+
+A fire whose run already exists (a retry after a write failed, a restart) is not fired
+again: the run's name, derived from job and instant, says it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from almanac.api.models import ScheduledJob
+from almanac.api.names import (
+    ANNOTATION_RUN_NOW,
+    API_VERSION,
+    LABEL_JOB,
+    manual_run_name,
+    run_name,
+)
+from almanac.api.resolve import resolve
+from almanac.errors import InvalidSpec
+from almanac.rules import policy
+from almanac.rules.plans import (
+    Body,
+    Create,
+    PlannedEvent,
+    changed_fields,
+    ready_condition,
+)
+from almanac.schedule.engine import NeverFires, Schedule
+from almanac.times import parse_time, timestamp
+
+__all__ = ["JobPlan", "decide_job", "owner_reference", "run_body"]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What to do for one ScheduledJob now."""
+
+    status: Body = field(default_factory=dict)
+    """The status fields that change (a merge patch); empty: write nothing."""
+    creates: tuple[Create, ...] = ()
+    """ScheduledJobRuns to create, in order, each with its RunCreated Event."""
+    deletes: tuple[str, ...] = ()
+    """Runs to delete: the active ones a Replace fire replaces, then those pruned."""
+    events: tuple[PlannedEvent, ...] = ()
+    consume_run_now: bool = False
+    """Remove the run-now annotation (first, with the job's resourceVersion)."""
+    wake_at: datetime | None = None
+    """The next fire: decide again then."""
+    fired: datetime | None = None
+    """The scheduled instant started now (lateness is measured from it)."""
+    missed: int = 0
+    """Fires recorded as missed by this decision."""
+    last_success: datetime | None = None
+
+
+def owner_reference(owner: Body) -> Body:
+    """Makes owner the controller of what it creates, for garbage collection."""
+    return {
+        "apiVersion": owner.get("apiVersion", API_VERSION),
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def run_body(
+    job: Body,
+    name: str,
+    scheduled: datetime,
+    trigger: str,
+    services: list[Body],
+    parent: str | None = None,
+) -> Body:
+    """A ScheduledJobRun of ``job``: a snapshot of its services, owned by it."""
+    spec: Body = {
+        "scheduledJob": job["metadata"]["name"],
+        "scheduledTime": timestamp(scheduled),
+        "trigger": trigger,
+        "services": services,
+    }
+    if parent:
+        spec["parentRun"] = parent
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ScheduledJobRun",
+        "metadata": {
+            "name": name,
+            "namespace": job["metadata"]["namespace"],
+            "labels": {LABEL_JOB: job["metadata"]["name"]},
+            "ownerReferences": [owner_reference(job)],
+        },
+        "spec": spec,
+    }
+
+
+def _phase(run: Body) -> str:
+    return str((run.get("status") or {}).get("phase") or "Pending")
+
+
+class _Decision:
+    """Accumulates one job's plan; :func:`decide_job` drives it."""
+
+    def __init__(self, job: Body, runs: Sequence[Body], now: datetime) -> None:
+        self.job, self.now = job, now
+        self.meta, self.spec = job["metadata"], job.get("spec") or {}
+        self.status: Body = job.get("status") or {}
+        self.generation = self.meta.get("generation")
+        self.runs = {r["metadata"]["name"]: r for r in runs}
+        self.desired: Body = {"observedGeneration": self.generation}
+        self.creates: list[Create] = []
+        self.deletes: list[str] = []
+        self.events: list[PlannedEvent] = []
+        self.missed_count = 0
+        self.missed_latest: datetime | None = None
+        self.missed_message = ""
+        self.fired: datetime | None = None
+
+    # --- pieces -----------------------------------------------------------------------
+
+    def condition(self, status: str, reason: str, message: str) -> None:
+        previous = self.status.get("conditions") or []
+        self.desired["conditions"] = [
+            ready_condition(status, reason, message, self.generation, previous, self.now)
+        ]
+
+    def warn_once(self, reason: str, message: str) -> None:
+        """One Warning per problem and generation (none again when the condition
+        already says it: the Event may have expired)."""
+        ready: Body = next(
+            (c for c in self.status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        if (ready.get("reason"), ready.get("observedGeneration")) != (reason, self.generation):
+            self.events.append(PlannedEvent("Warning", reason, message, f"{self.generation}"))
+
+    def miss(self, instants: Sequence[datetime], message: str) -> None:
+        self.missed_count += len(instants)
+        self.missed_latest = max(instants)
+        self.missed_message = message
+        key = ",".join(timestamp(t) or "" for t in instants[-3:])
+        self.events.append(PlannedEvent("Warning", "MissedSchedule", message, key))
+
+    def active(self, besides: str) -> list[str]:
+        return [
+            name
+            for name, run in sorted(self.runs.items())
+            if _phase(run) not in policy.TERMINAL and name != besides
+        ]
+
+    def start(self, scheduled: datetime, trigger: str, name: str) -> bool:
+        """Creates the run of one fire, honouring concurrencyPolicy; False if forbidden."""
+        if name in self.runs:
+            return True  # fired already (a retry, or a restart before status was written)
+        policy_name = self.spec.get("concurrencyPolicy") or "Allow"
+        active = self.active(besides=name) if policy_name != "Allow" else []
+        if active and policy_name == "Forbid":
+            message = (
+                f"fire {timestamp(scheduled)} not started: run {', '.join(active)} is still "
+                "active (concurrencyPolicy Forbid)"
+            )
+            self.miss([scheduled], message)
+            return False
+        for old in active:  # Replace
+            self.deletes.append(old)
+            self.runs[old] = {**self.runs[old], "status": {"phase": "Deleted"}}
+            self.events.append(
+                PlannedEvent(
+                    "Normal",
+                    "RunReplaced",
+                    f"deleted active run {old} (concurrencyPolicy Replace)",
+                    old,
+                )
+            )
+        body = run_body(self.job, name, scheduled, trigger, list(self.spec.get("services") or []))
+        self.runs[name] = body
+        how = trigger
+        if trigger == "Schedule":
+            lateness = max(0.0, (self.now - scheduled).total_seconds())
+            how = f"{trigger}, {lateness:.2f}s after it"
+        message = f"created run {name} for {timestamp(scheduled)} ({how})"
+        self.creates.append(Create(body, PlannedEvent("Normal", "RunCreated", message, name)))
+        return True
+
+    def history(self) -> datetime | None:
+        """active, lastRun and lastSuccessfulTime from the runs; prunes beyond the limits."""
+        runs = [r for r in self.runs.values() if _phase(r) != "Deleted"]
+        prune = policy.to_prune(
+            runs,
+            int(self.spec.get("successfulRunsHistoryLimit", 3)),
+            int(self.spec.get("failedRunsHistoryLimit", 1)),
+        )
+        self.deletes += [name for name in prune if name not in self.deletes]
+        summary = policy.summarize(r for r in runs if r["metadata"]["name"] not in prune)
+        self.desired |= summary.as_status()
+        return parse_time(summary.last_successful_time)
+
+    def plan(self, *, consume_run_now: bool = False, wake_at: datetime | None = None) -> JobPlan:
+        if self.missed_count:
+            previous = self.status.get("missedSchedules") or {}
+            self.desired["missedSchedules"] = {
+                "count": int(previous.get("count") or 0) + self.missed_count,
+                "lastMissedTime": timestamp(self.missed_latest),
+                "message": self.missed_message,
+            }
+        last_success = self.history()
+        return JobPlan(
+            status=changed_fields(self.status, self.desired),
+            creates=tuple(self.creates),
+            deletes=tuple(self.deletes),
+            events=tuple(self.events),
+            consume_run_now=consume_run_now,
+            wake_at=wake_at,
+            fired=self.fired,
+            missed=self.missed_count,
+            last_success=last_success,
+        )
+
+
+def decide_job(
+    job: Body,
+    runs: Sequence[Body],
+    calendars: Mapping[str, Body],
+    now: datetime,
+    *,
+    default_time_zone: str = "UTC",
+) -> JobPlan:
+    """Everything to do for ``job`` at ``now``, given its runs and the Calendars of its
+    namespace (raw bodies, by name). Pure: the same inputs give the same plan."""
+    d = _Decision(job, runs, now)
+    run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
+    try:
+        schedule = resolve(ScheduledJob.parse(job), calendars, default_time_zone)
+    except InvalidSpec as error:
+        missing = all(e.path.startswith("spec.calendarRefs") for e in error.errors)
+        reason = "CalendarNotFound" if missing else "InvalidSchedule"
+        d.desired["nextScheduleTime"] = None
+        d.condition("False", reason, str(error))
+        d.warn_once(reason, str(error))
+        if run_now:
+            d.events.append(
+                PlannedEvent(
+                    "Warning",
+                    "RunNowRefused",
+                    f"not run: the job is not Ready ({reason}): {error}",
+                    d.meta.get("resourceVersion") or "",
+                )
+            )
+        return d.plan(consume_run_now=run_now)
+
+    if run_now:
+        d.start(now.replace(microsecond=0), "Manual", manual_run_name(d.meta["name"], now))
+
+    if d.spec.get("suspend"):
+        d.desired["nextScheduleTime"] = None
+        d.condition("True", "Suspended", "suspend is true: the job does not fire")
+        return d.plan(consume_run_now=run_now)
+
+    _fire_due(d, schedule)
+    upcoming = schedule.next_fire(now)
+    if isinstance(upcoming, NeverFires):
+        d.desired["nextScheduleTime"] = None
+        d.condition("False", upcoming.reason, upcoming.message)
+        d.warn_once("NeverFires", upcoming.message)
+        return d.plan(consume_run_now=run_now)
+    d.desired["nextScheduleTime"] = timestamp(upcoming)
+    d.condition("True", "Scheduled", f"next fire {timestamp(upcoming)}")
+    return d.plan(consume_run_now=run_now, wake_at=upcoming)
+
+
+def _fire_due(d: _Decision, schedule: Schedule) -> None:
+    """Starts the latest due fire and records the others as missed (``policy.decide``).
+
+    Due are the fires after the last one handled (started or recorded as missed, else
+    the job's creation). Fires that fell while the job was suspended are all missed: the
+    Ready condition says Suspended until this decision resumes the job.
+    """
+    candidates = [
+        parse_time(d.meta.get("creationTimestamp")),
+        parse_time(d.status.get("lastScheduleTime")),
+        parse_time((d.status.get("missedSchedules") or {}).get("lastMissedTime")),
+    ]
+    since = max(c for c in candidates if c is not None)
+    due: list[datetime] = []
+    for instant in schedule.fires(since):
+        if instant > d.now:
+            break
+        due.append(instant)
+    ready: Body = next(
+        (c for c in d.status.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
+    resumed = ready.get("reason") == "Suspended"
+    decision = policy.decide(due, d.now, d.spec.get("startingDeadlineSeconds"), resumed=resumed)
+    if decision.missed:
+        times = ", ".join(timestamp(t) or "" for t in decision.missed[-3:])
+        d.miss(
+            decision.missed,
+            f"{len(decision.missed)} fire(s) not started, latest {times}: {decision.reason}",
+        )
+    if decision.start is not None:
+        d.start(decision.start, "Schedule", run_name(d.meta["name"], decision.start))
+        d.fired = decision.start
+        d.desired["lastScheduleTime"] = timestamp(decision.start)

@@ -1,0 +1,303 @@
+"""What a ScheduledJobRun does now: one pure function from the run, its batch Jobs, its
+ScheduledJob and the time to a :class:`RunPlan`.
+
+The plan holds the Jobs to create (``orchestration.plan`` says which), a rerun to create
+when the run carries ``almanac.dev/rerun``, every Event (a service started, succeeded,
+failed or was skipped; the run started or ended), and the one status patch: phase,
+times, services and, when the run ends, the notification state that a delivery then
+claims. A Job the API server refused is passed back in ``refused`` and the run is
+decided again with that service Failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from almanac.api.names import (
+    ANNOTATION_RERUN,
+    LABEL_JOB,
+    LABEL_RUN,
+    LABEL_SERVICE,
+    rerun_name,
+)
+from almanac.notifications import email as notify
+from almanac.rules import orchestration as orch
+from almanac.rules import policy
+from almanac.rules.jobs import owner_reference, run_body
+from almanac.rules.plans import Body, PlannedEvent, changed_fields
+from almanac.times import parse_time, timestamp
+
+__all__ = ["RunPlan", "batch_job_body", "decide_run", "job_state"]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What to do for one ScheduledJobRun now."""
+
+    status: Body
+    """The status fields that change (a merge patch); empty: write nothing."""
+    creates: tuple[Body, ...] = ()
+    """batch/v1 Jobs to create, in order."""
+    rerun: Body | None = None
+    """A child run to create (then the annotation is consumed)."""
+    consume_rerun: bool = False
+    events: tuple[PlannedEvent, ...] = ()
+    wake_at: datetime | None = None
+    finished_now: bool = False
+    """The run ends with this plan (count it, time it)."""
+
+
+@dataclass(frozen=True)
+class _Service:
+    name: str
+    mandatory: bool
+    async_: bool
+    raw: Body
+
+
+def job_state(job: Body) -> orch.JobState:
+    """A batch/v1 Job's outcome as orchestration sees it."""
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return orch.JobState(
+                orch.Phase.SUCCEEDED,
+                "",
+                parse_time(status.get("startTime")),
+                parse_time(status.get("completionTime")),
+            )
+        if condition.get("type") == "Failed":
+            message = condition.get("message") or condition.get("reason") or "failed"
+            return orch.JobState(
+                orch.Phase.FAILED,
+                message,
+                parse_time(status.get("startTime")),
+                parse_time(condition.get("lastTransitionTime")),
+            )
+    return orch.JobState(orch.Phase.RUNNING, "", parse_time(status.get("startTime")))
+
+
+def batch_job_body(run: Body, service: Body) -> Body:
+    """The Job of one service of a run: its template, labelled and owned by the run."""
+    run_name = run["metadata"]["name"]
+    job = run["spec"]["scheduledJob"]
+    template = service.get("jobTemplate") or {}
+    meta = template.get("metadata") or {}
+    ours = {LABEL_JOB: job, LABEL_RUN: run_name, LABEL_SERVICE: service["name"]}
+    job_spec = dict(template.get("spec") or {})
+    pod = dict(job_spec.get("template") or {})
+    pod_meta = dict(pod.get("metadata") or {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **ours}
+    pod["metadata"] = pod_meta
+    job_spec["template"] = pod
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": orch.job_name(run_name, service["name"]),
+            "namespace": run["metadata"]["namespace"],
+            "labels": {**(meta.get("labels") or {}), **ours},
+            "annotations": meta.get("annotations") or {},
+            "ownerReferences": [owner_reference(run)],
+        },
+        "spec": job_spec,
+    }
+
+
+def _service_status(s: orch.ServiceStatus) -> Body:
+    """A status.services item; unset fields are left out (a merge patch replaces lists
+    whole, and the schema has no nulls)."""
+    item = {
+        "name": s.name,
+        "phase": s.phase.value,
+        "jobName": s.job_name,
+        "message": s.message or None,
+        "startTime": timestamp(s.start_time),
+        "completionTime": timestamp(s.completion_time),
+    }
+    return {f: v for f, v in item.items() if v is not None}
+
+
+def _service_events(old: Mapping[str, Body], new: Sequence[Body]) -> list[PlannedEvent]:
+    events = []
+    for service in new:
+        name, phase = service["name"], service["phase"]
+        before = (old.get(name) or {}).get("phase")
+        if phase == before:
+            continue
+        job = service.get("jobName")
+        if phase == "Failed":
+            message = f"service {name} failed: {service.get('message') or 'no message'}"
+            events.append(PlannedEvent("Warning", "ServiceFailed", message, name))
+        elif phase == "Skipped":
+            message = f"service {name} skipped: {service.get('message')}"
+            events.append(PlannedEvent("Normal", "ServiceSkipped", message, name))
+        elif phase == "Succeeded":
+            message = f"service {name} succeeded: Job {job}"
+            events.append(PlannedEvent("Normal", "ServiceSucceeded", message, name))
+        elif phase == "Running" and before in (None, "Pending"):
+            events.append(
+                PlannedEvent("Normal", "ServiceStarted", f"service {name}: Job {job}", name)
+            )
+    return events
+
+
+def _run_events(run: Body, status: Body, old_phase: str | None) -> list[PlannedEvent]:
+    phase, name = status["phase"], run["metadata"]["name"]
+    if phase == old_phase:
+        return []
+    if phase == "Succeeded":
+        message = f"run {name} succeeded"
+        return [
+            PlannedEvent("Normal", "RunSucceeded", message, name),
+            PlannedEvent("Normal", "RunSucceeded", message, name, on_job=True),
+        ]
+    if phase == "Failed":
+        failed = [s["name"] for s in status["services"] if s["phase"] == "Failed"]
+        message = f"run {name} failed: service(s) {', '.join(failed)}"
+        return [
+            PlannedEvent("Warning", "RunFailed", message, name),
+            PlannedEvent("Warning", "RunFailed", message, name, on_job=True),
+        ]
+    if phase == "Running":
+        message = f"run started (scheduled {run['spec']['scheduledTime']})"
+        return [PlannedEvent("Normal", "RunStarted", message, name)]
+    return []
+
+
+def _rerun(
+    run: Body, job: Body | None, now: datetime, delay: timedelta
+) -> tuple[Body | None, PlannedEvent]:
+    """The child run that ``almanac.dev/rerun`` asks for, or why there is none.
+
+    The child's name is derived from the parent (:func:`rerun_name`): a second request,
+    or a restart between creating the child and consuming the annotation, still yields
+    exactly one child; to try again, rerun the child.
+    """
+    name, spec = run["metadata"]["name"], run.get("spec") or {}
+    status = run.get("status") or {}
+    value = (run["metadata"].get("annotations") or {}).get(ANNOTATION_RERUN, "")
+    key = f"rerun-{run['metadata'].get('resourceVersion')}"
+    phase = status.get("phase")
+    if phase not in policy.TERMINAL:
+        message = f"run {name} is {phase or 'Pending'}: only a finished run can be rerun"
+        return None, PlannedEvent("Warning", "RerunRefused", message, key)
+    services = list(spec.get("services") or [])
+    only_failed = value.strip().lower() == "failed"
+    if only_failed:
+        redo = {
+            s["name"]
+            for s in status.get("services") or []
+            if s.get("phase") in ("Failed", "Skipped")
+        }
+        services = [s for s in services if s["name"] in redo]
+        if not services:
+            message = f"run {name} has no failed or skipped service to rerun"
+            return None, PlannedEvent("Warning", "RerunRefused", message, key)
+    if job is None:
+        message = f"ScheduledJob {spec.get('scheduledJob')} no longer exists"
+        return None, PlannedEvent("Warning", "RerunRefused", message, key)
+    when = now.replace(microsecond=0) + delay
+    child = rerun_name(name)
+    which = "failed and skipped services" if only_failed else "all services"
+    body = run_body(job, child, when, "Rerun", services, parent=name)
+    message = f"created rerun {child} of {which}, starting {timestamp(when)}"
+    return body, PlannedEvent("Normal", "RerunCreated", message, child)
+
+
+def decide_run(
+    run: Body,
+    batch_jobs: Sequence[Body],
+    job: Body | None,
+    now: datetime,
+    *,
+    smtp: notify.SmtpSettings | None = None,
+    rerun_delay: timedelta = timedelta(minutes=1),
+    refused: Mapping[str, str] | None = None,
+) -> RunPlan:
+    """Everything to do for ``run`` at ``now``, given its Jobs (from the store), its
+    ScheduledJob (None when gone) and the services whose Job the API server refused
+    (by service name, with its message). Pure: the same inputs give the same plan."""
+    meta, spec = run["metadata"], run.get("spec") or {}
+    status: Body = run.get("status") or {}
+    old_phase = status.get("phase")
+    rerun, events, consume = None, [], False
+    if ANNOTATION_RERUN in (meta.get("annotations") or {}):
+        rerun, event = _rerun(run, job, now, rerun_delay)
+        events.append(event)
+        consume = True
+    if old_phase in policy.TERMINAL:
+        return RunPlan({}, (), rerun, consume, tuple(events))
+
+    services = [
+        _Service(s["name"], bool(s.get("mandatory")), bool(s.get("async")), s)
+        for s in spec.get("services") or []
+    ]
+    jobs = {
+        (j["metadata"].get("labels") or {}).get(LABEL_SERVICE, ""): job_state(j) for j in batch_jobs
+    }
+    recorded = {
+        s["name"]: orch.ServiceStatus(
+            s["name"],
+            orch.Phase(s.get("phase") or "Pending"),
+            s.get("jobName"),
+            s.get("message") or "",
+        )
+        for s in status.get("services") or []
+    }
+    for name, message in (refused or {}).items():
+        recorded[name] = orch.ServiceStatus(
+            name,
+            orch.Phase.FAILED,
+            orch.job_name(meta["name"], name),
+            f"the API server refused the Job: {message}",
+        )
+        jobs.pop(name, None)
+    plan = orch.plan(
+        orch.RunState(
+            meta["name"],
+            services,
+            parse_time(spec.get("scheduledTime")) or now,
+            now,
+            jobs,
+            recorded,
+            parse_time(status.get("startTime")),
+            parse_time(status.get("completionTime")),
+        )
+    )
+    by_name = {s.name: s.raw for s in services}
+    desired: Body = {
+        "phase": plan.phase.value,
+        "startTime": timestamp(plan.start_time),
+        "completionTime": timestamp(plan.completion_time),
+        "services": [_service_status(s) for s in plan.services],
+    }
+    old_services = {s["name"]: s for s in status.get("services") or []}
+    events += _service_events(old_services, desired["services"])
+    events += _run_events(run, desired, old_phase)
+    if plan.finished:
+        # Written with the final phase: a restart then knows whether a mail is due.
+        wanted = ((job or {}).get("spec") or {}).get("notifications") or {}
+        notification, problem = notify.initial_status(
+            plan.phase.value,
+            on_success=bool(wanted.get("onSuccess")),
+            on_failure=bool(wanted.get("onFailure")),
+            to=wanted.get("to"),
+            settings=smtp,
+        )
+        desired["notification"] = notification.model_dump(by_alias=True, mode="json")
+        if problem is not None:
+            events.append(PlannedEvent(problem.type, problem.reason, problem.message, "initial"))
+    return RunPlan(
+        status=changed_fields(status, desired),
+        creates=tuple(batch_job_body(run, by_name[name]) for name in plan.create),
+        rerun=rerun,
+        consume_rerun=consume,
+        events=tuple(events),
+        wake_at=plan.wake_at,
+        finished_now=plan.finished,
+    )

@@ -1,0 +1,154 @@
+"""A small fake of the one API gateway (:class:`almanac.kube.Kube`) for the service layer.
+
+It keeps objects by (plural, namespace, name), gives each write a growing
+resourceVersion, honours resourceVersion preconditions (409 as :class:`Conflict`, as the
+API server does), answers creates of existing names with :class:`Exists`, refuses Jobs
+whose service is listed in ``refuse_jobs``, and keeps Events by name (a repeat of a
+named Event is not stored twice). It records every write in ``writes`` so that tests can
+count them. Like kopf's ``k8s_mocked`` or the CronJob controller's injection.go: the
+integration suite runs the real API server; this runs the decisions in milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from almanac.kube import Conflict, Created, Exists, NotLeader, Refused
+
+Body = dict[str, Any]
+
+KINDS = {
+    "scheduledjobs": "ScheduledJob",
+    "scheduledjobruns": "ScheduledJobRun",
+    "calendars": "Calendar",
+    "jobs": "Job",
+}
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], Body] = {}
+        self.events: dict[str, Body] = {}
+        self.writes: list[tuple[str, str, str]] = []  # (verb, plural, name)
+        self.refuse_jobs: dict[str, str] = {}  # service -> message
+        self.fail_next: list[Exception] = []  # raised by the next writes, in order
+        self.fence: Callable[[], bool] | None = None
+        self._rv = itertools.count(100)
+        self._uid = itertools.count(1)
+
+    # --- helpers for tests ---------------------------------------------------------------
+
+    def put(self, plural: str, body: Body) -> Body:
+        """Stores an object as a user's apply would; returns the stored body."""
+        body = copy.deepcopy(body)
+        meta = body.setdefault("metadata", {})
+        meta.setdefault("namespace", "ns")
+        meta.setdefault("uid", f"uid-{next(self._uid)}")
+        meta.setdefault("creationTimestamp", "2027-01-01T00:00:00Z")
+        meta["generation"] = meta.get("generation", 0) + 1
+        meta["resourceVersion"] = str(next(self._rv))
+        body.setdefault("kind", KINDS[plural])
+        self.objects[(plural, meta["namespace"], meta["name"])] = body
+        return copy.deepcopy(body)
+
+    def stored(self, plural: str, name: str, namespace: str = "ns") -> Body | None:
+        return copy.deepcopy(self.objects.get((plural, namespace, name)))
+
+    def names(self, plural: str) -> list[str]:
+        return sorted(n for (p, _, n) in self.objects if p == plural)
+
+    def reasons(self) -> list[str]:
+        return [e["reason"] for e in self.events.values()]
+
+    def _write(self, verb: str, plural: str, name: str) -> None:
+        if self.fence is not None and not self.fence():
+            raise NotLeader("fenced")
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.writes.append((verb, plural, name))
+
+    def _bump(self, body: Body) -> Body:
+        body["metadata"]["resourceVersion"] = str(next(self._rv))
+        return copy.deepcopy(body)
+
+    # --- the gateway ------------------------------------------------------------------
+
+    async def get(self, plural: str, namespace: str, name: str) -> Body | None:
+        return self.stored(plural, name, namespace)
+
+    async def create(self, plural: str, namespace: str, body: Body) -> Any:
+        self._write("create", plural, body["metadata"]["name"])
+        key = (plural, namespace, body["metadata"]["name"])
+        if key in self.objects:
+            return Exists()
+        return Created(self.put(plural, body))
+
+    async def create_job(self, namespace: str, body: Body) -> Any:
+        service = body["metadata"]["labels"]["almanac.dev/service"]
+        if service in self.refuse_jobs:
+            self._write("refused", "jobs", body["metadata"]["name"])
+            return Refused(self.refuse_jobs[service])
+        return await self.create("jobs", namespace, body)
+
+    async def delete(self, plural: str, namespace: str, name: str) -> None:
+        self._write("delete", plural, name)
+        self.objects.pop((plural, namespace, name), None)
+
+    async def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Body,
+        resource_version: str | None = None,
+    ) -> Any:
+        self._write("status", plural, name)
+        body = self.objects.get((plural, namespace, name))
+        if body is None:
+            return None
+        if resource_version and resource_version != body["metadata"]["resourceVersion"]:
+            return Conflict()
+        current = body.setdefault("status", {})
+        for field, value in status.items():
+            if value is None:
+                current.pop(field, None)
+            else:
+                current[field] = copy.deepcopy(value)
+        return self._bump(body)
+
+    async def patch_annotations(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        annotations: dict[str, str | None],
+        resource_version: str | None = None,
+    ) -> Body | None:
+        self._write("annotate", plural, name)
+        body = self.objects.get((plural, namespace, name))
+        if body is None:
+            return None
+        if resource_version and resource_version != body["metadata"]["resourceVersion"]:
+            return None
+        current = body["metadata"].setdefault("annotations", {})
+        for field, value in annotations.items():
+            if value is None:
+                current.pop(field, None)
+            else:
+                current[field] = value
+        return self._bump(body)
+
+    async def event(
+        self, obj: Body, type_: str, reason: str, message: str, key: str | None = None
+    ) -> None:
+        self._write("event", "events", reason)
+        meta = obj["metadata"]
+        seed = f"{meta.get('uid')}/{reason}/{key if key is not None else len(self.events)}"
+        name = f"{meta['name']}.{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
+        self.events.setdefault(
+            name, {"reason": reason, "type": type_, "message": message, "on": meta["name"]}
+        )
