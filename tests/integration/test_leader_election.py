@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import urllib.request
 from pathlib import Path
 
 from tests.integration.conftest import Operator
-from tests.integration.objects import scheduled_job
-from tests.integration.test_operator import run_now, runs_of
+from tests.integration.objects import scheduled_job, service
+from tests.integration.test_operator import finished_run, run_now, runs_of
+from tests.integration.test_reruns_and_notifications import (
+    notification,
+    smtp,  # noqa: F401  (the fixture)
+    smtp_env,
+)
 from tests.kube import Kubectl, wait_until
+from tests.smtp_server import SmtpServer
 
 
-def replica(k: Kubectl, log_dir: Path, *args: str) -> Operator:
+def replica(k: Kubectl, log_dir: Path, *args: str, env: dict[str, str] | None = None) -> Operator:
     log_dir.mkdir()
     election = (
         "--leader-elect",
@@ -21,7 +29,7 @@ def replica(k: Kubectl, log_dir: Path, *args: str) -> Operator:
         "--leader-election-id",
         "almanac-test",
     )
-    return Operator(k.kubeconfig, k.namespace or "", log_dir, args=(*election, *args))
+    return Operator(k.kubeconfig, k.namespace or "", log_dir, env=env, args=(*election, *args))
 
 
 def healthy(url: str) -> bool:
@@ -65,5 +73,56 @@ def test_only_the_lease_holder_acts_and_a_follower_takes_over(
         )
         raise
     finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_frozen_leader_resumes_fenced_rewriting_nothing_and_mailing_nothing(
+    k: Kubectl,
+    crds: Kubectl,
+    tmp_path: Path,
+    smtp: SmtpServer,  # noqa: F811
+) -> None:
+    """A leader paused (SIGSTOP) past its lease, while a follower took over and acted,
+    must not write once resumed: finished runs and their notifications stay as the new
+    leader left them, and no e-mail goes out twice."""
+    first = replica(k, tmp_path / "a", env=smtp_env(smtp))
+    second = replica(k, tmp_path / "b", env=smtp_env(smtp))
+    try:
+        first.start()
+        second.start(until="waiting for leadership")
+        k.apply(
+            scheduled_job(
+                "frozen",
+                services=[service("x")],
+                notifications={"onSuccess": True},
+                successfulRunsHistoryLimit=5,
+            )
+        )
+        before = finished_run(k, run_now(k, "frozen")["metadata"]["name"])["metadata"]["name"]
+        smtp.wait_for(1, timeout=60)
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGSTOP)
+        wait_until(
+            "the follower to lead", lambda: "almanac operator serving" in second.log(), timeout=60
+        )
+        during = finished_run(k, run_now(k, "frozen")["metadata"]["name"])["metadata"]["name"]
+        wait_until("its e-mail", lambda: notification(k, during).get("state") == "Sent", 60)
+        snapshot = {name: k.get("sjr", name)["status"] for name in (before, during)}
+        first.proc.send_signal(signal.SIGCONT)
+        wait_until("the old leader to exit", lambda: first.proc.poll() is not None, timeout=60)
+        assert first.proc.returncode == 1
+        after = {name: k.get("sjr", name)["status"] for name in (before, during)}
+        assert json.dumps(after, sort_keys=True) == json.dumps(snapshot, sort_keys=True)
+        assert len(smtp.received) == 2
+    except AssertionError:
+        print(
+            f"--- old leader log ---\n{first.log()[-5000:]}\n--- new leader log ---\n"
+            f"{second.log()[-5000:]}"
+        )
+        raise
+    finally:
+        if first.proc is not None and first.proc.poll() is None:
+            first.proc.send_signal(signal.SIGCONT)
         first.stop()
         second.stop()

@@ -42,3 +42,58 @@ def lease(holder: str | None, renewed_ago: float | None, duration: int = 15) -> 
 )
 def test_may_take(current: dict[str, Any] | None, allowed: bool) -> None:
     assert may_take(current, "me", NOW) is allowed
+
+
+class LeaseStore:
+    """The three Lease calls of the gateway, on one in-memory Lease."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.lease
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> Any:
+        from almanac.kube import Created
+
+        self.lease = {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+        return Created(self.lease)
+
+    async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> Any:
+        self.lease = body
+        return body
+
+
+@pytest.mark.parametrize(
+    ("paused", "another_holder", "leader"),
+    [
+        (0.0, False, True),  # renewed just now
+        (9.0, False, True),  # within renewDeadline (10 s) of the renewal sent
+        (10.5, False, False),  # frozen past it: fenced before any write
+        (0.0, True, False),  # saw another holder: fenced at once
+    ],
+)
+def test_the_fence_closes_when_the_renewal_is_too_old_or_another_holds_the_lease(
+    monkeypatch: pytest.MonkeyPatch, paused: float, another_holder: bool, leader: bool
+) -> None:
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    leases = LeaseStore()
+    elector = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: NOW)  # type: ignore[arg-type]
+    assert not elector.is_leader()
+    assert asyncio.run(elector.try_once())
+    clock[0] += paused
+    if another_holder:
+        assert leases.lease is not None
+        leases.lease["spec"] = {**leases.lease["spec"], "holderIdentity": "other"}
+        monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+        asyncio.run(elector.hold())  # returns: leadership lost
+    assert elector.is_leader() is leader
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None

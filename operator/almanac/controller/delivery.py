@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from almanac.api import names as api
 from almanac.controller import metrics
-from almanac.controller.store import Body, Key, Kind
-from almanac.kube import Conflict
+from almanac.controller.settings import Settings
+from almanac.controller.store import Body, Key, Kind, Store
+from almanac.controller.timers import TimerQueue
+from almanac.controller.workqueue import WorkQueue
+from almanac.kube import Conflict, Kube
 from almanac.notifications import email as notify
 from almanac.times import parse_time
-
-if TYPE_CHECKING:
-    from almanac.controller.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,25 @@ def _dump(status: notify.NotificationStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json")
 
 
+class Host(Protocol):
+    """What a delivery uses of the controller (which passes itself)."""
+
+    kube: Kube
+    store: Store
+    timers: TimerQueue
+    queue: WorkQueue
+    settings: Settings
+    smtp: notify.SmtpSettings | None
+    clock: Callable[[], datetime]
+
+    def own(self, kind: Kind, body: Body) -> None: ...
+    async def refresh(self, kind: Kind, key: Key) -> Body | None: ...
+
+
 class Delivery:
     """Sends the notifications of one controller's runs."""
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: Host) -> None:
         self.c = controller
         self._sending: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
