@@ -1,6 +1,9 @@
 """What the operator decides, as pure functions: missed fires, concurrency, history,
-the order of a run's services.
+the order of a run's services, and the whole plan for one object (``jobs.decide_job``,
+``runs.decide_run``).
 
-Pure: inputs in, a plan out; no Kubernetes client, no clock, no I/O. The controller
-executes the plans; the unit tests check them with tables.
+Pure: inputs in, a plan out; no Kubernetes client, no clock, no I/O. Imports
+:mod:`almanac.api`, :mod:`almanac.schedule`, :mod:`almanac.times` and the pure state
+functions of :mod:`almanac.notifications`. The controller executes the plans; the unit
+tests check them with tables and scenarios.
 """

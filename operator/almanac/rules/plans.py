@@ -1,7 +1,8 @@
 """The shapes of a decision: what the executor is asked to do, and helpers to build it.
 
-A plan is data. The executor (:mod:`almanac.controller.reconciler`) applies it in one
-order — creates, deletes, Events, then at most one status patch — and never decides.
+A plan is data. The executor (:mod:`almanac.controller.controller`) applies it in one
+order (annotations consumed, deletes, creates, Events, then at most one status patch)
+and never decides.
 """
 
 from __future__ import annotations
