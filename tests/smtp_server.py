@@ -9,6 +9,7 @@ In-process (unit tests)::
 
     smtp.fail_next(2, "451 4.3.0 Try again later")   # the next 2 transactions fail
     smtp.stop(); ...; smtp.start()                   # down (connection refused), back up
+    smtp.hold(); smtp.wait_held(3); smtp.release()   # transactions wait at MAIL FROM
 
 As a process (integration tests, which run the operator in another process)::
 
@@ -80,9 +81,40 @@ class _Handler:
             weakref.WeakKeyDictionary()
         )
 
+        # Held transactions wait at MAIL FROM until released (a delivery "in flight").
+        self._open = threading.Event()
+        self._open.set()
+        self._held = threading.Condition()
+        self.held = 0
+
     def fail_next(self, count: int, reply: str, stage: Stage) -> None:
         with self._lock:
             self._failures = [(stage, reply)] * count
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def wait_held(self, count: int, timeout: float) -> None:
+        with self._held:
+            if not self._held.wait_for(lambda: self.held >= count, timeout):
+                raise AssertionError(
+                    f"expected {count} held transaction(s) within {timeout}s, got {self.held}"
+                )
+
+    async def _wait_if_held(self) -> None:
+        if self._open.is_set():
+            return
+        with self._held:
+            self.held += 1
+            self._held.notify_all()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._open.wait)
+        finally:
+            with self._held:
+                self.held -= 1
 
     async def handle_MAIL(
         self,
@@ -92,6 +124,7 @@ class _Handler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        await self._wait_if_held()
         with self._lock:
             if self._failures:
                 self._doomed[envelope] = self._failures.pop(0)
@@ -217,6 +250,7 @@ class SmtpServer:
 
     def stop(self) -> None:
         """Stop listening: connections are refused until start() is called again."""
+        self._handler.release()  # a held transaction would keep the server's loop busy
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
@@ -237,6 +271,18 @@ class SmtpServer:
         """Answer ``reply`` (e.g. ``"451 4.3.0 Try again later"``, ``"550 5.1.1 No such
         user"``) at ``stage`` of the next ``count`` transactions, then accept again."""
         self._handler.fail_next(count, reply, stage)
+
+    def hold(self) -> None:
+        """Make every transaction wait at MAIL FROM, unanswered, until :meth:`release`:
+        deliveries in flight, for a client to die in the middle of."""
+        self._handler.hold()
+
+    def release(self) -> None:
+        self._handler.release()
+
+    def wait_held(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until at least ``count`` transactions are waiting at MAIL FROM."""
+        self._handler.wait_held(count, timeout)
 
     # -- what was received --------------------------------------------------------------
 

@@ -126,3 +126,56 @@ def test_a_frozen_leader_resumes_fenced_rewriting_nothing_and_mailing_nothing(
             first.proc.send_signal(signal.SIGCONT)
         first.stop()
         second.stop()
+
+
+def test_a_failover_in_the_middle_of_deliveries_sends_each_email_once(
+    k: Kubectl,
+    crds: Kubectl,
+    tmp_path: Path,
+    smtp: SmtpServer,  # noqa: F811
+) -> None:
+    """The leader dies (SIGKILL) with three deliveries claimed and waiting on the SMTP
+    server; the new leader sends those three once each and not the one already sent."""
+    first = replica(k, tmp_path / "a", env=smtp_env(smtp))
+    second = replica(k, tmp_path / "b", env=smtp_env(smtp))
+    try:
+        first.start()
+        second.start(until="waiting for leadership")
+        k.apply(
+            scheduled_job(
+                "failover",
+                services=[service("x")],
+                notifications={"onSuccess": True},
+                successfulRunsHistoryLimit=10,
+            )
+        )
+        sent = finished_run(k, run_now(k, "failover")["metadata"]["name"])["metadata"]["name"]
+        wait_until("its e-mail", lambda: notification(k, sent).get("state") == "Sent", 60)
+        smtp.hold()
+        in_flight = [run_now(k, "failover")["metadata"]["name"] for _ in range(3)]
+        smtp.wait_held(3, timeout=90)
+        claims = {name: notification(k, name) for name in in_flight}
+        assert all(c.get("state") == "Pending" and c.get("attempts") == 1 for c in claims.values())
+        first.kill()
+        smtp.release()
+        wait_until(
+            "the follower to lead", lambda: "almanac operator serving" in second.log(), timeout=60
+        )
+        for name in in_flight:
+            wait_until(
+                f"{name}'s e-mail", lambda n=name: notification(k, n).get("state") == "Sent", 90
+            )
+        ids = sorted(str(m.message["Message-ID"]) for m in smtp.received)
+        assert len(ids) == 4 and len(set(ids)) == 4, ids
+        for name in [sent, *in_flight]:
+            assert sum(f"<{name}." in i for i in ids) == 1, (name, ids)
+    except AssertionError:
+        print(
+            f"--- old leader log ---\n{first.log()[-5000:]}\n--- new leader log ---\n"
+            f"{second.log()[-5000:]}"
+        )
+        raise
+    finally:
+        smtp.release()
+        first.stop()
+        second.stop()

@@ -379,6 +379,43 @@ async def test_a_notification_that_failed_for_now_is_retried_after_its_back_off(
 
 
 @sync
+async def test_a_new_leader_delivers_a_notification_its_predecessor_left_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A successor starts from a LIST (the watch's first events are then no news): the
+    finished run with a Pending notification is still decided, and mailed once."""
+    sent: list[str] = []
+
+    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
+        sent.append(message["To"])
+        return notify.DeliveryResult("Sent", "250 OK", tuple(message["To"].split(", ")))
+
+    monkeypatch.setattr(notify, "deliver", deliver)
+    smtp = notify.SmtpSettings(host="127.0.0.1", sender="almanac@example.com", port=2525)
+    w = World(smtp)
+    w.apply(
+        job(
+            schedule="1 9 * * *",
+            services=[service("a")],
+            notifications={"onSuccess": True, "to": ["ops@example.com"]},
+        )
+    )
+    await w.at(minute(1))
+    w.finish_job(f"{run_of(1)}-a")
+    with monkeypatch.context() as dead:  # the leader dies before it sends
+        dead.setattr(w.controller.delivery, "consider", lambda key, run: None)
+        await w.settle()
+    successor = w.replica(smtp)
+    for (plural, _, _), body in w.kube.objects.items():
+        if plural in KINDS:
+            successor.store.put(KINDS[plural], copy.deepcopy(body))
+    successor.decide_all()
+    await w.settle(successor)
+    assert w.run(run_of(1))["status"]["notification"]["state"] == "Sent"
+    assert len(sent) == 1
+
+
+@sync
 async def test_a_fenced_replica_writes_nothing() -> None:
     w = World()
     w.apply(job())

@@ -133,16 +133,22 @@ class Controller:
                 self.queue.add((Kind.JOB, job))
 
     async def resync(self) -> None:
-        """Decides every job and every unfinished run again, every ``RESYNC``."""
+        """Decides everything that may still need work again, every ``RESYNC``."""
         while True:
             await asyncio.sleep(RESYNC.total_seconds())
-            for key in self.store.keys(Kind.JOB):
-                self.queue.add((Kind.JOB, key))
-            for key in self.store.keys(Kind.RUN):
-                run = self.store.get(Kind.RUN, key)
-                notification = ((run or {}).get("status") or {}).get("notification") or {}
-                if _phase(run) not in policy.TERMINAL or notification.get("state") == "Pending":
-                    self.queue.add((Kind.RUN, key))
+            self.decide_all()
+
+    def decide_all(self) -> None:
+        """Enqueues every job, every unfinished run and every run with an e-mail due: at
+        start-up (the store was filled by a LIST, so the watch's first events are no news)
+        and at every resync."""
+        for key in self.store.keys(Kind.JOB):
+            self.queue.add((Kind.JOB, key))
+        for key in self.store.keys(Kind.RUN):
+            run = self.store.get(Kind.RUN, key)
+            notification = ((run or {}).get("status") or {}).get("notification") or {}
+            if _phase(run) not in policy.TERMINAL or notification.get("state") == "Pending":
+                self.queue.add((Kind.RUN, key))
 
     def _wake(self, timer: Hashable, when: datetime | None, item: tuple[Kind, Key]) -> None:
         if when is None:

@@ -85,6 +85,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
         for kind, bodies in await kube.list_all(namespace):
             for body in bodies:
                 controller.store.put(Kind(kind), body)
+    controller.decide_all()
     memo.controller = controller
     memo.tasks = [
         asyncio.create_task(controller.timers.run()),
