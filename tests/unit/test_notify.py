@@ -18,21 +18,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from almanac.notifications.email import (
+from almanac.notifications.message import RunReport, ServiceReport, compose_message
+from almanac.notifications.smtp import DeliveryResult, SmtpConfigError, SmtpSettings, deliver
+from almanac.notifications.state import (
     DEFAULT_RETRY_POLICY,
-    DeliveryResult,
     Done,
     NotificationStatus,
     RetryPolicy,
-    RunReport,
     Send,
-    ServiceReport,
-    SmtpConfigError,
-    SmtpSettings,
     Unavailable,
     Wait,
-    compose_message,
-    deliver,
     initial_status,
     next_attempt_delay,
     plan_notification,

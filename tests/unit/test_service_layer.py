@@ -20,7 +20,7 @@ import pytest
 from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
-from almanac.notifications import email as notify
+from almanac.notifications import smtp as notify
 from tests.integration.objects import scheduled_job, service
 from tests.unit.fake_kube import FakeKube
 

@@ -146,10 +146,6 @@ class ObjectMeta(_Lenient):
     """The object's name."""
     namespace: str | None = None
     """The object's namespace (absent in a manifest that relies on the current one)."""
-    uid: str | None = None
-    """Set by the API server."""
-    generation: int | None = None
-    """Set by the API server; bumped on every spec change."""
 
 
 class ExclusionLists(_Model):

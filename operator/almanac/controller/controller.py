@@ -38,7 +38,7 @@ from almanac.controller.store import Body, Key, Kind, Store, key_of
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Created, Exists, Kube, Refused
-from almanac.notifications import email as notify
+from almanac.notifications.smtp import SmtpSettings
 from almanac.rules import policy
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import PlannedEvent
@@ -66,7 +66,7 @@ class Controller:
         kube: Kube,
         settings: Settings,
         clock: Callable[[], datetime] = k.now,
-        smtp: notify.SmtpSettings | None = None,
+        smtp: SmtpSettings | None = None,
     ) -> None:
         self.kube = kube
         self.settings = settings

@@ -1,12 +1,13 @@
 """E-mail delivery of a finished run's notification: claimed, sent, recorded.
 
-A run's ``status.notification`` says whether a mail is due (:mod:`almanac.notifications`
-decides from it alone). Before sending, the delivery *claims* the attempt: it writes
-``attempts + 1`` and ``lastAttemptTime`` with the run's resourceVersion as a
-precondition. Of two deliveries of one run (one replica racing itself, or a frozen old
-leader and the new one) only one claim succeeds; the other sees the claim and waits the
-back-off. The result is then written over the claim, again only if the run still holds
-that claim. Sending happens in a task of its own: SMTP never holds up firing.
+A run's ``status.notification`` says whether a mail is due
+(:mod:`almanac.notifications.state` decides from it alone). Before sending, the delivery
+*claims* the attempt: it writes ``attempts + 1`` and ``lastAttemptTime`` with the run's
+resourceVersion as a precondition. Of two deliveries of one run (one replica racing
+itself, or a frozen old leader and the new one) only one claim succeeds; the other sees
+the claim and waits the back-off. The result is then written over the claim, again only
+if the run still holds that claim. Sending happens in a task of its own: SMTP never
+holds up firing.
 """
 
 from __future__ import annotations
@@ -24,13 +25,21 @@ from almanac.controller.store import Body, Key, Kind, Store
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Kube
-from almanac.notifications import email as notify
+from almanac.notifications.message import RunReport, ServiceReport
+from almanac.notifications.smtp import SmtpSettings
+from almanac.notifications.state import (
+    NotificationStatus,
+    Send,
+    Wait,
+    plan_notification,
+    send_notification,
+)
 from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
 
 
-def _dump(status: notify.NotificationStatus) -> dict[str, Any]:
+def _dump(status: NotificationStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json")
 
 
@@ -42,7 +51,7 @@ class Host(Protocol):
     timers: TimerQueue
     queue: WorkQueue
     settings: Settings
-    smtp: notify.SmtpSettings | None
+    smtp: SmtpSettings | None
     clock: Callable[[], datetime]
 
     def own(self, kind: Kind, body: Body) -> None: ...
@@ -62,9 +71,9 @@ class Delivery:
         raw = (run.get("status") or {}).get("notification")
         if not raw or key in self._sending:
             return
-        status = notify.NotificationStatus.model_validate(raw)
-        plan = notify.plan_notification(status, self.c.clock())
-        if isinstance(plan, notify.Wait):
+        status = NotificationStatus.model_validate(raw)
+        plan = plan_notification(status, self.c.clock())
+        if isinstance(plan, Wait):
 
             async def again() -> None:
                 self.c.queue.add((Kind.RUN, key))
@@ -72,13 +81,13 @@ class Delivery:
             self.c.timers.set(
                 ("notify", key), self.c.clock() + timedelta(seconds=plan.seconds), again
             )
-        elif isinstance(plan, notify.Send):
+        elif isinstance(plan, Send):
             self._sending.add(key)
             task = asyncio.create_task(self._deliver(key, run, status))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, key: Key, run: Body, status: notify.NotificationStatus) -> None:
+    async def _deliver(self, key: Key, run: Body, status: NotificationStatus) -> None:
         recorded = None
         try:
             recorded = await self._claim_send_record(key, run, status)
@@ -91,7 +100,7 @@ class Delivery:
             self.consider(key, recorded)  # a retry after a temporary failure
 
     async def _claim_send_record(
-        self, key: Key, run: Body, status: notify.NotificationStatus
+        self, key: Key, run: Body, status: NotificationStatus
     ) -> Body | None:
         """The run as recorded after one attempt; None when no attempt was made."""
         now = self.c.clock()
@@ -113,7 +122,7 @@ class Delivery:
         self.c.own(Kind.RUN, claimed)
         job = self.c.store.get(Kind.JOB, (key[0], run["spec"]["scheduledJob"])) or {}
         wanted = (job.get("spec") or {}).get("notifications") or {}
-        new, event = await notify.send_notification(
+        new, event = await send_notification(
             status, self._report(claimed, job), to=wanted.get("to"), settings=self.c.smtp, now=now
         )
         recorded = await self._record(key, claimed, claim, new)
@@ -128,8 +137,8 @@ class Delivery:
         self,
         key: Key,
         claimed: Body,
-        claim: notify.NotificationStatus,
-        new: notify.NotificationStatus,
+        claim: NotificationStatus,
+        new: NotificationStatus,
     ) -> Body | None:
         """Writes the attempt's result over our claim, as long as the run holds it."""
         current = claimed
@@ -141,11 +150,7 @@ class Delivery:
             if isinstance(patched, Conflict):
                 fresh = await self.c.refresh(Kind.RUN, key)
                 raw = ((fresh or {}).get("status") or {}).get("notification")
-                if (
-                    fresh is None
-                    or not raw
-                    or notify.NotificationStatus.model_validate(raw) != claim
-                ):
+                if fresh is None or not raw or NotificationStatus.model_validate(raw) != claim:
                     return None  # no longer our claim: its holder records
                 current = fresh
                 continue
@@ -154,9 +159,9 @@ class Delivery:
             return patched
         return None
 
-    def _report(self, run: Body, job: Body) -> notify.RunReport:
+    def _report(self, run: Body, job: Body) -> RunReport:
         spec, status = run["spec"], run.get("status") or {}
-        return notify.RunReport(
+        return RunReport(
             job=spec["scheduledJob"],
             namespace=run["metadata"]["namespace"],
             run=run["metadata"]["name"],
@@ -165,9 +170,7 @@ class Delivery:
             trigger=spec.get("trigger") or "Schedule",
             phase=status["phase"],
             services=tuple(
-                notify.ServiceReport(
-                    s["name"], s["phase"], s.get("jobName"), s.get("message") or ""
-                )
+                ServiceReport(s["name"], s["phase"], s.get("jobName"), s.get("message") or "")
                 for s in status.get("services") or []
             ),
             parent_run=spec.get("parentRun"),

@@ -23,7 +23,7 @@ from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
 from almanac.kube import Kube
-from almanac.notifications.email import SmtpSettings
+from almanac.notifications.smtp import SmtpSettings
 from almanac.times import timestamp
 
 log = logging.getLogger(__name__)

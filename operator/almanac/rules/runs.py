@@ -22,7 +22,8 @@ from almanac.api.names import (
     LABEL_SERVICE,
     rerun_name,
 )
-from almanac.notifications import email as notify
+from almanac.notifications.smtp import SmtpSettings
+from almanac.notifications.state import initial_status
 from almanac.rules import orchestration as orch
 from almanac.rules import policy
 from almanac.rules.jobs import owner_reference, run_body
@@ -215,7 +216,7 @@ def decide_run(
     job: Body | None,
     now: datetime,
     *,
-    smtp: notify.SmtpSettings | None = None,
+    smtp: SmtpSettings | None = None,
     rerun_delay: timedelta = timedelta(minutes=1),
     refused: Mapping[str, str] | None = None,
 ) -> RunPlan:
@@ -282,7 +283,7 @@ def decide_run(
     if plan.finished:
         # Written with the final phase: a restart then knows whether a mail is due.
         wanted = ((job or {}).get("spec") or {}).get("notifications") or {}
-        notification, problem = notify.initial_status(
+        notification, problem = initial_status(
             plan.phase.value,
             on_success=bool(wanted.get("onSuccess")),
             on_failure=bool(wanted.get("onFailure")),

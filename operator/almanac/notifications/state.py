@@ -1,0 +1,323 @@
+"""A run's notification state: whether a finished run is mailed and to whom, when to
+send, and what an attempt leaves in ``status.notification``.
+
+Where it sits: when a ScheduledJobRun reaches Succeeded or Failed, the operator asks this
+module whether to notify and whom (:func:`initial_status`), then — driven only by the
+state persisted in the run's ``status.notification`` — when to send
+(:func:`plan_notification`) and to send (:func:`send_notification`, which composes with
+:func:`almanac.notifications.message.compose_message`, sends once with
+:func:`almanac.notifications.smtp.deliver` and folds the outcome into a new state with
+:func:`record_attempt`). Nothing here knows Kubernetes or reads the clock: the caller
+passes ``now`` and persists the states this module returns.
+
+State machine of ``status.notification.state``::
+
+    run ends ─┬─▶ NotRequested    spec.notifications does not ask for this outcome (final)
+              ├─▶ Failed          asked, but no SMTP server or no recipient is configured
+              │                   (Warning Event NotificationNotConfigured/...NoRecipients)
+              └─▶ Pending, attempts 0
+
+    Pending ── plan_notification(status, now) ──▶ Send             attempts == 0, or the
+                                                                   back-off has elapsed
+                                              ──▶ Wait(seconds)    back-off not over yet
+    Pending ── send_notification ──▶ Sent                          accepted by the server (final)
+                                 ──▶ Failed                        5xx, auth, TLS trust (final)
+                                 ──▶ Pending, attempts + 1         refused connection, timeout,
+                                                                   4xx: retry after a back-off
+                                 ──▶ Failed                        the same, but that was attempt
+                                                                   max_attempts, or the run
+                                                                   ended more than max_age ago
+    Sent, Failed, NotRequested ── plan_notification ──▶ Done
+
+Back-off after attempt *n* is ``10 s * 2^(n-1)``, at most 10 minutes (10, 20, 40, 80,
+160, 320, 600, 600 …); a Temporary failure becomes Failed at the 30th attempt (about four
+hours of an unreachable server) or when the run ended more than 24 hours ago
+(:class:`RetryPolicy`).
+
+Persistence contract, which makes the guarantee "at most once per run outcome, never
+forgotten" hold across operator restarts:
+
+1. Write the initial state in the same status update that sets the run's final phase, so
+   that a due notification cannot be forgotten.
+2. Send only when :func:`plan_notification` says so, and write the state returned by
+   :func:`send_notification` immediately after it returns.
+
+The one window left: the server accepted the message and the operator died before step 2
+was written. The next operator sees Pending and sends again — the same message with the
+same deterministic ``Message-ID`` (run, namespace, outcome and the run's uid), which mail
+systems and clients use to drop the duplicate.
+
+Top of :mod:`almanac.notifications`: imports :mod:`almanac.notifications.smtp` and
+:mod:`almanac.notifications.message` (neither imports this module), pydantic and the
+standard library; no Kubernetes client, no kopf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from almanac.notifications import smtp
+from almanac.notifications.message import RunReport, compose_message
+from almanac.notifications.smtp import DeliveryResult, SmtpSettings, address_problem, clip_detail
+
+__all__ = [
+    "DEFAULT_RETRY_POLICY",
+    "REASON_FAILED",
+    "REASON_NOT_CONFIGURED",
+    "REASON_NO_RECIPIENTS",
+    "REASON_RETRYING",
+    "REASON_SENT",
+    "Done",
+    "NotificationEvent",
+    "NotificationStatus",
+    "Plan",
+    "RetryPolicy",
+    "Send",
+    "Unavailable",
+    "Wait",
+    "initial_status",
+    "next_attempt_delay",
+    "plan_notification",
+    "record_attempt",
+    "resolve_recipients",
+    "send_notification",
+    "should_notify",
+]
+
+NotificationState = Literal["Pending", "Sent", "Failed", "NotRequested"]
+
+# Event reasons (pinned: users filter on them).
+REASON_NOT_CONFIGURED = "NotificationNotConfigured"
+REASON_NO_RECIPIENTS = "NotificationNoRecipients"
+REASON_SENT = "NotificationSent"
+REASON_RETRYING = "NotificationRetrying"
+REASON_FAILED = "NotificationFailed"
+
+
+# -- whether, and to whom -------------------------------------------------------------------
+
+
+def should_notify(on_success: bool, on_failure: bool, phase: str) -> bool:
+    """Whether a run that ended in ``phase`` is to be notified (False if it has not ended)."""
+    return (phase == "Succeeded" and on_success) or (phase == "Failed" and on_failure)
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A requested notification that cannot be sent; ``reason`` is the Event reason."""
+
+    reason: str
+    message: str
+
+
+def resolve_recipients(
+    to: Sequence[str] | None, settings: SmtpSettings | None
+) -> tuple[str, ...] | Unavailable:
+    """``spec.notifications.to`` if not empty, else the operator's default recipients."""
+    if settings is None:
+        return Unavailable(
+            REASON_NOT_CONFIGURED,
+            "Notification requested, but the operator has no SMTP server configured "
+            "(set ALMANAC_SMTP_HOST and ALMANAC_SMTP_FROM in the operator's environment).",
+        )
+    recipients = tuple(address.strip() for address in to or () if address.strip())
+    if recipients:
+        for recipient in recipients:
+            problem = address_problem(recipient)
+            if problem:
+                return Unavailable(REASON_NO_RECIPIENTS, f"spec.notifications.to: {problem}.")
+        return recipients
+    if settings.default_recipients:
+        return settings.default_recipients
+    return Unavailable(
+        REASON_NO_RECIPIENTS,
+        "Notification requested, but spec.notifications.to is empty and the operator has "
+        "no default recipients (ALMANAC_SMTP_TO).",
+    )
+
+
+# -- the persisted state and the retry policy -----------------------------------------------
+
+
+class NotificationStatus(BaseModel):
+    """``status.notification`` of a run. ``model_dump(by_alias=True, mode="json")`` gives
+    the camelCase object to write; ``model_validate`` reads it back."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    state: NotificationState
+    """Pending (to send, maybe again), Sent, Failed (for good), NotRequested."""
+    attempts: int = Field(default=0, ge=0)
+    """How many times sending was tried."""
+    last_attempt_time: AwareDatetime | None = Field(default=None, alias="lastAttemptTime")
+    """When the latest attempt started; the back-off counts from it."""
+    message: str = ""
+    """For people: where the e-mail went, or why it did not."""
+
+
+@dataclass(frozen=True)
+class NotificationEvent:
+    """An Event the caller should record on the run."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a Temporary failure is retried, and when it is given up (a Failed state)."""
+
+    first_delay: float = 10.0
+    """Seconds after the first failed attempt; doubled after each further one."""
+    max_delay: float = 600.0
+    """Ceiling of the back-off: a server back from an outage is found within 10 minutes."""
+    max_attempts: int = 30
+    """With the delays above, about four hours of an unreachable server."""
+    max_age: float = 24 * 3600.0
+    """Seconds after the run ended beyond which a failed attempt is not retried: the
+    news is stale (an operator that was down for a day sends one last attempt)."""
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send now."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Ask again in ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Done:
+    """Nothing to do: sent, failed for good, or not requested."""
+
+
+Plan = Send | Wait | Done
+
+
+def next_attempt_delay(attempt: int, policy: RetryPolicy = DEFAULT_RETRY_POLICY) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    # 2**64 already dwarfs any sensible ceiling; bounding the exponent keeps it a float.
+    return float(min(policy.max_delay, policy.first_delay * 2 ** min(attempt - 1, 64)))
+
+
+def plan_notification(
+    status: NotificationStatus, now: datetime, policy: RetryPolicy = DEFAULT_RETRY_POLICY
+) -> Plan:
+    """What to do about a run's notification, from its persisted state alone."""
+    if status.state != "Pending":
+        return Done()
+    if status.attempts == 0 or status.last_attempt_time is None:
+        return Send()
+    delay = next_attempt_delay(status.attempts, policy)
+    remaining = (status.last_attempt_time - now).total_seconds() + delay
+    if remaining <= 0:
+        return Send()
+    # A last attempt "in the future" (clocks of two replicas disagree) waits one delay.
+    return Wait(min(remaining, delay))
+
+
+def initial_status(
+    phase: str,
+    *,
+    on_success: bool,
+    on_failure: bool,
+    to: Sequence[str] | None,
+    settings: SmtpSettings | None,
+) -> tuple[NotificationStatus, NotificationEvent | None]:
+    """The state to write together with the run's final ``phase``, and an Event if the
+    requested notification cannot be sent."""
+    if not should_notify(on_success, on_failure, phase):
+        return NotificationStatus(state="NotRequested"), None
+    recipients = resolve_recipients(to, settings)
+    if isinstance(recipients, Unavailable):
+        return (
+            NotificationStatus(state="Failed", message=recipients.message),
+            NotificationEvent("Warning", recipients.reason, recipients.message),
+        )
+    return NotificationStatus(state="Pending"), None
+
+
+def record_attempt(
+    status: NotificationStatus,
+    result: DeliveryResult,
+    *,
+    attempted_at: datetime,
+    ended_at: datetime | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> tuple[NotificationStatus, NotificationEvent]:
+    """The state after one attempt started at ``attempted_at`` for a run that ended at
+    ``ended_at``, and the Event that tells it."""
+    attempts = status.attempts + 1
+    if result.outcome == "Sent":
+        to = ", ".join(result.recipients) or "its recipients"
+        message = clip_detail(f"Sent to {to} ({result.detail}).")
+        state: NotificationState = "Sent"
+        event = NotificationEvent("Normal", REASON_SENT, message)
+    elif result.outcome == "Permanent":
+        message = clip_detail(f"Not sent: {result.detail}.")
+        state = "Failed"
+        event = NotificationEvent("Warning", REASON_FAILED, message)
+    else:
+        age = (attempted_at - (ended_at or attempted_at)).total_seconds()
+        if attempts >= policy.max_attempts or age >= policy.max_age:
+            message = clip_detail(f"Not sent, gave up after {attempts} attempts: {result.detail}.")
+            state = "Failed"
+            event = NotificationEvent("Warning", REASON_FAILED, message)
+        else:
+            delay = next_attempt_delay(attempts, policy)
+            message = clip_detail(
+                f"Attempt {attempts} failed, retrying in {delay:g}s: {result.detail}."
+            )
+            state = "Pending"
+            event = NotificationEvent("Warning", REASON_RETRYING, message)
+    new = NotificationStatus(
+        state=state, attempts=attempts, last_attempt_time=attempted_at, message=message
+    )
+    return new, event
+
+
+async def send_notification(
+    status: NotificationStatus,
+    report: RunReport,
+    *,
+    to: Sequence[str] | None,
+    settings: SmtpSettings | None,
+    now: datetime,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> tuple[NotificationStatus, NotificationEvent]:
+    """One attempt, for a plan that said :class:`Send`: compose, deliver, record.
+
+    ``to`` is ``spec.notifications.to``; ``settings`` are read again on each attempt, so
+    a configuration that went missing in between ends as Failed with its reason.
+    """
+    recipients = resolve_recipients(to, settings)
+    if isinstance(recipients, Unavailable):
+        failed = NotificationStatus(
+            state="Failed",
+            attempts=status.attempts,
+            last_attempt_time=status.last_attempt_time,
+            message=recipients.message,
+        )
+        return failed, NotificationEvent("Warning", recipients.reason, recipients.message)
+    assert settings is not None  # without settings, resolve_recipients is Unavailable
+    message = compose_message(report, sender=settings.sender, recipients=recipients)
+    # Looked up on the module at each call, so that a test can replace it.
+    result = await smtp.deliver(settings, message)
+    return record_attempt(
+        status, result, attempted_at=now, ended_at=report.completion_time, policy=policy
+    )
