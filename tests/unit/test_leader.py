@@ -97,3 +97,27 @@ def test_the_fence_closes_when_the_renewal_is_too_old_or_another_holds_the_lease
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+def test_a_resigned_leader_is_fenced_gives_the_lease_up_and_never_takes_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A clean stop: the follower may take the Lease at once (its next retry), and the
+    stopping replica's renewal loop, still running while kopf shuts down, must not
+    take it back."""
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    leases = LeaseStore()
+    elector = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: NOW)  # type: ignore[arg-type]
+    follower = module.LeaderElector(leases, "ns", "almanac", "other", clock=lambda: NOW)  # type: ignore[arg-type]
+    assert asyncio.run(elector.try_once())
+    assert not asyncio.run(follower.try_once())
+    asyncio.run(elector.resign())
+    assert not elector.is_leader()
+    assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] is None
+    monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+    asyncio.run(elector.hold())  # returns at once, without renewing
+    assert not asyncio.run(elector.try_once())
+    assert asyncio.run(follower.try_once())

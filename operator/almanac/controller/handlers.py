@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -34,6 +34,8 @@ config = Settings()
 
 #: With leader election: whether this replica still holds the Lease (see leader.py).
 fence: Callable[[], bool] | None = None
+#: With leader election: closes the fence and gives the Lease up (a clean stop).
+resign: Callable[[], Awaitable[None]] | None = None
 
 
 def configure(settings: Settings, leader: Callable[[], bool] | None = None) -> None:
@@ -99,6 +101,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if resign is not None:  # before kopf's own shutdown, which takes seconds
+        await resign()
     for task in memo.tasks:
         task.cancel()
     await memo.controller.kube.close()

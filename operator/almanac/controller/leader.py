@@ -69,6 +69,7 @@ class LeaderElector:
         self.timing, self.clock = timing, clock
         self._valid_until = 0.0  # time.monotonic() until which we surely hold the Lease
         self._lost = False
+        self.resigned = False
 
     def is_leader(self) -> bool:
         """The fence every write checks: we hold the Lease, renewed less than
@@ -79,6 +80,8 @@ class LeaderElector:
 
     async def try_once(self) -> bool:
         """One attempt to take or renew the Lease; True when we hold it afterwards."""
+        if self.resigned:  # never take the Lease back after giving it up
+            return False
         sent = time.monotonic()
         held = await self._try_once()
         if held:
@@ -130,11 +133,15 @@ class LeaderElector:
         could not be renewed within the deadline (the fence closed already then)."""
         while True:
             await asyncio.sleep(self.timing.retry_period)
+            if self.resigned:
+                return
             deadline = self.clock() + timedelta(seconds=self.timing.renew_deadline)
             while True:
                 try:
                     if await self.try_once():
                         break
+                    if self.resigned:
+                        return
                     self._lost = True
                     log.error(
                         "Lease %s/%s is held by another replica: leadership lost",
@@ -155,8 +162,17 @@ class LeaderElector:
                     return
                 await asyncio.sleep(self.timing.retry_period)
 
+    async def resign(self) -> None:
+        """On a clean stop, first thing: close the fence, then give the Lease up, so a
+        follower takes over within its retry period while this replica shuts down."""
+        self._lost = self.resigned = True
+        try:
+            await self.release()
+        except Exception as error:  # the follower then waits out the lease duration
+            log.warning("Lease %s/%s not released: %s", self.namespace, self.name, error)
+
     async def release(self) -> None:
-        """Gives the Lease up on a clean stop, so that a follower need not wait."""
+        """Gives the Lease up, so that a follower need not wait."""
         lease = await self.kube.get_lease(self.namespace, self.name)
         if lease and (lease.get("spec") or {}).get("holderIdentity") == self.me:
             spec = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1}

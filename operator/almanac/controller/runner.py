@@ -113,17 +113,19 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
     kube = await Kube.connect()
     elector = LeaderElector(kube, election.namespace, election.name, identity())
     handlers.fence = elector.is_leader  # every write of the operator checks it first
+    handlers.resign = elector.resign
     try:
         async with _standby_probe(liveness):
             await elector.acquire()
         serving = asyncio.create_task(operator())
         holding = asyncio.create_task(elector.hold())
         done, _ = await asyncio.wait({serving, holding}, return_when=asyncio.FIRST_COMPLETED)
-        if holding in done:
+        if holding in done and not elector.resigned:
             # Another replica may take over at any moment: stop acting, at once.
             stop.set()
             await serving
             return 1
+        await serving  # a clean stop (the Lease was given up as it began)
         holding.cancel()
         await elector.release()
         return 0
