@@ -17,15 +17,11 @@ import croniter
 import pytest
 
 from almanac.errors import InvalidSpec
-from almanac.schedule.engine import (
-    CronExpression,
-    Fire,
-    NeverFires,
-    Schedule,
-    SkippedDay,
-    format_instant,
-)
+from almanac.schedule.cron import CronExpression
+from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
+from almanac.schedule.explain import Fire, SkippedDay
+from almanac.times import format_instant
 
 
 def utc(text: str) -> datetime:
@@ -627,7 +623,7 @@ def test_fires_continue_past_the_horizon_while_they_keep_coming() -> None:
     ids=lambda v: str(v),
 )  # fmt: skip
 def test_offset_changes_found_by_daily_sampling_are_all_of_them(zone: str, year: int) -> None:
-    from almanac.schedule.engine import _year_offsets  # the one approximation worth pinning
+    from almanac.schedule.zones import _year_offsets  # the one approximation worth pinning
     from tests.unit.oracle import transitions
 
     found = [datetime.fromtimestamp(t, UTC) for t in _year_offsets(ZoneInfo(zone), year)[1]]

@@ -5,8 +5,8 @@ Where it sits: at the edge. A handler (or ``almanac next``) validates a body onc
 models. A bad body becomes one :class:`InvalidSpec` naming every bad field by its path
 as a user writes it (``spec.exclusions.annual[1]: "31.02" is not a day of the year
 (dd.MM)``). Field values are checked with the same parsers the engine uses
-(:mod:`almanac.schedule.exclusions`, :mod:`almanac.schedule.engine`), so a valid model
-always builds.
+(:mod:`almanac.schedule.cron`, :mod:`almanac.schedule.zones`,
+:mod:`almanac.schedule.exclusions`), so a valid model always builds.
 
 What needs more than one object is checked by :meth:`ScheduledJobSpec.build_schedule`
 (the referenced Calendars exist; ``endTime`` is not before ``startTime`` in the zone).
@@ -40,7 +40,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from almanac.errors import FieldError, InvalidSpec, quote
-from almanac.schedule.engine import CronExpression, Schedule, parse_date_time, parse_time_zone
+from almanac.schedule.cron import CronExpression
+from almanac.schedule.engine import Schedule
 from almanac.schedule.exclusions import (
     OWN_SOURCE,
     Exclusions,
@@ -50,6 +51,7 @@ from almanac.schedule.exclusions import (
     parse_monthly,
     parse_weekly,
 )
+from almanac.schedule.zones import parse_date_time, parse_time_zone
 
 __all__ = [
     "API_VERSION",

@@ -32,16 +32,10 @@ import yaml
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.errors import InvalidSpec, quote
-from almanac.schedule.engine import (
-    NeverFires,
-    Schedule,
-    SkippedDay,
-    first_fires,
-    format_instant,
-    format_local,
-    parse_date_time,
-    parse_time_zone,
-)
+from almanac.schedule.engine import NeverFires, Schedule
+from almanac.schedule.explain import SkippedDay, first_fires, format_local
+from almanac.schedule.zones import parse_date_time, parse_time_zone
+from almanac.times import format_instant
 
 __all__ = ["build_parser", "main"]
 

@@ -67,17 +67,10 @@ from almanac.kube import (
     api_message,
 )
 from almanac.rules.policy import TERMINAL
-from almanac.schedule.engine import (
-    Fire,
-    NeverFires,
-    SkippedDay,
-    first_fires,
-    format_duration,
-    format_instant,
-    format_local,
-    parse_time_zone,
-)
-from almanac.times import parse_time
+from almanac.schedule.engine import NeverFires
+from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
+from almanac.schedule.zones import parse_time_zone
+from almanac.times import format_duration, format_instant, parse_time
 
 __all__ = [
     "NotFound",

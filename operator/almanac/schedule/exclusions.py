@@ -1,8 +1,10 @@
 """Exclusion lists: the days on which a ScheduledJob does not fire.
 
-Where it sits: pure, below :mod:`almanac.schedule.engine` (which asks it "is this local date
-excluded?") and :mod:`almanac.api.models` (which validates each list entry with the parsers
-here). It knows nothing of Kubernetes, time zones or the clock.
+Where it sits: pure, below :mod:`almanac.schedule.days` (which asks it which days of a
+month are excluded), :mod:`almanac.schedule.explain` (which asks it "is this local date
+excluded, and by what?"), :mod:`almanac.schedule.engine` and :mod:`almanac.api.models` (which
+validates each list entry with the parsers here). It imports nothing of the package and of
+Almanac only :mod:`almanac.errors`, and knows nothing of Kubernetes, time zones or the clock.
 
 The four kinds of entry are those of docs/api.md ("ScheduledJob", ``spec.exclusions``; a
 Calendar's ``spec`` has the same four lists)::
@@ -274,7 +276,7 @@ class Exclusions:
         """Every rule that excludes the local date ``day``, in the order they were given."""
         return tuple(rule for rule in self.rules if rule.matches(day))
 
-    # The engine's fast queries (almanac.schedule.engine caches per month shape).
+    # The engine's fast queries (almanac.schedule.days caches per month shape).
 
     def annual_days(self, month: int) -> frozenset[int]:
         """Days of ``month`` excluded every year."""
