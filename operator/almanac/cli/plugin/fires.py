@@ -1,12 +1,13 @@
 """The ``next`` report, as a pure function: a live ScheduledJob's next fires.
 
 :func:`format_next` takes the job's and its Calendars' API dicts and ``now``, builds the
-schedule, and returns the lines to print, or raises :class:`PluginError` saying why the
-job does not fire.
+schedule the one way the operator does (:func:`almanac.api.resolve.resolve`), and
+returns the lines to print, or raises :class:`PluginError` saying why the job does not
+fire.
 
-Pure: no client, no clock, no I/O. Imports :mod:`almanac.api.models`, the engine,
-:mod:`almanac.errors` and the ``Body`` alias of :mod:`almanac.rules.plans`; of the
-plugin, :mod:`.errors` and :mod:`.views`.
+Pure: no client, no clock, no I/O. Imports :mod:`almanac.api` (models, resolve), the
+engine, :mod:`almanac.errors` and the ``Body`` alias of :mod:`almanac.rules.plans`; of
+the plugin, :mod:`.errors` and :mod:`.views`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.resolve import resolve
 from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
 from almanac.errors import InvalidSpec, quote
@@ -47,24 +49,24 @@ def format_next(
     referenced Calendar is missing, the job is suspended, or it never fires.
     """
     name = name_of(job_body)
-    namespace = str(job_body.get("metadata", {}).get("namespace") or "")
     problems: list[str] = []
     job: ScheduledJob | None = None
     try:
         job = ScheduledJob.parse(job_body)
     except InvalidSpec as e:
         problems.append(_invalid(f"scheduledjob {quote(name)}", e))
-    calendars: dict[str, Calendar] = {}
+    # Each Calendar is checked here too, so that its problems read as its own.
+    calendars: dict[str, Body] = {}
     for body in calendar_bodies:
         try:
-            calendar = Calendar.parse(body)
+            Calendar.parse(body)
         except InvalidSpec as e:
             problems.append(_invalid(f"calendar {quote(name_of(body))}", e))
         else:
-            calendars[calendar.metadata.name] = calendar
+            calendars[name_of(body)] = body
     if job is not None and not problems:
         try:
-            schedule = job.spec.build_schedule(calendars, default_time_zone=default_time_zone)
+            schedule = resolve(job, calendars, default_time_zone)
         except InvalidSpec as e:
             problems.append(_invalid(f"scheduledjob {quote(name)}", e))
     if problems:
@@ -72,6 +74,7 @@ def format_next(
     assert job is not None
     if job.spec.suspend:
         patch = """'{"spec":{"suspend":false}}'"""
+        namespace = job.metadata.namespace or ""
         resume = f"kubectl -n {namespace} patch sj {name} --type=merge -p {patch}"
         raise PluginError(
             f"scheduledjob {quote(name)} is suspended (spec.suspend: true): it does not fire "
@@ -111,7 +114,7 @@ def format_next(
     lines = [head, *format_table(["UTC", f"LOCAL ({zone})", "NOTE"], rows)]
     if len(fires) < count and end is not None:
         lines.append(f"the window ends at {format_instant(end)} (spec.endTime): no fire after it")
-    reported = api_time((job_body.get("status") or {}).get("nextScheduleTime"))
+    reported = api_time(job.status.next_schedule_time if job.status else None)
     if reported is not None and reported > now and reported != fires[0].instant:
         lines.append(
             f"note: the operator reports the next fire at {format_instant(reported)}; its "
