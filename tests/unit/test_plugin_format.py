@@ -13,18 +13,11 @@ from typing import Any
 
 import pytest
 
-from almanac.cli.plugin import (
-    PluginError,
-    build_parser,
-    format_next,
-    format_run,
-    format_runs,
-    format_table,
-    human_duration,
-    main,
-    rerun_outcome,
-    run_now_outcome,
-)
+from almanac.cli.plugin import build_parser, main
+from almanac.cli.plugin.errors import PluginError
+from almanac.cli.plugin.fires import format_next
+from almanac.cli.plugin.outcomes import rerun_outcome, run_now_outcome
+from almanac.cli.plugin.views import format_run, format_runs, format_table, human_duration
 
 NOW = datetime(2027, 1, 4, 12, 0, 0, tzinfo=UTC)
 

@@ -31,6 +31,7 @@ import yaml
 
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.resolve import resolve
 from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.explain import SkippedDay, first_fires, format_local
@@ -231,7 +232,8 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
 
 
 def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule]:
-    """The manifest's one ScheduledJob and its schedule; _Usage with every problem."""
+    """The manifest's one ScheduledJob and its schedule (built by :func:`resolve`, as the
+    operator builds it); _Usage with every problem."""
     source = "standard input" if filename == "-" else filename
     try:
         if filename == "-":
@@ -254,7 +256,9 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
         job = ScheduledJob.parse(jobs[0])
     except InvalidSpec as e:
         problems.append(_invalid(f"ScheduledJob {_name(jobs[0])}", e))
-    calendars: dict[str, Calendar] = {}
+    # Every Calendar in the file is checked, referred to or not; those of the job's
+    # namespace are its namespace's, by name, as the operator holds them.
+    calendars: dict[str, dict[str, Any]] = {}
     for body in (o for o in objects if o.get("kind") == "Calendar"):
         try:
             calendar = Calendar.parse(body)
@@ -265,10 +269,10 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
             continue
         if calendar.metadata.name in calendars:
             problems.append(f"{source} holds two Calendars named {calendar.metadata.name}")
-        calendars[calendar.metadata.name] = calendar
+        calendars[calendar.metadata.name] = body
     if job is not None:
         try:
-            schedule = job.spec.build_schedule(calendars, default_time_zone=default_time_zone)
+            schedule = resolve(job, calendars, default_time_zone)
         except InvalidSpec as e:
             problems.append(_invalid(f"ScheduledJob {job.metadata.name}", e))
     if problems:

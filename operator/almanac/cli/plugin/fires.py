@@ -1,0 +1,131 @@
+"""The ``next`` report, as a pure function: a live ScheduledJob's next fires.
+
+:func:`format_next` takes the job's and its Calendars' API dicts and ``now``, builds the
+schedule the one way the operator does (:func:`almanac.api.resolve.resolve`), and
+returns the lines to print, or raises :class:`PluginError` saying why the job does not
+fire.
+
+Pure: no client, no clock, no I/O. Imports :mod:`almanac.api` (models, resolve), the
+engine, :mod:`almanac.errors` and the ``Body`` alias of :mod:`almanac.rules.plans`; of
+the plugin, :mod:`.errors` and :mod:`.views`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.resolve import resolve
+from almanac.cli.plugin.errors import PluginError
+from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
+from almanac.errors import InvalidSpec, quote
+from almanac.rules.plans import Body
+from almanac.schedule.engine import (
+    Fire,
+    NeverFires,
+    SkippedDay,
+    first_fires,
+    format_instant,
+    format_local,
+)
+
+__all__ = ["format_next"]
+
+
+def format_next(
+    job_body: Body,
+    calendar_bodies: Sequence[Body],
+    now: datetime,
+    count: int,
+    default_time_zone: str = "UTC",
+) -> list[str]:
+    """``next``: the next ``count`` fires after ``now`` (UTC, and local time in the job's
+    zone), and between them the days an exclusion skipped, with the rule and where it is
+    written (``spec.exclusions...`` or ``Calendar <name>``).
+
+    ``calendar_bodies`` are the Calendars found of those the job refers to. Raises
+    :class:`PluginError` when the job or a Calendar is invalid (every bad field), a
+    referenced Calendar is missing, the job is suspended, or it never fires.
+    """
+    name = name_of(job_body)
+    problems: list[str] = []
+    job: ScheduledJob | None = None
+    try:
+        job = ScheduledJob.parse(job_body)
+    except InvalidSpec as e:
+        problems.append(_invalid(f"scheduledjob {quote(name)}", e))
+    # Each Calendar is checked here too, so that its problems read as its own.
+    calendars: dict[str, Body] = {}
+    for body in calendar_bodies:
+        try:
+            Calendar.parse(body)
+        except InvalidSpec as e:
+            problems.append(_invalid(f"calendar {quote(name_of(body))}", e))
+        else:
+            calendars[name_of(body)] = body
+    if job is not None and not problems:
+        try:
+            schedule = resolve(job, calendars, default_time_zone)
+        except InvalidSpec as e:
+            problems.append(_invalid(f"scheduledjob {quote(name)}", e))
+    if problems:
+        raise PluginError("\n".join(problems))
+    assert job is not None
+    if job.spec.suspend:
+        patch = """'{"spec":{"suspend":false}}'"""
+        namespace = job.metadata.namespace or ""
+        resume = f"kubectl -n {namespace} patch sj {name} --type=merge -p {patch}"
+        raise PluginError(
+            f"scheduledjob {quote(name)} is suspended (spec.suspend: true): it does not fire "
+            f"until it is resumed: {resume}"
+        )
+
+    kind = "fixed-time" if schedule.cron.fixed_time else "wildcard"
+    zone = schedule.zone.key
+    head = f"ScheduledJob {name}: {quote(schedule.cron.text)} ({kind}) in {zone}"
+    if job.spec.time_zone is None:
+        head += " (spec.timeZone not set: the default zone, see --default-timezone)"
+    refs = [ref.name for ref in job.spec.calendar_refs]
+    if refs:
+        head += f", calendars {', '.join(refs)}"
+    start, end = schedule.window
+    if start is not None or end is not None:
+        head += (
+            f", window [{NONE if start is None else format_instant(start)}, "
+            f"{NONE if end is None else format_instant(end)}]"
+        )
+
+    rows: list[list[str]] = []
+    fires: list[Fire] = []
+    for item in first_fires(schedule.timeline(now), count):
+        if isinstance(item, SkippedDay):
+            rules = "; ".join(str(rule) for rule in item.excluded_by)
+            rows.append(["skipped", _day(item.day), f"excluded by {rules}"])
+        else:
+            fires.append(item)
+            rows.append([format_instant(item.instant), format_local(item), "; ".join(item.notes)])
+    if not fires:
+        never = schedule.next_fire(now)
+        assert isinstance(never, NeverFires)
+        when = "" if schedule.never_fires else f" after {format_instant(now)}"
+        raise PluginError(f"scheduledjob {quote(name)} never fires{when}: {never.message}")
+
+    lines = [head, *format_table(["UTC", f"LOCAL ({zone})", "NOTE"], rows)]
+    if len(fires) < count and end is not None:
+        lines.append(f"the window ends at {format_instant(end)} (spec.endTime): no fire after it")
+    reported = api_time(job.status.next_schedule_time if job.status else None)
+    if reported is not None and reported > now and reported != fires[0].instant:
+        lines.append(
+            f"note: the operator reports the next fire at {format_instant(reported)}; its "
+            f"default time zone or its view of the Calendars may differ from this one"
+        )
+    return lines
+
+
+def _day(day: date) -> str:
+    return f"{day:%a} {day.isoformat()}"
+
+
+def _invalid(what: str, error: InvalidSpec) -> str:
+    return f"{what} is invalid:\n" + "\n".join(f"  {e}" for e in error.errors)

@@ -1,0 +1,203 @@
+"""The verbs: each fetches what it needs, calls the pure parts, prints, and returns the
+exit code.
+
+``runs``, ``rerun``, ``run``, ``next`` and ``describe`` are ``async (Context, args) ->
+int``; :func:`almanac.cli.plugin.build_parser` sets one as ``args.verb``, and
+:mod:`.cluster` runs it within the deadline. ``rerun`` and ``run`` set the annotation the
+operator consumes, then poll, boundedly, for its answer (:mod:`.outcomes`).
+
+At the edge: the cluster through :class:`almanac.kube.Kube`, the clock, stdout and
+stderr. Imports :mod:`almanac.kube`, :mod:`almanac.api.names`, :mod:`almanac.errors`
+and, of the plugin, :mod:`.errors`, :mod:`.views`, :mod:`.fires` and :mod:`.outcomes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from almanac.api.names import (
+    ANNOTATION_RERUN,
+    ANNOTATION_RUN_NOW,
+    CALENDARS,
+    LABEL_JOB,
+    RUNS,
+    SCHEDULED_JOBS,
+    rerun_name,
+)
+from almanac.cli.plugin.errors import EXIT_OK, NotFound, PluginError
+from almanac.cli.plugin.fires import format_next
+from almanac.cli.plugin.outcomes import event_key, rerun_outcome, run_now_outcome, unseen
+from almanac.cli.plugin.views import format_run, format_runs, name_of
+from almanac.errors import quote
+from almanac.kube import Body, Kube
+
+__all__ = ["Context", "describe", "next_fires", "rerun", "run_now", "runs"]
+
+#: How often the wait after a rerun or run-now annotation polls.
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every verb is given: the cluster and the namespace it works in."""
+
+    kube: Kube
+    namespace: str
+
+    async def get(self, plural: str, kind: str, name: str) -> Body:
+        """The object, or :class:`NotFound` in kubectl's words (``kind`` as kubectl
+        names it)."""
+        body = await self.kube.get(plural, self.namespace, name)
+        if body is None:
+            raise NotFound(kind, name, self.namespace)
+        return body
+
+    async def event_keys(self, name: str, kind: str) -> set[str]:
+        """The Events about the object so far: those the operator posts later are new."""
+        return {event_key(e) for e in await self.kube.list_events(self.namespace, name, kind)}
+
+    def watch_hint(self, job: str) -> str:
+        """The command that watches ``job``'s runs."""
+        return f"kubectl -n {shlex.quote(self.namespace)} get sjr -l {LABEL_JOB}={job} -w"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------
+# runs, next, describe: read and print
+
+
+async def runs(c: Context, args: argparse.Namespace) -> int:
+    """``runs JOB [--limit N]``."""
+    await c.get(SCHEDULED_JOBS, "scheduledjob", args.job)
+    found = await c.kube.list_objects(RUNS, c.namespace, f"{LABEL_JOB}={args.job}")
+    if not found:
+        print(
+            f"No runs of scheduledjob {quote(args.job)} in namespace {quote(c.namespace)} yet.",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    print("\n".join(format_runs(found, _now(), args.limit)))
+    if args.limit and len(found) > args.limit:
+        print(
+            f"({len(found) - args.limit} older runs not shown; --limit 0 shows all)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+async def next_fires(c: Context, args: argparse.Namespace) -> int:
+    """``next JOB [--count N] [--default-timezone ZONE]``: the live job, the Calendars it
+    refers to that exist (:func:`format_next` names those that do not)."""
+    job = await c.get(SCHEDULED_JOBS, "scheduledjob", args.job)
+    refs = (job.get("spec") or {}).get("calendarRefs") or []
+    names = list(dict.fromkeys(str(r.get("name")) for r in refs if isinstance(r, dict)))
+    found = [await c.kube.get(CALENDARS, c.namespace, n) for n in names if n]
+    calendars = [body for body in found if body is not None]
+    print("\n".join(format_next(job, calendars, _now(), args.count, args.default_timezone)))
+    return EXIT_OK
+
+
+async def describe(c: Context, args: argparse.Namespace) -> int:
+    """``describe RUN``: with its child run when that names it as its parent."""
+    run = await c.get(RUNS, "scheduledjobrun", args.run)
+    events = await c.kube.list_events(c.namespace, args.run, "ScheduledJobRun")
+    child = await c.kube.get(RUNS, c.namespace, rerun_name(args.run))
+    if child is not None and (child.get("spec") or {}).get("parentRun") != args.run:
+        child = None
+    print("\n".join(format_run(run, events, c.namespace, _now(), child)))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# rerun, run: annotate, then relay the operator's answer
+
+
+async def _wait(
+    seconds: float, check: Callable[[], Awaitable[tuple[int, str] | None]]
+) -> tuple[int, str] | None:
+    """Polls ``check`` until it answers or ``seconds`` pass (checking once at the end)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        outcome = await check()
+        if outcome is not None or asyncio.get_running_loop().time() >= deadline:
+            return outcome
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _pending(annotation: str, target: str, what: str, wait: float) -> str:
+    """What to say when the operator did not answer within ``wait``: the request stands."""
+    waited = f"no {what} appeared within {wait:g}s (is the operator running?)"
+    return (
+        f"annotation {annotation} is set on {target}; {waited if wait else 'not waiting'}. "
+        f"The operator creates the {what} when it sees the annotation; watch with: "
+    )
+
+
+def _relay(outcome: tuple[int, str] | None, pending: str) -> int:
+    """Prints the operator's answer (raising a refusal as an error), or what is pending."""
+    if outcome is None:
+        print(pending)
+        return EXIT_OK
+    code, message = outcome
+    if code != EXIT_OK:
+        raise PluginError(message)
+    print(message)
+    return EXIT_OK
+
+
+async def rerun(c: Context, args: argparse.Namespace) -> int:
+    """``rerun RUN [--failed-only] [--wait S]``."""
+    run = await c.get(RUNS, "scheduledjobrun", args.run)
+    value = "failed" if args.failed_only else "now"
+    child_name = rerun_name(args.run)
+    child_before = await c.kube.get(RUNS, c.namespace, child_name)
+    seen = await c.event_keys(args.run, "ScheduledJobRun")
+    patched = await c.kube.patch_annotations(RUNS, c.namespace, args.run, {ANNOTATION_RERUN: value})
+    if patched is None:
+        raise NotFound("scheduledjobrun", args.run, c.namespace)
+
+    async def check() -> tuple[int, str] | None:
+        events = await c.kube.list_events(c.namespace, args.run, "ScheduledJobRun")
+        child = None if child_before else await c.kube.get(RUNS, c.namespace, child_name)
+        return rerun_outcome(args.run, unseen(events, seen), child, _now())
+
+    job = str((run.get("spec") or {}).get("scheduledJob") or "")
+    pending = _pending(
+        f"{ANNOTATION_RERUN}={value}", f"scheduledjobrun {args.run}", "rerun", args.wait
+    )
+    return _relay(await _wait(args.wait, check), f"{pending}{c.watch_hint(job)}")
+
+
+async def run_now(c: Context, args: argparse.Namespace) -> int:
+    """``run JOB [--wait S]``."""
+    await c.get(SCHEDULED_JOBS, "scheduledjob", args.job)
+    selector = f"{LABEL_JOB}={args.job}"
+    before = {name_of(r) for r in await c.kube.list_objects(RUNS, c.namespace, selector)}
+    seen = await c.event_keys(args.job, "ScheduledJob")
+    # The current time as the value, so that every call changes the object (and the
+    # operator hears of it) even when an earlier value was never consumed.
+    value = _now().isoformat(timespec="microseconds").replace("+00:00", "Z")
+    patched = await c.kube.patch_annotations(
+        SCHEDULED_JOBS, c.namespace, args.job, {ANNOTATION_RUN_NOW: value}
+    )
+    if patched is None:
+        raise NotFound("scheduledjob", args.job, c.namespace)
+
+    async def check() -> tuple[int, str] | None:
+        current = await c.kube.list_objects(RUNS, c.namespace, selector)
+        events = await c.kube.list_events(c.namespace, args.job, "ScheduledJob")
+        return run_now_outcome(args.job, before, current, unseen(events, seen))
+
+    pending = _pending(
+        f"{ANNOTATION_RUN_NOW}={value}", f"scheduledjob {args.job}", "run", args.wait
+    )
+    return _relay(await _wait(args.wait, check), f"{pending}{c.watch_hint(args.job)}")
