@@ -24,6 +24,7 @@ SERVICE = {
     },
 }
 HOLIDAYS = {"metadata": {"name": "holidays"}, "spec": {"holiday": ["25.12.2027"]}}
+BROKEN = {"metadata": {"name": "broken"}, "spec": {"weekly": ["Funday"]}}
 
 
 def job(**spec: Any) -> dict[str, Any]:
@@ -67,6 +68,16 @@ CASES = [
         [],
         ['Calendar "later" does not exist yet'],
     ),
+    (
+        "an invalid Calendar is a warning naming it and its field; the job is still checked",
+        job(
+            startTime="2027-06-01T00:00:00",
+            endTime="2027-01-01T00:00:00",
+            calendarRefs=[{"name": "broken"}],
+        ),
+        ["spec.endTime"],
+        ["Calendar broken: spec.weekly[0]"],
+    ),
     ("an existing Calendar is used quietly", job(calendarRefs=[{"name": "holidays"}]), [], []),
     (
         "a schedule that can never fire is admitted with a warning",
@@ -81,7 +92,9 @@ CASES = [
     ("body", "errors", "warnings"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_review_scheduled_job(body: dict[str, Any], errors: list[str], warnings: list[str]) -> None:
-    review = review_scheduled_job(body, {"holidays": HOLIDAYS}, default_time_zone="UTC", now=NOW)
+    review = review_scheduled_job(
+        body, {"holidays": HOLIDAYS, "broken": BROKEN}, default_time_zone="UTC", now=NOW
+    )
     assert len(review.errors) == len(errors)
     for expected, got in zip(errors, review.errors, strict=True):
         assert expected in got

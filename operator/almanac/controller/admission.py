@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.resolve import parse_calendars, resolve
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires
 
@@ -48,31 +49,26 @@ def review_scheduled_job(
     except InvalidSpec as error:
         review.errors += [str(e) for e in error.errors]
         return review
-    known: dict[str, Calendar] = {}
+    missing = _names(job) - calendars.keys()
     for i, ref in enumerate(job.spec.calendar_refs):
-        raw = calendars.get(ref.name)
-        if raw is None:
+        if ref.name in missing:
             review.warnings.append(
                 f'spec.calendarRefs[{i}].name: Calendar "{ref.name}" does not exist yet; '
                 "the job will not fire until it does"
             )
-            continue
-        try:
-            known[ref.name] = Calendar.parse(raw)
-        except InvalidSpec as error:
-            review.warnings.append(
-                f'spec.calendarRefs[{i}].name: Calendar "{ref.name}" is invalid: {error}'
-            )
+    # The rest of the spec is still checked: a missing or invalid Calendar counts as empty.
+    parsed, problems = parse_calendars(job, calendars)
+    review.warnings += [f"{p} (the job will not fire until it is fixed)" for p in problems]
+    stand_ins = {n: _empty(n) for n in _names(job) - parsed.keys()}
     try:
-        schedule = job.spec.build_schedule(
-            {**known, **{n: _empty(n) for n in _names(job) if n not in known}},
-            default_time_zone=default_time_zone,
+        schedule = resolve(
+            job, {**stand_ins, **{n: calendars[n] for n in parsed}}, default_time_zone
         )
     except InvalidSpec as error:
         review.errors += [str(e) for e in error.errors]
         return review
     upcoming = schedule.next_fire(now)
-    if isinstance(upcoming, NeverFires) and not _names(job) - known.keys():
+    if isinstance(upcoming, NeverFires) and not stand_ins:
         review.warnings.append(f"spec.schedule: the job can never fire: {upcoming.message}")
     return review
 
@@ -90,6 +86,6 @@ def _names(job: ScheduledJob) -> set[str]:
     return {ref.name for ref in job.spec.calendar_refs}
 
 
-def _empty(name: str) -> Calendar:
-    """A stand-in for a Calendar not yet there: the rest of the spec is still checked."""
-    return Calendar.parse({"metadata": {"name": name}, "spec": {}})
+def _empty(name: str) -> dict[str, Any]:
+    """A stand-in for a Calendar not yet there (or invalid): excludes nothing."""
+    return {"metadata": {"name": name}, "spec": {}}

@@ -54,7 +54,7 @@ from almanac.cli.plugin import verbs
 from almanac.cli.plugin.cluster import execute
 from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK, PluginError
 from almanac.errors import quote
-from almanac.schedule.engine import parse_time_zone
+from almanac.schedule.zones import parse_time_zone
 
 __all__ = ["build_parser", "main"]
 

@@ -21,14 +21,9 @@ from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
 from almanac.errors import InvalidSpec, quote
 from almanac.rules.plans import Body
-from almanac.schedule.engine import (
-    Fire,
-    NeverFires,
-    SkippedDay,
-    first_fires,
-    format_instant,
-    format_local,
-)
+from almanac.schedule.engine import NeverFires
+from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
+from almanac.times import format_instant
 
 __all__ = ["format_next"]
 

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 
 from almanac.rules.plans import Body
 from almanac.rules.policy import TERMINAL
-from almanac.schedule.engine import format_duration, format_instant
-from almanac.times import parse_time
+from almanac.times import format_duration, format_instant, parse_time
 
 __all__ = [
     "NONE",
