@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -55,6 +56,11 @@ class Conflict:
 
 class NotLeader(RuntimeError):
     """A write was attempted while this replica does not hold the Lease (fencing)."""
+
+
+#: What a request raises when the API server is away, slow or refusing: worth a quiet
+#: retry, unlike any other exception (a bug, or an input nobody foresaw).
+API_ERRORS: Final = (ApiException, aiohttp.ClientError, TimeoutError, NotLeader)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -121,3 +123,52 @@ def test_a_resigned_leader_is_fenced_gives_the_lease_up_and_never_takes_it_back(
     asyncio.run(elector.hold())  # returns at once, without renewing
     assert not asyncio.run(elector.try_once())
     assert asyncio.run(follower.try_once())
+
+
+@pytest.mark.parametrize(
+    ("kopf_ends", "code", "holder"),
+    [
+        ("asked", 0, None),  # SIGTERM: a clean stop, the Lease given up
+        ("crashed", 1, None),  # kopf's main loop died: exit non-zero, Lease given up
+    ],
+)
+def test_the_process_never_lingers_holding_the_lease_while_not_serving(
+    monkeypatch: pytest.MonkeyPatch, kopf_ends: str, code: int, holder: str | None
+) -> None:
+    """runner._serve with kopf replaced by a stand-in that ends as asked or on its own."""
+    import asyncio
+
+    from almanac.controller import handlers, runner
+    from almanac.controller.settings import Settings
+
+    leases = LeaseStore()
+
+    class FakeKube:
+        get_lease, create_lease = leases.get_lease, leases.create_lease
+        replace_lease = leases.replace_lease
+
+        @classmethod
+        async def connect(cls) -> FakeKube:
+            return cls()
+
+        async def close(self) -> None:
+            return None
+
+    async def operator(stop_flag: asyncio.Event, **_: Any) -> None:
+        assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "me"
+        if kopf_ends == "asked":
+            assert handlers.on_serving is not None
+            handlers.on_serving()  # as kopf's startup would; then a SIGTERM arrives
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+            await stop_flag.wait()
+            assert handlers.resign is not None
+            await handlers.resign()  # as kopf's cleanup would
+        # "crashed": returns at once, without being asked and without cleanup
+
+    monkeypatch.setattr(runner, "Kube", FakeKube)
+    monkeypatch.setattr(runner.kopf, "operator", operator)
+    monkeypatch.setattr(runner, "identity", lambda: "me")
+    election = runner.Election("ns", "almanac")
+    assert asyncio.run(runner._serve(Settings(), None, election)) == code
+    assert leases.lease is not None
+    assert leases.lease["spec"]["holderIdentity"] == holder

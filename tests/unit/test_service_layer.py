@@ -416,6 +416,38 @@ async def test_a_new_leader_delivers_a_notification_its_predecessor_left_pending
 
 
 @sync
+async def test_an_object_that_breaks_its_decision_is_reported_and_the_others_still_fire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unforeseen exception for one job: a Warning Event on it (once, however often
+    the retry fails the same way), its timer disarmed; the other job fires on time."""
+    from almanac.controller import controller as module
+
+    real = module.decide_job
+
+    def decide(job: Body, *args: Any, **kwargs: Any) -> Any:
+        if job["metadata"]["name"] == "bad":
+            raise OverflowError("date value out of range")
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(module, "decide_job", decide)
+    w = World()
+    w.apply(job())
+    bad = job()
+    bad["metadata"]["name"] = "bad"
+    w.apply(bad)
+    await w.at(minute(1))
+    for seconds in (2, 4, 8):  # the retries fail alike
+        await w.at(minute(1) + timedelta(seconds=seconds))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    assert w.kube.reasons().count("ReconcileFailed") == 1
+    [event] = [e for e in w.kube.events.values() if e["reason"] == "ReconcileFailed"]
+    assert event["on"] == "bad"
+    assert "OverflowError: date value out of range" in event["message"]
+    assert ("job", ("ns", "bad")) not in w.controller.timers._entries
+
+
+@sync
 async def test_a_fenced_replica_writes_nothing() -> None:
     w = World()
     w.apply(job())

@@ -23,6 +23,7 @@ restarted operator makes the same decisions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
@@ -173,6 +174,28 @@ class Controller:
 
     async def _decide(self, item: Hashable) -> None:
         kind, key = cast(tuple[Kind, Key], item)
+        try:
+            await self._decide_until_settled(kind, key)
+        except k.API_ERRORS:
+            raise  # the API server away, or not ours to act: the queue retries quietly
+        except Exception as error:  # a bug or an input we did not foresee: say so
+            await self._report_failure(kind, key, error)
+            raise
+
+    async def _report_failure(self, kind: Kind, key: Key, error: Exception) -> None:
+        """An object we could not handle: its timer is disarmed (it would act on the
+        state that failed) and a Warning Event on it says why, once per distinct error;
+        the queue retries with back-off."""
+        self.timers.cancel(("job" if kind is Kind.JOB else "run", key))
+        body = self.store.get(kind, key)
+        if body is None:
+            return
+        text = f"{type(error).__name__}: {error}"[:400]
+        message = f"could not be handled, retrying with back-off: {text}"
+        with contextlib.suppress(Exception):  # reporting must not hide the failure
+            await self.kube.event(body, "Warning", "ReconcileFailed", message, key=text)
+
+    async def _decide_until_settled(self, kind: Kind, key: Key) -> None:
         for _ in range(ATTEMPTS):
             if kind is Kind.JOB:
                 done = await self._reconcile_job(key)

@@ -36,6 +36,8 @@ config = Settings()
 fence: Callable[[], bool] | None = None
 #: With leader election: closes the fence and gives the Lease up (a clean stop).
 resign: Callable[[], Awaitable[None]] | None = None
+#: Called when the operator serves (the runner takes the stop signals from kopf then).
+on_serving: Callable[[], None] | None = None
 
 
 def configure(settings: Settings, leader: Callable[[], bool] | None = None) -> None:
@@ -96,6 +98,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     metrics.TIMER_TICK.set_function(
         lambda: controller.timers.last_tick.timestamp() if controller.timers.last_tick else 0
     )
+    if on_serving is not None:
+        on_serving()
     log.info("almanac operator serving %s", ", ".join(namespaces) or "all namespaces")
 
 
@@ -112,8 +116,20 @@ def _observe(kind: Kind, event: kopf.RawEvent, memo: kopf.Memo) -> None:
     """Hands the object, as the API sent it (a plain dict), to the controller. Never
     raises: kopf does not retry event handlers, so the controller's queue does."""
     controller: Controller | None = getattr(memo, "controller", None)
-    if controller is not None:
-        controller.observe(kind, event.get("type"), cast(dict[str, Any], event["object"]))
+    if controller is None:
+        return
+    body = cast(dict[str, Any], event.get("object") or {})
+    try:
+        controller.observe(kind, event.get("type"), body)
+    except Exception:  # one object that cannot be handled must not stop the others
+        raw = body.get("metadata")
+        metadata: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        log.exception(
+            "%s %s/%s: skipped a watch event that could not be handled",
+            kind.value,
+            metadata.get("namespace"),
+            metadata.get("name"),
+        )
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.SCHEDULED_JOBS, id="scheduledjob")

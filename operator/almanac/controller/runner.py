@@ -13,6 +13,9 @@ import functools
 import logging
 import os
 import re
+import signal
+import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,8 +100,22 @@ def run_operator(
     return asyncio.run(_serve(settings, liveness, election))
 
 
+#: The API server decodes objects nested up to 10,000 levels (apimachinery's
+#: util/json maxDepth); Python's default limit of 1,000 would make the client fail on a
+#: watch event the API server accepted. Decoding and copying one level takes two frames.
+RECURSION_LIMIT = 25_000
+#: A stop that hangs (a task that ignores cancellation) ends the process after this.
+STOP_GRACE_SECONDS = 20.0
+
+
 async def _serve(settings: Settings, liveness: str | None, election: Election | None) -> int:
-    stop = asyncio.Event()
+    """Serves until asked to stop (exit code 0). Ends with 1 when leadership is lost or
+    when kopf stops on its own (a crashed main loop): the process never lingers
+    holding the Lease, or anything else, while it does not serve."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    stopping = _Stopping()
+    stop = stopping.flag
+    handlers.on_serving = stopping.take_signals
     operator = functools.partial(
         kopf.operator,
         clusterwide=not settings.namespaces,
@@ -109,7 +126,7 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
     )
     if election is None:
         await operator()
-        return 0
+        return stopping.exit_code()
     kube = await Kube.connect()
     elector = LeaderElector(kube, election.namespace, election.name, identity())
     handlers.fence = elector.is_leader  # every write of the operator checks it first
@@ -125,12 +142,58 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
             stop.set()
             await serving
             return 1
-        await serving  # a clean stop (the Lease was given up as it began)
+        try:
+            await serving  # a clean stop gave the Lease up as it began; a crash did not
+        except Exception:
+            log.exception("the operator's main loop failed")
+        await elector.resign()
         holding.cancel()
-        await elector.release()
-        return 0
+        return stopping.exit_code()
     finally:
         await kube.close()
+
+
+class _Stopping:
+    """The operator's stop flag, and whether a stop was asked for.
+
+    :meth:`take_signals` is called once the operator serves (after kopf installed its
+    own handlers, which these replace): SIGTERM and SIGINT are remembered as a request,
+    so that kopf stopping without one is told apart as a failure, and a stop that hangs
+    ends the process after STOP_GRACE_SECONDS."""
+
+    def __init__(self) -> None:
+        self.flag = asyncio.Event()
+        self.asked = False
+        self._timer: threading.Timer | None = None
+
+    def take_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        log.info("%s received: stopping", signum.name)
+        self.asked = True
+        self.flag.set()
+        if self._timer is None:
+            self._timer = threading.Timer(STOP_GRACE_SECONDS, _hard_exit)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def exit_code(self) -> int:
+        """0 after a requested stop; 1 when kopf ended on its own."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.asked:
+            return 0
+        log.error("the operator stopped without being asked to (see the errors above): exiting")
+        return 1
+
+
+def _hard_exit() -> None:
+    log.error("the operator did not stop within %ss of the signal: exiting", STOP_GRACE_SECONDS)
+    logging.shutdown()
+    os._exit(1)
 
 
 @contextlib.asynccontextmanager
