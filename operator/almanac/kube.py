@@ -273,10 +273,14 @@ class Kube:
             raise
 
     async def list_all(self, namespace: str) -> list[tuple[str, list[Body]]]:
-        """What the operator's store starts from, by kind: the Calendars, the runs and
-        the runs' batch Jobs of a namespace ("" for all namespaces)."""
+        """What the operator's store starts from, by kind: the ScheduledJobs, Calendars,
+        runs and the runs' batch Jobs of a namespace ("" for all namespaces)."""
         result = []
-        for kind, plural in (("Calendar", "calendars"), ("ScheduledJobRun", "scheduledjobruns")):
+        for kind, plural in (
+            ("ScheduledJob", "scheduledjobs"),
+            ("Calendar", "calendars"),
+            ("ScheduledJobRun", "scheduledjobruns"),
+        ):
             if namespace:
                 listed = await self.custom.list_namespaced_custom_object(
                     GROUP, VERSION, namespace, plural

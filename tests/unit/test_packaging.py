@@ -70,6 +70,7 @@ METRICS = {
     "almanac_last_success_timestamp_seconds",
     "almanac_missed_fires_total",
     "almanac_notification_failures_total",
+    "almanac_untrusted_runs_total",
     "almanac_timer_last_tick_timestamp_seconds",
 }
 HISTOGRAMS = {
@@ -419,9 +420,14 @@ def test_aggregated_roles_extend_admin_edit_and_view() -> None:
     assert rules(edit) == [
         (
             ["almanac.dev"],
-            resources,
+            ["scheduledjobs", "calendars"],
             ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
-        )
+        ),
+        (  # only the operator creates runs (rules/trust.py)
+            ["almanac.dev"],
+            ["scheduledjobruns"],
+            ["get", "list", "watch", "update", "patch", "delete", "deletecollection"],
+        ),
     ]
     assert rules(view) == [(["almanac.dev"], resources, ["get", "list", "watch"])]
 
@@ -676,6 +682,7 @@ def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator
         "AlmanacRunFailed",
         "AlmanacMissedFires",
         "AlmanacNotificationFailures",
+        "AlmanacUntrustedRuns",
         "AlmanacNotFiring",
         "AlmanacOperatorDown",
     }

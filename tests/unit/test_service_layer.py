@@ -448,6 +448,30 @@ async def test_an_object_that_breaks_its_decision_is_reported_and_the_others_sti
 
 
 @sync
+async def test_a_squatted_run_name_runs_nothing_and_is_reported_on_the_job() -> None:
+    """Someone pre-creates the run of the next fire, with other services: the fire
+    creates nothing, the squatter's services never run, RunNameTaken says so."""
+    from almanac.rules.jobs import run_body
+
+    w = World()
+    victim = w.apply(job(services=[service("a")]))
+    squatter = run_body(victim, run_of(1), minute(1), "Schedule", [service("evil")])
+    w.kube.put("scheduledjobruns", squatter)
+    await w.at(minute(1))
+    assert w.kube.names("jobs") == []
+    assert w.kube.reasons().count("RunNameTaken") == 1
+    conditions = {c["type"]: c for c in w.job_status()["conditions"]}
+    assert conditions["RunNameTaken"]["status"] == "True"
+    assert run_of(1) in conditions["RunNameTaken"]["message"]
+    assert "status" not in w.run(run_of(1))
+    # Once it is deleted, the condition goes and the next fire runs.
+    del w.kube.objects[("scheduledjobruns", "ns", run_of(1))]
+    await w.at(minute(2))
+    assert w.kube.names("jobs") == [f"{run_of(2)}-a"]
+    assert "RunNameTaken" not in {c["type"] for c in w.job_status()["conditions"]}
+
+
+@sync
 async def test_a_fenced_replica_writes_nothing() -> None:
     w = World()
     w.apply(job())

@@ -44,6 +44,7 @@ from almanac.rules import policy
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import PlannedEvent
 from almanac.rules.runs import decide_run
+from almanac.rules.trust import untrusted
 from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Controller:
         self.timers = TimerQueue(clock)
         self.queue = WorkQueue(self._decide, self.timers)
         self.delivery = Delivery(self)
+        self._untrusted: set[Key] = set()  # runs reported as not ours
 
     # --- what the watches saw -----------------------------------------------------------
 
@@ -144,6 +146,7 @@ class Controller:
         start-up (the store was filled by a LIST, so the watch's first events are no news)
         and at every resync."""
         for key in self.store.keys(Kind.JOB):
+            metrics.track_job(*key)
             self.queue.add((Kind.JOB, key))
         for key in self.store.keys(Kind.RUN):
             run = self.store.get(Kind.RUN, key)
@@ -241,12 +244,14 @@ class Controller:
             self.timers.cancel(("job", key))
             return True
         now = self.clock()
+        runs, taken = self._trusted_runs(body)
         plan = decide_job(
             body,
-            self.store.runs_of(*key),
+            runs,
             self.store.calendars_in(key[0]),
             now,
             default_time_zone=self.settings.default_timezone,
+            taken=taken,
         )
         if plan.consume_run_now:
             rv = body["metadata"].get("resourceVersion")
@@ -270,6 +275,12 @@ class Controller:
                 message = f"the API server refused run {name}: {result.message}"
                 await self.kube.event(body, "Warning", "RunRefused", message, key=name)
                 continue
+            if isinstance(result, Exists):
+                existing = await self.refresh(Kind.RUN, (key[0], name))
+                why = untrusted(existing, body, self._run_lookup(key[0])) if existing else None
+                if why is not None:  # a squatter: this fire runs nothing
+                    await self._report_untrusted(body, name, why)
+                    continue
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body)
                 self.queue.add((Kind.RUN, (key[0], name)))
@@ -289,6 +300,32 @@ class Controller:
         self._wake(("job", key), plan.wake_at, (Kind.JOB, key))
         return True
 
+    def _trusted_runs(self, job: Body) -> tuple[list[Body], list[str]]:
+        """The job's runs the operator created, and the names of those it did not."""
+        key = key_of(job)
+        lookup = self._run_lookup(key[0])
+        runs: list[Body] = []
+        taken: list[Body] = []
+        for run in self.store.runs_of(*key):
+            (taken if untrusted(run, job, lookup) else runs).append(run)
+        return runs, [r["metadata"]["name"] for r in taken]
+
+    def _run_lookup(self, namespace: str) -> Callable[[str], Body | None]:
+        return lambda name: self.store.get(Kind.RUN, (namespace, name))
+
+    async def _report_untrusted(self, on: Body, run: str, why: str) -> None:
+        """Once per run: a Warning Event on ``on`` (its job, or itself) and the metric
+        an alert watches."""
+        reported = (key_of(on)[0], run)
+        if reported in self._untrusted:
+            return
+        self._untrusted.add(reported)
+        metrics.UNTRUSTED_RUNS.labels(reported[0]).inc()
+        reason = "RunNameTaken" if on.get("kind") == "ScheduledJob" else "RunNotTrusted"
+        message = f"{why}: not executed; the operator runs only runs it created"
+        log.warning("%s/%s: %s: %s", *key_of(on), reason, message)
+        await self.kube.event(on, "Warning", reason, message, key=run)
+
     # --- ScheduledJobRuns ------------------------------------------------------------------
 
     async def _reconcile_run(self, key: Key) -> bool:
@@ -298,6 +335,10 @@ class Controller:
             return True
         job_name = (body.get("spec") or {}).get("scheduledJob", "")
         job = self.store.get(Kind.JOB, (key[0], job_name))
+        why = untrusted(body, job, self._run_lookup(key[0]))
+        if why is not None:
+            await self._report_untrusted(body, key[1], why)
+            return True
         refused: dict[str, str] = {}
         while True:
             plan = decide_run(

@@ -66,6 +66,12 @@ LAST_SUCCESS = Gauge(
 MISSED_FIRES = Counter(
     "almanac_missed_fires", "Fires that were not started.", ["namespace", "scheduledjob"]
 )
+UNTRUSTED_RUNS = Counter(
+    "almanac_untrusted_runs",
+    "Runs found that the operator did not create (squatted names, user-created runs): "
+    "not executed.",
+    ["namespace"],
+)
 NOTIFICATION_FAILURES = Counter(
     "almanac_notification_failures", "Notifications given up on.", ["namespace", "scheduledjob"]
 )

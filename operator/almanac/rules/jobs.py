@@ -127,6 +127,7 @@ class _Decision:
         self.missed_latest: datetime | None = None
         self.missed_message = ""
         self.fired: datetime | None = None
+        self.taken: list[str] = []
 
     # --- pieces -----------------------------------------------------------------------
 
@@ -134,6 +135,27 @@ class _Decision:
         previous = self.status.get("conditions") or []
         self.desired["conditions"] = [
             ready_condition(status, reason, message, self.generation, previous, self.now)
+        ]
+
+    def taken_condition(self) -> list[Body]:
+        """RunNameTaken while runs the operator did not create carry this job's name."""
+        if not self.taken:
+            return []
+        old = next(
+            (c for c in self.status.get("conditions") or [] if c.get("type") == "RunNameTaken"),
+            None,
+        )
+        names = ", ".join(self.taken[:10]) + (" ..." if len(self.taken) > 10 else "")
+        return [
+            {
+                "type": "RunNameTaken",
+                "status": "True",
+                "reason": "RunNameTaken",
+                "message": f"runs not created by Almanac name this job, and are not executed: "
+                f"{names}; delete them",
+                "observedGeneration": self.generation,
+                "lastTransitionTime": (old or {}).get("lastTransitionTime") or timestamp(self.now),
+            }
         ]
 
     def warn_once(self, reason: str, message: str) -> None:
@@ -215,6 +237,11 @@ class _Decision:
                 "message": self.missed_message,
             }
         last_success = self.history()
+        if "conditions" in self.desired:
+            self.desired["conditions"] = [
+                *(c for c in self.desired["conditions"] if c["type"] != "RunNameTaken"),
+                *self.taken_condition(),
+            ]
         return JobPlan(
             status=changed_fields(self.status, self.desired),
             creates=tuple(self.creates),
@@ -235,10 +262,14 @@ def decide_job(
     now: datetime,
     *,
     default_time_zone: str = "UTC",
+    taken: Sequence[str] = (),
 ) -> JobPlan:
     """Everything to do for ``job`` at ``now``, given its runs and the Calendars of its
-    namespace (raw bodies, by name). Pure: the same inputs give the same plan."""
+    namespace (raw bodies, by name), and the names of runs that claim it but were not
+    created by the operator (:mod:`almanac.rules.trust`). Pure: the same inputs give
+    the same plan."""
     d = _Decision(job, runs, now)
+    d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
     try:
         schedule = resolve(ScheduledJob.parse(job), calendars, default_time_zone)
