@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -298,6 +298,34 @@ class Kube:
             jobs = await self.batch.list_job_for_all_namespaces(label_selector=LABEL_RUN)
         result.append(("Job", [self._dict(job) for job in jobs.items]))
         return result
+
+    # --- who is asking -------------------------------------------------------------
+
+    async def whoami(self) -> str:
+        """The user name this client authenticates as (a SelfSubjectReview)."""
+        review = await client.AuthenticationV1Api(self.api).create_self_subject_review(
+            client.V1SelfSubjectReview()
+        )
+        return str(review.status.user_info.username)
+
+    async def may(
+        self, user: Mapping[str, Any], verb: str, group: str, resource: str, namespace: str
+    ) -> bool:
+        """Whether ``user`` (an admission request's userInfo) may ``verb`` ``resource``
+        in ``namespace`` (a SubjectAccessReview, as the API server would decide)."""
+        spec = client.V1SubjectAccessReviewSpec(
+            user=user.get("username"),
+            uid=user.get("uid"),
+            groups=user.get("groups"),
+            extra=user.get("extra"),
+            resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace, verb=verb, group=group, resource=resource
+            ),
+        )
+        review = await client.AuthorizationV1Api(self.api).create_subject_access_review(
+            client.V1SubjectAccessReview(spec=spec)
+        )
+        return bool(review.status.allowed)
 
     # --- batch/v1 Jobs --------------------------------------------------------------
 

@@ -6,8 +6,11 @@ import base64
 import socket
 from collections.abc import Callable
 
+import yaml
+
 from tests.integration.conftest import Operator
-from tests.integration.objects import calendar, scheduled_job
+from tests.integration.objects import calendar, scheduled_job, service
+from tests.integration.test_operator import run_now, runs_of
 from tests.kube import Kubectl
 
 
@@ -50,6 +53,7 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
             "webhooks": [
                 hook("scheduledjobs", "validate-scheduledjob"),
                 hook("calendars", "validate-calendar"),
+                hook("scheduledjobruns", "validate-scheduledjobrun"),
             ],
         }
     )
@@ -78,5 +82,82 @@ def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_cal
             scheduled_job("good", "30 2 * * 1-5", timeZone="Europe/Bucharest"),
         )
         assert k.get("sj", "good") is not None and k.get("cal", "later") is not None
+    finally:
+        k.run("delete", "validatingwebhookconfiguration", name, check=False)
+
+
+def grant(k: Kubectl, user: str, rules: list[dict[str, object]]) -> None:
+    """A Role with ``rules`` in the test's namespace, bound to ``user``."""
+    k.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": user},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    )
+
+
+ALMANAC_EDIT = {  # what the chart's almanac-edit grants, runs included for the test
+    "apiGroups": ["almanac.dev"],
+    "resources": ["scheduledjobs", "scheduledjobruns", "calendars"],
+    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+}
+CREATE_JOBS = {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]}
+
+
+def test_the_webhook_lets_only_users_who_may_create_jobs_run_them_and_only_the_operator_create_runs(
+    k: Kubectl, start_operator: Callable[..., Operator]
+) -> None:
+    pki = k.kubeconfig.parent / "pki"
+    port = free_port()
+    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
+    name = f"almanac-{k.namespace}"
+    register(k, name, port, (pki / "ca.crt").read_bytes())
+    grant(k, "alice", [ALMANAC_EDIT])  # may edit ScheduledJobs, may not create Jobs
+    grant(k, "bob", [ALMANAC_EDIT, CREATE_JOBS])
+    privileged = scheduled_job("root", services=[service("x")])
+    privileged["spec"]["services"][0]["jobTemplate"]["spec"]["template"]["spec"]["hostPID"] = True
+    try:
+        result = k.run(
+            "apply", "--as", "alice", "-f", "-", stdin=yaml.safe_dump(privileged), check=False
+        )
+        assert result.returncode != 0
+        assert 'alice may not create Jobs in namespace "' in result.stderr, result.stderr
+        assert k.get("sj", "root") is None
+        # A run made by hand (for a job that does not even exist) is refused to anyone.
+        run = {
+            "apiVersion": "almanac.dev/v1alpha1",
+            "kind": "ScheduledJobRun",
+            "metadata": {"name": "handmade"},
+            "spec": {
+                "scheduledJob": "ghost",
+                "scheduledTime": "2027-01-01T00:00:00Z",
+                "services": privileged["spec"]["services"],
+            },
+        }
+        for user in ("alice", "bob"):
+            result = k.run(
+                "create", "--as", user, "-f", "-", stdin=yaml.safe_dump(run), check=False
+            )
+            assert "only the Almanac operator creates ScheduledJobRuns" in result.stderr, (
+                result.stderr
+            )
+        # Bob may create Jobs: his job is admitted, his run-now runs (the operator's own
+        # create of the run passes the webhook).
+        k.run("apply", "--as", "bob", "-f", "-", stdin=yaml.safe_dump(scheduled_job("bobs")))
+        result = k.run(
+            "annotate", "--as", "alice", "sj", "bobs", "almanac.dev/run-now=now", check=False
+        )
+        assert "alice may not create Jobs" in result.stderr, result.stderr
+        run_now(k, "bobs")
+        assert len(runs_of(k, "bobs")) == 1
     finally:
         k.run("delete", "validatingwebhookconfiguration", name, check=False)

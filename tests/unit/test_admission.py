@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from almanac.controller.admission import review_calendar, review_scheduled_job
+from almanac.controller.admission import (
+    jobs_permission_refusal,
+    needs_jobs_permission,
+    review_calendar,
+    review_scheduled_job,
+)
 
 NOW = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 SERVICE = {
@@ -107,3 +112,38 @@ def test_review_scheduled_job(body: dict[str, Any], errors: list[str], warnings:
 def test_a_calendar_with_an_impossible_holiday_is_refused() -> None:
     review = review_calendar({"metadata": {"name": "c"}, "spec": {"holiday": ["30.02.2027"]}})
     assert review.errors and review.errors[0].startswith('spec.holiday[0]: "30.02.2027"')
+
+
+RUN_NOW = {"almanac.dev/run-now": "now"}
+
+
+def annotated(body: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    return {**body, "metadata": {**body["metadata"], "annotations": annotations}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "operation", "old", "new", "needed"),
+    [
+        ("ScheduledJob", "CREATE", None, job(), True),
+        ("ScheduledJob", "UPDATE", job(), job(schedule="0 4 * * *"), True),  # spec changed
+        ("ScheduledJob", "UPDATE", job(), annotated(job(), RUN_NOW), True),  # run-now asked
+        ("ScheduledJob", "UPDATE", job(), annotated(job(), {"team": "a"}), False),  # metadata
+        ("ScheduledJob", "UPDATE", annotated(job(), RUN_NOW), job(), False),  # consumed
+        ("ScheduledJobRun", "UPDATE", job(), annotated(job(), {"almanac.dev/rerun": "now"}), True),
+        ("ScheduledJobRun", "UPDATE", job(), annotated(job(), {"team": "a"}), False),
+    ],
+)
+def test_which_requests_need_the_permission_to_create_jobs(
+    kind: str,
+    operation: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    needed: bool,
+) -> None:
+    assert needs_jobs_permission(kind, operation, old, new) is needed
+
+
+def test_the_refusal_names_the_user_the_namespace_and_how_to_check() -> None:
+    message = jobs_permission_refusal({"username": "alice"}, "team-a")
+    assert 'alice may not create Jobs in namespace "team-a"' in message
+    assert "kubectl auth can-i create jobs.batch -n team-a --as alice" in message

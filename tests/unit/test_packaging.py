@@ -523,7 +523,7 @@ def test_webhook_with_helm_generated_certificates() -> None:
             443,
         )
         paths.append(service["path"])
-        assert hook["failurePolicy"] == "Ignore"
+        assert hook["failurePolicy"] == "Fail"
         assert hook["sideEffects"] == "None"
         (rule,) = hook["rules"]
         assert rule["apiGroups"] == ["almanac.dev"] and rule["scope"] == "Namespaced"
@@ -534,7 +534,7 @@ def test_webhook_with_helm_generated_certificates() -> None:
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}
             ]
         }
-    assert paths == ["/validate-scheduledjob", "/validate-calendar"]
+    assert paths == ["/validate-scheduledjob", "/validate-calendar", "/validate-scheduledjobrun"]
     service = only(objects, "Service", "almanac-webhook")
     assert service["spec"]["ports"] == [
         {"name": "https-webhook", "port": 443, "targetPort": "https-webhook", "protocol": "TCP"}

@@ -472,6 +472,37 @@ async def test_a_squatted_run_name_runs_nothing_and_is_reported_on_the_job() -> 
 
 
 @sync
+async def test_deleted_objects_leave_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timers, retries, failure counts and indexes of deleted objects are released."""
+    from almanac.controller import controller as module
+
+    real = module.decide_job
+
+    def decide(job: Body, *args: Any, **kwargs: Any) -> Any:
+        if job["metadata"]["name"] == "j-bad":
+            raise ValueError("broken")
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(module, "decide_job", decide)
+    w = World()
+    names = [f"j-{i}" for i in range(200)] + ["j-bad"]
+    for name in names:
+        body = job(schedule="0 12 * * *", services=[service("a")])
+        body["metadata"]["name"] = name
+        w.apply(body)
+    await w.at(minute(1))
+    c = w.controller
+    assert len(c.timers) == 201  # 200 next fires and one retry
+    for name in names:
+        del w.kube.objects[("scheduledjobs", "ns", name)]
+        c.observe(Kind.JOB, "DELETED", c.store.get(Kind.JOB, ("ns", name)) or {})
+    await c.queue.idle()
+    assert len(c.timers) == 0
+    assert len(c.timers._heap) <= 64
+    assert not c.queue._failures and not c.store.keys(Kind.JOB)
+
+
+@sync
 async def test_a_fenced_replica_writes_nothing() -> None:
     w = World()
     w.apply(job())

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires
@@ -71,6 +72,41 @@ def review_scheduled_job(
     if isinstance(upcoming, NeverFires) and not stand_ins:
         review.warnings.append(f"spec.schedule: the job can never fire: {upcoming.message}")
     return review
+
+
+def needs_jobs_permission(
+    kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> bool:
+    """Whether this request makes Jobs run, so that its user must be allowed to create
+    Jobs in the namespace (the rule CronJob's users live by): creating a ScheduledJob,
+    changing its spec or asking for a run-now; asking for a rerun of a run."""
+    annotation = ANNOTATION_RUN_NOW if kind == "ScheduledJob" else ANNOTATION_RERUN
+
+    def asked(body: Mapping[str, Any] | None) -> Any:
+        return ((body or {}).get("metadata", {}).get("annotations") or {}).get(annotation)
+
+    if asked(new) is not None and asked(new) != asked(old):
+        return True
+    if kind != "ScheduledJob":
+        return False
+    return operation == "CREATE" or (old or {}).get("spec") != new.get("spec")
+
+
+def jobs_permission_refusal(user: Mapping[str, Any], namespace: str) -> str:
+    """What a user without the permission is told, and how to check it."""
+    name = user.get("username") or "this user"
+    return (
+        f'{name} may not create Jobs in namespace "{namespace}": a ScheduledJob runs its '
+        "services as Jobs, so creating or changing one, or asking for a run-now or a "
+        "rerun, needs that permission (check: kubectl auth can-i create jobs.batch "
+        f"-n {namespace} --as {name})"
+    )
+
+
+RUN_CREATE_REFUSAL = (
+    "only the Almanac operator creates ScheduledJobRuns: annotate the ScheduledJob with "
+    "almanac.dev/run-now=now for a run now, or a run with almanac.dev/rerun=now to rerun it"
+)
 
 
 def review_calendar(body: Mapping[str, Any]) -> Review:

@@ -79,6 +79,8 @@ class Controller:
         self.queue = WorkQueue(self._decide, self.timers)
         self.delivery = Delivery(self)
         self._untrusted: set[Key] = set()  # runs reported as not ours
+        self.identity: str | None = None
+        """The user name the operator authenticates as (the webhook admits its runs)."""
 
     # --- what the watches saw -----------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Controller:
                 self.queue.add((Kind.JOB, job))
 
     def _forget(self, kind: Kind, key: Key, body: Body) -> None:
+        """An object was deleted: nothing of it stays behind (timers, retries, series)."""
+        self.queue.forget((kind, key))
+        self._untrusted.discard(key)
         if kind is Kind.JOB:
             self.timers.cancel(("job", key))
             metrics.forget_job(*key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -18,7 +18,14 @@ import kopf
 
 from almanac.api import names as api
 from almanac.controller import metrics
-from almanac.controller.admission import Review, review_calendar, review_scheduled_job
+from almanac.controller.admission import (
+    RUN_CREATE_REFUSAL,
+    Review,
+    jobs_permission_refusal,
+    needs_jobs_permission,
+    review_calendar,
+    review_scheduled_job,
+)
 from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
@@ -82,6 +89,11 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     kube = await Kube.connect()
     kube.fence = fence
     controller = Controller(kube, config, smtp=smtp)
+    if config.webhook_port:  # who we are, so that the webhook admits our own run creates
+        try:
+            controller.identity = await kube.whoami()
+        except Exception as error:
+            log.warning("could not learn the operator's user name (%s): runs are refused", error)
     # Before the first decision the store holds every Calendar, run and Job: a job is
     # never scheduled without its exclusions, nor fired without seeing its active runs.
     namespaces = config.namespaces
@@ -158,9 +170,13 @@ def _admit(review: Review, warnings: list[str]) -> None:
         raise kopf.AdmissionError("\n".join(review.errors), code=422)
 
 
-def validate_scheduled_job(body: kopf.Body, warnings: list[str], memo: kopf.Memo, **_: Any) -> None:
-    """Refuses what the schedule engine rejects, with `almanac next`'s messages."""
+async def validate_scheduled_job(
+    body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """Refuses what the schedule engine rejects, with `almanac next`'s messages, and a
+    user who may not create the Jobs it would run."""
     controller: Controller = memo.controller
+    await _check_jobs_permission(controller, "ScheduledJob", body, kwargs)
     namespace = body.get("metadata", {}).get("namespace", "")
     calendars = controller.store.calendars_in(namespace)
     _admit(
@@ -171,8 +187,41 @@ def validate_scheduled_job(body: kopf.Body, warnings: list[str], memo: kopf.Memo
     )
 
 
+async def validate_run(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Only the operator creates runs; a rerun needs the permission to create Jobs."""
+    controller: Controller = memo.controller
+    if kwargs["operation"] == "CREATE" and not _is_operator(controller, kwargs["userinfo"]):
+        raise kopf.AdmissionError(RUN_CREATE_REFUSAL, code=403)
+    await _check_jobs_permission(controller, "ScheduledJobRun", body, kwargs)
+
+
 def validate_calendar(body: kopf.Body, warnings: list[str], **_: Any) -> None:
     _admit(review_calendar(dict(body)), warnings)
+
+
+def _is_operator(controller: Controller, userinfo: Mapping[str, Any]) -> bool:
+    return controller.identity is not None and userinfo.get("username") == controller.identity
+
+
+async def _check_jobs_permission(
+    controller: Controller, kind: str, new: kopf.Body, request: dict[str, Any]
+) -> None:
+    """``request``: the admission handler's other arguments (operation, old, userinfo)."""
+    userinfo: Mapping[str, Any] = request["userinfo"]
+    old = request.get("old")
+    if _is_operator(controller, userinfo) or not needs_jobs_permission(
+        kind, request["operation"], dict(old) if old is not None else None, dict(new)
+    ):
+        return
+    namespace = new.get("metadata", {}).get("namespace", "")
+    try:
+        allowed = await controller.kube.may(userinfo, "create", "batch", "jobs", namespace)
+    except Exception as error:  # fail closed, and say why
+        raise kopf.AdmissionError(
+            f"could not check whether the user may create Jobs ({error}); try again", code=503
+        ) from error
+    if not allowed:
+        raise kopf.AdmissionError(jobs_permission_refusal(userinfo, namespace), code=403)
 
 
 #: (resource, handler id, handler): kopf serves each at "/<handler id>", which is the
@@ -180,6 +229,7 @@ def validate_calendar(body: kopf.Body, warnings: list[str], **_: Any) -> None:
 WEBHOOKS = (
     (api.SCHEDULED_JOBS, "validate-scheduledjob", validate_scheduled_job),
     (api.CALENDARS, "validate-calendar", validate_calendar),
+    (api.RUNS, "validate-scheduledjobrun", validate_run),
 )
 WEBHOOK_OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
 

@@ -69,6 +69,13 @@ class TimerQueue:
     def cancel(self, key: Hashable) -> None:
         self._entries.pop(key, None)  # its heap item is skipped when it surfaces
         self._failures.pop(key, None)
+        if len(self._heap) > 2 * len(self._entries) + 64:  # mostly cancelled: compact
+            self._heap = [item for item in self._heap if self._live(item)]
+            heapq.heapify(self._heap)
+
+    def _live(self, item: tuple[datetime, int, Hashable]) -> bool:
+        entry = self._entries.get(item[2])
+        return entry is not None and entry[1] == item[1]
 
     def _pop_due(self, now: datetime) -> list[tuple[Hashable, Callback]]:
         due = []

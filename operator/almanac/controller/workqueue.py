@@ -44,6 +44,11 @@ class WorkQueue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def forget(self, key: Hashable) -> None:
+        """The object is gone: no retry of it, no count of its failures."""
+        self._failures.pop(key, None)
+        self._timers.cancel(("retry", key))
+
     def __len__(self) -> int:
         return len(self._running)
 
