@@ -348,7 +348,7 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["scheduledjobruns/status"], ["get", "patch"]),
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
-    ([""], ["events"], ["create"]),
+    ([""], ["events"], ["create", "list"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
 CLUSTER_READS = [

@@ -142,7 +142,7 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
   verbs: [get, list, watch, create]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]  # list: why a service's Job makes no Pod (FailedCreate)
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

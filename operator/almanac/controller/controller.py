@@ -43,7 +43,7 @@ from almanac.notifications.smtp import SmtpSettings
 from almanac.rules import policy
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import PlannedEvent
-from almanac.rules.runs import decide_run
+from almanac.rules.runs import decide_run, jobs_without_pods
 from almanac.rules.trust import untrusted
 from almanac.times import parse_time
 
@@ -345,6 +345,7 @@ class Controller:
             await self._report_untrusted(body, key[1], why)
             return True
         refused: dict[str, str] = {}
+        no_pods = await self._pod_refusals(key[0], self.store.batch_jobs_of(*key))
         while True:
             plan = decide_run(
                 body,
@@ -354,6 +355,7 @@ class Controller:
                 smtp=self.smtp,
                 rerun_delay=self.settings.rerun_delay,
                 refused=refused,
+                no_pods=no_pods,
             )
             newly = False
             for batch_job in plan.creates:
@@ -400,6 +402,18 @@ class Controller:
         self._wake(("run", key), plan.wake_at, (Kind.RUN, key))
         self.delivery.consider(key, body)
         return True
+
+    async def _pod_refusals(self, namespace: str, batch_jobs: list[Body]) -> dict[str, str]:
+        """Why Jobs that made no Pod in time make none: the Job controller's latest
+        FailedCreate Event on each (Pod Security, quota, an admission webhook)."""
+        found = {}
+        for service, job in jobs_without_pods(batch_jobs, self.clock()).items():
+            events = await self.kube.list_events(namespace, job, "Job")
+            refusals = [e for e in events if e.get("reason") == "FailedCreate"]
+            if refusals:
+                latest = max(refusals, key=lambda e: str(e.get("lastTimestamp") or ""))
+                found[service] = str(latest.get("message") or "")[:1000]
+        return found
 
     async def _consume_rerun(self, run: Body) -> Body | None:
         """Removes the rerun annotation once its child exists (or was refused). Not by

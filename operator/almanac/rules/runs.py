@@ -30,7 +30,13 @@ from almanac.rules.jobs import owner_reference, run_body
 from almanac.rules.plans import Body, PlannedEvent, changed_fields
 from almanac.times import parse_time, timestamp
 
-__all__ = ["RunPlan", "batch_job_body", "decide_run", "job_state"]
+__all__ = ["RunPlan", "batch_job_body", "decide_run", "job_state", "jobs_without_pods"]
+
+#: A Job that has made no Pod this long after its creation is looked into: the Job
+#: controller's FailedCreate Events say why (Pod Security, quota, a webhook).
+PODS_EXPECTED_WITHIN = timedelta(seconds=10)
+#: While a Job still has no Pod, its reason is read again this often.
+PODS_RECHECK = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,36 @@ def job_state(job: Body) -> orch.JobState:
                 parse_time(condition.get("lastTransitionTime")),
             )
     return orch.JobState(orch.Phase.RUNNING, "", parse_time(status.get("startTime")))
+
+
+def _without_pods(job: Body) -> bool:
+    status = job.get("status") or {}
+    finished = job_state(job).phase is not orch.Phase.RUNNING
+    pods = any(status.get(f) for f in ("active", "ready", "succeeded", "failed", "terminating"))
+    return not finished and not pods
+
+
+def jobs_without_pods(batch_jobs: Sequence[Body], now: datetime) -> dict[str, str]:
+    """The unfinished Jobs that made no Pod within PODS_EXPECTED_WITHIN of their
+    creation: service name -> Job name (whose Events the executor then reads)."""
+    return {
+        (j["metadata"].get("labels") or {}).get(LABEL_SERVICE, ""): j["metadata"]["name"]
+        for j in batch_jobs
+        if _without_pods(j)
+        and (created := parse_time(j["metadata"].get("creationTimestamp"))) is not None
+        and now - created >= PODS_EXPECTED_WITHIN
+    }
+
+
+def _pods_check_at(batch_jobs: Sequence[Body], now: datetime) -> datetime | None:
+    """When to look again at Jobs without Pods (young ones when they come of age)."""
+    times = []
+    for j in batch_jobs:
+        created = parse_time(j["metadata"].get("creationTimestamp"))
+        if created is not None and _without_pods(j):
+            due = created + PODS_EXPECTED_WITHIN
+            times.append(due if due > now else now + PODS_RECHECK)
+    return min(times, default=None)
 
 
 def batch_job_body(run: Body, service: Body) -> Body:
@@ -219,10 +255,12 @@ def decide_run(
     smtp: SmtpSettings | None = None,
     rerun_delay: timedelta = timedelta(minutes=1),
     refused: Mapping[str, str] | None = None,
+    no_pods: Mapping[str, str] | None = None,
 ) -> RunPlan:
     """Everything to do for ``run`` at ``now``, given its Jobs (from the store), its
-    ScheduledJob (None when gone) and the services whose Job the API server refused
-    (by service name, with its message). Pure: the same inputs give the same plan."""
+    ScheduledJob (None when gone), the services whose Job the API server refused and
+    those whose Job could not create its Pods (by service name, with the message; see
+    :func:`jobs_without_pods`). Pure: the same inputs give the same plan."""
     meta, spec = run["metadata"], run.get("spec") or {}
     status: Body = run.get("status") or {}
     old_phase = status.get("phase")
@@ -277,6 +315,12 @@ def decide_run(
         "completionTime": timestamp(plan.completion_time),
         "services": [_service_status(s) for s in plan.services],
     }
+    for item in desired["services"]:
+        refusal = (no_pods or {}).get(item["name"])
+        if refusal and item["phase"] == "Running":
+            item["message"] = f"no Pod created yet: {refusal}"
+            text = f"service {item['name']}: Job {item.get('jobName')} creates no Pod: {refusal}"
+            events.append(PlannedEvent("Warning", "ServicePodsRefused", text, text))
     old_services = {s["name"]: s for s in status.get("services") or []}
     events += _service_events(old_services, desired["services"])
     events += _run_events(run, desired, old_phase)
@@ -299,6 +343,9 @@ def decide_run(
         rerun=rerun,
         consume_rerun=consume,
         events=tuple(events),
-        wake_at=plan.wake_at,
+        wake_at=min(
+            (t for t in (plan.wake_at, _pods_check_at(batch_jobs, now)) if t is not None),
+            default=None,
+        ),
         finished_now=plan.finished,
     )

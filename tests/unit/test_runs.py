@@ -1,0 +1,65 @@
+"""Table tests of decide_run's view of Jobs that make no Pod (Pod Security, quota)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from almanac.rules.jobs import run_body
+from almanac.rules.runs import batch_job_body, decide_run, jobs_without_pods
+from almanac.times import timestamp
+from tests.integration.objects import scheduled_job, service
+from tests.unit.test_service_layer import T0
+
+Body = dict[str, Any]
+
+
+def job() -> Body:
+    body = scheduled_job("j", services=[service("a")])
+    body["metadata"].update(uid="uid-j", namespace="ns")
+    return body
+
+
+def run() -> Body:
+    body = run_body(job(), "j-1", T0, "Schedule", job()["spec"]["services"])
+    body["metadata"]["uid"] = "uid-r"
+    body["status"] = {
+        "phase": "Running",
+        "services": [{"name": "a", "phase": "Running", "jobName": "j-1-a"}],
+    }
+    return body
+
+
+def batch_job(age: float, **status: Any) -> Body:
+    body = batch_job_body(run(), job()["spec"]["services"][0])
+    body["metadata"]["creationTimestamp"] = timestamp(T0 - timedelta(seconds=age))
+    body["status"] = status
+    return body
+
+
+@pytest.mark.parametrize(
+    ("age", "status", "looked_into"),
+    [
+        (5, {}, False),  # young: the Job controller may not have made it yet
+        (11, {}, True),  # no Pod after 10 s
+        (11, {"active": 1}, False),
+        (11, {"failed": 1}, False),
+        (11, {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}, False),
+    ],
+)
+def test_jobs_without_pods(age: float, status: Body, looked_into: bool) -> None:
+    found = jobs_without_pods([batch_job(age, **status)], T0)
+    assert found == ({"a": "j-1-a"} if looked_into else {})
+
+
+def test_a_refused_pod_shows_in_the_service_and_an_event_and_is_looked_at_again() -> None:
+    refusal = 'pods "j-1-a-x" is forbidden: violates PodSecurity "restricted:latest"'
+    plan = decide_run(run(), [batch_job(11)], job(), T0, no_pods={"a": refusal})
+    [item] = plan.status["services"]
+    assert item["phase"] == "Running" and item["message"] == f"no Pod created yet: {refusal}"
+    assert [e.reason for e in plan.events] == ["ServicePodsRefused"]
+    assert plan.wake_at == T0 + timedelta(seconds=30)
+    young = decide_run(run(), [batch_job(4)], job(), T0)
+    assert young.wake_at == T0 + timedelta(seconds=6)
