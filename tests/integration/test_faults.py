@@ -3,6 +3,7 @@ itself, frozen past the client's request timeout, exactly when a fire is due."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from datetime import UTC, datetime, timedelta
@@ -53,3 +54,48 @@ def test_a_fire_during_an_outage_runs_within_seconds_of_its_return(
     print(f"first Job of the fire created {resumed:.1f}s after {component} returned")
     assert resumed <= 6.0, f"the fire's first Job came {resumed:.1f}s after {component} returned"
     assert [r["metadata"]["name"] for r in k.items("sjr")].count(name) == 1
+
+
+def nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": "x"}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_objects_nested_2000_levels_deep_do_not_stop_the_operator(
+    k: Kubectl, operator: Operator
+) -> None:
+    """A ScheduledJob and a ScheduledJobRun holding a map nested 2,000 levels deep: the
+    API server refuses them, or the operator takes them like any other; either way it
+    keeps serving and a canary fires on time."""
+    deep = scheduled_job("deep")
+    deep["spec"]["services"][0]["jobTemplate"]["spec"]["template"]["spec"]["x"] = nested(2000)
+    run = {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJobRun",
+        "metadata": {"name": "deep-run"},
+        "spec": {
+            "scheduledJob": "deep",
+            "scheduledTime": "2027-01-01T00:00:00Z",
+            "services": deep["spec"]["services"],
+        },
+    }
+    outcomes = []
+    for obj in (deep, run):
+        result = k.run("create", "-f", "-", stdin=json.dumps(obj), check=False)
+        outcomes.append("refused" if result.returncode else "accepted")
+    print(f"nested objects: {outcomes}")
+    k.apply(scheduled_job("canary", "* * * * *"))
+    fire = utc(
+        wait_until(
+            "the canary's nextScheduleTime",
+            lambda: k.get("sj", "canary").get("status", {}).get("nextScheduleTime"),
+        )
+    )
+    name = f"canary-{int(fire.timestamp()) // 60}"
+    created = wait_until("the canary's run", lambda: k.get("sjr", name), timeout=90)
+    late = (utc(created["metadata"]["creationTimestamp"]) - fire).total_seconds()
+    assert late <= 2.0, f"the canary fired {late:.0f}s late"
+    assert operator.proc is not None and operator.proc.poll() is None
+    assert "RecursionError" not in operator.log()

@@ -505,3 +505,21 @@ def test_one_run_is_a_handful_of_log_lines_each_naming_its_object(
     for line in lines:
         assert f"{k.namespace}/" in line and "quiet" in line, line
     assert not [line for line in lines if "succeeded." in line], "kopf's chatter is DEBUG"
+
+
+def test_a_pod_refused_by_pod_security_shows_its_reason_in_the_run(
+    k: Kubectl, restricted: str, operator: Operator
+) -> None:
+    """The namespace enforces the restricted level; the service's Pod (no
+    securityContext) is refused, so its Job makes no Pod: the run says why."""
+    k.apply(scheduled_job("psa"))
+    name = run_now(k, "psa")["metadata"]["name"]
+
+    def message() -> str | None:
+        services = (k.get("sjr", name) or {}).get("status", {}).get("services") or []
+        text = str(services[0].get("message") or "") if services else ""
+        return text if "PodSecurity" in text else None
+
+    text = wait_until("the refusal in the run's status", message, timeout=60)
+    assert text.startswith("no Pod created yet: ") and "restricted" in text
+    assert "ServicePodsRefused" in reasons(k, name)
