@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
 .PHONY: help venv tools cluster-up cluster-down cluster-status lint format unit test bench dev \
-        crds manifests clean
+        crds crd-schemas manifests clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -60,7 +60,11 @@ clean: cluster-down ## remove the local state and the virtualenv (not the binary
 	@rm -rf $(VENV)
 
 # ---- packaging: chart and plain manifests (charts/almanac, manifests/install) --------
-# Targets `manifests` and `chart-lint`; helm is the version pinned in hack/tools/helm.
+# Targets `crd-schemas`, `manifests` and `chart-lint`; helm is the version pinned in
+# hack/tools/helm.
+
+crd-schemas: venv ## write the services' jobTemplate schema into crds/ from the pinned Kubernetes
+	@$(BIN)/python hack/crd-job-template.py
 
 manifests: ## copy crds/ into the chart, render manifests/install/almanac.yaml (commit both)
 	@bash hack/generate-manifests.sh

@@ -27,4 +27,5 @@ upstream=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$version" \
 } > go.mod.new
 mv go.mod.new go.mod
 GOFLAGS=-mod=mod go mod tidy
-echo "pinned k8s.io/kubernetes $version; rebuild with: bash hack/build-tools.sh" >&2
+echo "pinned k8s.io/kubernetes $version; rebuild with: bash hack/build-tools.sh," >&2
+echo "then regenerate the CRDs' jobTemplate schema: make crd-schemas manifests" >&2
