@@ -214,3 +214,40 @@ def test_an_email_due_while_smtp_is_down_arrives_once_when_it_is_back(
     assert name in str(mail.message["Subject"])
     wait_until("Sent", lambda: notification(k, name).get("state") == "Sent")
     assert len(smtp.received) == 1
+
+
+def test_a_mail_to_a_domain_outside_the_allow_list_is_refused_and_never_sent(
+    k: Kubectl, start_operator: Callable[..., Operator], smtp: SmtpServer
+) -> None:
+    """Issue 13, "an open mail relay". The webhook is off here, so the API server admits
+    an address in another domain (only the operator knows its allow-list): the operator
+    refuses it when the e-mail is due. Nobody is mailed, the state is Failed with the
+    refused address, and the run gets a Warning Event. The forms the CRD refuses by
+    itself (display name, address literal, line break) never get that far."""
+    start_operator(**smtp_env(smtp), ALMANAC_MAIL_ALLOWED_DOMAINS="example.com")
+    for bad in (
+        "Forged <oncall@example.com>",
+        "root@[169.254.169.254]",
+        "a@example.com\r\nBcc: x@y.org",
+    ):
+        error = k.apply_expecting_error(
+            scheduled_job("forged", notifications={"onFailure": True, "to": [bad]})
+        )
+        # The CEL rule's message, or `format: email`'s where Go's parser refuses it first.
+        assert "spec.notifications.to[0]" in error
+        assert "must be a bare e-mail address" in error or "email" in error
+    k.apply(
+        scheduled_job(
+            "relay",
+            services=[service("x", exit_code=1)],
+            notifications={"onFailure": True, "to": ["oncall@example.com", "x@elsewhere.org"]},
+        )
+    )
+    name = finished_run(k, run_now(k, "relay")["metadata"]["name"])["metadata"]["name"]
+    failed = wait_until(
+        "the notification Failed",
+        lambda: (n := notification(k, name)).get("state") == "Failed" and n,
+    )
+    assert 'spec.notifications.to[1]: "x@elsewhere.org"' in failed["message"]
+    wait_until("the Event", lambda: "NotificationRecipientRefused" in reasons(k, name))
+    assert smtp.received == []

@@ -13,6 +13,7 @@ from almanac.controller.admission import (
     review_calendar,
     review_scheduled_job,
 )
+from almanac.notifications.recipients import AllowList
 
 NOW = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 SERVICE = {
@@ -147,3 +148,83 @@ def test_the_refusal_names_the_user_the_namespace_and_how_to_check() -> None:
     message = jobs_permission_refusal({"username": "alice"}, "team-a")
     assert 'alice may not create Jobs in namespace "team-a"' in message
     assert "kubectl auth can-i create jobs.batch -n team-a --as alice" in message
+
+
+# -- spec.notifications.to: the form, and the operator's allow-list of domains ---------------
+
+MAIL_DOMAINS = AllowList.parse("example.com, .example.com")
+
+RECIPIENT_CASES = [
+    ("a bare address in an allowed domain", ["ops@example.com", "db@eng.example.com"], []),
+    (
+        "a display name is refused naming the field and the bare address",
+        ["ops@example.com", "Ops <ops@example.com>"],
+        ["spec.notifications.to[1]: ", "write the bare address, ops@example.com"],
+    ),
+    (
+        "an address literal is refused",
+        ["root@[169.254.169.254]"],
+        ["spec.notifications.to[0]: ", "address literal"],
+    ),
+    (
+        "a header injection is refused",
+        ["ops@example.com\r\nBcc: victim@elsewhere.org"],
+        ["spec.notifications.to[0]: ", "line break"],
+    ),
+    (
+        "a domain outside the allow-list is refused with what is allowed",
+        ["x@elsewhere.org"],
+        ["spec.notifications.to[0]: ", "allowed: example.com, subdomains of example.com"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("to", "words"), [c[1:] for c in RECIPIENT_CASES], ids=[c[0] for c in RECIPIENT_CASES]
+)
+def test_recipients_at_admission(to: list[str], words: list[str]) -> None:
+    review = review_scheduled_job(
+        job(notifications={"onFailure": True, "to": to}),
+        {},
+        default_time_zone="UTC",
+        now=NOW,
+        mail_domains=MAIL_DOMAINS,
+    )
+    assert review.allowed == (not words)
+    if words:
+        [error] = review.errors
+        assert all(w in error for w in words), error
+
+
+def test_recipient_errors_come_with_the_schedules() -> None:
+    review = review_scheduled_job(
+        job(schedule="61 * * * *", notifications={"to": ["x@elsewhere.org"]}),
+        {},
+        default_time_zone="UTC",
+        now=NOW,
+        mail_domains=MAIL_DOMAINS,
+    )
+    assert [e.split(":")[0] for e in review.errors] == ["spec.notifications.to[0]", "spec.schedule"]
+
+
+def test_without_an_allow_list_only_the_form_is_refused() -> None:
+    to = ["x@elsewhere.org", "Ops <ops@example.com>"]
+    review = review_scheduled_job(
+        job(notifications={"to": to}), {}, default_time_zone="UTC", now=NOW
+    )
+    assert [e.split(":")[0] for e in review.errors] == ["spec.notifications.to[1]"]
+
+
+def test_an_update_is_not_refused_for_recipients_the_object_already_had() -> None:
+    """The allow-list narrowed after the job was stored: editing it (or the operator
+    consuming run-now) still works; a newly added recipient is checked."""
+    stored = job(notifications={"to": ["x@elsewhere.org"]})
+    edited = job(suspend=True, notifications={"to": ["x@elsewhere.org", "y@elsewhere.org"]})
+    review = review_scheduled_job(
+        edited, {}, default_time_zone="UTC", now=NOW, mail_domains=MAIL_DOMAINS, old=stored
+    )
+    assert [e.split(":")[0] for e in review.errors] == ["spec.notifications.to[1]"]
+    same = review_scheduled_job(
+        stored, {}, default_time_zone="UTC", now=NOW, mail_domains=MAIL_DOMAINS, old=stored
+    )
+    assert same.allowed

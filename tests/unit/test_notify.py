@@ -247,8 +247,9 @@ def test_no_recipient_anywhere_is_a_reason_for_an_event() -> None:
     )
     bad = resolve_recipients(["ops@example.com", "not-an-address"], settings)
     assert bad == Unavailable(
-        "NotificationNoRecipients",
-        "spec.notifications.to: 'not-an-address' is not an e-mail address.",
+        "NotificationRecipientRefused",
+        'Not sent, to any recipient: spec.notifications.to[1]: "not-an-address" is not an '
+        "e-mail address (local@domain, for example ops@example.com).",
     )
 
 

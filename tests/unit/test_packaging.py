@@ -491,6 +491,31 @@ def test_smtp_password_is_a_mounted_file_never_a_value() -> None:
     assert not [o for o in objects if o["kind"] == "Secret" and "smtp" in o["metadata"]["name"]]
 
 
+def test_mail_allow_list_and_rate_limit_reach_the_operator() -> None:
+    """smtp.allowedDomains and smtp.rateLimitPerHour become the variables the operator
+    reads; the allow-list also without smtp.host (the webhook refuses other domains)."""
+    env = {e["name"]: e.get("value") for e in container(render(*EVERYTHING_ON))["env"]}
+    assert env["ALMANAC_MAIL_RATE_LIMIT"] == "60"
+    assert "ALMANAC_MAIL_ALLOWED_DOMAINS" not in env  # unset: the operator's own domains
+    env = {
+        e["name"]: e.get("value")
+        for e in container(
+            render(
+                *EVERYTHING_ON, "smtp.allowedDomains={example.com,.example.com}",
+                "smtp.rateLimitPerHour=0",
+            )
+        )["env"]
+    }  # fmt: skip
+    assert env["ALMANAC_MAIL_ALLOWED_DOMAINS"] == "example.com,.example.com"
+    assert env["ALMANAC_MAIL_RATE_LIMIT"] == "0"
+    env = {
+        e["name"]: e.get("value")
+        for e in container(render("smtp.allowedDomains={example.com}"))["env"]
+    }
+    assert env["ALMANAC_MAIL_ALLOWED_DOMAINS"] == "example.com"
+    assert "ALMANAC_MAIL_RATE_LIMIT" not in env and "ALMANAC_SMTP_HOST" not in env
+
+
 def test_almanac_run_accepts_every_flag_the_chart_passes() -> None:
     """The chart and `almanac run` agree: each flag in the rendered args is in its --help."""
     args = container(render(*EVERYTHING_ON))["args"]

@@ -12,6 +12,7 @@ import asyncio
 import copy
 import functools
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
 from almanac.notifications import smtp as notify
+from almanac.notifications.ratelimit import RateLimit
+from almanac.notifications.recipients import AllowList
 from tests.integration.objects import scheduled_job, service
 from tests.unit.fake_kube import FakeKube
 
@@ -42,18 +45,26 @@ def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
 class World:
     """A controller on a fake API server, with a clock the test moves."""
 
-    def __init__(self, smtp: notify.SmtpSettings | None = None) -> None:
+    def __init__(self, smtp: notify.SmtpSettings | None = None, **settings: Any) -> None:
         self.now = T0
         self.kube = FakeKube()
+        self.settings = Settings(rerun_delay=timedelta(minutes=1), **settings)
         self.controller = self.replica(smtp)
 
     def replica(self, smtp: notify.SmtpSettings | None = None) -> Controller:
         return Controller(
             self.kube,  # type: ignore[arg-type]
-            Settings(rerun_delay=timedelta(minutes=1)),
+            self.settings,
             clock=lambda: self.now,
             smtp=smtp,
         )
+
+    def start_from_list(self, controller: Controller) -> None:
+        """A replica's start: the store filled from a LIST, every object decided."""
+        for (plural, _, _), body in self.kube.objects.items():
+            if plural in KINDS:
+                controller.store.put(KINDS[plural], copy.deepcopy(body))
+        controller.decide_all()
 
     def apply(self, body: Body, plural: str = "scheduledjobs") -> Body:
         existing = self.kube.stored(plural, body["metadata"]["name"])
@@ -110,6 +121,21 @@ class World:
 
     def job_status(self, name: str = "j") -> Body:
         return (self.kube.stored("scheduledjobs", name) or {}).get("status") or {}
+
+
+SMTP = notify.SmtpSettings(host="127.0.0.1", sender="almanac@example.com", port=2525)
+
+
+def accept_mail(monkeypatch: pytest.MonkeyPatch, header: str = "To") -> list[str]:
+    """The SMTP server accepts every message; returns the list of their ``header``s."""
+    sent: list[str] = []
+
+    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
+        sent.append(message[header])
+        return notify.DeliveryResult("Sent", "250 OK", tuple(message["To"].split(", ")))
+
+    monkeypatch.setattr(notify, "deliver", deliver)
+    return sent
 
 
 def minute(m: int) -> datetime:
@@ -314,16 +340,9 @@ async def test_a_failed_write_is_retried_until_it_succeeds() -> None:
 
 @sync
 async def test_two_replicas_deliver_a_notification_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[str] = []
-
-    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
-        sent.append(message["To"])
-        return notify.DeliveryResult("Sent", "250 OK", tuple(message["To"].split(", ")))
-
-    monkeypatch.setattr(notify, "deliver", deliver)
-    smtp = notify.SmtpSettings(host="127.0.0.1", sender="almanac@example.com", port=2525)
-    w = World(smtp)
-    other = w.replica(smtp)
+    sent = accept_mail(monkeypatch)
+    w = World(SMTP)
+    other = w.replica(SMTP)
     w.apply(
         job(
             schedule="1 9 * * *",
@@ -359,7 +378,7 @@ async def test_a_notification_that_failed_for_now_is_retried_after_its_back_off(
         return notify.DeliveryResult(outcomes.pop(0), "server said so", ("ops@example.com",))
 
     monkeypatch.setattr(notify, "deliver", deliver)
-    w = World(notify.SmtpSettings(host="127.0.0.1", sender="almanac@example.com", port=2525))
+    w = World(SMTP)
     w.apply(
         job(
             schedule="1 9 * * *",
@@ -384,15 +403,8 @@ async def test_a_new_leader_delivers_a_notification_its_predecessor_left_pending
 ) -> None:
     """A successor starts from a LIST (the watch's first events are then no news): the
     finished run with a Pending notification is still decided, and mailed once."""
-    sent: list[str] = []
-
-    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
-        sent.append(message["To"])
-        return notify.DeliveryResult("Sent", "250 OK", tuple(message["To"].split(", ")))
-
-    monkeypatch.setattr(notify, "deliver", deliver)
-    smtp = notify.SmtpSettings(host="127.0.0.1", sender="almanac@example.com", port=2525)
-    w = World(smtp)
+    sent = accept_mail(monkeypatch)
+    w = World(SMTP)
     w.apply(
         job(
             schedule="1 9 * * *",
@@ -405,11 +417,8 @@ async def test_a_new_leader_delivers_a_notification_its_predecessor_left_pending
     with monkeypatch.context() as dead:  # the leader dies before it sends
         dead.setattr(w.controller.delivery, "consider", lambda key, run: None)
         await w.settle()
-    successor = w.replica(smtp)
-    for (plural, _, _), body in w.kube.objects.items():
-        if plural in KINDS:
-            successor.store.put(KINDS[plural], copy.deepcopy(body))
-    successor.decide_all()
+    successor = w.replica(SMTP)
+    w.start_from_list(successor)
     await w.settle(successor)
     assert w.run(run_of(1))["status"]["notification"]["state"] == "Sent"
     assert len(sent) == 1
@@ -500,6 +509,74 @@ async def test_deleted_objects_leave_nothing_behind(monkeypatch: pytest.MonkeyPa
     assert len(c.timers) == 0
     assert len(c.timers._heap) <= 64
     assert not c.queue._failures and not c.store.keys(Kind.JOB)
+
+
+@sync
+async def test_a_notification_to_a_domain_no_longer_allowed_fails_at_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run ended while any domain was allowed; the operator that delivers allows
+    only its own: nothing is sent, the state is Failed and an Event names the address."""
+    sent = accept_mail(monkeypatch)
+    w = World(replace(SMTP, allowed_domains=AllowList.parse("*")))
+    w.apply(
+        job(
+            schedule="1 9 * * *",
+            services=[service("a")],
+            notifications={"onFailure": True, "to": ["ops@example.com", "x@elsewhere.org"]},
+        )
+    )
+    await w.at(minute(1))
+    w.finish_job(f"{run_of(1)}-a", ok=False)
+    with monkeypatch.context() as dead:  # the old operator stops before it sends
+        dead.setattr(w.controller.delivery, "consider", lambda key, run: None)
+        await w.settle()
+    assert w.run(run_of(1))["status"]["notification"]["state"] == "Pending"
+    successor = w.replica(SMTP)  # ALMANAC_MAIL_ALLOWED_DOMAINS unset: example.com only
+    w.start_from_list(successor)
+    await w.settle(successor)
+    notification = w.run(run_of(1))["status"]["notification"]
+    assert notification["state"] == "Failed"
+    assert 'spec.notifications.to[1]: "x@elsewhere.org"' in notification["message"]
+    [event] = [e for e in w.kube.events.values() if e["reason"] == "NotificationRecipientRefused"]
+    assert (event["type"], event["on"]) == ("Warning", run_of(1))
+    assert "x@elsewhere.org" in event["message"]
+    assert sent == []
+
+
+@sync
+async def test_notifications_over_the_namespace_rate_limit_wait_pending_then_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = accept_mail(monkeypatch, "X-Almanac-Run")
+    w = World(SMTP, mail_rate_limit=RateLimit(1))
+    for name in ("j", "k"):
+        body = job(
+            schedule="1 9 * * *",
+            services=[service("a")],
+            notifications={"onFailure": True, "to": ["ops@example.com"]},
+        )
+        body["metadata"]["name"] = name
+        w.apply(body)
+    await w.at(minute(1))
+    for name in ("j", "k"):
+        w.finish_job(f"{run_of(1, name)}-a", ok=False)
+    await w.settle()
+    assert len(sent) == 1
+    [waiting] = [run_of(1, n) for n in ("j", "k") if run_of(1, n) not in sent]
+    notification = w.run(waiting)["status"]["notification"]
+    assert (notification["state"], notification.get("attempts", 0)) == ("Pending", 0)
+    assert notification["message"] == (
+        "Waiting: namespace ns has reached its limit of 1 e-mail per hour; "
+        "this e-mail is sent as soon as it is under the limit again."
+    )
+    assert w.kube.reasons().count("NotificationRateLimited") == 1
+    await w.at(minute(31))  # still within the hour: it keeps waiting, quietly
+    assert len(sent) == 1
+    assert w.kube.reasons().count("NotificationRateLimited") == 1
+    await w.at(minute(1) + timedelta(hours=1))
+    assert sorted(sent) == sorted([run_of(1, "j"), run_of(1, "k")])
+    assert w.run(waiting)["status"]["notification"]["state"] == "Sent"
 
 
 @sync

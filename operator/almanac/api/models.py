@@ -103,12 +103,12 @@ def _service_name(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    """``ops@example.com`` or ``Ops <ops@example.com>``."""
+    """An e-mail address. Read leniently (``Ops <ops@example.com>`` too), so that a job
+    stored before the recipient contract keeps firing; what the operator mails is
+    decided by :mod:`almanac.notifications.recipients` (at admission and at delivery)."""
     name, address = parseaddr(value)
     if not _ADDRESS.fullmatch(address) or (not name and address != value.strip()):
-        raise ValueError(
-            f"{quote(value)} is not an e-mail address (ops@example.com or Ops <ops@example.com>)"
-        )
+        raise ValueError(f"{quote(value)} is not an e-mail address (ops@example.com)")
     return value
 
 

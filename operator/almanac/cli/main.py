@@ -389,8 +389,43 @@ def _add_run(commands: Any) -> None:
         metavar="DIR",
         help="folder with the webhook's tls.crt and tls.key (default: %(default)s)",
     )
+    run.add_argument(
+        "--mail-allowed-domains",
+        type=_allowed_domains,
+        metavar="LIST",
+        help="recipient domains spec.notifications.to may name, comma-separated: example.com "
+        "(exactly), .example.com (its subdomains), * (any) (default: "
+        "ALMANAC_MAIL_ALLOWED_DOMAINS, else only the domains of ALMANAC_SMTP_FROM and "
+        "ALMANAC_SMTP_TO)",
+    )
+    run.add_argument(
+        "--mail-rate-limit",
+        type=_rate_limit,
+        metavar="N",
+        help="e-mails per namespace per hour; more wait (default: 60, or "
+        "ALMANAC_MAIL_RATE_LIMIT; 0: no limit)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
+
+
+def _allowed_domains(text: str) -> Any:
+    """An AllowList (loaded only for `almanac run`, like the rest of the operator)."""
+    from almanac.notifications.recipients import AllowList
+
+    try:
+        return AllowList.parse(text, "--mail-allowed-domains")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _rate_limit(text: str) -> Any:
+    from almanac.controller.settings import parse_rate_limit
+
+    try:
+        return parse_rate_limit(text, "--mail-rate-limit")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -5,7 +5,11 @@ unique service names). The webhook adds what only the schedule engine knows, wit
 same field-naming messages as `almanac next`:
 
 - refused: a cron expression the engine rejects, an unknown time zone, an invalid
-  window, any field the models refuse;
+  window, any field the models refuse, and a ``spec.notifications.to`` item the operator
+  would not mail (not a bare address, or outside its allow-list of recipient domains).
+  An item already in the object being updated is not refused again (a stored object
+  stays editable, e.g. by the operator consuming run-now, after the allow-list
+  narrowed): the delivery checks it and fails that mail with a message instead;
 - admitted with a warning (kubectl prints it): a calendarRef to a Calendar that does
   not exist yet (GitOps tools apply a folder in any order; the job stays Ready=False,
   CalendarNotFound, and fires nothing until it appears), and a schedule that can never
@@ -23,6 +27,7 @@ from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
 from almanac.errors import InvalidSpec
+from almanac.notifications.recipients import AllowList, check_recipients
 from almanac.schedule.engine import NeverFires
 
 
@@ -42,13 +47,22 @@ def review_scheduled_job(
     *,
     default_time_zone: str,
     now: datetime,
+    mail_domains: AllowList | None = None,
+    old: Mapping[str, Any] | None = None,
 ) -> Review:
-    """calendars: the Calendar bodies of the job's namespace, by name."""
+    """calendars: the Calendar bodies of the job's namespace, by name; mail_domains: the
+    operator's recipient allow-list (None: addresses are checked for their form only);
+    old: the stored object of an UPDATE."""
     review = Review()
+    # Before the model, which knows only "is not an e-mail address" (and still reads
+    # stored objects that name a display name): the recipients' own words win.
+    _, refused = check_recipients(_recipients(body), mail_domains, skip=_recipients(old))
+    review.errors += [str(e) for e in refused]
+    said = {e.path for e in refused}
     try:
         job = ScheduledJob.parse(body)
     except InvalidSpec as error:
-        review.errors += [str(e) for e in error.errors]
+        review.errors += [str(e) for e in error.errors if e.path not in said]
         return review
     missing = _names(job) - calendars.keys()
     for i, ref in enumerate(job.spec.calendar_refs):
@@ -116,6 +130,15 @@ def review_calendar(body: Mapping[str, Any]) -> Review:
     except InvalidSpec as error:
         review.errors += [str(e) for e in error.errors]
     return review
+
+
+def _recipients(body: Mapping[str, Any] | None) -> list[str]:
+    """``spec.notifications.to`` of a body if it is a list of strings (else the model
+    says what is wrong with it), or nothing."""
+    to = (((body or {}).get("spec") or {}).get("notifications") or {}).get("to")
+    if isinstance(to, list) and all(isinstance(t, str) for t in to):
+        return to
+    return []
 
 
 def _names(job: ScheduledJob) -> set[str]:

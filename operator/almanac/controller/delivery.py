@@ -8,13 +8,19 @@ itself, or a frozen old leader and the new one) only one claim succeeds; the oth
 the claim and waits the back-off. The result is then written over the claim, again only
 if the run still holds that claim. Sending happens in a task of its own: SMTP never
 holds up firing.
+
+Each namespace may have at most so many e-mails sent per hour
+(:class:`~almanac.notifications.ratelimit.MailRateLimiter`, counted when a message is
+about to go to the server). One over the limit is not attempted: the run's notification
+stays Pending with a message saying why (once, with a ``NotificationRateLimited``
+Event), and is considered again when the namespace is under the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,12 +32,15 @@ from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Kube
 from almanac.notifications.message import RunReport, ServiceReport
+from almanac.notifications.ratelimit import MailRateLimiter
 from almanac.notifications.smtp import SmtpSettings
 from almanac.notifications.state import (
     NotificationStatus,
     Send,
     Wait,
     plan_notification,
+    rate_limited,
+    resolve_recipients,
     send_notification,
 )
 from almanac.times import parse_time
@@ -65,14 +74,28 @@ class Delivery:
         self.c = controller
         self._sending: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.limiter = MailRateLimiter(controller.settings.mail_rate_limit)
 
     def consider(self, key: Key, run: Body) -> None:
-        """Starts a delivery that is due; puts one that is not yet due on the timers."""
+        """Starts a delivery that is due; puts one that is not yet due, or over its
+        namespace's rate limit, on the timers."""
         raw = (run.get("status") or {}).get("notification")
         if not raw or key in self._sending:
             return
         status = NotificationStatus.model_validate(raw)
-        plan = plan_notification(status, self.c.clock())
+        now = self.c.clock()
+        plan = plan_notification(status, now)
+        taken = None
+        # Only a message that will reach the server counts: refused recipients do not.
+        if isinstance(plan, Send) and isinstance(
+            resolve_recipients(self._to(key, run), self.c.smtp), tuple
+        ):
+            wait = self.limiter.acquire(key[0], now)
+            if wait is None:
+                taken = now
+            else:
+                plan = Wait(wait.total_seconds())
+                self._start(self._hold(key, run, status))
         if isinstance(plan, Wait):
 
             async def again() -> None:
@@ -83,14 +106,62 @@ class Delivery:
             )
         elif isinstance(plan, Send):
             self._sending.add(key)
-            task = asyncio.create_task(self._deliver(key, run, status))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._deliver(key, run, status, taken))
 
-    async def _deliver(self, key: Key, run: Body, status: NotificationStatus) -> None:
+    def _start(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _job(self, key: Key, run: Body) -> Body:
+        return self.c.store.get(Kind.JOB, (key[0], run["spec"]["scheduledJob"])) or {}
+
+    def _to(self, key: Key, run: Body) -> list[str] | None:
+        """``spec.notifications.to`` of the run's ScheduledJob."""
+        to: list[str] | None = (
+            (self._job(key, run).get("spec") or {}).get("notifications") or {}
+        ).get("to")
+        return to
+
+    def _give_back(self, key: Key, taken: datetime | None) -> None:
+        """An e-mail counted against the rate limit that was not sent after all."""
+        if taken is not None:
+            self.limiter.release(key[0], taken)
+
+    async def _hold(self, key: Key, run: Body, status: NotificationStatus) -> None:
+        """Says on the run, once, that its e-mail waits for the namespace's rate limit
+        (or, after a day of waiting, that it is given up)."""
+        ended = parse_time((run.get("status") or {}).get("completionTime"))
+        new, event = rate_limited(
+            status,
+            namespace=key[0],
+            limit=str(self.limiter.limit),
+            now=self.c.clock(),
+            ended_at=ended,
+        )
+        if new == status:
+            return  # already said
+        rv = run["metadata"].get("resourceVersion")
+        try:
+            patched = await self.c.kube.patch_status(
+                api.RUNS, *key, {"notification": _dump(new)}, rv
+            )
+            if isinstance(patched, Conflict) or patched is None:
+                return  # changed since: the newer run is considered again
+            self.c.own(Kind.RUN, patched)
+            await self.c.kube.event(patched, event.type, event.reason, event.message, "held")
+        except Exception as error:  # the API server away: the timer considers it again
+            log.warning("%s/%s: notification held back, not recorded yet: %s", *key, error)
+            return
+        if new.state == "Failed":
+            metrics.NOTIFICATION_FAILURES.labels(key[0], run["spec"]["scheduledJob"]).inc()
+
+    async def _deliver(
+        self, key: Key, run: Body, status: NotificationStatus, taken: datetime | None
+    ) -> None:
         recorded = None
         try:
-            recorded = await self._claim_send_record(key, run, status)
+            recorded = await self._claim_send_record(key, run, status, taken)
         except Exception as error:  # the API server away: the run's retry tries again
             log.warning("%s/%s: notification not delivered yet: %s", *key, error)
             self.c.queue.add((Kind.RUN, key))
@@ -100,9 +171,10 @@ class Delivery:
             self.consider(key, recorded)  # a retry after a temporary failure
 
     async def _claim_send_record(
-        self, key: Key, run: Body, status: NotificationStatus
+        self, key: Key, run: Body, status: NotificationStatus, taken: datetime | None
     ) -> Body | None:
-        """The run as recorded after one attempt; None when no attempt was made."""
+        """The run as recorded after one attempt; None when no attempt was made. An
+        e-mail ``taken`` from the rate limit is given back when none was."""
         now = self.c.clock()
         claim = status.model_copy(
             update={
@@ -112,7 +184,15 @@ class Delivery:
             }
         )
         rv = run["metadata"].get("resourceVersion")
-        claimed = await self.c.kube.patch_status(api.RUNS, *key, {"notification": _dump(claim)}, rv)
+        try:
+            claimed = await self.c.kube.patch_status(
+                api.RUNS, *key, {"notification": _dump(claim)}, rv
+            )
+        except Exception:
+            self._give_back(key, taken)
+            raise
+        if isinstance(claimed, Conflict) or claimed is None:
+            self._give_back(key, taken)
         if isinstance(claimed, Conflict):  # changed since: decide from the newer run
             if await self.c.refresh(Kind.RUN, key) is not None:
                 self.c.queue.add((Kind.RUN, key))
@@ -120,10 +200,12 @@ class Delivery:
         if claimed is None:
             return None
         self.c.own(Kind.RUN, claimed)
-        job = self.c.store.get(Kind.JOB, (key[0], run["spec"]["scheduledJob"])) or {}
-        wanted = (job.get("spec") or {}).get("notifications") or {}
         new, event = await send_notification(
-            status, self._report(claimed, job), to=wanted.get("to"), settings=self.c.smtp, now=now
+            status,
+            self._report(claimed, self._job(key, run)),
+            to=self._to(key, run),
+            settings=self.c.smtp,
+            now=now,
         )
         recorded = await self._record(key, claimed, claim, new)
         if recorded is None:

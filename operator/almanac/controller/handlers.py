@@ -9,6 +9,7 @@ garbage collector removes its runs and Jobs through owner references.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
 from almanac.kube import Kube
+from almanac.notifications.recipients import AllowList
 from almanac.notifications.smtp import SmtpSettings
 from almanac.times import timestamp
 
@@ -86,6 +88,20 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     smtp = SmtpSettings.from_env()  # SmtpConfigError stops the operator: fix the config
     if smtp is None:
         log.info("e-mail notifications are off: ALMANAC_SMTP_HOST is not set")
+    else:
+        if config.mail_allowed_domains is not None:
+            smtp = dataclasses.replace(smtp, allowed_domains=config.mail_allowed_domains)
+        allowed = smtp.recipient_domains
+        log.log(
+            logging.WARNING if allowed.anything else logging.INFO,
+            "e-mail recipients allowed: %s (%s); at most %s per namespace%s",
+            allowed,
+            allowed.source,
+            config.mail_rate_limit,
+            " (any domain: the relay mails wherever a namespace user asks)"
+            if allowed.anything
+            else "",
+        )
     kube = await Kube.connect()
     kube.fence = fence
     controller = Controller(kube, config, smtp=smtp)
@@ -170,18 +186,31 @@ def _admit(review: Review, warnings: list[str]) -> None:
         raise kopf.AdmissionError("\n".join(review.errors), code=422)
 
 
+def mail_domains(smtp: SmtpSettings | None) -> AllowList | None:
+    """The recipient allow-list in force: with SMTP, its own (set or by default); without,
+    the configured one if any (None: the webhook checks the form of addresses only)."""
+    return smtp.recipient_domains if smtp is not None else config.mail_allowed_domains
+
+
 async def validate_scheduled_job(
     body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """Refuses what the schedule engine rejects, with `almanac next`'s messages, and a
-    user who may not create the Jobs it would run."""
+    """Refuses what the schedule engine rejects, with `almanac next`'s messages, a user
+    who may not create the Jobs it would run, and recipients the operator does not mail
+    (kopf passes the stored object of an UPDATE as ``old``)."""
     controller: Controller = memo.controller
     await _check_jobs_permission(controller, "ScheduledJob", body, kwargs)
+    old = kwargs.get("old")
     namespace = body.get("metadata", {}).get("namespace", "")
     calendars = controller.store.calendars_in(namespace)
     _admit(
         review_scheduled_job(
-            dict(body), calendars, default_time_zone=config.default_timezone, now=controller.clock()
+            dict(body),
+            calendars,
+            default_time_zone=config.default_timezone,
+            now=controller.clock(),
+            mail_domains=mail_domains(controller.smtp),
+            old=dict(old) if old else None,
         ),
         warnings,
     )

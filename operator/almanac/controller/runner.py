@@ -220,14 +220,21 @@ async def _standby_probe(liveness: str | None) -> AsyncIterator[None]:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """`almanac run`, with the options :mod:`almanac.cli.main` parsed."""
-    settings = Settings.from_env(
-        default_timezone=args.default_timezone,
-        namespaces=tuple(args.namespace) if args.namespace else None,
-        rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
-        webhook_port=args.webhook_port or None,
-        webhook_cert_dir=args.webhook_cert_dir,
-    )
+    """`almanac run`, with the options :mod:`almanac.cli.main` parsed. A wrong ALMANAC_*
+    value is exit code 2 with the message naming it."""
+    try:
+        settings = Settings.from_env(
+            default_timezone=args.default_timezone,
+            namespaces=tuple(args.namespace) if args.namespace else None,
+            rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
+            webhook_port=args.webhook_port or None,
+            webhook_cert_dir=args.webhook_cert_dir,
+            mail_allowed_domains=args.mail_allowed_domains,
+            mail_rate_limit=args.mail_rate_limit,
+        )
+    except ValueError as error:
+        print(f"almanac run: {error}", file=sys.stderr)
+        return 2
     return run_operator(
         settings,
         liveness=args.liveness,

@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from almanac.notifications.ratelimit import RateLimit
+from almanac.notifications.recipients import ALLOWED_DOMAINS_VARIABLE, AllowList
+
+RATE_LIMIT_VARIABLE = "ALMANAC_MAIL_RATE_LIMIT"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -26,12 +31,21 @@ class Settings:
     webhook_cert_dir: str = ""
     """Folder with tls.crt and tls.key for the webhook (a mounted Secret in a cluster)."""
 
+    mail_allowed_domains: AllowList | None = None
+    """Recipient domains spec.notifications.to may name; None (unset): only the domains
+    of the operator's own From and default To addresses (docs/notifications.md)."""
+
+    mail_rate_limit: RateLimit = field(default_factory=RateLimit)
+    """E-mails per namespace per hour (60); 0: no limit."""
+
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """ALMANAC_DEFAULT_TIMEZONE, ALMANAC_RERUN_DELAY_SECONDS, ALMANAC_NAMESPACES
-        (comma separated); explicit overrides (command-line flags) win."""
+        (comma separated), ALMANAC_MAIL_ALLOWED_DOMAINS (comma separated),
+        ALMANAC_MAIL_RATE_LIMIT (e-mails per namespace per hour); explicit overrides
+        (command-line flags) win. A wrong mail setting is a ValueError naming it."""
         values: dict[str, object] = {}
         if zone := os.environ.get("ALMANAC_DEFAULT_TIMEZONE"):
             values["default_timezone"] = zone
@@ -39,5 +53,19 @@ class Settings:
             values["rerun_delay"] = timedelta(seconds=float(delay))
         if namespaces := os.environ.get("ALMANAC_NAMESPACES"):
             values["namespaces"] = tuple(n.strip() for n in namespaces.split(",") if n.strip())
+        if domains := os.environ.get(ALLOWED_DOMAINS_VARIABLE, "").strip():
+            values["mail_allowed_domains"] = AllowList.parse(domains)
+        if limit := os.environ.get(RATE_LIMIT_VARIABLE, "").strip():
+            values["mail_rate_limit"] = parse_rate_limit(limit, RATE_LIMIT_VARIABLE)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def parse_rate_limit(text: str, source: str) -> RateLimit:
+    """``60``: e-mails per namespace per hour; ``0``: no limit. ValueError names ``source``."""
+    if not text.strip().isdigit():
+        raise ValueError(
+            f"{source}: {text!r} is not a whole number of e-mails per namespace per hour "
+            "(0: no limit)"
+        )
+    return RateLimit(int(text))

@@ -11,8 +11,9 @@ Delivery uses the standard library's ``smtplib`` in a worker thread
 (``asyncio.to_thread``), so the event loop never blocks; every socket operation has a
 timeout (``ALMANAC_SMTP_TIMEOUT``, 30 s by default).
 
-Ground floor of :mod:`almanac.notifications`: imports the standard library only, nothing
-of Almanac. :mod:`almanac.notifications.state` builds on it.
+Ground floor of :mod:`almanac.notifications`, with :mod:`~almanac.notifications.recipients`
+(the allow-list type of :attr:`SmtpSettings.allowed_domains`): imports the standard library
+and that module, nothing else of Almanac. :mod:`almanac.notifications.state` builds on it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, getaddresses, parseaddr
 from pathlib import Path
 from typing import Literal, TypeVar, cast
+
+from almanac.notifications.recipients import AllowList
 
 __all__ = [
     "DeliveryResult",
@@ -77,6 +80,10 @@ class SmtpSettings:
     """Seconds for the connection and for each SMTP command."""
     ca_file: Path | None = None
     """PEM bundle to trust instead of the system's CAs (a private mail relay)."""
+    allowed_domains: AllowList | None = None
+    """Recipient domains ``spec.notifications.to`` may name (``--mail-allowed-domains``,
+    ALMANAC_MAIL_ALLOWED_DOMAINS); None: those of ``sender`` and ``default_recipients``
+    (:attr:`recipient_domains`)."""
 
     def __post_init__(self) -> None:
         if self.security not in _DEFAULT_PORTS:
@@ -104,6 +111,14 @@ class SmtpSettings:
                 "ALMANAC_SMTP_SECURITY=none would send the SMTP password in clear text; "
                 "use starttls or tls"
             )
+
+    @property
+    def recipient_domains(self) -> AllowList:
+        """The allow-list in force: :attr:`allowed_domains`, or by default exactly the
+        domains of the From address and the default recipients."""
+        if self.allowed_domains is not None:
+            return self.allowed_domains
+        return AllowList.own_domains((self.sender, *self.default_recipients))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings | None:

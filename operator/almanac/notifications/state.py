@@ -14,13 +14,22 @@ State machine of ``status.notification.state``::
 
     run ends ─┬─▶ NotRequested    spec.notifications does not ask for this outcome (final)
               ├─▶ Failed          asked, but no SMTP server or no recipient is configured
-              │                   (Warning Event NotificationNotConfigured/...NoRecipients)
+              │                   (Warning Event NotificationNotConfigured/...NoRecipients),
+              │                   or a recipient the operator does not mail
+              │                   (...RecipientRefused: not sent to anyone)
               └─▶ Pending, attempts 0
 
     Pending ── plan_notification(status, now) ──▶ Send             attempts == 0, or the
                                                                    back-off has elapsed
                                               ──▶ Wait(seconds)    back-off not over yet
+    Pending ── rate_limited ──▶ Pending, attempts unchanged         the namespace is over its
+                                                                   mail rate limit: waits
+                                                                   (...RateLimited), no attempt
+                            ──▶ Failed                             the same, but the run ended
+                                                                   more than max_age ago
     Pending ── send_notification ──▶ Sent                          accepted by the server (final)
+                                 ──▶ Failed                        a recipient refused: checked
+                                                                   again at each attempt (final)
                                  ──▶ Failed                        5xx, auth, TLS trust (final)
                                  ──▶ Pending, attempts + 1         refused connection, timeout,
                                                                    4xx: retry after a back-off
@@ -63,13 +72,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from almanac.notifications import smtp
 from almanac.notifications.message import RunReport, compose_message
-from almanac.notifications.smtp import DeliveryResult, SmtpSettings, address_problem, clip_detail
+from almanac.notifications.recipients import check_recipients
+from almanac.notifications.smtp import DeliveryResult, SmtpSettings, clip_detail
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "REASON_FAILED",
     "REASON_NOT_CONFIGURED",
     "REASON_NO_RECIPIENTS",
+    "REASON_RATE_LIMITED",
+    "REASON_RECIPIENT_REFUSED",
     "REASON_RETRYING",
     "REASON_SENT",
     "Done",
@@ -83,6 +95,7 @@ __all__ = [
     "initial_status",
     "next_attempt_delay",
     "plan_notification",
+    "rate_limited",
     "record_attempt",
     "resolve_recipients",
     "send_notification",
@@ -97,6 +110,8 @@ REASON_NO_RECIPIENTS = "NotificationNoRecipients"
 REASON_SENT = "NotificationSent"
 REASON_RETRYING = "NotificationRetrying"
 REASON_FAILED = "NotificationFailed"
+REASON_RECIPIENT_REFUSED = "NotificationRecipientRefused"
+REASON_RATE_LIMITED = "NotificationRateLimited"
 
 
 # -- whether, and to whom -------------------------------------------------------------------
@@ -118,20 +133,25 @@ class Unavailable:
 def resolve_recipients(
     to: Sequence[str] | None, settings: SmtpSettings | None
 ) -> tuple[str, ...] | Unavailable:
-    """``spec.notifications.to`` if not empty, else the operator's default recipients."""
+    """``spec.notifications.to`` if not empty, else the operator's default recipients.
+
+    Every item of ``to`` must be a bare address in a domain of the operator's allow-list
+    (:mod:`almanac.notifications.recipients`); if one is not, nobody is mailed and the
+    reason names it. The items are returned as sent: the domain in A-label form."""
     if settings is None:
         return Unavailable(
             REASON_NOT_CONFIGURED,
             "Notification requested, but the operator has no SMTP server configured "
             "(set ALMANAC_SMTP_HOST and ALMANAC_SMTP_FROM in the operator's environment).",
         )
-    recipients = tuple(address.strip() for address in to or () if address.strip())
-    if recipients:
-        for recipient in recipients:
-            problem = address_problem(recipient)
-            if problem:
-                return Unavailable(REASON_NO_RECIPIENTS, f"spec.notifications.to: {problem}.")
-        return recipients
+    if to:
+        recipients, refused = check_recipients(to, settings.recipient_domains)
+        if refused:
+            return Unavailable(
+                REASON_RECIPIENT_REFUSED,
+                clip_detail(f"Not sent, to any recipient: {'; '.join(map(str, refused))}."),
+            )
+        return tuple(recipients)
     if settings.default_recipients:
         return settings.default_recipients
     return Unavailable(
@@ -289,6 +309,35 @@ def record_attempt(
         state=state, attempts=attempts, last_attempt_time=attempted_at, message=message
     )
     return new, event
+
+
+def rate_limited(
+    status: NotificationStatus,
+    *,
+    namespace: str,
+    limit: str,
+    now: datetime,
+    ended_at: datetime | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> tuple[NotificationStatus, NotificationEvent]:
+    """The state of a notification that is due while its namespace is over its mail rate
+    ``limit`` (e.g. "60 e-mails per hour"): still Pending, no attempt counted, with a
+    message saying why it waits; Failed once the run ended more than ``policy.max_age``
+    ago (the age at which a notification is given up)."""
+    age = (now - (ended_at or now)).total_seconds()
+    if age >= policy.max_age:
+        message = clip_detail(
+            f"Not sent: namespace {namespace} was still over its limit of {limit} "
+            f"{policy.max_age / 3600:g} hours after the run ended."
+        )
+        failed = status.model_copy(update={"state": "Failed", "message": message})
+        return failed, NotificationEvent("Warning", REASON_FAILED, message)
+    message = clip_detail(
+        f"Waiting: namespace {namespace} has reached its limit of {limit}; "
+        "this e-mail is sent as soon as it is under the limit again."
+    )
+    waiting = status.model_copy(update={"message": message})
+    return waiting, NotificationEvent("Warning", REASON_RATE_LIMITED, message)
 
 
 async def send_notification(
