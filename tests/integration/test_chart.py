@@ -187,9 +187,14 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
     # The webhook's certificate: issued by the CA in caBundle, for the Service's name.
     secret = kube.json("get", "secret", f"{release}-webhook-tls", "-n", ns)
     config = kube.json("get", "validatingwebhookconfiguration", release)
-    assert [h["clientConfig"]["caBundle"] for h in config["webhooks"]] == [
+    assert [h["name"] for h in config["webhooks"]] == [
+        "validate-scheduledjob.almanac.dev",
+        "validate-calendar.almanac.dev",
+        "validate-scheduledjobrun.almanac.dev",
+    ]
+    assert {h["clientConfig"]["caBundle"] for h in config["webhooks"]} == {
         secret["data"]["ca.crt"]
-    ] * 2
+    }
     ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
     cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
     cert.verify_directly_issued_by(ca)

@@ -87,7 +87,7 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
                         service("second", mandatory=True, exit_code=1),
                         service("third"),
                     ],
-                    notifications={"onFailure": True, "to": ["ops@x.org"]},
+                    notifications={"onFailure": True, "to": ["ops@example.com"]},
                 )
             )
             run = finished_run(k, run_now(k, "as-sa")["metadata"]["name"])
