@@ -39,6 +39,7 @@ EOT
   printf 'metadata: {name: almanac-dev}\nwebhooks:\n'
   hook scheduledjobs validate-scheduledjob
   hook calendars validate-calendar
+  hook scheduledjobruns validate-scheduledjobrun
 } | kubectl apply -f - >/dev/null
 trap 'kubectl delete validatingwebhookconfiguration almanac-dev --ignore-not-found >/dev/null' EXIT
 

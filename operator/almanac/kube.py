@@ -10,6 +10,7 @@ is already there: that answer is the lock against doing a thing twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -383,6 +384,64 @@ class Kube:
             if error.status in (404, 409):
                 return None
             raise
+
+    # --- The webhook's own certificate (every replica, leader or not: not fenced) ---
+
+    async def get_secret(self, namespace: str, name: str) -> Body | None:
+        try:
+            return self._dict(await self.core.read_namespaced_secret(name, namespace))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def put_secret(
+        self, namespace: str, name: str, data: dict[str, str], found: Body | None
+    ) -> bool:
+        """Creates the TLS Secret, or replaces ``found`` if it is still current; False
+        when another writer came first (AlreadyExists, or a resourceVersion conflict)."""
+        body: Body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {
+                "name": name,
+                "labels": {"app.kubernetes.io/component": "webhook"},
+                **({"resourceVersion": found["metadata"]["resourceVersion"]} if found else {}),
+            },
+            "data": data,
+        }
+        try:
+            if found is None:
+                await self.core.create_namespaced_secret(namespace, body)  # type: ignore[arg-type]
+            else:
+                await self.core.replace_namespaced_secret(name, namespace, body)  # type: ignore[arg-type]
+            return True
+        except ApiException as error:
+            if error.status in (404, 409):
+                return False
+            raise
+
+    async def set_ca_bundle(self, configuration: str, ca: bytes) -> bool:
+        """Writes ``ca`` into every webhook's caBundle of the ValidatingWebhookConfiguration
+        (unless already there); True when it changed. Retries on a conflicting write."""
+        admission = client.AdmissionregistrationV1Api(self.api)
+        bundle = base64.b64encode(ca).decode()
+        while True:
+            current = self._dict(
+                await admission.read_validating_webhook_configuration(configuration)
+            )
+            hooks = current.get("webhooks") or []
+            if all(h.get("clientConfig", {}).get("caBundle") == bundle for h in hooks):
+                return False
+            for hook in hooks:
+                hook.setdefault("clientConfig", {})["caBundle"] = bundle
+            try:
+                await admission.replace_validating_webhook_configuration(configuration, current)  # type: ignore[arg-type]
+                return True
+            except ApiException as error:
+                if error.status != 409:
+                    raise
 
     # --- Events -----------------------------------------------------------------------
 

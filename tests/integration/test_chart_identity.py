@@ -1,10 +1,13 @@
 """The operator under the chart's own ServiceAccount does its whole job: RBAC suffices.
 
 The chart is installed (RBAC, ServiceAccount; its Deployment's pod is played by kwok),
-a token is made for its ServiceAccount, and the real operator runs with nothing else:
-it takes the leader Lease, fires, orchestrates Jobs, posts Events, reruns and sends an
-e-mail. tests/integration/test_chart.py checks with `kubectl auth can-i` that the same
-identity may do no more than that.
+a token is made for its ServiceAccount, and the real operator runs with nothing else and
+the chart's own flags: it makes the webhook's certificate and writes its CA into the
+chart's ValidatingWebhookConfiguration, refuses a privileged job from a user who may not
+create Jobs and a run from anyone but itself, takes the leader Lease, fires,
+orchestrates Jobs, posts Events, reruns and sends an e-mail.
+tests/integration/test_chart.py checks with `kubectl auth can-i` that the same identity
+may do no more than that.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from pathlib import Path
 
 from tests.integration.conftest import Helm, Operator
 from tests.integration.objects import scheduled_job, service
-from tests.integration.test_chart import install
+from tests.integration.test_chart import install, manifest
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
+from tests.integration.test_webhook import ALMANAC_EDIT, free_port, grant
 from tests.kube import Kubectl, api_refusals, wait_until
 from tests.smtp_server import SmtpServer
 
@@ -57,6 +61,8 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
     assert k.run(
         "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json", check=False
     ).returncode in (0, 1)  # whoami needs no RBAC; just a sanity call
+    port = free_port()
+    webhook_args = loopback_webhook(kube, helm, release, ns, port)
     with SmtpServer() as smtp:
         operator = Operator(
             kubeconfig,
@@ -68,6 +74,7 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
                 "ALMANAC_SMTP_SECURITY": "none",
                 "ALMANAC_SMTP_FROM": "almanac@example.com",
                 "ALMANAC_RERUN_DELAY_SECONDS": "2",
+                "POD_NAMESPACE": ns,
             },
             args=(
                 "--leader-elect",
@@ -75,10 +82,40 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
                 ns,
                 "--leader-election-id",
                 f"{release}-leader",
+                *webhook_args,
             ),
         )
         try:
             operator.start()
+            # Its own certificate, in its Secret, trusted by the chart's configuration.
+            secret = k.json("get", "secret", f"{release}-webhook-tls")
+            assert secret["type"] == "kubernetes.io/tls"
+            config = kube.json("get", "validatingwebhookconfiguration", release)
+            assert {h["clientConfig"].get("caBundle") for h in config["webhooks"]} == {
+                secret["data"]["ca.crt"]
+            }
+            # A user of almanac-edit alone may not run a privileged pod through Almanac.
+            grant(k, "alice", [ALMANAC_EDIT])
+            privileged = scheduled_job("root", services=[service("x")])
+            pod = privileged["spec"]["services"][0]["jobTemplate"]["spec"]["template"]["spec"]
+            pod["hostPID"] = True
+            refused = k.run(
+                "apply", "--as", "alice", "-f", "-", stdin=json.dumps(privileged), check=False
+            )
+            assert 'alice may not create Jobs in namespace "' in refused.stderr, refused.stderr
+            # Nobody but the operator creates runs, not even a cluster admin.
+            handmade = {
+                "apiVersion": "almanac.dev/v1alpha1",
+                "kind": "ScheduledJobRun",
+                "metadata": {"name": "handmade"},
+                "spec": {
+                    "scheduledJob": "ghost",
+                    "scheduledTime": "2027-01-01T00:00:00Z",
+                    "services": privileged["spec"]["services"],
+                },
+            }
+            refused = k.run("create", "-f", "-", stdin=json.dumps(handmade), check=False)
+            assert "only the Almanac operator creates ScheduledJobRuns" in refused.stderr
             k.apply(
                 scheduled_job(
                     "as-sa",
@@ -111,3 +148,23 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
             raise
         finally:
             operator.stop()
+
+
+def loopback_webhook(kube: Kubectl, helm: Helm, release: str, ns: str, port: int) -> list[str]:
+    """The chart's webhook flags for an operator run here, on ``port``: kwok runs no
+    Pod behind the webhook's Service, so the chart's configuration is pointed at the
+    operator on loopback (its certificate then also names localhost)."""
+    (deployment,) = [o for o in manifest(helm, release, ns) if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = [a for a in container["args"] if a.startswith("--webhook")]
+    assert "--webhook-secret" in " ".join(args), args  # the chart's default: its own certificate
+    config = kube.json("get", "validatingwebhookconfiguration", release)
+    for hook in config["webhooks"]:
+        path = hook["clientConfig"]["service"]["path"]
+        hook["clientConfig"] = {"url": f"https://localhost:{port}{path}"}
+    kube.run("replace", "-f", "-", stdin=json.dumps(config))
+    return [
+        *(a for a in args if not a.startswith("--webhook-port")),
+        f"--webhook-port={port}",
+        "--webhook-dns-name=localhost",
+    ]

@@ -39,6 +39,8 @@ class FakeKube:
         self.fence: Callable[[], bool] | None = None
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
+        self.allowed: set[tuple[str, str, str, str]] = set()  # see may()
+        self.ca_bundles: dict[str, bytes] = {}  # caBundle by webhook configuration
 
     # --- helpers for tests ---------------------------------------------------------------
 
@@ -152,3 +154,43 @@ class FakeKube:
         self.events.setdefault(
             name, {"reason": reason, "type": type_, "message": message, "on": meta["name"]}
         )
+
+    async def list_objects(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
+        return [
+            copy.deepcopy(b)
+            for (p, ns, _), b in self.objects.items()
+            if (p, ns) == (plural, namespace)
+        ]
+
+    # --- what the webhook asks ----------------------------------------------------------
+
+    async def may(
+        self, user: dict[str, Any], verb: str, group: str, resource: str, namespace: str
+    ) -> bool:
+        """``allowed``: (user name, verb, group/resource, namespace) that RBAC grants."""
+        return (user.get("username"), verb, f"{group}/{resource}", namespace) in self.allowed
+
+    async def get_secret(self, namespace: str, name: str) -> Body | None:
+        return copy.deepcopy(self.objects.get(("secrets", namespace, name)))
+
+    async def put_secret(
+        self, namespace: str, name: str, data: dict[str, str], found: Body | None
+    ) -> bool:
+        current = self.objects.get(("secrets", namespace, name))
+        if (found is None) != (current is None) or (
+            current is not None
+            and found is not None
+            and current["metadata"]["resourceVersion"] != found["metadata"]["resourceVersion"]
+        ):
+            return False
+        self.writes.append(("put", "secrets", name))
+        self.objects[("secrets", namespace, name)] = {
+            "metadata": {"name": name, "resourceVersion": str(next(self._rv))},
+            "data": dict(data),
+        }
+        return True
+
+    async def set_ca_bundle(self, configuration: str, ca: bytes) -> bool:
+        changed = self.ca_bundles.get(configuration) != ca
+        self.ca_bundles[configuration] = ca
+        return changed

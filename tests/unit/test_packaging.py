@@ -217,8 +217,12 @@ def test_install_manifests_hold_a_restricted_namespace_and_no_secret() -> None:
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     namespaced = [d for d in docs if "namespace" in d["metadata"]]
     assert {d["metadata"]["namespace"] for d in namespaced} == {"almanac-system"}
-    # A generated certificate would make the file change at every render.
-    assert not [d for d in docs if d["kind"] in {"Secret", "ValidatingWebhookConfiguration"}]
+    # The webhook is on, with the certificate the operator makes: no key in the file
+    # (every user would share it), and a render that is the same every time.
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    assert all("caBundle" not in h["clientConfig"] for h in config["webhooks"])
+    assert all(h["failurePolicy"] == "Fail" for h in config["webhooks"])
 
 
 # --------------------------------------------------------------------------------------
@@ -355,6 +359,11 @@ CLUSTER_READS = [
     (["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"]),
     ([""], ["namespaces"], ["get", "list", "watch"]),
 ]
+#: The webhook's (on by default): access reviews, and the CA of its own certificate.
+WEBHOOK_RULES = [
+    (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
+    (["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], ["get", "update"]),
+]
 
 
 def rules(role: dict[str, Any]) -> list[tuple[list[str], list[str], list[str]]]:
@@ -364,7 +373,7 @@ def rules(role: dict[str, Any]) -> list[tuple[list[str], list[str], list[str]]]:
 def test_operator_rbac_watching_every_namespace() -> None:
     objects = render()
     cluster_role = only(objects, "ClusterRole", "almanac-operator")
-    assert rules(cluster_role) == CLUSTER_READS + OPERATOR_RULES
+    assert rules(cluster_role) == CLUSTER_READS + WEBHOOK_RULES + OPERATOR_RULES
     binding = only(objects, "ClusterRoleBinding", "almanac-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "almanac", "namespace": "almanac-system"}
@@ -384,19 +393,20 @@ def test_operator_rbac_watching_every_namespace() -> None:
 
 def test_operator_rbac_watching_a_list_of_namespaces() -> None:
     objects = render("watchNamespaces={team-a,team-b}")
-    assert rules(only(objects, "ClusterRole", "almanac-operator")) == CLUSTER_READS
+    assert rules(only(objects, "ClusterRole", "almanac-operator")) == (
+        CLUSTER_READS + WEBHOOK_RULES
+    )
     roles = [
-        o
-        for o in objects
-        if o["kind"] == "Role" and o["metadata"]["name"] != ("almanac-leader-election")
+        o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "almanac-operator"
     ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(rules(r) == OPERATOR_RULES for r in roles)
     bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == [
-        "almanac-system",
-        "team-a",
-        "team-b",
+    assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings) == [
+        ("almanac-system", "almanac-leader-election"),
+        ("almanac-system", "almanac-webhook-certificate"),
+        ("team-a", "almanac-operator"),
+        ("team-b", "almanac-operator"),
     ]
     args = container(objects)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
@@ -459,7 +469,7 @@ def test_operator_container_probes_ports_and_downward_api() -> None:
     for probe in ("livenessProbe", "readinessProbe"):
         assert main[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
-    assert ports == {"http-metrics": 8080, "healthz": 8081}
+    assert ports == {"http-metrics": 8080, "healthz": 8081, "https-webhook": 9443}
     assert "--liveness=http://0.0.0.0:8081/healthz" in main["args"]
     assert "--metrics-port=8080" in main["args"]
     assert {
@@ -534,13 +544,16 @@ def test_almanac_run_accepts_every_flag_the_chart_passes() -> None:
 # webhook
 
 
-def test_webhook_with_helm_generated_certificates() -> None:
-    objects = render("webhook.enabled=true", "watchNamespaces={team-a}")
-    secret = only(objects, "Secret", "almanac-webhook-tls")
+def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:
+    """Without cert-manager, the operator makes the certificate (no key in the chart, so
+    none in the plain manifests either), keeps it in a Secret it may write, and writes
+    the CA into the configuration's caBundle, which Helm therefore leaves out."""
+    objects = render("watchNamespaces={team-a}")
+    assert not [o for o in objects if o["kind"] in ("Secret", "Certificate", "Issuer")]
     config = only(objects, "ValidatingWebhookConfiguration", "almanac")
     paths = []
     for hook in config["webhooks"]:
-        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+        assert "caBundle" not in hook["clientConfig"]
         service = hook["clientConfig"]["service"]
         assert (service["name"], service["namespace"], service["port"]) == (
             "almanac-webhook",
@@ -566,8 +579,38 @@ def test_webhook_with_helm_generated_certificates() -> None:
     ]
     main = container(objects)
     assert {"name": "https-webhook", "containerPort": 9443, "protocol": "TCP"} in main["ports"]
-    assert "--webhook-port=9443" in main["args"]
-    assert "--webhook-cert-dir=/etc/almanac/webhook" in main["args"]
+    webhook_args = [a for a in main["args"] if a.startswith("--webhook")]
+    assert webhook_args == [
+        "--webhook-port=9443",
+        "--webhook-secret=almanac-webhook-tls",
+        "--webhook-service=almanac-webhook",
+        "--webhook-configuration=almanac",
+    ]
+    assert "webhook-tls" not in [v["name"] for v in main["volumeMounts"]]
+    role = only(objects, "Role", "almanac-webhook-certificate")
+    assert role["metadata"]["namespace"] == "almanac-system"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["almanac-webhook-tls"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    cluster_rules = only(objects, "ClusterRole", "almanac-operator")["rules"]
+    assert {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["validatingwebhookconfigurations"],
+        "resourceNames": ["almanac"],
+        "verbs": ["get", "update"],
+    } in cluster_rules
+
+
+def test_webhook_uses_cert_manager_when_the_cluster_has_it() -> None:
+    objects = list(_render(("--api-versions", "cert-manager.io/v1")))
+    only(objects, "Certificate", "almanac-webhook")
+    assert "--webhook-cert-dir=/etc/almanac/webhook" in container(objects)["args"]
 
 
 def test_webhook_with_cert_manager() -> None:
@@ -597,17 +640,13 @@ def test_webhook_with_cert_manager() -> None:
     }
 
 
-def test_webhook_paths_reach_the_operators_validating_handlers() -> None:
-    """kopf serves a validating handler at "/<handler id>" and runs, for a request, only
-    the handler whose id is the path's last segment: a path that names no handler would
-    admit everything. So each webhook's (resource, path) must be one the operator
-    registers (almanac.controller.handlers.WEBHOOKS, registered when a webhook port is set)."""
-    from almanac.controller.handlers import WEBHOOK_OPERATIONS, WEBHOOKS
+def test_webhook_paths_reach_the_operators_server() -> None:
+    """A path the operator does not serve would fail every call; a resource reviewed at
+    another kind's path would be judged by the wrong rules."""
+    from almanac.controller.webhook import OPERATIONS, PATHS
 
-    handlers = {
-        (plural, f"/{handler_id}", WEBHOOK_OPERATIONS) for plural, handler_id, _ in WEBHOOKS
-    }
-    config = only(render("webhook.enabled=true"), "ValidatingWebhookConfiguration")
+    served = {(resource, path, OPERATIONS) for resource, path in PATHS.items()}
+    config = only(render(), "ValidatingWebhookConfiguration")
     hooks = {
         (
             hook["rules"][0]["resources"][0],
@@ -616,11 +655,11 @@ def test_webhook_paths_reach_the_operators_validating_handlers() -> None:
         )
         for hook in config["webhooks"]
     }
-    assert hooks == handlers
+    assert hooks == served
 
 
-def test_no_webhook_by_default() -> None:
-    objects = render()
+def test_no_webhook_when_turned_off() -> None:
+    objects = render("webhook.enabled=false")
     kinds = {o["kind"] for o in objects}
     assert not kinds & {"ValidatingWebhookConfiguration", "Secret", "Certificate", "Issuer"}
     assert not [a for a in container(objects)["args"] if a.startswith("--webhook")]

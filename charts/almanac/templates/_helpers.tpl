@@ -87,6 +87,16 @@ helm.sh/chart: {{ include "almanac.chart" . }}
 {{- printf "%s-webhook-tls" (include "almanac.fullname" .) }}
 {{- end }}
 
+{{- /*
+"true" when cert-manager issues the webhook's certificate: webhook.certManager.enabled
+true, or "auto" and the cluster serves cert-manager.io/v1; else empty (the operator makes
+and keeps its own, see --webhook-secret).
+*/}}
+{{- define "almanac.webhookCertManager" -}}
+{{- $enabled := toString .Values.webhook.certManager.enabled }}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") (.Capabilities.APIVersions.Has "cert-manager.io/v1")) }}true{{- end }}
+{{- end }}
+
 {{- define "almanac.webhookCertDir" -}}
 /etc/almanac/webhook
 {{- end }}

@@ -385,9 +385,40 @@ def _add_run(commands: Any) -> None:
     )
     run.add_argument(
         "--webhook-cert-dir",
-        default="/tls",
+        default="",
         metavar="DIR",
-        help="folder with the webhook's tls.crt and tls.key (default: %(default)s)",
+        help="folder with the webhook's tls.crt and tls.key, e.g. a Secret cert-manager "
+        "fills (default: none; see --webhook-secret)",
+    )
+    run.add_argument(
+        "--webhook-secret",
+        metavar="NAME",
+        help="without --webhook-cert-dir: make the webhook's CA and certificate and keep "
+        "them in this Secret (of --webhook-namespace), shared by every replica",
+    )
+    run.add_argument(
+        "--webhook-namespace",
+        metavar="NS",
+        help="namespace of the webhook's Secret and Service (default: POD_NAMESPACE, else default)",
+    )
+    run.add_argument(
+        "--webhook-service",
+        default="",
+        metavar="NAME",
+        help="with --webhook-secret: the Service the API server calls the webhook through "
+        "(the certificate is made for its DNS names)",
+    )
+    run.add_argument(
+        "--webhook-configuration",
+        metavar="NAME",
+        help="with --webhook-secret: the ValidatingWebhookConfiguration whose caBundle gets the CA",
+    )
+    run.add_argument(
+        "--webhook-dns-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --webhook-secret: another name the certificate is valid for (repeatable)",
     )
     run.add_argument(
         "--mail-allowed-domains",

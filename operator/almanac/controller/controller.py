@@ -79,8 +79,6 @@ class Controller:
         self.queue = WorkQueue(self._decide, self.timers)
         self.delivery = Delivery(self)
         self._untrusted: set[Key] = set()  # runs reported as not ours
-        self.identity: str | None = None
-        """The user name the operator authenticates as (the webhook admits its runs)."""
 
     # --- what the watches saw -----------------------------------------------------------
 

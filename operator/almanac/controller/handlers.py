@@ -11,27 +11,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import Any, Literal, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import kopf
 
 from almanac.api import names as api
 from almanac.controller import metrics
-from almanac.controller.admission import (
-    RUN_CREATE_REFUSAL,
-    Review,
-    jobs_permission_refusal,
-    needs_jobs_permission,
-    review_calendar,
-    review_scheduled_job,
-)
 from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
 from almanac.kube import Kube
-from almanac.notifications.recipients import AllowList
 from almanac.notifications.smtp import SmtpSettings
 from almanac.times import timestamp
 
@@ -50,20 +40,9 @@ on_serving: Callable[[], None] | None = None
 
 
 def configure(settings: Settings, leader: Callable[[], bool] | None = None) -> None:
-    """Takes the settings (and the leadership fence); registers the admission handlers
-    only with a webhook port (kopf refuses to run admission handlers without a webhook
-    server)."""
+    """Takes the settings (and the leadership fence)."""
     global config, fence
     config, fence = settings, leader
-    if settings.webhook_port:
-        for plural, handler_id, handler in WEBHOOKS:
-            kopf.on.validate(
-                api.GROUP,
-                api.VERSION,
-                plural,
-                id=handler_id,
-                operations=list(WEBHOOK_OPERATIONS),
-            )(handler)
 
 
 @kopf.on.startup()
@@ -71,14 +50,6 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events are ours to post, with reasons users can filter on; kopf's would duplicate.
     settings.posting.enabled = False
     settings.peering.standalone = True
-    if config.webhook_port:
-        cert_dir = Path(config.webhook_cert_dir)
-        settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0",
-            port=config.webhook_port,
-            certfile=str(cert_dir / "tls.crt"),
-            pkeyfile=str(cert_dir / "tls.key"),
-        )
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     # A watch cut by an API server or etcd outage reconnects within seconds of its return
@@ -105,11 +76,6 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     kube = await Kube.connect()
     kube.fence = fence
     controller = Controller(kube, config, smtp=smtp)
-    if config.webhook_port:  # who we are, so that the webhook admits our own run creates
-        try:
-            controller.identity = await kube.whoami()
-        except Exception as error:
-            log.warning("could not learn the operator's user name (%s): runs are refused", error)
     # Before the first decision the store holds every Calendar, run and Job: a job is
     # never scheduled without its exclusions, nor fired without seeing its active runs.
     namespaces = config.namespaces
@@ -178,89 +144,6 @@ async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_RUN: kopf.PRESENT}, id="job")
 async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _observe(Kind.BATCH_JOB, event, memo)
-
-
-def _admit(review: Review, warnings: list[str]) -> None:
-    warnings.extend(review.warnings)
-    if not review.allowed:
-        raise kopf.AdmissionError("\n".join(review.errors), code=422)
-
-
-def mail_domains(smtp: SmtpSettings | None) -> AllowList | None:
-    """The recipient allow-list in force: with SMTP, its own (set or by default); without,
-    the configured one if any (None: the webhook checks the form of addresses only)."""
-    return smtp.recipient_domains if smtp is not None else config.mail_allowed_domains
-
-
-async def validate_scheduled_job(
-    body: kopf.Body, warnings: list[str], memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """Refuses what the schedule engine rejects, with `almanac next`'s messages, a user
-    who may not create the Jobs it would run, and recipients the operator does not mail
-    (kopf passes the stored object of an UPDATE as ``old``)."""
-    controller: Controller = memo.controller
-    await _check_jobs_permission(controller, "ScheduledJob", body, kwargs)
-    old = kwargs.get("old")
-    namespace = body.get("metadata", {}).get("namespace", "")
-    calendars = controller.store.calendars_in(namespace)
-    _admit(
-        review_scheduled_job(
-            dict(body),
-            calendars,
-            default_time_zone=config.default_timezone,
-            now=controller.clock(),
-            mail_domains=mail_domains(controller.smtp),
-            old=dict(old) if old else None,
-        ),
-        warnings,
-    )
-
-
-async def validate_run(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Only the operator creates runs; a rerun needs the permission to create Jobs."""
-    controller: Controller = memo.controller
-    if kwargs["operation"] == "CREATE" and not _is_operator(controller, kwargs["userinfo"]):
-        raise kopf.AdmissionError(RUN_CREATE_REFUSAL, code=403)
-    await _check_jobs_permission(controller, "ScheduledJobRun", body, kwargs)
-
-
-def validate_calendar(body: kopf.Body, warnings: list[str], **_: Any) -> None:
-    _admit(review_calendar(dict(body)), warnings)
-
-
-def _is_operator(controller: Controller, userinfo: Mapping[str, Any]) -> bool:
-    return controller.identity is not None and userinfo.get("username") == controller.identity
-
-
-async def _check_jobs_permission(
-    controller: Controller, kind: str, new: kopf.Body, request: dict[str, Any]
-) -> None:
-    """``request``: the admission handler's other arguments (operation, old, userinfo)."""
-    userinfo: Mapping[str, Any] = request["userinfo"]
-    old = request.get("old")
-    if _is_operator(controller, userinfo) or not needs_jobs_permission(
-        kind, request["operation"], dict(old) if old is not None else None, dict(new)
-    ):
-        return
-    namespace = new.get("metadata", {}).get("namespace", "")
-    try:
-        allowed = await controller.kube.may(userinfo, "create", "batch", "jobs", namespace)
-    except Exception as error:  # fail closed, and say why
-        raise kopf.AdmissionError(
-            f"could not check whether the user may create Jobs ({error}); try again", code=503
-        ) from error
-    if not allowed:
-        raise kopf.AdmissionError(jobs_permission_refusal(userinfo, namespace), code=403)
-
-
-#: (resource, handler id, handler): kopf serves each at "/<handler id>", which is the
-#: path the chart's ValidatingWebhookConfiguration calls (a test keeps them in step).
-WEBHOOKS = (
-    (api.SCHEDULED_JOBS, "validate-scheduledjob", validate_scheduled_job),
-    (api.CALENDARS, "validate-calendar", validate_calendar),
-    (api.RUNS, "validate-scheduledjobrun", validate_run),
-)
-WEBHOOK_OPERATIONS: tuple[Literal["CREATE", "UPDATE"], ...] = ("CREATE", "UPDATE")
 
 
 @kopf.on.probe(id="timers")

@@ -16,17 +16,18 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import kopf
 from aiohttp import web
 
-from almanac.controller import handlers, metrics
+from almanac.controller import handlers, metrics, webhook
 from almanac.controller.leader import LeaderElector, identity
-from almanac.controller.settings import Settings
+from almanac.controller.settings import SelfManagedCertificate, Settings
 from almanac.kube import Kube
 
 log = logging.getLogger("almanac")
@@ -124,33 +125,59 @@ async def _serve(settings: Settings, liveness: str | None, election: Election | 
         standalone=True,
         stop_flag=stop,
     )
-    if election is None:
-        await operator()
-        return stopping.exit_code()
     kube = await Kube.connect()
+    try:
+        async with _webhook(kube, settings):
+            if election is None:
+                await operator()
+                return stopping.exit_code()
+            return await _lead(kube, election, operator, stopping, liveness)
+    finally:
+        await kube.close()
+
+
+async def _lead(
+    kube: Kube,
+    election: Election,
+    operator: Callable[[], Coroutine[Any, Any, None]],
+    stopping: _Stopping,
+    liveness: str | None,
+) -> int:
+    """Serves while holding the Lease (see :func:`_serve` for the exit codes)."""
     elector = LeaderElector(kube, election.namespace, election.name, identity())
     handlers.fence = elector.is_leader  # every write of the operator checks it first
     handlers.resign = elector.resign
+    async with _standby_probe(liveness):
+        await elector.acquire()
+    serving = asyncio.create_task(operator())
+    holding = asyncio.create_task(elector.hold())
+    done, _ = await asyncio.wait({serving, holding}, return_when=asyncio.FIRST_COMPLETED)
+    if holding in done and not elector.resigned:
+        # Another replica may take over at any moment: stop acting, at once.
+        stopping.flag.set()
+        await serving
+        return 1
     try:
-        async with _standby_probe(liveness):
-            await elector.acquire()
-        serving = asyncio.create_task(operator())
-        holding = asyncio.create_task(elector.hold())
-        done, _ = await asyncio.wait({serving, holding}, return_when=asyncio.FIRST_COMPLETED)
-        if holding in done and not elector.resigned:
-            # Another replica may take over at any moment: stop acting, at once.
-            stop.set()
-            await serving
-            return 1
-        try:
-            await serving  # a clean stop gave the Lease up as it began; a crash did not
-        except Exception:
-            log.exception("the operator's main loop failed")
-        await elector.resign()
-        holding.cancel()
-        return stopping.exit_code()
+        await serving  # a clean stop gave the Lease up as it began; a crash did not
+    except Exception:
+        log.exception("the operator's main loop failed")
+    await elector.resign()
+    holding.cancel()
+    return stopping.exit_code()
+
+
+@contextlib.asynccontextmanager
+async def _webhook(kube: Kube, settings: Settings) -> AsyncIterator[None]:
+    """The admission webhook, served by this replica whether it leads or not (see
+    almanac.controller.webhook)."""
+    if not settings.webhook_port:
+        yield
+        return
+    server = await webhook.serve(kube, settings, settings.webhook_certificate)
+    try:
+        yield
     finally:
-        await kube.close()
+        await server.stop()
 
 
 class _Stopping:
@@ -219,6 +246,34 @@ async def _standby_probe(liveness: str | None) -> AsyncIterator[None]:
         await runner.cleanup()  # frees the port for kopf's own endpoint
 
 
+def _self_managed_certificate(args: argparse.Namespace) -> SelfManagedCertificate | None:
+    """From the --webhook-* flags; a ValueError says what is missing."""
+    if not args.webhook_port:
+        return None
+    if args.webhook_cert_dir:
+        if args.webhook_secret:
+            raise ValueError("--webhook-cert-dir and --webhook-secret: give one of them")
+        return None
+    if not args.webhook_secret:
+        raise ValueError(
+            "--webhook-port needs a certificate: --webhook-cert-dir DIR (tls.crt, tls.key), "
+            "or --webhook-secret NAME with --webhook-configuration and --webhook-service "
+            "for one the operator makes"
+        )
+    if not args.webhook_configuration or not (args.webhook_service or args.webhook_dns_name):
+        raise ValueError(
+            "--webhook-secret needs --webhook-configuration (whose caBundle gets the CA) "
+            "and --webhook-service or --webhook-dns-name (the names the certificate is for)"
+        )
+    return SelfManagedCertificate.for_service(
+        args.webhook_namespace or os.environ.get("POD_NAMESPACE") or "default",
+        args.webhook_secret,
+        args.webhook_configuration,
+        args.webhook_service,
+        *args.webhook_dns_name,
+    )
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """`almanac run`, with the options :mod:`almanac.cli.main` parsed. A wrong ALMANAC_*
     value is exit code 2 with the message naming it."""
@@ -229,6 +284,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
             webhook_port=args.webhook_port or None,
             webhook_cert_dir=args.webhook_cert_dir,
+            webhook_certificate=_self_managed_certificate(args),
             mail_allowed_domains=args.mail_allowed_domains,
             mail_rate_limit=args.mail_rate_limit,
         )

@@ -13,6 +13,28 @@ RATE_LIMIT_VARIABLE = "ALMANAC_MAIL_RATE_LIMIT"
 
 
 @dataclass(frozen=True)
+class SelfManagedCertificate:
+    """The webhook certificate the operator makes and keeps itself (no cert-manager):
+    the Secret it is kept in, the names it is valid for, and the
+    ValidatingWebhookConfiguration whose caBundle must hold its CA."""
+
+    namespace: str
+    secret: str
+    configuration: str
+    dns_names: tuple[str, ...]
+
+    @classmethod
+    def for_service(
+        cls, namespace: str, secret: str, configuration: str, service: str, *extra: str
+    ) -> SelfManagedCertificate:
+        """Valid for every name the API server may call the webhook Service by (and any
+        ``extra`` ones)."""
+        svc = f"{service}.{namespace}"
+        names = (f"{svc}.svc", f"{svc}.svc.cluster.local", svc, service) if service else ()
+        return cls(namespace, secret, configuration, tuple(dict.fromkeys(names + extra)))
+
+
+@dataclass(frozen=True)
 class Settings:
     """How this operator instance behaves. Defaults suit a cluster-wide install."""
 
@@ -29,7 +51,10 @@ class Settings:
     """Port of the validating admission webhook (HTTPS); 0: no webhook."""
 
     webhook_cert_dir: str = ""
-    """Folder with tls.crt and tls.key for the webhook (a mounted Secret in a cluster)."""
+    """Folder with tls.crt and tls.key for the webhook (a Secret cert-manager fills)."""
+
+    webhook_certificate: SelfManagedCertificate | None = None
+    """Without a folder: where the operator keeps the webhook certificate it makes."""
 
     mail_allowed_domains: AllowList | None = None
     """Recipient domains spec.notifications.to may name; None (unset): only the domains

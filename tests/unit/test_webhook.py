@@ -1,0 +1,328 @@
+"""The webhook every replica serves: its decisions (a table), its own certificate, and
+one real HTTPS exchange on loopback (the integration suite registers it with the API
+server)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from almanac.controller import certificates
+from almanac.controller.settings import SelfManagedCertificate, Settings
+from almanac.controller.webhook import (
+    Admission,
+    Verdict,
+    WebhookServer,
+    provision,
+    tls_context,
+)
+from tests.unit.fake_kube import FakeKube
+
+OPERATOR = "system:serviceaccount:almanac-system:almanac"
+JOBS = "batch/jobs"
+
+
+def job(schedule: str = "0 3 * * *", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJob",
+        "metadata": {"name": "nightly", "namespace": "ns"},
+        "spec": {
+            "schedule": schedule,
+            "services": [
+                {
+                    "name": "report",
+                    "jobTemplate": {
+                        "spec": {
+                            "template": {
+                                "spec": {
+                                    "restartPolicy": "Never",
+                                    "containers": [{"name": "c", "image": "busybox"}],
+                                }
+                            }
+                        }
+                    },
+                }
+            ],
+            **spec,
+        },
+    }
+
+
+def run(annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJobRun",
+        "metadata": {"name": "nightly-1-m0", "namespace": "ns", "annotations": annotations or {}},
+        "spec": {"scheduledJob": "nightly", "scheduledTime": "2027-01-01T03:00:00Z"},
+    }
+
+
+def request(
+    operation: str, user: str, obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "uid": "u-1",
+        "operation": operation,
+        "namespace": "ns",
+        "userInfo": {"username": user, "groups": ["system:authenticated"]},
+        "object": obj,
+        "oldObject": old,
+    }
+
+
+CASES: list[tuple[str, str, dict[str, Any], tuple[bool, int, str]]] = [
+    # (resource, who may create Jobs, request, (allowed, code, in the message))
+    ("scheduledjobs", "alice", request("CREATE", "alice", job()), (True, 200, "")),
+    (
+        "scheduledjobs",
+        "",
+        request("CREATE", "alice", job()),
+        (False, 403, 'alice may not create Jobs in namespace "ns"'),
+    ),
+    (
+        "scheduledjobs",
+        "alice",
+        request("CREATE", "alice", job("61 * * * *")),
+        (False, 422, "spec.schedule"),
+    ),
+    # Only the status changed (the operator, or a user's label): no Job more runs.
+    (
+        "scheduledjobs",
+        "",
+        request("UPDATE", "alice", {**job(), "status": {"x": 1}}, job()),
+        (True, 200, ""),
+    ),
+    (
+        "scheduledjobs",
+        "",
+        request(
+            "UPDATE",
+            "alice",
+            {
+                **job(),
+                "metadata": {**job()["metadata"], "annotations": {"almanac.dev/run-now": "now"}},
+            },
+            job(),
+        ),
+        (False, 403, "may not create Jobs"),
+    ),
+    ("scheduledjobs", "", request("UPDATE", OPERATOR, job("5 3 * * *"), job()), (True, 200, "")),
+    (
+        "scheduledjobruns",
+        "alice",
+        request("CREATE", "alice", run()),
+        (False, 403, "only the Almanac operator"),
+    ),
+    ("scheduledjobruns", "", request("CREATE", OPERATOR, run()), (True, 200, "")),
+    (
+        "scheduledjobruns",
+        "",
+        request("UPDATE", "alice", run({"almanac.dev/rerun": "now"}), run()),
+        (False, 403, "may not create Jobs"),
+    ),
+    (
+        "scheduledjobruns",
+        "alice",
+        request("UPDATE", "alice", run({"almanac.dev/rerun": "failed"}), run()),
+        (True, 200, ""),
+    ),
+    (
+        "calendars",
+        "",
+        request(
+            "CREATE",
+            "alice",
+            {"metadata": {"name": "c", "namespace": "ns"}, "spec": {"holiday": ["31.02.2027"]}},
+        ),
+        (False, 422, "spec.holiday[0]"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("resource", "may_create_jobs", "call", "expected"), CASES)
+def test_admission_decides_by_kind_user_and_spec(
+    resource: str, may_create_jobs: str, call: dict[str, Any], expected: tuple[bool, int, str]
+) -> None:
+    kube = FakeKube()
+    if may_create_jobs:
+        kube.allowed.add((may_create_jobs, "create", JOBS, "ns"))
+    verdict = asyncio.run(Admission(kube, Settings(), OPERATOR).review(resource, call))  # type: ignore[arg-type]
+    allowed, code, said = expected
+    assert (verdict.allowed, verdict.code) == (allowed, code), verdict.message
+    assert said in verdict.message
+
+
+def test_a_missing_calendar_is_admitted_with_a_warning() -> None:
+    kube = FakeKube()
+    kube.allowed.add(("alice", "create", JOBS, "ns"))
+    call = request("CREATE", "alice", job(calendarRefs=[{"name": "banks"}]))
+    verdict = asyncio.run(Admission(kube, Settings(), OPERATOR).review("scheduledjobs", call))  # type: ignore[arg-type]
+    assert verdict.allowed
+    assert any('Calendar "banks" does not exist yet' in w for w in verdict.warnings)
+    kube.put("calendars", {"metadata": {"name": "banks"}, "spec": {"holiday": ["25.12.2027"]}})
+    verdict = asyncio.run(Admission(kube, Settings(), OPERATOR).review("scheduledjobs", call))  # type: ignore[arg-type]
+    assert verdict.allowed and verdict.warnings == ()
+
+
+def test_without_its_own_name_the_webhook_refuses_every_run_create() -> None:
+    """Fail closed: an operator that could not learn who it is cannot tell its own
+    creates from a squatter's."""
+    admission = Admission(FakeKube(), Settings(), None)  # type: ignore[arg-type]
+    verdict = asyncio.run(admission.review("scheduledjobruns", request("CREATE", OPERATOR, run())))
+    assert (verdict.allowed, verdict.code) == (False, 403)
+
+
+def test_the_response_is_an_admission_review_with_status_and_warnings() -> None:
+    refused = Verdict(False, "spec.schedule: bad", 422, ("careful",)).response("u-9")
+    assert refused == {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": "u-9",
+            "allowed": False,
+            "status": {"code": 422, "message": "spec.schedule: bad"},
+            "warnings": ["careful"],
+        },
+    }
+    assert Verdict(True).response("u-1")["response"] == {"uid": "u-1", "allowed": True}
+
+
+# --- the operator's own certificate ------------------------------------------------------
+
+WHERE = SelfManagedCertificate.for_service("almanac-system", "tls", "almanac", "almanac-webhook")
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_the_certificate_names_the_service_as_the_api_server_calls_it() -> None:
+    assert WHERE.dns_names == (
+        "almanac-webhook.almanac-system.svc",
+        "almanac-webhook.almanac-system.svc.cluster.local",
+        "almanac-webhook.almanac-system",
+        "almanac-webhook",
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "at", "usable"),
+    [
+        (WHERE.dns_names, NOW, True),
+        (WHERE.dns_names[:1], NOW, True),
+        (("other.almanac-system.svc",), NOW, False),
+        (WHERE.dns_names, NOW + certificates.VALIDITY - certificates.RENEW_BEFORE, False),
+        (WHERE.dns_names, NOW + timedelta(days=3000), True),
+    ],
+)
+def test_a_certificate_is_reused_while_it_names_the_service_and_is_not_due(
+    names: tuple[str, ...], at: datetime, usable: bool
+) -> None:
+    pki = certificates.generate(WHERE.dns_names, NOW)
+    assert certificates.usable(pki, names, at) is usable
+
+
+def test_names_longer_than_a_common_name_may_be_are_certified() -> None:
+    long = SelfManagedCertificate.for_service("n" * 63, "tls", "almanac", "s" * 63)
+    assert certificates.usable(certificates.generate(long.dns_names, NOW), long.dns_names, NOW)
+
+
+def test_a_certificate_from_another_ca_or_garbage_is_not_usable() -> None:
+    one = certificates.generate(WHERE.dns_names, NOW)
+    other = certificates.generate(WHERE.dns_names, NOW)
+    assert not certificates.usable(
+        certificates.WebhookPki(other.ca, one.cert, one.key), WHERE.dns_names, NOW
+    )
+    assert not certificates.usable(certificates.WebhookPki(b"x", b"y", b"z"), WHERE.dns_names, NOW)
+    assert certificates.WebhookPki.from_secret_data({"ca.crt": "!!"}) is None
+    assert certificates.WebhookPki.from_secret_data(one.secret_data()) == one
+
+
+def test_the_first_replica_makes_the_certificate_and_the_next_ones_reuse_it() -> None:
+    kube = FakeKube()
+    first = asyncio.run(provision(kube, WHERE))  # type: ignore[arg-type]
+    second = asyncio.run(provision(kube, WHERE))  # type: ignore[arg-type]
+    assert first == second
+    assert kube.writes == [("put", "secrets", "tls")]
+    assert kube.ca_bundles == {"almanac": first.ca}
+
+
+def test_a_certificate_for_other_names_is_renewed() -> None:
+    kube = FakeKube()
+    asyncio.run(
+        provision(kube, SelfManagedCertificate("almanac-system", "tls", "almanac", ("old",)))
+    )  # type: ignore[arg-type]
+    renewed = asyncio.run(provision(kube, WHERE))  # type: ignore[arg-type]
+    assert certificates.usable(renewed, WHERE.dns_names, datetime.now(UTC))
+    assert kube.ca_bundles == {"almanac": renewed.ca}
+
+
+def test_a_replica_that_loses_the_race_serves_the_winners_certificate() -> None:
+    kube = FakeKube()
+    winner = certificates.generate(WHERE.dns_names, datetime.now(UTC))
+    real_put = kube.put_secret
+
+    async def racing_put(namespace: str, name: str, data: dict[str, str], found: Any) -> bool:
+        await real_put(namespace, name, winner.secret_data(), None)  # the other replica
+        return await real_put(namespace, name, data, found)
+
+    kube.put_secret = racing_put  # type: ignore[method-assign]
+    assert asyncio.run(provision(kube, WHERE)) == winner  # type: ignore[arg-type]
+
+
+# --- one real exchange over HTTPS ----------------------------------------------------------
+
+
+def test_the_server_answers_an_admission_review_over_tls_with_its_certificate() -> None:
+    pki = certificates.generate(("localhost",), datetime.now(UTC))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def exchange() -> tuple[dict[str, Any], int]:
+        kube = FakeKube()
+        server = WebhookServer(Admission(kube, Settings(), OPERATOR), port, tls_context(None, pki))  # type: ignore[arg-type]
+        await server.start()
+        try:
+            trust = ssl.create_default_context(cadata=pki.ca.decode())
+            async with aiohttp.ClientSession() as session:
+                url = f"https://localhost:{port}/validate-scheduledjobrun"
+                review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
+                call = request("CREATE", "mallory", run())
+                async with session.post(url, json={**review, "request": call}, ssl=trust) as r:
+                    answer = await r.json()
+                async with session.post(url, data=b"not json", ssl=trust) as r:
+                    status = r.status
+            return answer, status
+        finally:
+            await server.stop()
+
+    answer, bad_request = asyncio.run(exchange())
+    assert answer["response"]["uid"] == "u-1"
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["status"]["code"] == 403
+    assert bad_request == 400
+
+
+def test_a_renewed_certificate_in_the_folder_is_loaded_without_a_restart(tmp_path: Any) -> None:
+    def write(pki: certificates.WebhookPki) -> None:
+        (tmp_path / "tls.crt").write_bytes(pki.cert)
+        (tmp_path / "tls.key").write_bytes(pki.key)
+
+    write(certificates.generate(("localhost",), NOW))
+    server = WebhookServer(
+        Admission(FakeKube(), Settings(), OPERATOR),  # type: ignore[arg-type]
+        0,
+        tls_context(str(tmp_path), None),
+        cert_dir=str(tmp_path),
+    )
+    assert not server.reload_if_changed()
+    (tmp_path / "tls.crt").write_bytes(b"half-written")
+    assert not server.reload_if_changed()  # kept the old one, retries at the next check
+    write(certificates.generate(("localhost",), NOW))
+    assert server.reload_if_changed()
+    assert not server.reload_if_changed()
