@@ -140,14 +140,35 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
             child = finished_run(k, name.rsplit("-m", 1)[0] + "-r1")
             assert child["spec"]["parentRun"] == name
             wait_until("the rerun's e-mail", lambda: len(smtp.received) == 2, 30)
+            # A recipient outside the operator's mail domains is refused at apply time.
+            stranger = scheduled_job(
+                "leaky", notifications={"onFailure": True, "to": ["x@elsewhere.org"]}
+            )
+            refused = k.run("apply", "-f", "-", stdin=json.dumps(stranger), check=False)
+            assert 'spec.notifications.to[0]: "x@elsewhere.org"' in refused.stderr, refused.stderr
+            # The operator's own requests were never refused (what follows is a refusal of
+            # the user's Pod, which the log reports).
+            assert api_refusals(operator.log()) == []
+            # A Pod that Pod Security refuses: the run says why (the operator may read the
+            # Job controller's Events).
+            kube.run("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+            k.apply(scheduled_job("psa"))
+            psa = run_now(k, "psa")["metadata"]["name"]
+            wait_until("the refusal in the run's status", lambda: refusal(k, psa), timeout=60)
+            assert "ServicePodsRefused" in reasons(k, psa)
             lease = k.json("get", "lease", f"{release}-leader")
             assert lease["spec"]["holderIdentity"]
-            assert api_refusals(operator.log()) == []
         except AssertionError:
             print(f"--- operator log ---\n{operator.log()[-6000:]}")
             raise
         finally:
             operator.stop()
+
+
+def refusal(k: Kubectl, run: str) -> str | None:
+    services = (k.get("sjr", run) or {}).get("status", {}).get("services") or []
+    text = str(services[0].get("message") or "") if services else ""
+    return text if text.startswith("no Pod created yet: ") and "PodSecurity" in text else None
 
 
 def loopback_webhook(kube: Kubectl, helm: Helm, release: str, ns: str, port: int) -> list[str]:
