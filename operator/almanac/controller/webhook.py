@@ -119,16 +119,18 @@ class Admission:
         calendars = {
             c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
         }
-        return Verdict.of(
-            review_scheduled_job(
-                body,
-                calendars,
-                default_time_zone=self.settings.default_timezone,
-                now=datetime.now(UTC),
-                mail_domains=self.mail_domains,
-                old=old,
-            )
+        # The engine's search is bounded, but not free: off the event loop, which on the
+        # leader also fires every job.
+        review = await asyncio.to_thread(
+            review_scheduled_job,
+            body,
+            calendars,
+            default_time_zone=self.settings.default_timezone,
+            now=datetime.now(UTC),
+            mail_domains=self.mail_domains,
+            old=old,
         )
+        return Verdict.of(review)
 
     def _is_operator(self, userinfo: Mapping[str, Any]) -> bool:
         return self.identity is not None and userinfo.get("username") == self.identity
