@@ -39,6 +39,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from almanac.api import bounds
 from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule.cron import CronExpression
 from almanac.schedule.engine import Schedule
@@ -65,6 +66,7 @@ __all__ = [
     "Notifications",
     "ObjectMeta",
     "ScheduledJob",
+    "ScheduledJobMeta",
     "ScheduledJobSpec",
     "ScheduledJobStatus",
     "Service",
@@ -88,8 +90,35 @@ def _day_number(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-# A service name is part of Job names and label values; the CRD allows 20 characters.
-_SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?")
+def _in_years(value: str) -> str:
+    """A date-time (``startTime``, ``endTime``) in the years of :mod:`almanac.api.bounds`."""
+    problem = bounds.year_error(parse_date_time(value).year)
+    if problem:
+        raise ValueError(f"{problem} (got {quote(value)})")
+    return value
+
+
+def _holiday(value: str) -> str:
+    """A holiday date (``dd.MM.yyyy``) in the years of :mod:`almanac.api.bounds`."""
+    problem = bounds.year_error(parse_holiday(value).year)
+    if problem:
+        raise ValueError(f"{quote(value)}: {problem} (dd.MM.yyyy)")
+    return value
+
+
+# One exclusion entry: bounded in length before it is parsed.
+_Entry = Field(max_length=bounds.EXCLUSION_ENTRY_MAX_LENGTH)
+_DateTime = Annotated[
+    str,
+    Field(max_length=bounds.DATE_TIME_MAX_LENGTH),
+    _checked(parse_date_time),
+    AfterValidator(_in_years),
+]
+
+# A service name is part of Job names and label values (almanac.api.bounds).
+_SERVICE_NAME = re.compile(
+    rf"[a-z0-9]([-a-z0-9]{{0,{bounds.SERVICE_NAME_MAX_LENGTH - 2}}}[a-z0-9])?"
+)
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 
 
@@ -97,7 +126,8 @@ def _service_name(value: str) -> str:
     if not _SERVICE_NAME.fullmatch(value):
         raise ValueError(
             f"{quote(value)} is not a service name (lowercase letters, digits and '-', "
-            f"starting and ending with a letter or digit, at most 20 characters)"
+            f"starting and ending with a letter or digit, at most "
+            f"{bounds.SERVICE_NAME_MAX_LENGTH} characters)"
         )
     return value
 
@@ -150,17 +180,36 @@ class ObjectMeta(_Lenient):
     """The object's namespace (absent in a manifest that relies on the current one)."""
 
 
+class ScheduledJobMeta(ObjectMeta):
+    """A ScheduledJob's metadata: its name is part of its runs' and their Jobs' names."""
+
+    name: Annotated[str, Field(max_length=bounds.SCHEDULED_JOB_NAME_MAX_LENGTH)]
+    """At most 28 characters, so that every Job name derived from it fits in 63."""
+
+
 class ExclusionLists(_Model):
     """Days on which nothing fires, as local dates in the job's time zone."""
 
-    annual: list[Annotated[str, _checked(parse_annual)]] = []
+    annual: Annotated[
+        list[Annotated[str, _Entry, _checked(parse_annual)]],
+        Field(max_length=bounds.ANNUAL_MAX_ITEMS),
+    ] = []
     """``dd.MM``, every year, e.g. ``"25.12"``."""
-    monthly: list[Annotated[str, BeforeValidator(_day_number), _checked(parse_monthly)]] = []
+    monthly: Annotated[
+        list[Annotated[str, BeforeValidator(_day_number), _Entry, _checked(parse_monthly)]],
+        Field(max_length=bounds.MONTHLY_MAX_ITEMS),
+    ] = []
     """``dd``, every month that has that day, e.g. ``"31"``; a YAML integer (``31``) too."""
-    weekly: list[Annotated[str, _checked(parse_weekly)]] = []
+    weekly: Annotated[
+        list[Annotated[str, _Entry, _checked(parse_weekly)]],
+        Field(max_length=bounds.WEEKLY_MAX_ITEMS),
+    ] = []
     """English day names or 3-letter abbreviations, any case, e.g. ``"Saturday"``, ``"sun"``."""
-    holiday: list[Annotated[str, _checked(parse_holiday)]] = []
-    """``dd.MM.yyyy``, one date each, e.g. ``"14.04.2027"``."""
+    holiday: Annotated[
+        list[Annotated[str, _Entry, _checked(parse_holiday), AfterValidator(_holiday)]],
+        Field(max_length=bounds.HOLIDAY_MAX_ITEMS),
+    ] = []
+    """``dd.MM.yyyy``, one date each, e.g. ``"14.04.2027"``, in the years 1970-2200."""
 
     def to_exclusions(self, source: str = OWN_SOURCE, path: str = OWN_SOURCE) -> Exclusions:
         """The engine's form; each rule remembers ``source`` and its field path."""
@@ -181,7 +230,9 @@ class ExclusionLists(_Model):
 class CalendarSpec(ExclusionLists):
     """A Calendar's spec: the same four lists as a ScheduledJob's ``spec.exclusions``."""
 
-    description: str | None = None
+    description: Annotated[str, Field(max_length=bounds.CALENDAR_DESCRIPTION_MAX_LENGTH)] | None = (
+        None
+    )
     """What the Calendar is, for humans (e.g. "Romanian bank holidays 2027")."""
 
 
@@ -225,7 +276,7 @@ class ConcurrencyPolicy(StrEnum):
 class CalendarRef(_Model):
     """A Calendar in the job's namespace whose exclusions add to the job's own."""
 
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH)]
     """The Calendar's name."""
 
 
@@ -236,7 +287,17 @@ class Notifications(_Model):
     """E-mail when a run succeeds."""
     on_failure: bool = False
     """E-mail when a run fails."""
-    to: list[Annotated[str, AfterValidator(_email)]] | None = None
+    to: (
+        Annotated[
+            list[
+                Annotated[
+                    str, Field(max_length=bounds.RECIPIENT_MAX_LENGTH), AfterValidator(_email)
+                ]
+            ],
+            Field(max_length=bounds.RECIPIENTS_MAX_ITEMS),
+        ]
+        | None
+    ) = None
     """Recipients; absent means the operator's configured recipients."""
 
 
@@ -257,34 +318,47 @@ class Service(_Model):
 class ScheduledJobSpec(_Model):
     """What to run, when, and what to do about it."""
 
-    schedule: Annotated[str, _checked(CronExpression.parse)]
+    schedule: Annotated[
+        str, Field(max_length=bounds.SCHEDULE_MAX_LENGTH), _checked(CronExpression.parse)
+    ]
     """5-field cron expression with names (JAN, MON) and macros (@daily, ...), read in
     ``timeZone``; day-of-month and day-of-week follow the Vixie rule."""
-    time_zone: Annotated[str, _checked(parse_time_zone)] | None = None
+    time_zone: (
+        Annotated[str, Field(max_length=bounds.TIME_ZONE_MAX_LENGTH), _checked(parse_time_zone)]
+        | None
+    ) = None
     """IANA zone name; absent means the operator's default zone (UTC out of the box)."""
-    start_time: Annotated[str, _checked(parse_date_time)] | None = None
+    start_time: _DateTime | None = None
     """Nothing fires before this (inclusive). ``YYYY-MM-DDTHH:MM:SS``: without an offset,
-    local time in ``timeZone``; with ``Z`` or ``+02:00``, that instant."""
-    end_time: Annotated[str, _checked(parse_date_time)] | None = None
-    """Nothing fires after this (inclusive). Same format as ``startTime``."""
+    local time in ``timeZone``; with ``Z`` or ``+02:00``, that instant. Years 1970-2200."""
+    end_time: _DateTime | None = None
+    """Nothing fires after this (inclusive). Same format and years as ``startTime``."""
     exclusions: ExclusionLists = ExclusionLists()
     """Days on which nothing fires, as local dates in ``timeZone``."""
-    calendar_refs: list[CalendarRef] = []
+    calendar_refs: Annotated[
+        list[CalendarRef], Field(max_length=bounds.CALENDAR_REFS_MAX_ITEMS)
+    ] = []
     """Calendars in the same namespace whose exclusions add to ``exclusions``."""
     suspend: bool = False
     """True: the job does not fire (the "Enabled" switch, inverted)."""
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     """Allow | Forbid | Replace, as in CronJob (and its default, Allow)."""
-    starting_deadline_seconds: Annotated[int, Field(ge=0)] | None = None
-    """How late (in seconds) a missed fire may still start; absent: no limit."""
-    successful_runs_history_limit: Annotated[int, Field(ge=0)] = 3
-    """Finished successful runs to keep (CronJob's default, 3)."""
-    failed_runs_history_limit: Annotated[int, Field(ge=0)] = 1
-    """Finished failed runs to keep (CronJob's default, 1)."""
+    starting_deadline_seconds: (
+        Annotated[int, Field(ge=0, le=bounds.STARTING_DEADLINE_SECONDS_MAX)] | None
+    ) = None
+    """How late (in seconds) a missed fire may still start, at most a year; absent: no
+    limit."""
+    successful_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 3
+    """Finished successful runs to keep (CronJob's default, 3), at most 1,000."""
+    failed_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 1
+    """Finished failed runs to keep (CronJob's default, 1), at most 1,000."""
     notifications: Notifications = Notifications()
     """E-mail on success and/or failure."""
-    services: Annotated[list[Service], Field(min_length=1)]
-    """Run in this order (async ones beside the others); at least one, as the CRD says."""
+    services: Annotated[
+        list[Service],
+        Field(min_length=bounds.SERVICES_MIN_ITEMS, max_length=bounds.SERVICES_MAX_ITEMS),
+    ]
+    """Run in this order (async ones beside the others); 1 to 50, as the CRD says."""
 
     @field_validator("services")
     @classmethod
@@ -400,7 +474,7 @@ class ScheduledJob(_Lenient):
     """Always ``almanac.dev/v1alpha1``."""
     kind: Literal["ScheduledJob"] = "ScheduledJob"
     """Always ``ScheduledJob``."""
-    metadata: ObjectMeta
+    metadata: ScheduledJobMeta
     """Name and namespace; runs and their Jobs are named after it."""
     spec: ScheduledJobSpec
     """What to run and when."""
@@ -465,10 +539,22 @@ def _field_error(error: Any) -> FieldError:
         message = f"{quote(value)} is not one of {expected}"
     elif kind == "too_short":
         message = f"needs at least {error['ctx']['min_length']} item"
+    elif kind == "too_long":
+        message = (
+            f"has {error['ctx']['actual_length']} items; at most "
+            f"{error['ctx']['max_length']} are allowed"
+        )
     elif kind == "string_too_short":
         message = "must not be empty"
+    elif kind == "string_too_long":
+        message = (
+            f"is {len(value)} characters long; at most {error['ctx']['max_length']} are "
+            f"allowed (got {quote(value[:40] + '...' if len(value) > 40 else value)})"
+        )
     elif kind == "greater_than_equal":
         message = f"must be at least {error['ctx']['ge']} (got {quote(value)})"
+    elif kind == "less_than_equal":
+        message = f"must be at most {error['ctx']['le']} (got {quote(value)})"
     else:
         message = f"{error['msg']} (got {quote(value)})"
     return FieldError(path, message)

@@ -17,8 +17,9 @@ the operator's own From and default To addresses.
 (and the others as sent); the admission webhook and the delivery both use it, so they
 refuse the same addresses with the same words.
 
-Pure; imports the standard library, ``idna`` and :mod:`almanac.errors` (how a value is
-quoted). Nothing else of Almanac imports it but the notifications and the admission.
+Pure; imports the standard library, ``idna``, :mod:`almanac.errors` (how a value is
+quoted) and :mod:`almanac.api.bounds` (the address's length). Nothing else of Almanac
+imports it but the notifications and the admission.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from email.utils import parseaddr
 
 import idna
 
+from almanac.api.bounds import RECIPIENT_MAX_LENGTH
 from almanac.errors import FieldError, quote
 
 __all__ = [
@@ -47,7 +49,7 @@ _SET_BY = f"set by the operator's {ALLOWED_DOMAINS_VARIABLE}"
 # in dot-atom form: no leading, trailing or double dot.
 _ATEXT = r"[A-Za-z0-9#$&'*+/=?^_`{|}~-]"
 _LOCAL = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_MAX_ADDRESS, _MAX_LOCAL = 254, 64  # RFC 5321's path and local-part limits
+_MAX_ADDRESS, _MAX_LOCAL = RECIPIENT_MAX_LENGTH, 64  # RFC 5321's path and local-part limits
 _EXAMPLE = "local@domain, for example ops@example.com"
 
 

@@ -1,0 +1,240 @@
+"""Every limit on what users write and on what the operator writes back, in one place.
+
+Why bounds at all: the operator decides every object it watches in one process, so one
+object that makes a decision fail (``startTime: 0001-01-01T00:00:00`` used to: "ordinal
+must be >= 1") or search for seconds must not be possible. Each value a user can set is
+bounded here, with the reason for the number; docs/api.md ("Bounds") lists them.
+
+Who reads them:
+
+- the pydantic models (:mod:`almanac.api.models`), so that the operator, the admission
+  webhook and ``almanac next`` refuse an out-of-bounds value with its field path
+  (``spec.startTime: year 1 is outside 1970-2200 ...``);
+- ``hack/crd-bounds.py`` (``make crd-schemas``), which writes them into the CRDs
+  (``maxItems``, ``maxLength``, ``minimum``, ``maximum``, and the CEL rules on years),
+  so the API server refuses the same values at ``kubectl apply``; a unit test fails when
+  a CRD differs from what it would write;
+- the decisions (:mod:`almanac.rules`) and the API gateway (:mod:`almanac.kube`),
+  which cut every condition and Event message with :func:`truncate`.
+
+Pure: imports nothing of Almanac. The schedule engine (:mod:`almanac.schedule`) does not
+import it either (it is below the API): the engine stays correct for any date it can
+represent, and the bounds keep what reaches it cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+__all__ = [
+    "ANNUAL_MAX_ITEMS",
+    "CALENDAR_DESCRIPTION_MAX_LENGTH",
+    "CALENDAR_REFS_MAX_ITEMS",
+    "CONDITION_MESSAGE_MAX_BYTES",
+    "DATE_TIME_MAX_LENGTH",
+    "EVENT_MESSAGE_MAX_BYTES",
+    "EXCLUSION_ENTRY_MAX_LENGTH",
+    "HISTORY_LIMIT_MAX",
+    "HOLIDAY_MAX_ITEMS",
+    "JOB_LABEL_MAX_LENGTH",
+    "MONTHLY_MAX_ITEMS",
+    "NAME_MAX_LENGTH",
+    "RECIPIENTS_MAX_ITEMS",
+    "RECIPIENT_MAX_LENGTH",
+    "RUN_MINUTES_DIGITS",
+    "RUN_NAME_MAX_LENGTH",
+    "RUN_SUFFIX_MAX_LENGTH",
+    "SCHEDULED_JOB_NAME_MAX_LENGTH",
+    "SCHEDULE_MAX_LENGTH",
+    "SERVICES_MAX_ITEMS",
+    "SERVICES_MIN_ITEMS",
+    "SERVICE_NAME_MAX_LENGTH",
+    "STARTING_DEADLINE_SECONDS_MAX",
+    "TIME_ZONE_MAX_LENGTH",
+    "TRUNCATED",
+    "WEEKLY_MAX_ITEMS",
+    "YEAR_MAX",
+    "YEAR_MIN",
+    "instant_error",
+    "truncate",
+    "year_error",
+    "years",
+]
+
+# --------------------------------------------------------------------------------------
+# Time
+
+YEAR_MIN: Final = 1970
+"""The first year of ``startTime``, ``endTime`` and holiday dates (``dd.MM.yyyy``).
+
+The Unix epoch: run names count Unix minutes from it (:func:`almanac.api.names.run_name`),
+and every Kubernetes timestamp is after it. An earlier year is a typo (``0001``, ``1027``),
+and it was the one input that made a decision fail (``date.fromordinal(0)``)."""
+
+YEAR_MAX: Final = 2200
+"""The last year of ``startTime``, ``endTime`` and holiday dates.
+
+Far beyond any plan a cluster holds, and a bound on how far the engine may have to look:
+it proves that a schedule never fires by looking 400 years (one Gregorian cycle) past the
+latest of the last holiday and 2100 (when every time zone follows its last rule), so a
+holiday in 9999 used to make it scan eight thousand years (3.4 s). With holidays up to
+2200, no search passes 2600."""
+
+DATE_TIME_MAX_LENGTH: Final = len("2027-01-01T00:00:00+02:00")
+"""``startTime``/``endTime``: ``YYYY-MM-DDTHH:MM:SS`` and an optional offset, 25 characters.
+In the CRD it also bounds the cost the API server estimates for their CEL rules."""
+
+_FIRST_INSTANT: Final = datetime(YEAR_MIN, 1, 1, tzinfo=UTC) - timedelta(days=1)
+_END_INSTANT: Final = datetime(YEAR_MAX + 1, 1, 1, tzinfo=UTC) + timedelta(days=1)
+
+STARTING_DEADLINE_SECONDS_MAX: Final = 365 * 24 * 3600
+"""``startingDeadlineSeconds`` at most 31,536,000 (one year of 365 days).
+
+A fire missed by more than a year is not worth starting late; and a larger number, up to
+2^63 - 1, overflowed Python's ``timedelta`` in the decision."""
+
+# --------------------------------------------------------------------------------------
+# Counts
+
+HISTORY_LIMIT_MAX: Final = 1000
+"""``successfulRunsHistoryLimit`` and ``failedRunsHistoryLimit`` at most 1,000 each.
+
+Every run kept is an object (and its Jobs and Pods) in etcd and in the operator's memory,
+and each decision of the job sorts them; CronJob users keep a handful."""
+
+ANNUAL_MAX_ITEMS: Final = 366
+"""``annual``: every day of a year (29.02 included); more can only repeat a day."""
+
+MONTHLY_MAX_ITEMS: Final = 31
+"""``monthly``: every day of a month; more can only repeat a day."""
+
+WEEKLY_MAX_ITEMS: Final = 14
+"""``weekly``: the seven names and the seven abbreviations; more can only repeat a day."""
+
+HOLIDAY_MAX_ITEMS: Final = 4096
+"""``holiday``: about eleven years of every single day, or a century of national holidays.
+
+Its CEL rules (a real date, a year in range) are evaluated for each item, and the API
+server refuses a CRD whose estimated cost (rule cost times ``maxItems``) is over its
+budget: 4096 keeps it well within. Building the schedule reads every entry once (about
+20 ms for 4,000 entries)."""
+
+EXCLUSION_ENTRY_MAX_LENGTH: Final = 32
+"""One exclusion entry: the longest valid one is ``"Wednesday"`` or ``"14.04.2027"``; 32
+leaves room for spaces, and bounds the CEL rules' cost per item."""
+
+CALENDAR_REFS_MAX_ITEMS: Final = 32
+"""``calendarRefs``: a job combines a few calendars (country, company, team); 32 bounds the
+Calendars read for each decision."""
+
+NAME_MAX_LENGTH: Final = 253
+"""A Kubernetes object name (DNS subdomain), as ``calendarRefs[].name``."""
+
+CALENDAR_DESCRIPTION_MAX_LENGTH: Final = 256
+"""A Calendar's ``description``: one line for ``kubectl get cal``."""
+
+RECIPIENTS_MAX_ITEMS: Final = 64
+"""``notifications.to``: at most 64 recipients (docs/api.md "E-mail recipients"): a team
+list, not a mailing list; one e-mail goes to all of them."""
+
+RECIPIENT_MAX_LENGTH: Final = 254
+"""One recipient: RFC 5321's limit on a path (an address), 254 characters."""
+
+SCHEDULE_MAX_LENGTH: Final = 128
+"""``schedule``: five cron fields with lists fit easily; bounds the CEL rule's cost."""
+
+TIME_ZONE_MAX_LENGTH: Final = 64
+"""``timeZone``: the longest IANA name has 32 characters
+(``America/Argentina/ComodRivadavia``)."""
+
+SERVICES_MIN_ITEMS: Final = 1
+"""``services``: a fire runs at least one service."""
+
+SERVICES_MAX_ITEMS: Final = 50
+"""``services``: at most 50 services (Jobs) per run: each is a Job the operator watches,
+and the run's status lists them all."""
+
+# --------------------------------------------------------------------------------------
+# Names. A Job's name is the value of the batch.kubernetes.io/job-name label on its Pods,
+# so it has at most 63 characters. The operator derives every name
+# (almanac.api.names, almanac.rules.orchestration.job_name):
+#
+#   run = <scheduledjob> "-" <Unix minutes> [<suffix>]      Job = <run> "-" <service>
+#
+#   28 + 1 + 8 + 5 = 42 (run)          42 + 1 + 20 = 63 (Job)
+
+JOB_LABEL_MAX_LENGTH: Final = 63
+"""A label value, hence a Job's name (``batch.kubernetes.io/job-name``)."""
+
+RUN_MINUTES_DIGITS: Final = 8
+"""Unix minutes have 8 digits from 1989-03-03 to 2160-02-13 (minute 99,999,999). A fire
+after that (possible only when the clock is there) has a 9-digit run name, one character
+over :data:`RUN_NAME_MAX_LENGTH`: the API server refuses that run, which the job reports
+(``RunRefused``); nothing fails."""
+
+RUN_SUFFIX_MAX_LENGTH: Final = 5
+"""The suffix of a run that is not a plain fire: ``-m375`` (a run-now), ``-r1`` to
+``-r999`` (reruns)."""
+
+SCHEDULED_JOB_NAME_MAX_LENGTH: Final = 28
+"""A ScheduledJob's name: 63 - 1 - 20 (service) - 5 (suffix) - 8 (minutes) - 1 = 28."""
+
+RUN_NAME_MAX_LENGTH: Final = (
+    SCHEDULED_JOB_NAME_MAX_LENGTH + 1 + RUN_MINUTES_DIGITS + RUN_SUFFIX_MAX_LENGTH
+)
+"""A ScheduledJobRun's name: 28 + 1 + 8 + 5 = 42."""
+
+SERVICE_NAME_MAX_LENGTH: Final = JOB_LABEL_MAX_LENGTH - RUN_NAME_MAX_LENGTH - 1
+"""A service's name, part of its Job's name: 63 - 42 - 1 = 20 (a DNS label)."""
+
+# --------------------------------------------------------------------------------------
+# What the operator writes
+
+EVENT_MESSAGE_MAX_BYTES: Final = 1024
+"""An Event's message: events.k8s.io/v1 refuses a ``note`` over 1 KiB (core/v1 has no
+limit, but ``kubectl describe`` prints every byte); cut with :data:`TRUNCATED`."""
+
+CONDITION_MESSAGE_MAX_BYTES: Final = 32 * 1024
+"""A condition's message: metav1.Condition's ``maxLength`` (32,768), as the CRDs say;
+an error naming every bad entry of a 4,096-item list can pass it."""
+
+TRUNCATED: Final = "… (truncated)"
+"""What ends a message that :func:`truncate` cut."""
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` if its UTF-8 form has at most ``limit`` bytes, else its beginning and
+    :data:`TRUNCATED`, together at most ``limit`` bytes (so within a limit counted in
+    characters too), cut between characters."""
+    if len(text) <= limit // 4 or len(text.encode()) <= limit:
+        return text
+    room = limit - len(TRUNCATED.encode())
+    head = text.encode()[: max(0, room)].decode(errors="ignore")
+    return head + TRUNCATED
+
+
+def years() -> str:
+    """``1970-2200``, as messages write the range."""
+    return f"{YEAR_MIN}-{YEAR_MAX}"
+
+
+def year_error(year: int) -> str | None:
+    """Why ``year`` is out of bounds, or None."""
+    if YEAR_MIN <= year <= YEAR_MAX:
+        return None
+    return f"year {year} is outside {years()}"
+
+
+def instant_error(instant: datetime) -> str | None:
+    """Why an instant (aware) is not one a fire in the years' bounds can have, or None:
+    a wall time of 1970-2200 in any zone (offsets are within a day) is within a day of
+    those years in UTC."""
+    if _FIRST_INSTANT <= instant < _END_INSTANT:
+        return None
+    first, end = _FIRST_INSTANT.date(), _END_INSTANT.date() - timedelta(days=1)
+    return f"{instant.date().isoformat()} is outside {_span(first, end)} (years {years()})"
+
+
+def _span(first: date, last: date) -> str:
+    return f"{first.isoformat()} to {last.isoformat()}"
