@@ -136,9 +136,9 @@ def _decide(spec: dict[str, Any]) -> str:
 
 
 def _clear_caches() -> None:
-    from almanac.schedule import cron, zones
+    from almanac.schedule import cron, engine, zones
 
-    for module in (cron, zones):
+    for module in (cron, engine, zones):
         for value in vars(module).values():
             clear: Callable[[], None] | None = getattr(value, "cache_clear", None)
             if clear is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import itertools
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ import croniter
 import pytest
 
 from almanac.errors import InvalidSpec
+from almanac.schedule import zones
 from almanac.schedule.cron import CronExpression
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
@@ -464,11 +466,84 @@ def test_a_wildcard_whose_every_time_is_in_a_dst_gap_never_fires() -> None:
     # 02:xx on the second Sunday of March: the New York gap, every year from 2007 on.
     schedule = build("* 2 8-14 3 */7", "America/New_York")
     result = schedule.next_fire(utc("2027-01-01T00:00"))
-    assert isinstance(result, NeverFires) and result.reason == "NoFireWithinHorizon"
+    assert isinstance(result, NeverFires) and result.reason == "EveryTimeInGap"
+    assert "daylight-saving gap of America/New_York" in result.message
     # ... while the same fixed-time expression fires at the end of each gap.
     assert build("0 2 8-14 3 */7", "America/New_York").next_fire(utc("2027-01-01T00:00")) == utc(
         "2027-03-14T07:00"
     )
+
+
+# 03:xx on the last Sunday of March (the only Sunday from the 25th on): the EU gap in
+# Europe/Bucharest (03:00 EET -> 04:00 EEST) since 1997; before, the clock changed at 00:00.
+LAST_SUNDAY_OF_MARCH = {"monthly": [f"{d:02d}" for d in range(1, 25)]}
+
+
+def test_every_time_in_a_gap_is_proved_without_a_search_and_without_the_holidays() -> None:
+    holidays = [f"{d:02d}.{m:02d}.{y}" for y in range(2027, 2201) for m in (1, 6) for d in (1, 2)]
+    exclusions = Exclusions.parse(**LAST_SUNDAY_OF_MARCH, holiday=holidays)
+    started = time.perf_counter()
+    result = build("* 3 * 3 0", "Europe/Bucharest", exclusions=exclusions).next_fire(
+        utc("2027-01-01T00:00")
+    )
+    assert time.perf_counter() - started < 0.5
+    assert isinstance(result, NeverFires) and result.reason == "EveryTimeInGap"
+    assert result.message == (
+        'every time "* 3 * 3 0" names falls in a daylight-saving gap of Europe/Bucharest '
+        "(the clock skips it), and a wildcard schedule does not fire in a gap (a fixed time "
+        "fires at the end of the gap): it never fires"
+    )
+    assert (
+        list(
+            build("* 3 * 3 0", "Europe/Bucharest", exclusions=exclusions).timeline(
+                utc("2027-01-01T00:00")
+            )
+        )
+        == []
+    )
+
+
+def test_a_gap_schedule_fires_in_the_years_the_clock_changed_at_another_time() -> None:
+    schedule = build(
+        "* 3 * 3 0", "Europe/Bucharest", exclusions=Exclusions.parse(**LAST_SUNDAY_OF_MARCH)
+    )
+    assert schedule.next_fire(utc("1996-01-01T00:00")) == utc("1996-03-31T00:00")  # 03:00 EEST
+    assert isinstance(schedule.next_fire(utc("1996-04-01T00:00")), NeverFires)
+
+
+def test_holidays_that_remove_the_last_fires_before_2100_leave_the_gap_as_the_reason() -> None:
+    # Without holidays it fires on the last Sunday of March 1990..1996 (03:xx existed).
+    holidays = [
+        d.strftime("%d.%m.%Y")
+        for y in range(1990, 1997)
+        for d in [date(y, 3, 31) - timedelta(days=(date(y, 3, 31).weekday() + 1) % 7)]
+    ]
+    exclusions = Exclusions.parse(**LAST_SUNDAY_OF_MARCH, holiday=holidays)
+    result = build("* 3 * 3 0", "Europe/Bucharest", exclusions=exclusions).next_fire(
+        utc("1990-01-01T00:00")
+    )
+    assert isinstance(result, NeverFires) and result.reason == "EveryTimeInGap"
+    assert result.message.startswith(
+        "no fire before 2100-01-01 (the dates it matches are excluded), and from then on "
+        'every time "* 3 * 3 0" names falls in a daylight-saving gap of Europe/Bucharest'
+    )
+
+
+def test_a_gap_proof_stops_at_the_first_date_that_fires() -> None:
+    # Wildcard, but most Sundays of March are not the day the clock changes.
+    schedule = build("*/30 3 * 3 0", "Europe/Bucharest")
+    assert schedule.next_fire(utc("2027-01-01T00:00")) == utc("2027-03-07T01:00")
+    # Fixed times in the gap fire at its end: never "every time in a gap".
+    fixed = build(
+        "30 3 * 3 0", "Europe/Bucharest", exclusions=Exclusions.parse(**LAST_SUNDAY_OF_MARCH)
+    )
+    assert fixed.next_fire(utc("2027-01-01T00:00")) == utc("2027-03-28T01:00")
+
+
+def test_a_window_start_in_year_1_is_the_first_date_handled() -> None:
+    # The models refuse it (years 1970-2200); the engine itself does not fail on it.
+    schedule = build("0 3 * * *", start="0001-01-01T00:00:00", end="0001-01-01T00:00:00")
+    assert schedule.next_fire(utc("2027-01-01T00:00")).reason == "WindowEnded"  # type: ignore[union-attr]
 
 
 @pytest.mark.timeout(5)
@@ -628,3 +703,15 @@ def test_offset_changes_found_by_daily_sampling_are_all_of_them(zone: str, year:
 
     found = [datetime.fromtimestamp(t, UTC) for t in _year_offsets(ZoneInfo(zone), year)[1]]
     assert found == list(transitions(zone, year))
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Bucharest", "America/New_York", "Australia/Lord_Howe", "Pacific/Apia"]
+)
+def test_offsets_near_a_day_are_those_of_the_yearly_scan(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    for year in (1975, 2011, 2027, 2150):
+        for day in range(0, 366, 3):
+            w = zones.midnight_wall(date(year, 1, 1).toordinal() + day)
+            lo, hi = w - zones.DAY_SECONDS, w + 2 * zones.DAY_SECONDS
+            assert zones.offsets_near(tz, lo, hi) == zones.offsets_around(tz, lo, hi)

@@ -206,7 +206,7 @@ class ExclusionLists(_Model):
     ] = []
     """English day names or 3-letter abbreviations, any case, e.g. ``"Saturday"``, ``"sun"``."""
     holiday: Annotated[
-        list[Annotated[str, _Entry, _checked(parse_holiday), AfterValidator(_holiday)]],
+        list[Annotated[str, _Entry, AfterValidator(_holiday)]],
         Field(max_length=bounds.HOLIDAY_MAX_ITEMS),
     ] = []
     """``dd.MM.yyyy``, one date each, e.g. ``"14.04.2027"``, in the years 1970-2200."""

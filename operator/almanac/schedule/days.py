@@ -38,9 +38,12 @@ class CandidateDays:
         self._exclusions = exclusions
         self._shapes: dict[tuple[int, int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
-    def between(self, first: int, last: int, *, excluded: bool = False) -> Iterator[int]:
+    def between(
+        self, first: int, last: int, *, excluded: bool = False, holidays: bool = True
+    ) -> Iterator[int]:
         """Ordinals in [first, last] of the local dates the cron day fields match and that
-        are not excluded (with ``excluded``: that are excluded), in order."""
+        are not excluded (with ``excluded``: that are excluded), in order. Without
+        ``holidays``, holidays are not exclusions (only the periodic lists are)."""
         start = date.fromordinal(first)
         year, month = start.year, start.month
         months = self._cron.months
@@ -51,16 +54,16 @@ class CandidateDays:
             if month in months:
                 days = _month_days(year, month)
                 matching, allowed = self._shape(month, days, month_start % 7)
-                holidays = self._exclusions.holidays_in(year, month)
+                off = self._exclusions.holidays_in(year, month) if holidays else frozenset()
                 if excluded:
                     for d in matching:
                         n = month_start + d - 1
-                        if first <= n <= last and (d not in allowed or d in holidays):
+                        if first <= n <= last and (d not in allowed or d in off):
                             yield n
                 else:
                     for d in allowed:
                         n = month_start + d - 1
-                        if n < first or d in holidays:
+                        if n < first or d in off:
                             continue
                         if n > last:
                             return

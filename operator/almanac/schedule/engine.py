@@ -31,10 +31,19 @@ How it works, and why it is fast and always terminates:
   within 400 years after the latest of (the start, the last holiday, 2100), nothing ever
   will. The common impossible schedules (``0 0 30 2 *``, every weekday excluded, 29.02
   excluded) are recognised without scanning at all (:attr:`Schedule.never_fires`).
+* A proof instead of a search for the one schedule that would reach that horizon: a
+  wildcard expression whose every time falls in a daylight-saving gap (``* 3 * 3 0`` with
+  days 1-24 excluded, in Europe/Bucharest: 03:xx on the last Sunday of March). It is
+  checked on the dates the cron fields and the periodic lists leave, holidays aside (they
+  only remove dates), one 400-year cycle after 2100; then from the search's start to
+  2100. A date with no offset change near it ends the check at once, and only the
+  dates next to a change are looked at closely (a few samples and a bisection each,
+  :func:`~almanac.schedule.zones.offsets_near`): about 500 dates, some milliseconds.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -46,8 +55,19 @@ from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule import explain
 from almanac.schedule.cron import CronExpression
 from almanac.schedule.days import CandidateDays
-from almanac.schedule.exclusions import Exclusions
-from almanac.schedule.explain import Explanation, Fire, SkippedDay, english_list
+from almanac.schedule.exclusions import ExclusionKind, ExclusionRule, Exclusions
+from almanac.schedule.explain import (
+    EVERY_DAY_EXCLUDED,
+    EVERY_TIME_IN_GAP,
+    NO_FIRE_IN_WINDOW,
+    NO_FIRE_WITHIN_HORIZON,
+    NO_SUCH_DATE,
+    WINDOW_ENDED,
+    Explanation,
+    Fire,
+    SkippedDay,
+    english_list,
+)
 from almanac.schedule.zones import (
     AFTER_ALL,
     DAY_SECONDS,
@@ -64,6 +84,7 @@ from almanac.schedule.zones import (
     midnight_wall,
     offset_pieces,
     offsets_around,
+    offsets_near,
     parse_date_time,
     parse_time_zone,
     to_instant,
@@ -74,6 +95,7 @@ from almanac.times import format_instant
 
 __all__ = ["NeverFires", "Schedule"]
 
+HOLIDAY = ExclusionKind.HOLIDAY
 # The Gregorian calendar repeats every 400 years: 146,097 days, exactly 20,871 weeks.
 _CYCLE_DAYS = 146097
 _MONTH_TITLES = (
@@ -97,7 +119,8 @@ class NeverFires:
     """The schedule has no fire (after a given instant), and why.
 
     ``reason`` is CamelCase for Events and the Ready condition: ``NoSuchDate``,
-    ``EveryDayExcluded``, ``WindowEnded``, ``NoFireInWindow``, ``NoFireWithinHorizon``.
+    ``EveryDayExcluded``, ``EveryTimeInGap``, ``WindowEnded``, ``NoFireInWindow``,
+    ``NoFireWithinHorizon`` (:data:`almanac.schedule.explain.NEVER_FIRES_REASONS`).
     """
 
     reason: str
@@ -116,6 +139,8 @@ class Schedule:
 
     __slots__ = (
         "_end_s",
+        "_gap_from",
+        "_gap_settled",
         "_hm",
         "_holiday_anchor",
         "_never",
@@ -160,6 +185,8 @@ class Schedule:
         if self._start_s is not None and self._end_s is not None and self._end_s < self._start_s:
             raise InvalidSpec([("spec.endTime", "is before spec.startTime")])
         self._never = self._static_never()
+        self._gap_settled: bool | None = None  # see _in_gap_once_settled
+        self._gap_from: tuple[int, bool] | None = None  # see _in_gap_from
 
     @classmethod
     def build(
@@ -262,13 +289,15 @@ class Schedule:
 
     def _resolve(self, moment: datetime, *, ceil: bool) -> int:
         """A window end as an instant: aware is itself; naive is a wall time, resolved as
-        fixed-time cron times are (first occurrence; in a gap, the end of the gap)."""
+        fixed-time cron times are (first occurrence; in a gap, the end of the gap). A
+        wall time before the first date handled (year 1) is taken as that date."""
         if moment.tzinfo is not None:
             x = to_seconds(moment)
             return x + 1 if ceil and moment.microsecond else x
         wall = (moment.toordinal() - EPOCH_ORDINAL) * DAY_SECONDS + (
             moment.hour * 3600 + moment.minute * 60 + moment.second
         )
+        wall = max(wall, midnight_wall(FIRST_ORDINAL))
         pieces = offset_pieces(*offsets_around(self.zone, wall - DAY_SECONDS, wall + DAY_SECONDS))
         occurrences = wall_occurrences(wall, pieces)
         if not occurrences:
@@ -283,9 +312,33 @@ class Schedule:
 
     def _horizon(self, day: int) -> int:
         """The last day to look at when nothing fired since ``day``: 400 years after the
-        calendar and the zone's rules are periodic (see the module docstring)."""
+        calendar and the zone's rules are periodic (see the module docstring); the day
+        before the rules settle when every time falls in a gap from then on."""
+        if self._in_gap_once_settled():
+            return ZONE_RULES_SETTLED_ORDINAL - 1
         anchor = max(day, ZONE_RULES_SETTLED_ORDINAL, self._holiday_anchor)
         return min(LAST_ORDINAL, anchor + _CYCLE_DAYS + 1)
+
+    def _in_gap_once_settled(self) -> bool:
+        """Whether the schedule never fires once every zone follows its last rule: every
+        time it names falls in a gap, on every date of one 400-year cycle after that
+        (the calendar and the zone repeat with it; holidays only remove dates)."""
+        if self._gap_settled is None:
+            periodic = tuple(r for r in self.exclusions.rules if r.kind is not HOLIDAY)
+            self._gap_settled = self._never is None and _in_gap_once_settled(
+                self.cron, self.zone, periodic
+            )
+        return self._gap_settled
+
+    def _in_gap_from(self, first: int) -> bool:
+        """Whether the schedule never fires on or after the date ``first``, all its times
+        falling in gaps (proved without holidays)."""
+        if not self._in_gap_once_settled():
+            return False
+        if self._gap_from is None or self._gap_from[0] != first:
+            last = ZONE_RULES_SETTLED_ORDINAL - 1
+            self._gap_from = (first, _in_gap(self.cron, self.zone, self.days, first, last))
+        return self._gap_from[1]
 
     def search_range(self, after_s: int) -> tuple[int, int, int]:
         """(lowest instant excluded, first day, last day) to look at after ``after_s``;
@@ -328,6 +381,8 @@ class Schedule:
         if self._never is not None:
             return
         low, first, last = self.search_range(after_s)
+        if self._in_gap_from(first):
+            return
         end = AFTER_ALL if self._end_s is None else self._end_s
         horizon = self._horizon(first)
         heap: list[Entry] = []
@@ -379,36 +434,82 @@ class Schedule:
             doms = [str(d) for d in sorted(cron.days_of_month)]
             verb = "has" if len(months) == 1 else "have"
             return NeverFires(
-                "NoSuchDate",
+                NO_SUCH_DATE,
                 f"{text} matches no date: {english_list(months)} {verb} no day "
                 f"{english_list(doms).replace(' and ', ' or ')}",
             )
         return NeverFires(
-            "EveryDayExcluded",
+            EVERY_DAY_EXCLUDED,
             f"every date {text} matches is excluded, by {english_list([str(r) for r in culprits])}",
         )
 
     def _why_none(self, after_s: int) -> NeverFires:
         if self._never is not None:
             return self._never
-        if self._end_s is not None:
-            end = format_instant(to_instant(self._end_s))
-            if self._end_s <= after_s:
-                return NeverFires("WindowEnded", f"the window ended at {end} (spec.endTime)")
+        end = None if self._end_s is None else format_instant(to_instant(self._end_s))
+        if self._end_s is not None and self._end_s <= after_s:
+            return NeverFires(WINDOW_ENDED, f"the window ended at {end} (spec.endTime)")
+        first = self.search_range(after_s)[1]
+        gap = (
+            f"every time {quote(self.cron.text)} names falls in a daylight-saving gap of "
+            f"{self.zone.key} (the clock skips it), and a wildcard schedule does not fire "
+            f"in a gap (a fixed time fires at the end of the gap)"
+        )
+        if self._in_gap_from(first):
+            return NeverFires(EVERY_TIME_IN_GAP, f"{gap}: it never fires")
+        if end is not None:
             return NeverFires(
-                "NoFireInWindow",
+                NO_FIRE_IN_WINDOW,
                 f"no fire between {format_instant(to_instant(after_s))} and the end of the "
                 f"window at {end} (spec.endTime)",
             )
-        last = self._horizon(self.search_range(after_s)[1])
+        if self._in_gap_once_settled():
+            settled = date.fromordinal(ZONE_RULES_SETTLED_ORDINAL).isoformat()
+            return NeverFires(
+                EVERY_TIME_IN_GAP,
+                f"no fire before {settled} (the dates it matches are excluded), and from "
+                f"then on {gap}",
+            )
+        last = self._horizon(first)
         if last == LAST_ORDINAL:
             return NeverFires(
-                "NoFireWithinHorizon",
+                NO_FIRE_WITHIN_HORIZON,
                 f"no fire up to {date.fromordinal(last).isoformat()}, the last date handled",
             )
         horizon = date.fromordinal(last)
         return NeverFires(
-            "NoFireWithinHorizon",
+            NO_FIRE_WITHIN_HORIZON,
             f"no fire up to {horizon.isoformat()}; calendar and time-zone rules repeat every "
-            f"400 years, so it never fires (are all its times in a daylight-saving gap?)",
+            f"400 years, so it never fires",
         )
+
+
+def _in_gap(
+    cron: CronExpression, zone: ZoneInfo, days: CandidateDays, first: int, last: int
+) -> bool:
+    """Whether no time of any date in [first, last] that ``days`` leaves (holidays aside)
+    exists on the zone's clock: each falls in a daylight-saving gap, where a wildcard
+    schedule does not fire. Stops at the first date without an offset change near it."""
+    if cron.fixed_time:
+        return False  # a fixed time in a gap fires at its end
+    hm = [h * 3600 + m * 60 for h in cron.hours for m in cron.minutes]
+    for n in days.between(first, last, holidays=False):
+        w = midnight_wall(n)
+        offset, changes = offsets_near(zone, w - DAY_SECONDS, w + 2 * DAY_SECONDS)
+        if not changes:
+            return False
+        pieces = offset_pieces(offset, changes)
+        if any(wall_occurrences(w + s, pieces) for s in hm):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_gap_once_settled(
+    cron: CronExpression, zone: ZoneInfo, periodic: tuple[ExclusionRule, ...]
+) -> bool:
+    """:func:`_in_gap` on one 400-year cycle from 2100, once per process for each
+    expression, zone and periodic lists (holidays play no part)."""
+    days = CandidateDays(cron, Exclusions(periodic))
+    first = ZONE_RULES_SETTLED_ORDINAL
+    return _in_gap(cron, zone, days, first, first + _CYCLE_DAYS - 1)

@@ -16,6 +16,17 @@ What it gives (docs/schedule.md, "Explanations")::
     Explanation    does it fire (that day, at that instant), and a sentence saying why (not)
     format_local   "Mon 2027-01-04 02:30:00 EET (+02:00)", as people in the zone read a fire
     first_fires    a timeline cut after its n-th fire
+
+and the reasons a schedule never fires (``NeverFires.reason``, the Ready condition's
+reason), each with the sentence :mod:`almanac.schedule.engine` writes for it:
+
+    NoSuchDate           the day fields match no date ("0 0 30 2 *")
+    EveryDayExcluded     every date they match is excluded by a periodic list
+    EveryTimeInGap       every time they match falls in a daylight-saving gap, where a
+                         wildcard schedule does not fire (proved without the holidays)
+    WindowEnded          the window ended (spec.endTime) before the instant asked about
+    NoFireInWindow       no fire between that instant and the end of the window
+    NoFireWithinHorizon  no fire within 400 years of the last holiday (or before 9999)
 """
 
 from __future__ import annotations
@@ -47,6 +58,13 @@ from almanac.schedule.zones import (
 from almanac.times import format_instant
 
 __all__ = [
+    "EVERY_DAY_EXCLUDED",
+    "EVERY_TIME_IN_GAP",
+    "NEVER_FIRES_REASONS",
+    "NO_FIRE_IN_WINDOW",
+    "NO_FIRE_WITHIN_HORIZON",
+    "NO_SUCH_DATE",
+    "WINDOW_ENDED",
     "Explanation",
     "Fire",
     "FireSearch",
@@ -58,6 +76,23 @@ __all__ = [
     "format_local",
     "timeline",
 ]
+
+
+# Why a schedule never fires: NeverFires.reason (see the module docstring).
+NO_SUCH_DATE = "NoSuchDate"
+EVERY_DAY_EXCLUDED = "EveryDayExcluded"
+EVERY_TIME_IN_GAP = "EveryTimeInGap"
+WINDOW_ENDED = "WindowEnded"
+NO_FIRE_IN_WINDOW = "NoFireInWindow"
+NO_FIRE_WITHIN_HORIZON = "NoFireWithinHorizon"
+NEVER_FIRES_REASONS = (
+    NO_SUCH_DATE,
+    EVERY_DAY_EXCLUDED,
+    EVERY_TIME_IN_GAP,
+    WINDOW_ENDED,
+    NO_FIRE_IN_WINDOW,
+    NO_FIRE_WITHIN_HORIZON,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ __all__ = [
     "midnight_wall",
     "offset_pieces",
     "offsets_around",
+    "offsets_near",
     "parse_date_time",
     "parse_time_zone",
     "to_instant",
@@ -158,6 +159,12 @@ def _year_offsets(zone: ZoneInfo, year: int) -> tuple[int, tuple[int, ...], tupl
     # Within a day of datetime's range ends, so that any local time is representable.
     start = max(_year_start(year), _year_start(1) + DAY_SECONDS)
     end = _year_start(year + 1) if year < 9999 else _year_start(9999) + 364 * DAY_SECONDS
+    initial, changes, offsets = _scan(zone, start, end)
+    return initial, tuple(changes), tuple(offsets)
+
+
+def _scan(zone: ZoneInfo, start: int, end: int) -> tuple[int, list[int], list[int]]:
+    """(offset at ``start``, instants of changes in (start, end], offsets after them)."""
     initial = offset = _offset_at(zone, start)
     changes: list[int] = []
     offsets: list[int] = []
@@ -177,7 +184,7 @@ def _year_offsets(zone: ZoneInfo, year: int) -> tuple[int, tuple[int, ...], tupl
             changes.append(b)
             offsets.append(offset)
         t = nt
-    return initial, tuple(changes), tuple(offsets)
+    return initial, changes, offsets
 
 
 def _year_of(seconds: int) -> int:
@@ -201,6 +208,14 @@ def offsets_around(zone: ZoneInfo, lo: int, hi: int) -> tuple[int, list[tuple[in
             return offset, found
         _, changes, offsets = _year_offsets(zone, year)
         i = 0
+
+
+def offsets_near(zone: ZoneInfo, lo: int, hi: int) -> tuple[int, list[tuple[int, int]]]:
+    """What :func:`offsets_around` gives, found for (lo, hi] alone: a few samples, and a
+    bisection per change, instead of a scan of the whole year (for spans of days, and
+    days years apart, where a year's scan would be used once)."""
+    initial, changes, offsets = _scan(zone, lo, hi)
+    return initial, list(zip(changes, offsets, strict=True))
 
 
 # A piece of the UTC time line with one offset: [start, end), offset.
