@@ -63,8 +63,9 @@ clean: cluster-down ## remove the local state and the virtualenv (not the binary
 # Targets `crd-schemas`, `manifests` and `chart-lint`; helm is the version pinned in
 # hack/tools/helm.
 
-crd-schemas: venv ## write the services' jobTemplate schema into crds/ from the pinned Kubernetes
+crd-schemas: venv ## write the generated parts of crds/: jobTemplate (pinned Kubernetes), the bounds
 	@$(BIN)/python hack/crd-job-template.py
+	@$(BIN)/python hack/crd-bounds.py
 
 manifests: ## copy crds/ into the chart, render manifests/install/almanac.yaml (commit both)
 	@bash hack/generate-manifests.sh
