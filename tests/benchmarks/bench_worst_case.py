@@ -36,6 +36,10 @@ def _holidays(last: date, count: int, step_days: int) -> list[str]:
     return [f"{d.day:02d}.{d.month:02d}.{d.year:04d}" for d in days]
 
 
+def _leap_year() -> list[date]:
+    return [date(2028, 1, 1) + timedelta(days=i) for i in range(366)]
+
+
 # The last Sunday of March is the only Sunday in March on or after the 25th: with days
 # 1-24 excluded, "* 3 * 3 0" matches only the EU spring-forward day, whose 03:xx does
 # not exist in Europe/Bucharest (03:00 EET -> 04:00 EEST). A wildcard schedule skips
@@ -50,6 +54,13 @@ _GAP_US = {
     "schedule": "*/5 2 * 3 SUN",
     "timeZone": "America/New_York",
     "exclusions": {"monthly": [f"{d:02d}" for d in (*range(1, 8), *range(15, 32))]},
+}
+
+# Every day excluded, by the job and by 32 Calendars of full lists: 13,000 rules to name.
+_FULL_LISTS = {
+    "annual": [f"{d.day:02d}.{d.month:02d}" for d in _leap_year()],
+    "monthly": [f"{d:02d}" for d in range(1, 32)],
+    "weekly": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] * 2,
 }
 
 CASES: dict[str, dict[str, Any]] = {
@@ -68,6 +79,12 @@ CASES: dict[str, dict[str, Any]] = {
             **_GAP["exclusions"],
             "holiday": _holidays(date(9999, 12, 31), 4000, 16),
         },
+    },
+    "every day excluded, 32 full Calendars": {
+        "schedule": "* * * * *",
+        "exclusions": _FULL_LISTS,
+        "calendarRefs": [{"name": f"cal-{i}"} for i in range(32)],
+        "_calendars": {f"cal-{i}": _FULL_LISTS for i in range(32)},
     },
     "0 0 30 2 *": {"schedule": "0 0 30 2 *"},
     "0 0 30 2 * + 4000 holidays to 2200": {
@@ -110,11 +127,19 @@ CASES: dict[str, dict[str, Any]] = {
 
 def _body(spec: dict[str, Any]) -> dict[str, Any]:
     service = {"name": "main", "jobTemplate": {"spec": {"template": {"spec": {}}}}}
+    fields = {k: v for k, v in spec.items() if not k.startswith("_")}
     return {
         "apiVersion": "almanac.dev/v1alpha1",
         "kind": "ScheduledJob",
         "metadata": {"name": "worst", "namespace": "bench"},
-        "spec": {**spec, "services": [service]},
+        "spec": {**fields, "services": [service]},
+    }
+
+
+def _calendars(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"kind": "Calendar", "metadata": {"name": name}, "spec": lists}
+        for name, lists in spec.get("_calendars", {}).items()
     }
 
 
@@ -126,7 +151,7 @@ def _decide(spec: dict[str, Any]) -> str:
     from almanac.schedule.engine import NeverFires
 
     try:
-        schedule = resolve(ScheduledJob.parse(_body(spec)), {})
+        schedule = resolve(ScheduledJob.parse(_body(spec)), _calendars(spec))
     except InvalidSpec as e:
         return f"refused: {e.errors[0].path}"
     upcoming = schedule.next_fire(AFTER)

@@ -382,7 +382,7 @@ class ScheduledJobSpec(_Model):
         window ends before it starts. ``default_time_zone`` is used without ``timeZone``.
         """
         errors: list[FieldError] = []
-        exclusions = self.exclusions.to_exclusions()
+        sources = [self.exclusions.to_exclusions()]
         for i, ref in enumerate(self.calendar_refs):
             calendar = calendars.get(ref.name)
             if calendar is None:
@@ -392,7 +392,9 @@ class ScheduledJobSpec(_Model):
                     )
                 )
             else:
-                exclusions += calendar.exclusions()
+                sources.append(calendar.exclusions())
+        # One union of every source (adding them one by one would copy the rules each time).
+        exclusions = Exclusions(rule for source in sources for rule in source.rules)
         try:
             schedule = Schedule.build(
                 self.schedule,

@@ -77,8 +77,7 @@ class CandidateDays:
         any date at all, the periodic rules that exclude those they match, in the order
         they were written)."""
         any_match = False
-        hits: dict[ExclusionRule, None] = {}
-        rules = self._exclusions.rules
+        hit: set[tuple[ExclusionKind, object]] = set()
         for month in sorted(self._cron.months):
             for days in _MONTH_LENGTHS[month]:
                 for first_dow in range(7):
@@ -87,11 +86,12 @@ class CandidateDays:
                         return None
                     any_match = any_match or bool(matching)
                     for d in matching:
-                        dow = (first_dow + d - 1) % 7
-                        hits.update(
-                            dict.fromkeys(r for r in rules if _periodic_hit(r, month, d, dow))
-                        )
-        return any_match, tuple(r for r in rules if r in hits)
+                        hit.add((ExclusionKind.ANNUAL, (month, d)))
+                        hit.add((ExclusionKind.MONTHLY, d))
+                        hit.add((ExclusionKind.WEEKLY, (first_dow + d - 1) % 7))
+        # Each rule looked up once (thousands of rules, thousands of dates).
+        rules = self._exclusions.rules
+        return any_match, tuple(r for r in rules if (r.kind, r.value) in hit)
 
     def _shape(
         self, month: int, days: int, first_dow: int
@@ -119,16 +119,3 @@ def _month_days(year: int, month: int) -> int:
     if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
         return 29
     return _DAYS_IN_MONTH[month]
-
-
-def _periodic_hit(rule: ExclusionRule, month: int, day: int, dow: int) -> bool:
-    """Whether an annual, monthly or weekly rule excludes that day of that month."""
-    match rule.kind:
-        case ExclusionKind.ANNUAL:
-            return rule.value == (month, day)
-        case ExclusionKind.MONTHLY:
-            return rule.value == day
-        case ExclusionKind.WEEKLY:
-            return rule.value == dow
-        case _:
-            return False

@@ -440,7 +440,8 @@ class Schedule:
             )
         return NeverFires(
             EVERY_DAY_EXCLUDED,
-            f"every date {text} matches is excluded, by {english_list([str(r) for r in culprits])}",
+            f"every date {text} matches is excluded, by "
+            f"{english_list([str(r) for r in culprits[:9]], total=len(culprits))}",
         )
 
     def _why_none(self, after_s: int) -> NeverFires:

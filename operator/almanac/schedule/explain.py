@@ -243,10 +243,12 @@ def explain_instant(schedule: FireSearch, instant: datetime) -> Explanation:
     return Explanation(False, f"{text} does not fire: {why}")
 
 
-def english_list(items: list[str], limit: int = 8) -> str:
-    """``a``, ``a and b``, ``a, b and c``; past ``limit`` items, ``... and N more``."""
-    if len(items) > limit:
-        items = [*items[:limit], f"{len(items) - limit} more"]
+def english_list(items: list[str], limit: int = 8, total: int | None = None) -> str:
+    """``a``, ``a and b``, ``a, b and c``; past ``limit`` items, ``... and N more``.
+    ``total``: how many items there are, when only the first ones are passed."""
+    total = len(items) if total is None else total
+    if total > limit:
+        items = [*items[:limit], f"{total - limit} more"]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
