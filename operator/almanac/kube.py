@@ -24,6 +24,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from almanac.api.bounds import EVENT_MESSAGE_MAX_BYTES, truncate
 from almanac.api.names import (
     API_VERSION,
     COMPONENT,
@@ -481,7 +482,7 @@ class Kube:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": truncate(message, EVENT_MESSAGE_MAX_BYTES),
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT,

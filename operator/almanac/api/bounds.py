@@ -168,7 +168,7 @@ JOB_LABEL_MAX_LENGTH: Final = 63
 """A label value, hence a Job's name (``batch.kubernetes.io/job-name``)."""
 
 RUN_MINUTES_DIGITS: Final = 8
-"""Unix minutes have 8 digits from 1989-03-03 to 2160-02-13 (minute 99,999,999). A fire
+"""Unix minutes have 8 digits from 1989-01-05 to 2160-02-18 (minute 99,999,999). A fire
 after that (possible only when the clock is there) has a 9-digit run name, one character
 over :data:`RUN_NAME_MAX_LENGTH`: the API server refuses that run, which the job reports
 (``RunRefused``); nothing fails."""

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from almanac import kube as k
 from almanac.api import names as api
+from almanac.api.bounds import truncate
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.controller import metrics
 from almanac.controller.delivery import Delivery
@@ -196,7 +197,7 @@ class Controller:
         body = self.store.get(kind, key)
         if body is None:
             return
-        text = f"{type(error).__name__}: {error}"[:400]
+        text = truncate(f"{type(error).__name__}: {error}", 400)
         message = f"could not be handled, retrying with back-off: {text}"
         with contextlib.suppress(Exception):  # reporting must not hide the failure
             await self.kube.event(body, "Warning", "ReconcileFailed", message, key=text)
@@ -410,7 +411,7 @@ class Controller:
             refusals = [e for e in events if e.get("reason") == "FailedCreate"]
             if refusals:
                 latest = max(refusals, key=lambda e: str(e.get("lastTimestamp") or ""))
-                found[service] = str(latest.get("message") or "")[:1000]
+                found[service] = truncate(str(latest.get("message") or ""), 1000)
         return found
 
     async def _consume_rerun(self, run: Body) -> Body | None:

@@ -12,8 +12,9 @@ Delivery uses the standard library's ``smtplib`` in a worker thread
 timeout (``ALMANAC_SMTP_TIMEOUT``, 30 s by default).
 
 Ground floor of :mod:`almanac.notifications`, with :mod:`~almanac.notifications.recipients`
-(the allow-list type of :attr:`SmtpSettings.allowed_domains`): imports the standard library
-and that module, nothing else of Almanac. :mod:`almanac.notifications.state` builds on it.
+(the allow-list type of :attr:`SmtpSettings.allowed_domains`): imports the standard library,
+that module and :mod:`almanac.api.bounds` (how a message is cut), nothing else of Almanac.
+:mod:`almanac.notifications.state` builds on it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from email.utils import formataddr, getaddresses, parseaddr
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
+from almanac.api.bounds import truncate
 from almanac.notifications.recipients import AllowList
 
 __all__ = [
@@ -337,6 +339,6 @@ def _reply(code: int, text: bytes | str) -> str:
 
 
 def clip_detail(text: str) -> str:
-    """``text`` cut to 400 characters (with an ellipsis) for a status or an Event
-    message."""
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+    """``text`` cut to 400 bytes (:func:`almanac.api.bounds.truncate`) for a status or
+    an Event message."""
+    return truncate(text, _MAX_DETAIL)

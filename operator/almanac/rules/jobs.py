@@ -14,6 +14,7 @@ again: the run's name, derived from job and instant, says it happened.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ from almanac.rules.plans import (
     Create,
     PlannedEvent,
     changed_fields,
+    condition_message,
     ready_condition,
 )
 from almanac.schedule.engine import NeverFires, Schedule
@@ -128,6 +130,9 @@ class _Decision:
         self.missed_message = ""
         self.fired: datetime | None = None
         self.taken: list[str] = []
+        self.model: ScheduledJob | None = None
+        """The job as the models read it; None when its spec is invalid (then nothing is
+        fired, and no run is pruned: the history limits may be what is invalid)."""
 
     # --- pieces -----------------------------------------------------------------------
 
@@ -151,8 +156,10 @@ class _Decision:
                 "type": "RunNameTaken",
                 "status": "True",
                 "reason": "RunNameTaken",
-                "message": f"runs not created by Almanac name this job, and are not executed: "
-                f"{names}; delete them",
+                "message": condition_message(
+                    f"runs not created by Almanac name this job, and are not executed: "
+                    f"{names}; delete them"
+                ),
                 "observedGeneration": self.generation,
                 "lastTransitionTime": (old or {}).get("lastTransitionTime") or timestamp(self.now),
             }
@@ -185,7 +192,8 @@ class _Decision:
         """Creates the run of one fire, honouring concurrencyPolicy; False if forbidden."""
         if name in self.runs:
             return True  # fired already (a retry, or a restart before status was written)
-        policy_name = self.spec.get("concurrencyPolicy") or "Allow"
+        assert self.model is not None
+        policy_name = self.model.spec.concurrency_policy.value
         active = self.active(besides=name) if policy_name != "Allow" else []
         if active and policy_name == "Forbid":
             message = (
@@ -218,11 +226,12 @@ class _Decision:
     def history(self) -> datetime | None:
         """active, lastRun and lastSuccessfulTime from the runs; prunes beyond the limits."""
         runs = [r for r in self.runs.values() if _phase(r) != "Deleted"]
-        prune = policy.to_prune(
-            runs,
-            int(self.spec.get("successfulRunsHistoryLimit", 3)),
-            int(self.spec.get("failedRunsHistoryLimit", 1)),
-        )
+        prune = []
+        if self.model is not None:
+            spec = self.model.spec
+            prune = policy.to_prune(
+                runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
+            )
         self.deletes += [name for name in prune if name not in self.deletes]
         summary = policy.summarize(r for r in runs if r["metadata"]["name"] not in prune)
         self.desired |= summary.as_status()
@@ -272,9 +281,14 @@ def decide_job(
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
     try:
-        schedule = resolve(ScheduledJob.parse(job), calendars, default_time_zone)
+        model = ScheduledJob.parse(job)
+        schedule = resolve(model, calendars, default_time_zone)
     except InvalidSpec as error:
-        missing = all(e.path.startswith("spec.calendarRefs") for e in error.errors)
+        missing = all(
+            re.fullmatch(r"spec\.calendarRefs\[\d+\]\.name", e.path)
+            and e.message.endswith(" not found")
+            for e in error.errors
+        )
         reason = "CalendarNotFound" if missing else "InvalidSchedule"
         d.desired["nextScheduleTime"] = None
         d.condition("False", reason, str(error))
@@ -290,10 +304,11 @@ def decide_job(
             )
         return d.plan(consume_run_now=run_now)
 
+    d.model = model
     if run_now:
         d.start(now.replace(microsecond=0), "Manual", manual_run_name(d.meta["name"], now))
 
-    if d.spec.get("suspend"):
+    if model.spec.suspend:
         d.desired["nextScheduleTime"] = None
         d.condition("True", "Suspended", "suspend is true: the job does not fire")
         return d.plan(consume_run_now=run_now)
@@ -332,7 +347,9 @@ def _fire_due(d: _Decision, schedule: Schedule) -> None:
         (c for c in d.status.get("conditions") or [] if c.get("type") == "Ready"), {}
     )
     resumed = ready.get("reason") == "Suspended"
-    decision = policy.decide(due, d.now, d.spec.get("startingDeadlineSeconds"), resumed=resumed)
+    assert d.model is not None
+    deadline = d.model.spec.starting_deadline_seconds
+    decision = policy.decide(due, d.now, deadline, resumed=resumed)
     if decision.missed:
         times = ", ".join(timestamp(t) or "" for t in decision.missed[-3:])
         d.miss(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from almanac.api.bounds import CONDITION_MESSAGE_MAX_BYTES, truncate
 from almanac.times import timestamp
 
 Body = dict[str, Any]
@@ -47,17 +48,23 @@ def ready_condition(
     previous: list[Body],
     now: datetime,
 ) -> Body:
-    """The Ready condition; its transition time moves only when its status does."""
+    """The Ready condition; its transition time moves only when its status does, and
+    its message is cut to what a condition holds."""
     old = next((c for c in previous if c.get("type") == "Ready"), None)
     changed = old is None or old.get("status") != status
     return {
         "type": "Ready",
         "status": status,
         "reason": reason,
-        "message": message,
+        "message": condition_message(message),
         "observedGeneration": generation,
         "lastTransitionTime": timestamp(now) if changed else (old or {}).get("lastTransitionTime"),
     }
+
+
+def condition_message(message: str) -> str:
+    """A message for a condition or a status field: at most 32 KiB, marked when cut."""
+    return truncate(message, CONDITION_MESSAGE_MAX_BYTES)
 
 
 @dataclass(frozen=True)

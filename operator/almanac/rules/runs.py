@@ -7,6 +7,10 @@ failed or was skipped; the run started or ended), and the one status patch: phas
 times, services and, when the run ends, the notification state that a delivery then
 claims. A Job the API server refused is passed back in ``refused`` and the run is
 decided again with that service Failed.
+
+A run whose ``spec.scheduledTime`` is not an instant in the bounds
+(:func:`almanac.api.bounds.instant_error`: year 1, 9999, no offset) starts nothing: it
+is Failed at once, with a message naming the field and an ``InvalidRun`` Warning Event.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from almanac.api.bounds import instant_error
 from almanac.api.names import (
     ANNOTATION_RERUN,
     LABEL_JOB,
@@ -27,10 +32,17 @@ from almanac.notifications.state import initial_status
 from almanac.rules import orchestration as orch
 from almanac.rules import policy
 from almanac.rules.jobs import owner_reference, run_body
-from almanac.rules.plans import Body, PlannedEvent, changed_fields
+from almanac.rules.plans import Body, PlannedEvent, changed_fields, condition_message
 from almanac.times import parse_time, timestamp
 
-__all__ = ["RunPlan", "batch_job_body", "decide_run", "job_state", "jobs_without_pods"]
+__all__ = [
+    "RunPlan",
+    "batch_job_body",
+    "decide_run",
+    "invalid_run",
+    "job_state",
+    "jobs_without_pods",
+]
 
 #: A Job that has made no Pod this long after its creation is looked into: the Job
 #: controller's FailedCreate Events say why (Pod Security, quota, a webhook).
@@ -152,7 +164,7 @@ def _service_status(s: orch.ServiceStatus) -> Body:
         "name": s.name,
         "phase": s.phase.value,
         "jobName": s.job_name,
-        "message": s.message or None,
+        "message": condition_message(s.message) if s.message else None,
         "startTime": timestamp(s.start_time),
         "completionTime": timestamp(s.completion_time),
     }
@@ -246,6 +258,41 @@ def _rerun(
     return body, PlannedEvent("Normal", "RerunCreated", message, child)
 
 
+def invalid_run(run: Body) -> str | None:
+    """Why the run's spec cannot be executed (``path: reason``), or None. The API server
+    checks the form of ``spec.scheduledTime`` (RFC 3339); the operator needs an instant
+    it can compute with, within a day of the years of :mod:`almanac.api.bounds`."""
+    value = (run.get("spec") or {}).get("scheduledTime")
+    path = "spec.scheduledTime"
+    if not isinstance(value, str):
+        return f"{path}: is required (an RFC 3339 instant, e.g. 2027-01-04T00:30:00Z)"
+    try:
+        scheduled = parse_time(value)
+    except ValueError:
+        scheduled = None
+    if scheduled is None or scheduled.utcoffset() is None:
+        return f"{path}: {value!r} is not an RFC 3339 instant (e.g. 2027-01-04T00:30:00Z)"
+    problem = instant_error(scheduled)
+    return None if problem is None else f"{path}: {problem}"
+
+
+def _invalid(
+    run: Body, status: Body, problem: str, now: datetime, events: list[PlannedEvent]
+) -> Body:
+    """The status of a run that cannot be executed: Failed now, saying why."""
+    name = run["metadata"]["name"]
+    events.append(
+        PlannedEvent("Warning", "InvalidRun", f"run {name} not executed: {problem}", "invalid")
+    )
+    desired = {
+        "phase": "Failed",
+        "message": condition_message(f"not executed: {problem}"),
+        "startTime": status.get("startTime") or timestamp(now),
+        "completionTime": timestamp(now),
+    }
+    return changed_fields(status, desired)
+
+
 def decide_run(
     run: Body,
     batch_jobs: Sequence[Body],
@@ -271,6 +318,10 @@ def decide_run(
         consume = True
     if old_phase in policy.TERMINAL:
         return RunPlan({}, (), rerun, consume, tuple(events))
+    invalid = invalid_run(run)
+    if invalid is not None:
+        failed = _invalid(run, status, invalid, now, events)
+        return RunPlan(failed, (), rerun, consume, tuple(events), finished_now=True)
 
     services = [
         _Service(s["name"], bool(s.get("mandatory")), bool(s.get("async")), s)
