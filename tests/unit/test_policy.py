@@ -245,3 +245,36 @@ def test_a_failing_timer_is_retried_soon_and_logged_ever_more_rarely(
 @pytest.mark.parametrize(("failures", "seconds"), [(1, 1), (2, 2), (3, 4), (4, 5), (100, 5)])
 def test_timer_retry_delays_double_up_to_five_seconds(failures: int, seconds: float) -> None:
     assert TimerQueue().retry_delay(failures) == timedelta(seconds=seconds)
+
+
+# --- due fires after a downtime (rules.jobs.due_fires) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "away", "listed", "uncounted"),
+    [
+        ("* * * * *", timedelta(minutes=10), 10, False),
+        ("* * * * *", timedelta(minutes=1000), 1000, False),
+        # Past 1,000: the listed ones, then those of the last hour.
+        ("* * * * *", timedelta(days=30), 1000 + 60, True),
+        ("0 * * * *", timedelta(days=365), 1000 + 1, True),
+        # Nothing in the last hour or day: the window that has some.
+        ("0 3 1 * *", timedelta(days=365 * 100), 1000 + 1, True),
+    ],
+)
+def test_due_fires_lists_at_most_a_thousand_then_the_latest(
+    expression: str, away: timedelta, listed: int, uncounted: bool
+) -> None:
+    from almanac.api.models import ScheduledJob
+    from almanac.api.resolve import resolve
+    from almanac.rules.jobs import due_fires
+    from tests.integration.objects import scheduled_job
+
+    since = datetime(1990, 1, 1, tzinfo=UTC)
+    now = since + away
+    schedule = resolve(ScheduledJob.parse(scheduled_job("j", expression)), {}, "UTC")
+    due, left_out = due_fires(schedule, since, now)
+    assert (len(due), left_out) == (listed, uncounted)
+    assert due == sorted(set(due))
+    every = list(itertools.takewhile(lambda t: t <= now, schedule.fires(since)))
+    assert due[-1] == every[-1]  # the latest is never left out

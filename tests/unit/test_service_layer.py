@@ -180,6 +180,20 @@ async def test_missed_fires_beyond_the_deadline_are_counted_not_started() -> Non
 
 
 @sync
+async def test_after_a_month_away_the_latest_fire_starts_without_listing_every_minute() -> None:
+    """43,200 minutes were missed; the first 1,000 are counted one by one, the latest
+    fire starts, and the message says the count is a lower bound."""
+    w = World()
+    w.apply(job())
+    await w.at(minute(30 * 24 * 60) + timedelta(seconds=1))
+    assert w.kube.names("scheduledjobruns") == [run_of(30 * 24 * 60)]
+    missed = w.job_status()["missedSchedules"]
+    assert 1000 <= missed["count"] < 30 * 24 * 60
+    assert missed["message"].startswith(f"more than {missed['count']} fire(s) not started")
+    assert missed["lastMissedTime"] == "2027-02-03T08:59:00Z"
+
+
+@sync
 async def test_forbid_counts_every_missed_fire_while_a_run_is_active() -> None:
     w = World()
     w.apply(job("2027-01-04T09:00:30Z", concurrencyPolicy="Forbid", services=[service("slow")]))

@@ -14,10 +14,11 @@ again: the run's name, derived from job and instant, says it happened.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from almanac.api.models import ScheduledJob
 from almanac.api.names import (
@@ -325,6 +326,42 @@ def decide_job(
     return d.plan(consume_run_now=run_now, wake_at=upcoming)
 
 
+#: Due fires listed one by one after a downtime; past this many only the latest are
+#: looked for (a `* * * * *` job down for a month has 43,200, a year 525,600).
+DUE_LISTED = 1000
+#: How far back from now the latest due fires are looked for, nearest first: a window
+#: is searched only when the one before it held no fire.
+LOOKBACK = (
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=32),
+    timedelta(days=366),
+    timedelta(days=3660),
+)
+
+
+def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[datetime], bool]:
+    """The fires in (since, now], oldest first, and whether some of them are left out:
+    after DUE_LISTED of them, only those in the nearest LOOKBACK window that holds any
+    follow (the latest is never left out, so the right fire starts; the count of missed
+    ones is then a lower bound)."""
+    due: list[datetime] = []
+    for instant in schedule.fires(since):
+        if instant > now:
+            return due, False
+        if len(due) == DUE_LISTED:
+            break
+        due.append(instant)
+    else:
+        return due, False
+    for back in (*LOOKBACK, now - due[-1]):  # at last, everything after the listed ones
+        start = max(now - back, due[-1])
+        latest = list(itertools.takewhile(lambda t: t <= now, schedule.fires(start)))
+        if latest:
+            return due + latest, True
+    return due, True
+
+
 def _fire_due(d: _Decision, schedule: Schedule) -> None:
     """Starts the latest due fire and records the others as missed (``policy.decide``).
 
@@ -338,11 +375,7 @@ def _fire_due(d: _Decision, schedule: Schedule) -> None:
         parse_time((d.status.get("missedSchedules") or {}).get("lastMissedTime")),
     ]
     since = max(c for c in candidates if c is not None)
-    due: list[datetime] = []
-    for instant in schedule.fires(since):
-        if instant > d.now:
-            break
-        due.append(instant)
+    due, uncounted = due_fires(schedule, since, d.now)
     ready: Body = next(
         (c for c in d.status.get("conditions") or [] if c.get("type") == "Ready"), {}
     )
@@ -352,9 +385,10 @@ def _fire_due(d: _Decision, schedule: Schedule) -> None:
     decision = policy.decide(due, d.now, deadline, resumed=resumed)
     if decision.missed:
         times = ", ".join(timestamp(t) or "" for t in decision.missed[-3:])
+        count = f"more than {len(decision.missed)}" if uncounted else str(len(decision.missed))
         d.miss(
             decision.missed,
-            f"{len(decision.missed)} fire(s) not started, latest {times}: {decision.reason}",
+            f"{count} fire(s) not started, latest {times}: {decision.reason}",
         )
     if decision.start is not None:
         d.start(decision.start, "Schedule", run_name(d.meta["name"], decision.start))
