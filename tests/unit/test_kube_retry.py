@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -33,3 +36,56 @@ CASES = [
 )
 def test_retry_delay(status: int, header: str | None, attempt: int, expected: float | None) -> None:
     assert retry_delay(refused(status, header), attempt) == expected
+
+
+# --- the environment lookups of every request ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "netrc", "routes"),
+    [
+        ({}, False, False),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, False, True),
+        ({"https_proxy": "http://proxy:3128"}, False, True),
+        ({"NO_PROXY": "*"}, False, False),
+        ({"HTTPS_PROXY": ""}, False, False),
+        ({}, True, True),
+    ],
+)
+def test_the_environment_routes_requests_only_with_a_proxy_or_a_netrc(
+    tmp_path: Path, environ: dict[str, str], netrc: bool, routes: bool
+) -> None:
+    from almanac.kube import environment_routes_requests
+
+    if netrc:
+        (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
+    assert environment_routes_requests(environ, str(tmp_path)) is routes
+
+
+def test_the_client_skips_the_lookups_where_they_could_only_answer_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kubernetes_asyncio import client
+
+    from almanac.kube import PROXY_VARIABLES, _ApiClient
+
+    for variable in PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.upper(), raising=False)
+    monkeypatch.delenv("NETRC", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    async def sessions() -> tuple[bool, bool]:
+        plain = _ApiClient(client.Configuration())
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+        proxied = _ApiClient(client.Configuration())
+        try:
+            return (
+                plain.rest_client.pool_manager.trust_env,
+                proxied.rest_client.pool_manager.trust_env,
+            )
+        finally:
+            await plain.close()
+            await proxied.close()
+
+    assert asyncio.run(sessions()) == (False, True)
