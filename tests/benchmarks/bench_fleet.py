@@ -170,13 +170,6 @@ VERBS = {
 }
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
 
-STAMPER = (
-    "import sys, time\n"
-    "for line in sys.stdin:\n"
-    "    sys.stdout.write(f'{time.time():.6f} {line}')\n"
-    "    sys.stdout.flush()\n"
-)
-
 
 def progress(message: str) -> None:
     print(f"==> {datetime.now():%H:%M:%S} {message}", file=sys.stderr, flush=True)
@@ -227,13 +220,13 @@ class Lateness:
 class LimitResult:
     created_in: float
     lateness: Lateness
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class CronResult:
     lateness: Lateness | None
-    later_minute: int = 0
-    note: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -249,7 +242,8 @@ class Requests:
 @dataclass
 class AlmanacResult:
     lateness: Lateness
-    next_set: float
+    next_set: float | None
+    """None when not every ScheduledJob showed it before T (see the notes)."""
     rss_ready: float
     rss_after: float
     cpu_ms_per_fire: float
@@ -257,60 +251,53 @@ class AlmanacResult:
     """What the operator's idle CPU rate (measured before T) accounts for of the above."""
     window: float
     requests: Requests
-    log_lines: int
-    log_warnings: int
+    log: LogCounts
+    notes: list[str] = field(default_factory=list)
 
 
-# --- kubectl watches, time-stamped in a process of their own ------------------------------
+# --- watches, time-stamped in a process of their own ------------------------------------
 
 
 class Watch:
-    """`kubectl get RESOURCE -w` in a namespace, each line stamped (epoch seconds) by a
-    small separate process as it arrives. Entering waits until the watch is open."""
+    """A watch on one collection (tests/benchmarks/watch_stamped.py, a process of its
+    own that stamps each object as it arrives and reopens a watch the server ends);
+    entering waits until the watch is open."""
 
     def __init__(
         self,
         workdir: Path,
-        namespace: str,
-        resource: str,
-        columns: dict[str, str],
+        path: str,
+        fields: Sequence[str],
         selector: str | None = None,
     ) -> None:
-        tag = f"{namespace}-{resource}-{uuid.uuid4().hex[:4]}"
+        tag = f"{path.strip('/').replace('/', '_')}-{uuid.uuid4().hex[:4]}"
         self.out_path = workdir / f"{tag}.watch"
         self.err_path = workdir / f"{tag}.stderr"
-        custom = ",".join(f"{name}:{path}" for name, path in columns.items())
         self.argv = [
-            *("kubectl", "--kubeconfig", str(KUBECONFIG), "-n", namespace, "get", resource),
-            *("-w", "--no-headers", "-o", f"custom-columns={custom}", "-v=6"),
-            *(["-l", selector] if selector else []),
+            *(sys.executable, "-m", "tests.benchmarks.watch_stamped", str(KUBECONFIG), path),
+            *(("--selector", selector) if selector else ()),
+            *fields,
         ]
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._rows: list[tuple[float, list[str]]] = []
+        self._offset = 0
+        self.reopened = 0
+        self.relisted = 0
 
     def __enter__(self) -> Watch:
         with self.err_path.open("wb") as err, self.out_path.open("wb") as out:
-            kubectl = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err)
-            stamper = subprocess.Popen(
-                [sys.executable, "-u", "-c", STAMPER], stdin=kubectl.stdout, stdout=out
-            )
-        assert kubectl.stdout is not None
-        kubectl.stdout.close()  # the stamper holds the pipe now
-        self.procs = [kubectl, stamper]
-        # -v=6 logs the watch request once the API server answered its headers: open.
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, cwd=REPO)
+        proc = self.proc
         wait_until(
-            f"the watch {' '.join(self.argv[5:7])} to open",
+            f"the watch on {self.argv[5]} to open",
             lambda: (
-                any(
-                    "watch=true" in line and " 200 OK" in line
-                    for line in self.err_path.read_text(errors="replace").splitlines()
-                )
-                or kubectl.poll() is not None
+                "# open" in self.out_path.read_text(errors="replace") or proc.poll() is not None
             ),
-            timeout=30,
+            timeout=60,
             interval=0.1,
         )
-        if kubectl.poll() is not None:
-            raise RuntimeError(f"kubectl watch exited: {self.err_path.read_text()[-2000:]}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the watch exited: {self.err_path.read_text()[-2000:]}")
         return self
 
     def __exit__(
@@ -319,29 +306,44 @@ class Watch:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait(timeout=10)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
 
     def rows(self) -> list[tuple[float, list[str]]]:
-        rows = []
-        for line in self.out_path.read_text(errors="replace").splitlines():
-            stamp, _, rest = line.partition(" ")
-            fields = rest.split()
-            if fields:
-                rows.append((float(stamp), fields))
-        return rows
+        """Every object shown so far: (when, field values)."""
+        with self.out_path.open("rb") as out:
+            out.seek(self._offset)
+            data = out.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            if line.startswith("#"):
+                self.reopened += line.startswith("# reopen")
+                self.relisted += line.startswith("# relist")
+                continue
+            stamp, *fields = line.split()
+            self._rows.append((float(stamp), fields))
+        return self._rows
 
     def first_seen(
         self, key: int = 0, where: Callable[[list[str]], bool] | None = None
     ) -> dict[str, tuple[float, list[str]]]:
-        """For each distinct value of column `key`, the first row (that passes `where`)."""
+        """For each distinct value of field `key`, the first row (that passes `where`)."""
         first: dict[str, tuple[float, list[str]]] = {}
         for stamp, fields in self.rows():
             if len(fields) > key and (where is None or where(fields)):
                 first.setdefault(fields[key], (stamp, fields))
         return first
+
+    def note(self) -> str:
+        """What a reader of the figures must know about this watch, if anything."""
+        parts = []
+        if self.reopened:
+            parts.append(f"reopened {self.reopened}x by its client (no event lost)")
+        if self.relisted:
+            parts.append(f"listed again {self.relisted}x (objects first shown then seen late)")
+        return f"watch on {self.argv[5].rsplit('/', 1)[-1]}: {', '.join(parts)}" if parts else ""
 
 
 # --- the API server's counters ------------------------------------------------------------
@@ -529,6 +531,12 @@ def job_spec() -> dict[str, Any]:
     return spec
 
 
+def collection(namespace: str, resource: str) -> str:
+    """The API path of a namespaced collection."""
+    group = {"jobs": "batch/v1", "cronjobs": "batch/v1"}.get(resource, f"{GROUP}/{VERSION}")
+    return f"/apis/{group}/namespaces/{namespace}/{resource}"
+
+
 class Bench:
     def __init__(self, api: client.ApiClient, workdir: Path) -> None:
         self.kube = Kubectl(KUBECONFIG)
@@ -536,10 +544,10 @@ class Bench:
         self.custom = client.CustomObjectsApi(api)
         self.workdir = workdir
 
-    def namespace(self, phase: str, n: int) -> tuple[str, Kubectl]:
+    def namespace(self, phase: str, n: int) -> str:
         name = f"bench-{phase}-{n}-{uuid.uuid4().hex[:5]}"
         self.kube.run("create", "namespace", name)
-        return name, self.kube.in_namespace(name)
+        return name
 
     def delete_namespace(self, name: str) -> None:
         progress(f"deleting namespace {name} (and waiting until it is gone)")
@@ -550,7 +558,7 @@ class Bench:
     # --- 1. the limit --------------------------------------------------------------------
 
     async def limit(self, n: int) -> LimitResult:
-        namespace, _ = self.namespace("limit", n)
+        namespace = self.namespace("limit", n)
         jobs = [
             {
                 "apiVersion": "batch/v1",
@@ -560,7 +568,7 @@ class Bench:
             }
             for i in range(n)
         ]
-        with Watch(self.workdir, namespace, "jobs", {"NAME": ".metadata.name"}) as watch:
+        with Watch(self.workdir, collection(namespace, "jobs"), ["metadata.name"]) as watch:
             progress(f"creating {n} bare Jobs, {IN_FLIGHT} requests in flight")
             t0 = time.time()
             answered = await bounded(
@@ -568,12 +576,11 @@ class Bench:
             )
             created_in = max(answered) - t0
             progress(f"{n} Jobs created in {created_in:.2f} s; waiting for the watch to show them")
-            await wait_async(
-                f"the watch to show {n} Jobs", lambda: len(watch.first_seen()) >= n, 120
-            )
+            await wait_async(lambda: len(watch.first_seen()) >= n, 120)
             seen = watch.first_seen()
         self.delete_namespace(namespace)
-        return LimitResult(created_in, Lateness([at - t0 for at, _ in seen.values()], n))
+        notes = [note for note in [watch.note()] if note]
+        return LimitResult(created_in, Lateness([at - t0 for at, _ in seen.values()], n), notes)
 
     # --- 2. CronJob ----------------------------------------------------------------------
 
@@ -582,9 +589,7 @@ class Bench:
         # schedule after their creationTimestamp is the next whole minute T.
         budget = 10 + 3 * setup_estimate
         if budget > 50:
-            return CronResult(
-                None, note=f"set-up would take about {budget:.0f} s: not in one minute"
-            )
+            return CronResult(None, [f"set-up would take about {budget:.0f} s: not in a minute"])
         now = time.time()
         minute = now - now % 60
         if minute + 60 - now < budget:
@@ -592,7 +597,7 @@ class Bench:
             await asyncio.sleep(minute + 61 - now)
             minute += 60
         fire = minute + 60
-        namespace, _ = self.namespace("cronjob", n)
+        namespace = self.namespace("cronjob", n)
         cronjobs = [
             {
                 "apiVersion": "batch/v1",
@@ -611,15 +616,15 @@ class Bench:
         await bounded(
             [lambda cj=cj: self.batch.create_namespaced_cron_job(namespace, cj) for cj in cronjobs]
         )
-        columns = {"NAME": ".metadata.name", "OWNER": ".metadata.ownerReferences[0].name"}
-        with Watch(self.workdir, namespace, "jobs", columns) as watch:
+        fields = ["metadata.name", "metadata.ownerReferences.0.name"]
+        with Watch(self.workdir, collection(namespace, "jobs"), fields) as watch:
             progress(f"unsuspending {n} CronJobs")
             names = [cj["metadata"]["name"] for cj in cronjobs]
             await bounded([self._suspend(namespace, name, False) for name in names])
             if time.time() >= fire - 1:
-                note = f"unsuspended only at {clock(time.time())}, after {clock(fire - 1)}"
+                late = f"unsuspended only at {clock(time.time())}, after {clock(fire - 1)}"
                 self.delete_namespace(namespace)
-                return CronResult(None, note=note)
+                return CronResult(None, [late])
             progress(f"all unsuspended at {clock(time.time())}; waiting for the fires")
             timeout = min(1200.0, 180 + 0.3 * n)
             suspended: set[str] = set()
@@ -636,9 +641,8 @@ class Bench:
                     tasks.append(asyncio.create_task(bounded(calls)))
                 if len(first) // max(1, n // 4) > reported:
                     reported = len(first) // max(1, n // 4)
-                    progress(
-                        f"{len(first)} of {n} CronJobs fired, {time.time() - fire:.0f} s after T"
-                    )
+                    after_t = time.time() - fire
+                    progress(f"{len(first)} of {n} CronJobs fired, {after_t:.0f} s after T")
                 if len(first) >= n:
                     break
             await asyncio.gather(*tasks)
@@ -646,8 +650,10 @@ class Bench:
             1 for _, fields in first.values() if int(fields[0].rsplit("-", 1)[1]) * 60 > fire
         )
         self.delete_namespace(namespace)
-        lateness = Lateness([at - fire for at, _ in first.values()], n)
-        return CronResult(lateness, later_minute=later)
+        notes = [note for note in [watch.note()] if note]
+        if later:
+            notes.append(f"{later} fired for a later minute than T")
+        return CronResult(Lateness([at - fire for at, _ in first.values()], n), notes)
 
     def _suspend(self, namespace: str, name: str, suspend: bool) -> Callable[[], Awaitable[Any]]:
         return lambda: self.batch.patch_namespaced_cron_job(
@@ -657,7 +663,8 @@ class Bench:
     # --- 3. Almanac ----------------------------------------------------------------------
 
     async def almanac(self, n: int, identity: OperatorIdentity, daily: bool) -> AlmanacResult:
-        namespace, _ = self.namespace("almanac", n)
+        namespace = self.namespace("almanac", n)
+        notes: list[str] = []
         margin = 40 + 0.03 * n
         now = time.time()
         fire = now + margin - (now + margin) % 60 + 60
@@ -686,18 +693,16 @@ class Bench:
         log_dir = self.workdir / namespace
         log_dir.mkdir()
         watches = (
-            Watch(self.workdir, namespace, "jobs", {"NAME": ".metadata.name"}, selector=LABEL_RUN),
+            Watch(self.workdir, collection(namespace, "jobs"), ["metadata.name"], LABEL_RUN),
             Watch(
                 self.workdir,
-                namespace,
-                "scheduledjobruns",
-                {"N": ".metadata.name", "P": ".status.phase"},
+                collection(namespace, "scheduledjobruns"),
+                ["metadata.name", "status.phase"],
             ),
             Watch(
                 self.workdir,
-                namespace,
-                "scheduledjobs",
-                {"NAME": ".metadata.name", "NEXT": ".status.nextScheduleTime"},
+                collection(namespace, "scheduledjobs"),
+                ["metadata.name", "status.nextScheduleTime"],
             ),
         )
         with watches[0] as job_watch, watches[1] as run_watch, watches[2] as sj_watch:
@@ -710,54 +715,45 @@ class Bench:
             try:
 
                 def next_set() -> dict[str, tuple[float, list[str]]]:
-                    return sj_watch.first_seen(where=lambda f: len(f) > 1 and f[1] != "<none>")
+                    return sj_watch.first_seen(where=lambda f: f[1] != "<none>")
 
-                await wait_async(
-                    f"all {n} ScheduledJobs to show their next fire",
-                    lambda: len(next_set()) >= n,
-                    600,
-                )
-                in_hand = max(at for at, _ in next_set().values()) - launched
+                def ended() -> dict[str, tuple[float, list[str]]]:
+                    return run_watch.first_seen(where=lambda f: f[1] in ("Succeeded", "Failed"))
+
+                in_hand: float | None = None
+                if await wait_async(lambda: len(next_set()) >= n, fire - 3 - time.time()):
+                    in_hand = max(at for at, _ in next_set().values()) - launched
+                    progress(f"every nextScheduleTime set {in_hand:.1f} s after launch")
+                else:
+                    late = f"only {len(next_set())} of {n} showed status.nextScheduleTime"
+                    notes.append(f"{late} by T-3 s ({fire - 3 - launched:.0f} s after launch)")
+                    progress(notes[-1])
                 rss_ready, cpu_ready = process_usage(pid)
                 ready_at = time.time()
-                progress(
-                    f"every nextScheduleTime set {in_hand:.1f} s after launch; "
-                    f"RSS {rss_ready:.0f} MB"
-                )
-                if time.time() >= fire - 3:
-                    raise SystemExit(
-                        f"the jobs were not in hand before {clock(fire)}: raise the margin"
-                    )
-                await asyncio.sleep(fire - 2 - time.time())
+                await asyncio.sleep(max(0.0, fire - 2 - time.time()))
                 before = scrape(self.kube)
                 _, cpu_before = process_usage(pid)
                 window_start = time.time()
                 # The idle CPU rate, from having them all in hand until just before T.
                 idle_rate = None
-                if window_start - ready_at >= 5:
+                if in_hand is not None and window_start - ready_at >= 5:
                     idle_rate = (cpu_before - cpu_ready) / (window_start - ready_at)
                 progress(f"fire at {clock(fire)}: waiting for {n} Jobs")
-                await wait_async(f"{n} Jobs", lambda: len(job_watch.first_seen()) >= n, 600)
+                if not await wait_async(lambda: len(job_watch.first_seen()) >= n, 900):
+                    notes.append(f"only {len(job_watch.first_seen())} Jobs within 900 s")
                 seen = job_watch.first_seen()
-                last = max(at for at, _ in seen.values()) - fire
-                progress(
-                    f"{n} Jobs seen, the last {last:.2f} s after T; waiting for the runs to end"
-                )
-                await wait_async(
-                    f"{n} runs to end",
-                    lambda: (
-                        len(run_watch.first_seen(where=lambda f: f[-1] in ("Succeeded", "Failed")))
-                        >= n
-                    ),
-                    600,
-                )
-                progress("all runs ended; waiting for the operator to go quiet")
+                last = max((at for at, _ in seen.values()), default=math.nan) - fire
+                progress(f"{len(seen)} Jobs seen, the last {last:.2f} s after T; runs ending")
+                if not await wait_async(lambda: len(ended()) >= n, 900):
+                    notes.append(f"only {len(ended())} runs ended within 900 s of the last Job")
+                progress(f"{len(ended())} runs ended; waiting for the operator to go quiet")
                 after = await self._quiet(identity)
                 rss_after, cpu_after = process_usage(pid)
                 window_end = time.time()
             finally:
                 operator.stop()
-        log_lines, warnings = log_counts(operator.log(), window_start, window_end)
+        notes += [note for note in (w.note() for w in watches) if note]
+        log = log_counts(operator.log(), window_start, window_end)
         by_code = request_totals(after) - request_totals(before)
         all_clients: Counter[tuple[str, str]] = Counter()
         for (verb, resource, _), value in by_code.items():
@@ -781,8 +777,8 @@ class Bench:
             idle_ms_per_fire=idle,
             window=window,
             requests=requests,
-            log_lines=log_lines,
-            log_warnings=warnings,
+            log=log,
+            notes=notes,
         )
 
     async def _quiet(self, identity: OperatorIdentity, still: int = 3, every: float = 2.0) -> str:
@@ -800,29 +796,42 @@ class Bench:
         return text
 
 
-async def wait_async(what: str, check: Callable[[], bool], timeout: float) -> None:
+async def wait_async(check: Callable[[], bool], timeout: float) -> bool:
+    """Polls check() until it is true (True) or `timeout` seconds have passed (False)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            return False
         await asyncio.sleep(0.25)
+    return True
+
+
+@dataclass
+class LogCounts:
+    lines: int = 0
+    warnings: int = 0
+    """WARNING and above."""
+    failed_decisions: int = 0
+    """Lines saying a decision failed: a reconcile that raised (a request that timed
+    out, say) and is tried again."""
 
 
 _LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \S+\s+\[(\w+)\s*\]")
 
 
-def log_counts(log: str, start: float, end: float) -> tuple[int, int]:
-    """(lines, warnings and errors) the operator logged between start and end."""
-    lines = warnings = 0
+def log_counts(log: str, start: float, end: float) -> LogCounts:
+    """What the operator logged between start and end."""
+    counts = LogCounts()
     for line in log.splitlines():
         match = _LOG_LINE.match(line)
         if not match:
             continue
         at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         if start <= at <= end:
-            lines += 1
-            warnings += match.group(2) in ("WARNING", "ERROR", "CRITICAL")
-    return lines, warnings
+            counts.lines += 1
+            counts.warnings += match.group(2) in ("WARNING", "ERROR", "CRITICAL")
+            counts.failed_decisions += "decision failed" in line
+    return counts
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -849,6 +858,10 @@ def load() -> str:
 def phase_table(
     n: int, limit: LimitResult, cron: CronResult | None, alm: AlmanacResult, qps: str
 ) -> str:
+    def notes(items: list[str]) -> str:
+        return "; ".join(items)
+
+    created = f"all {n} created (first request to last response) in **{limit.created_in:.2f} s**"
     rows = [
         f"### N = {n}",
         "",
@@ -856,33 +869,39 @@ def phase_table(
         "|---|---|---|---|---|---|",
         f"| the limit: bare async create, {IN_FLIGHT} in flight | "
         + " | ".join(limit.lateness.cells())
-        + f" | all {n} created (first request to last response) in **{limit.created_in:.2f} s** |",
+        + f" | {notes([created, *limit.notes])} |",
     ]
     if cron is None:
         rows.append("| CronJob | skipped | | | | --skip-cronjob |")
     elif cron.lateness is None:
-        rows.append(f"| CronJob | - | - | - | - | not measured: {cron.note} |")
+        rows.append(f"| CronJob | - | - | - | - | not measured: {notes(cron.notes)} |")
     else:
-        note = f"kube-controller-manager client QPS {qps}"
-        if cron.later_minute:
-            note += f"; {cron.later_minute} fired for a later minute than T"
-        rows.append("| CronJob | " + " | ".join(cron.lateness.cells()) + f" | {note} |")
-    ratio = alm.lateness.last / limit.created_in
-    rows.append(
-        "| Almanac | " + " | ".join(alm.lateness.cells()) + f" | last / limit = **{ratio:.1f}x** |"
-    )
+        qps_note = f"kube-controller-manager client QPS {qps}"
+        rows.append(
+            "| CronJob | "
+            + " | ".join(cron.lateness.cells())
+            + f" | {notes([qps_note, *cron.notes])} |"
+        )
+    ratio = f"last / limit = **{alm.lateness.last / limit.created_in:.1f}x**"
+    rows.append(f"| Almanac | {' | '.join(alm.lateness.cells())} | {notes([ratio, *alm.notes])} |")
+    log = alm.log
     rows += [
         "",
         f"| Almanac, N = {n} | every nextScheduleTime set | RSS in hand → after the fire "
-        "| CPU per fire | fire window | log lines per fire |",
+        "| CPU per fire | fire window | operator log in the window |",
         "|---|---|---|---|---|---|",
-        f"| | {alm.next_set:.1f} s after launch | {alm.rss_ready:.0f} → {alm.rss_after:.0f} MB "
+        f"| | {next_set_cell(alm)} | {alm.rss_ready:.0f} → {alm.rss_after:.0f} MB "
         f"| {cpu_cell(alm)} | {alm.window:.0f} s "
-        f"| {alm.log_lines / n:.1f} ({alm.log_warnings} warnings/errors) |",
+        f"| {log.lines / n:.1f} lines per fire; {log.warnings} warnings/errors, "
+        f"{log.failed_decisions} of them failed decisions |",
         "",
         requests_table(n, alm.requests),
     ]
     return "\n".join(rows)
+
+
+def next_set_cell(alm: AlmanacResult) -> str:
+    return "not all before T" if alm.next_set is None else f"{alm.next_set:.1f} s after launch"
 
 
 def cpu_cell(alm: AlmanacResult) -> str:
@@ -949,7 +968,7 @@ def summary_table(results: list[tuple[int, LimitResult, CronResult | None, Alman
         rows.append(
             f"| {n} | {limit.created_in:.2f} s | {cron_cell} "
             f"| {a.quantile(50):.2f} / {a.quantile(99):.2f} / {a.last:.2f} s "
-            f"| {a.last / limit.created_in:.1f}x | {alm.next_set:.1f} s "
+            f"| {a.last / limit.created_in:.1f}x | {next_set_cell(alm)} "
             f"| {alm.rss_ready:.0f} → {alm.rss_after:.0f} MB | {cpu_cell(alm)} "
             f"| {sum(ops.values()) / n:.1f} ({writes:.1f}, {lists:.1f}) |"
         )
