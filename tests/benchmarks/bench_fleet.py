@@ -92,6 +92,11 @@ How to read the figures
   operator's (the Job controller's Pod and Job status writes, kwok's Pod status patches,
   the scheduler's bindings). Start-up requests (the initial LISTs and WATCHes) fall
   before the window; a WATCH inside it is a watch the operator re-opened.
+- "failed decisions" in the log column are reconciles that raised and were retried
+  (mostly a request that hit the operator's 20 s timeout); many of them mean the
+  figures are those of a congested operator and API server: the 500 and 504 answers
+  in the "all clients" column are the API server's side of the same timeouts, and
+  per-fire counts then include the retries.
 - Everything shares the machine (2 cores here): the control plane, kwok, the operator,
   this script, and possibly another session's tests. The load average is printed
   before and after; compare figures of one run, not across runs.
