@@ -101,6 +101,10 @@ def test_a_frozen_leader_resumes_fenced_rewriting_nothing_and_mailing_nothing(
         )
         before = finished_run(k, run_now(k, "frozen")["metadata"]["name"])["metadata"]["name"]
         smtp.wait_for(1, timeout=60)
+        # Frozen only once the delivery is recorded: a leader frozen between the SMTP
+        # server's acceptance and that record leaves the mail Pending, and the next
+        # leader sends it again (at least once; the same Message-ID lets mail dedupe it).
+        wait_until("its e-mail recorded", lambda: notification(k, before).get("state") == "Sent")
         assert first.proc is not None
         first.proc.send_signal(signal.SIGSTOP)
         wait_until(
