@@ -102,7 +102,8 @@ def test_a_failing_mandatory_service_skips_the_rest_and_fails_the_run(
     }
     assert sorted(jobs) == ["extract", "transform"]  # load never got a Job
     assert jobs["extract"]["metadata"]["name"] == f"{name}-extract"
-    assert {"ServiceFailed", "ServiceSkipped", "RunFailed"} <= set(reasons(k, name))
+    assert {"ServiceFailed", "ServiceSkipped"} <= set(reasons(k, name))
+    assert "RunFailed" in reasons(k, "pipeline")  # the run's end is told on its job
 
 
 def test_a_failing_non_mandatory_service_lets_the_rest_run(k: Kubectl, operator: Operator) -> None:
@@ -509,8 +510,13 @@ def test_one_run_is_a_handful_of_log_lines_each_naming_its_object(
     wait_until("the job's next fire", lambda: (k.get("sj", "quiet") or {}).get("status"))
     before = len(operator.log())
     name = finished_run(k, run_now(k, "quiet")["metadata"]["name"])["metadata"]["name"]
-    # The last decision's line is written before its Event is posted.
-    wait_until("RunSucceeded", lambda: "RunSucceeded" in reasons(k, name))
+    # The last decision's line is written before its Event (on the job) is posted.
+    wait_until(
+        "RunSucceeded",
+        lambda: any(
+            e["reason"] == "RunSucceeded" and name in e["message"] for e in k.events("quiet")
+        ),
+    )
     lines = operator.log()[before:].splitlines()
     assert 1 <= len(lines) <= 6, "\n".join(lines)
     for line in lines:

@@ -34,6 +34,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str, str], Body] = {}
         self.events: dict[str, Body] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, plural, name)
+        self.lists = 0  # LISTs asked for (none on the hot path)
         self.refuse_jobs: dict[str, str] = {}  # service -> message
         self.fail_next: list[Exception] = []  # raised by the next writes, in order
         self.fence: Callable[[], bool] | None = None
@@ -156,6 +157,7 @@ class FakeKube:
         )
 
     async def list_objects(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
+        self.lists += 1
         return [
             copy.deepcopy(b)
             for (p, ns, _), b in self.objects.items()

@@ -84,14 +84,17 @@ def test_summary_lists_active_runs_the_latest_run_and_the_latest_success() -> No
         run("r2", 2, "Failed"),
         run("r4", 4, None),
     ]
-    summary = summarize(runs)
+    summary = summarize(runs, at(3))
     assert summary.active == ["r3", "r4"]
-    assert summary.last_run == {"name": "r4", "phase": "Pending"}
+    assert summary.last_run == {"name": "r4", "phase": "Pending"}, "scheduled after now"
+    # From its scheduled time an unfinished run is Running to its job, whatever its own
+    # status says yet (the job's status is not written for the run's first step).
+    assert summarize(runs, at(4)).last_run == {"name": "r4", "phase": "Running"}
     assert summary.last_successful_time == "2027-01-04T00:31:00Z"
 
 
 def test_summary_of_no_runs_clears_the_fields() -> None:
-    assert summarize([]).as_status() == {
+    assert summarize([], at(0)).as_status() == {
         "active": None,
         "lastRun": None,
         "lastSuccessfulTime": None,

@@ -39,11 +39,16 @@ def batch_job(age: float, **status: Any) -> Body:
     return body
 
 
+#: What the Job controller's first sync writes on a Job whose Pods are refused.
+SYNCED = {"startTime": "2027-01-04T08:59:00Z", "active": 0, "ready": 0}
+
+
 @pytest.mark.parametrize(
     ("age", "status", "looked_into"),
     [
-        (5, {}, False),  # young: the Job controller may not have made it yet
-        (11, {}, True),  # no Pod after 10 s
+        (5, SYNCED, False),  # young: the Job controller may still be making its Pod
+        (11, SYNCED, True),  # synced, and no Pod after 10 s
+        (11, {}, False),  # not synced yet: the controller is busy, not refusing
         (11, {"active": 1}, False),
         (11, {"failed": 1}, False),
         (11, {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}, False),
@@ -56,10 +61,10 @@ def test_jobs_without_pods(age: float, status: Body, looked_into: bool) -> None:
 
 def test_a_refused_pod_shows_in_the_service_and_an_event_and_is_looked_at_again() -> None:
     refusal = 'pods "j-1-a-x" is forbidden: violates PodSecurity "restricted:latest"'
-    plan = decide_run(run(), [batch_job(11)], job(), T0, no_pods={"a": refusal})
+    plan = decide_run(run(), [batch_job(11, **SYNCED)], job(), T0, no_pods={"a": refusal})
     [item] = plan.status["services"]
     assert item["phase"] == "Running" and item["message"] == f"no Pod created yet: {refusal}"
     assert [e.reason for e in plan.events] == ["ServicePodsRefused"]
     assert plan.wake_at == T0 + timedelta(seconds=30)
-    young = decide_run(run(), [batch_job(4)], job(), T0)
+    young = decide_run(run(), [batch_job(4, **SYNCED)], job(), T0)
     assert young.wake_at == T0 + timedelta(seconds=6)

@@ -168,6 +168,50 @@ async def test_a_due_fire_creates_one_run_and_writes_the_status_once() -> None:
     assert len(w.kube.writes) == writes
 
 
+def job_controller_step(w: World, name: str, status: Body) -> None:
+    """What the Job controller and the kubelet write on a Job, one status at a time."""
+    job = w.kube.objects[("jobs", "ns", name)]
+    job["status"] = {**(job.get("status") or {}), **status}
+    w.kube._bump(job)
+
+
+#: Issue 14's budget for one fire that succeeds (run, Job, status patches; Events).
+FIRE_BUDGET = {1: (6, 3), 3: (10, 5)}
+
+
+@pytest.mark.parametrize("count", sorted(FIRE_BUDGET))
+@sync
+async def test_a_fire_that_succeeds_stays_within_its_write_and_event_budget(count: int) -> None:
+    """From the due instant to the job's status after the run: at most 6 object writes
+    and 3 Events for one service (10 writes for three in order), whatever the Job
+    controller writes in between (startTime, active, ready), and no LIST."""
+    w = World()
+    names = [f"s{i}" for i in range(count)]
+    w.apply(job(schedule="1 9 * * *", services=[service(n) for n in names]))
+    await w.at(minute(1) - timedelta(seconds=30))
+    before = len(w.kube.writes)
+    await w.at(minute(1))
+    run = run_of(1)
+    for n in names:
+        await w.settle()
+        started = {"startTime": "2027-01-04T09:01:01Z", "active": 1, "ready": 0}
+        job_controller_step(w, f"{run}-{n}", started)
+        await w.settle()
+        job_controller_step(w, f"{run}-{n}", {"ready": 1})
+        await w.settle()
+        w.finish_job(f"{run}-{n}")
+        await w.settle()
+    assert w.run(run)["status"]["phase"] == "Succeeded"
+    assert w.job_status()["lastRun"] == {"name": run, "phase": "Succeeded"}
+    done = w.kube.writes[before:]
+    objects = [wr for wr in done if wr[0] != "event"]
+    events = [wr for wr in done if wr[0] == "event"]
+    writes_budget, events_budget = FIRE_BUDGET[count]
+    assert len(objects) <= writes_budget, objects
+    assert len(events) <= events_budget, events
+    assert w.kube.lists == 0
+
+
 @sync
 async def test_missed_fires_beyond_the_deadline_are_counted_not_started() -> None:
     w = World()

@@ -234,7 +234,8 @@ class _Decision:
                 runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
             )
         self.deletes += [name for name in prune if name not in self.deletes]
-        summary = policy.summarize(r for r in runs if r["metadata"]["name"] not in prune)
+        kept = (r for r in runs if r["metadata"]["name"] not in prune)
+        summary = policy.summarize(kept, self.now)
         self.desired |= summary.as_status()
         return parse_time(summary.last_successful_time)
 

@@ -166,16 +166,19 @@ def plan(state: RunState) -> Plan:
 def _observed(state: RunState, name: str) -> ServiceStatus:
     """A service's status from its Job, else from what the run's status recorded."""
     job = state.jobs.get(name)
+    recorded = state.recorded.get(name)
     if job is not None:
+        # The service started when its Job was created (recorded then); the Job
+        # controller's own startTime, a moment later, is not worth a status write.
+        started = recorded.start_time if recorded is not None else None
         return ServiceStatus(
             name,
             job.phase,
             job_name(state.run_name, name),
             job.message,
-            job.start_time,
+            started or job.start_time,
             job.completion_time,
         )
-    recorded = state.recorded.get(name)
     if recorded is not None and recorded.phase in (Phase.FAILED, Phase.SKIPPED):
         return recorded  # e.g. its Job was refused by the API server
     if recorded is not None and recorded.phase == Phase.RUNNING:

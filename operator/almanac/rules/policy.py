@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from almanac.times import timestamp
+
 TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
@@ -72,15 +74,29 @@ def _phase(run: dict[str, Any]) -> str:
     return str(run.get("status", {}).get("phase") or "Pending")
 
 
-def summarize(runs: Iterable[dict[str, Any]]) -> RunSummary:
-    """Active runs, the latest run and when the latest success was scheduled."""
+def _summary_phase(run: dict[str, Any], now: str) -> str:
+    """A run as its ScheduledJob tells it: Pending before its scheduled time (a rerun a
+    minute ahead), then Running until it ends. The run's own Pending -> Running step at
+    a fire is not the job's news: it would cost the job a status write per fire for an
+    instant's difference."""
+    phase = _phase(run)
+    if phase in TERMINAL:
+        return phase
+    return "Pending" if _scheduled(run) > now else "Running"
+
+
+def summarize(runs: Iterable[dict[str, Any]], now: datetime) -> RunSummary:
+    """Active runs, the latest run (phase as :func:`_summary_phase` tells it) and when
+    the latest success was scheduled."""
     ordered = sorted(runs, key=lambda r: (_scheduled(r), r["metadata"]["name"]))
     active = [r["metadata"]["name"] for r in ordered if _phase(r) not in TERMINAL]
     last = ordered[-1] if ordered else None
     successes = [r for r in ordered if _phase(r) == "Succeeded"]
     return RunSummary(
         active,
-        {"name": last["metadata"]["name"], "phase": _phase(last)} if last else None,
+        {"name": last["metadata"]["name"], "phase": _summary_phase(last, timestamp(now) or "")}
+        if last
+        else None,
         _scheduled(successes[-1]) if successes else None,
     )
 

@@ -101,10 +101,15 @@ def job_state(job: Body) -> orch.JobState:
 
 
 def _without_pods(job: Body) -> bool:
+    """The Job controller has synced the Job (its first sync sets ``startTime`` and
+    writes the status, with ``active`` counting the Pods it made) and it has no Pod.
+    A Job the controller has not reached yet (a busy controller at its client QPS,
+    hundreds of fires at once) is not looked into: that is a queue, not a refusal,
+    and reading Events for each such Job would be a LIST per Job on the hot path."""
     status = job.get("status") or {}
     finished = job_state(job).phase is not orch.Phase.RUNNING
     pods = any(status.get(f) for f in ("active", "ready", "succeeded", "failed", "terminating"))
-    return not finished and not pods
+    return bool(status.get("startTime")) and not finished and not pods
 
 
 def jobs_without_pods(batch_jobs: Sequence[Body], now: datetime) -> dict[str, str]:
@@ -172,6 +177,9 @@ def _service_status(s: orch.ServiceStatus) -> Body:
 
 
 def _service_events(old: Mapping[str, Body], new: Sequence[Body]) -> list[PlannedEvent]:
+    """A service's start (its Job's name) and its failure or skip. A success is in
+    ``status.services`` and in the next service's start or the run's end: an Event for
+    it would cost a write per service and tell nothing new (issue 14's budget)."""
     events = []
     for service in new:
         name, phase = service["name"], service["phase"]
@@ -185,9 +193,6 @@ def _service_events(old: Mapping[str, Body], new: Sequence[Body]) -> list[Planne
         elif phase == "Skipped":
             message = f"service {name} skipped: {service.get('message')}"
             events.append(PlannedEvent("Normal", "ServiceSkipped", message, name))
-        elif phase == "Succeeded":
-            message = f"service {name} succeeded: Job {job}"
-            events.append(PlannedEvent("Normal", "ServiceSucceeded", message, name))
         elif phase == "Running" and before in (None, "Pending"):
             events.append(
                 PlannedEvent("Normal", "ServiceStarted", f"service {name}: Job {job}", name)
@@ -196,25 +201,18 @@ def _service_events(old: Mapping[str, Body], new: Sequence[Body]) -> list[Planne
 
 
 def _run_events(run: Body, status: Body, old_phase: str | None) -> list[PlannedEvent]:
+    """How the run ended, on its ScheduledJob (where `kubectl describe sj` shows the
+    history, as CronJob's SawCompletedJob). Its start is the job's RunCreated Event."""
     phase, name = status["phase"], run["metadata"]["name"]
     if phase == old_phase:
         return []
     if phase == "Succeeded":
         message = f"run {name} succeeded"
-        return [
-            PlannedEvent("Normal", "RunSucceeded", message, name),
-            PlannedEvent("Normal", "RunSucceeded", message, name, on_job=True),
-        ]
+        return [PlannedEvent("Normal", "RunSucceeded", message, name, on_job=True)]
     if phase == "Failed":
         failed = [s["name"] for s in status["services"] if s["phase"] == "Failed"]
         message = f"run {name} failed: service(s) {', '.join(failed)}"
-        return [
-            PlannedEvent("Warning", "RunFailed", message, name),
-            PlannedEvent("Warning", "RunFailed", message, name, on_job=True),
-        ]
-    if phase == "Running":
-        message = f"run started (scheduled {run['spec']['scheduledTime']})"
-        return [PlannedEvent("Normal", "RunStarted", message, name)]
+        return [PlannedEvent("Warning", "RunFailed", message, name, on_job=True)]
     return []
 
 
@@ -336,6 +334,7 @@ def decide_run(
             orch.Phase(s.get("phase") or "Pending"),
             s.get("jobName"),
             s.get("message") or "",
+            parse_time(s.get("startTime")),
         )
         for s in status.get("services") or []
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -110,6 +111,13 @@ async def describe(c: Context, args: argparse.Namespace) -> int:
     """``describe RUN``: with its child run when that names it as its parent."""
     run = await c.get(RUNS, "scheduledjobrun", args.run)
     events = await c.kube.list_events(c.namespace, args.run, "ScheduledJobRun")
+    # The run's creation and its end are told on its ScheduledJob (`kubectl describe
+    # sj` keeps the history there); the story of one run shows them too.
+    job = str((run.get("spec") or {}).get("scheduledJob") or "")
+    if job:
+        about = re.compile(rf"\brun {re.escape(args.run)}(?![\w.-])")
+        on_job = await c.kube.list_events(c.namespace, job, "ScheduledJob")
+        events = [*events, *(e for e in on_job if about.search(str(e.get("message") or "")))]
     child = await c.kube.get(RUNS, c.namespace, rerun_name(args.run))
     if child is not None and (child.get("spec") or {}).get("parentRun") != args.run:
         child = None
