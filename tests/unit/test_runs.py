@@ -50,6 +50,9 @@ SYNCED = {"startTime": "2027-01-04T08:59:00Z", "active": 0, "ready": 0}
         (11, SYNCED, True),  # synced, and no Pod after 10 s
         (11, {}, False),  # not synced yet: the controller is busy, not refusing
         (11, {"active": 1}, False),
+        # its Pod ended, not counted yet: the Job controller is finishing it
+        (11, {**SYNCED, "uncountedTerminatedPods": {"succeeded": ["uid-p"]}}, False),
+        (11, {**SYNCED, "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}]}, False),
         (11, {"failed": 1}, False),
         (11, {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}, False),
     ],

@@ -108,7 +108,14 @@ def _without_pods(job: Body) -> bool:
     and reading Events for each such Job would be a LIST per Job on the hot path."""
     status = job.get("status") or {}
     finished = job_state(job).phase is not orch.Phase.RUNNING
-    pods = any(status.get(f) for f in ("active", "ready", "succeeded", "failed", "terminating"))
+    counted = ("active", "ready", "succeeded", "failed", "terminating")
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    pods = (
+        any(status.get(f) for f in counted)
+        or any(uncounted.get(f) for f in ("succeeded", "failed"))
+        # SuccessCriteriaMet, FailureTarget: its Pods ended, the Job is finishing
+        or any(c.get("status") == "True" for c in status.get("conditions") or [])
+    )
     return bool(status.get("startTime")) and not finished and not pods
 
 
