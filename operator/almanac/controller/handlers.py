@@ -45,10 +45,27 @@ def configure(settings: Settings, leader: Callable[[], bool] | None = None) -> N
     config, fence = settings, leader
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps a "diff base" for its change handlers (on.create, on.update): on every
+    watch event it deep-copies the body to compare with the last handled state. Almanac
+    has event handlers only (the store is its memory), so that copy is pure cost: 7 %
+    of the operator's CPU at a fire of 300 jobs, in a profile. Nothing is kept."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: Any) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are ours to post, with reasons users can filter on; kopf's would duplicate.
     settings.posting.enabled = False
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
