@@ -1,0 +1,281 @@
+"""The local dates of an iCalendar's events (RFC 5545), for ``Calendar.spec.ical``.
+
+Where it sits: pure, beside :mod:`almanac.schedule.exclusions` (whose :class:`DateSet`
+protocol :class:`ICalendarDates` implements) and below :mod:`almanac.api.models`, which
+checks ``spec.ical`` with :func:`check` when a Calendar is validated (the operator, the
+admission webhook, ``almanac next``). Of Almanac it imports only :mod:`almanac.errors`
+and :mod:`almanac.schedule.exclusions`.
+
+No parser of our own: ``icalendar`` reads the text and ``recurring-ical-events``
+expands RRULE, RDATE and EXDATE (and RECURRENCE-ID overrides). What is ours is which local
+dates an event takes (docs/api.md, "Calendar"):
+
+- an all-day event (``DTSTART;VALUE=DATE``) its dates, from the start up to, not
+  including, ``DTEND`` (one day without it);
+- a timed event every local date it overlaps in the job's zone: its start's date, and
+  each later date it still runs into (an end at local midnight takes no more); a time
+  without a zone (floating) is read in the job's zone;
+- a cancelled event (``STATUS:CANCELLED``) nothing.
+
+And where malformed text is: the packages say *what* is wrong but not on which line, so
+:func:`check` reads the content lines first (each with ``icalendar``'s own content-line
+parser, after unfolding, remembering the line each started on), matches BEGIN/END, and
+then places each error ``icalendar`` records on a component at the line of the property
+it names. The message is ``line N: reason``.
+
+Cost: parsing is done once per distinct text per process (:func:`_parse`), and each year
+is expanded once per text and zone (:func:`_year`); importing the two packages takes
+about 100 ms, only when a Calendar has ``ical``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from almanac.errors import quote
+from almanac.schedule.exclusions import ExclusionKind
+
+__all__ = ["ICalendarDates", "ICalendarProblem", "check", "local_dates"]
+
+_UTC = ZoneInfo("UTC")
+
+
+class ICalendarProblem(ValueError):
+    """The text is not an iCalendar Almanac can read: ``line`` (1-based, or 0 when the
+    whole text is at fault) and the reason."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}" if line else reason)
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    """1-based number of the physical line this content line starts on."""
+    text: str
+    """The unfolded content line."""
+
+    @property
+    def name(self) -> str:
+        return self.text.split(":", 1)[0].split(";", 1)[0].strip().upper()
+
+    @property
+    def value(self) -> str:
+        return self.text.split(":", 1)[1].strip().upper() if ":" in self.text else ""
+
+
+def _content_lines(text: str) -> list[_Line]:
+    """Unfold (RFC 5545 3.1: a line starting with a space or a tab continues the one
+    before), keeping the number of the line each content line starts on."""
+    lines: list[_Line] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw[:1] in (" ", "\t") and lines:
+            last = lines[-1]
+            lines[-1] = _Line(last.number, last.text + raw[1:])
+        elif raw.strip():
+            lines.append(_Line(number, raw))
+    return lines
+
+
+def _structure(lines: list[_Line]) -> list[tuple[str, int, int]]:
+    """(component name, first line, last line) of every component in document order,
+    checking each content line with icalendar's parser and BEGIN/END nesting."""
+    from icalendar.parser import Contentline  # noqa: PLC0415
+
+    spans: list[tuple[str, int, int]] = []
+    stack: list[tuple[str, int, int]] = []  # (name, BEGIN line, index in spans)
+    for line in lines:
+        try:
+            Contentline(line.text).parts()
+        except ValueError as e:
+            raise ICalendarProblem(line.number, f"{_reason(e)}: {quote(line.text[:60])}") from None
+        if line.name == "BEGIN":
+            if not stack and spans:
+                raise ICalendarProblem(
+                    line.number,
+                    f"a second top-level component (BEGIN:{line.value}); one VCALENDAR only",
+                )
+            if not stack and line.value != "VCALENDAR":
+                raise ICalendarProblem(
+                    line.number, f"expected BEGIN:VCALENDAR, got BEGIN:{line.value}"
+                )
+            stack.append((line.value, line.number, len(spans)))
+            spans.append((line.value, line.number, 0))
+        elif line.name == "END":
+            if not stack:
+                raise ICalendarProblem(line.number, f"END:{line.value} without a BEGIN")
+            name, begun, index = stack.pop()
+            if name != line.value:
+                raise ICalendarProblem(
+                    line.number, f"END:{line.value} closes BEGIN:{name} of line {begun}"
+                )
+            spans[index] = (name, begun, line.number)
+        elif not stack:
+            raise ICalendarProblem(
+                line.number, f"{line.name} outside BEGIN:VCALENDAR ... END:VCALENDAR"
+            )
+    if stack:
+        name, begun, _ = stack[-1]
+        raise ICalendarProblem(begun, f"BEGIN:{name} is never closed (no END:{name})")
+    if not spans:
+        raise ICalendarProblem(0, "no BEGIN:VCALENDAR: not iCalendar text")
+    return spans
+
+
+def _reason(error: BaseException) -> str:
+    """icalendar's message, without the text it quotes back (the line says where)."""
+    text = str(error).split(": '", 1)[0]
+    return text.rstrip(".") or type(error).__name__
+
+
+def _line_of(lines: list[_Line], span: tuple[str, int, int], prop: str | None) -> int:
+    """The line in ``span`` of property ``prop`` (of the component itself, not of one
+    nested in it), or the component's BEGIN line."""
+    _, first, last = span
+    depth = 0
+    for line in lines:
+        if line.number <= first or line.number >= last:
+            continue
+        if line.name == "BEGIN":
+            depth += 1
+        elif line.name == "END":
+            depth -= 1
+        elif depth == 0 and prop is not None and line.name == prop.upper():
+            return line.number
+    return first
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(text: str) -> Any:
+    """The checked calendar and its expander, once per distinct text per process."""
+    import icalendar  # noqa: PLC0415 (about 100 ms with the next: only for spec.ical)
+    import recurring_ical_events  # noqa: PLC0415
+
+    lines = _content_lines(text)
+    spans = _structure(lines)
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except ValueError as e:
+        raise ICalendarProblem(spans[0][1], _reason(e)) from None
+    components = list(calendar.walk())
+    for component, span in zip(components, spans, strict=False):
+        for prop, message in getattr(component, "errors", ()):
+            raise ICalendarProblem(
+                _line_of(lines, span, prop), f"{prop or 'content line'}: {message}"
+            )
+    for component, span in zip(components, spans, strict=False):
+        if component.name != "VEVENT":
+            continue
+        where = span[1]
+        start = component.get("DTSTART")
+        if start is None:
+            raise ICalendarProblem(where, "VEVENT has no DTSTART")
+        try:
+            begin, end = component.start, component.end
+        except Exception as e:  # icalendar's own checks (DTEND and DURATION both, types)
+            raise ICalendarProblem(_line_of(lines, span, "DTEND"), _reason(e)) from None
+        if _as_datetime(end, _UTC) < _as_datetime(begin, _UTC):
+            raise ICalendarProblem(_line_of(lines, span, "DTEND"), "DTEND is before DTSTART")
+        if "RRULE" in component:
+            # An RRULE the expander cannot follow must fail here, not in a decision.
+            try:
+                single = icalendar.Calendar()
+                single.add_component(component)
+                query = recurring_ical_events.of(single)
+                for _ in zip(range(2), query.after(_as_datetime(begin, _UTC)), strict=False):
+                    pass
+            except Exception as e:
+                raise ICalendarProblem(
+                    _line_of(lines, span, "RRULE"), f"RRULE: {_reason(e)}"
+                ) from None
+    return calendar, recurring_ical_events.of(calendar)
+
+
+def check(text: str) -> int:
+    """Raise :class:`ICalendarProblem` (line and reason) unless ``text`` is one
+    VCALENDAR whose events can be expanded; return how many VEVENTs it has."""
+    calendar, _ = _parse(text)
+    return sum(1 for c in calendar.walk() if c.name == "VEVENT")
+
+
+def _as_datetime(moment: date | datetime, zone: tzinfo) -> datetime:
+    """A DTSTART/DTEND value as an aware datetime: a date is its midnight in ``zone``,
+    a floating time is read in ``zone``."""
+    if not isinstance(moment, datetime):
+        return datetime(moment.year, moment.month, moment.day, tzinfo=zone)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def local_dates(start: date | datetime, end: date | datetime, zone: tzinfo) -> list[date]:
+    """The local dates in ``zone`` an event from ``start`` to ``end`` (exclusive) takes:
+    the module docstring's rules."""
+    if not isinstance(start, datetime):
+        last_day = end if not isinstance(end, datetime) else end.date()
+        days = max(1, (last_day - start).days)
+        return [start + timedelta(days=i) for i in range(days)]
+    first = _as_datetime(start, zone).astimezone(zone)
+    finish = _as_datetime(end, zone).astimezone(zone)
+    if finish <= first:
+        return [first.date()]
+    last = (finish - timedelta(microseconds=1)).date()
+    return [first.date() + timedelta(days=i) for i in range((last - first.date()).days + 1)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _year(text: str, zone: tzinfo, year: int) -> tuple[tuple[date, str], ...]:
+    """(local date, label) of every event taking a date of ``year`` in ``zone``."""
+    _, query = _parse(text)
+    # Every zone is within a day of UTC, so events taking a local date of the year
+    # overlap these two days more on each side.
+    begin, finish = date(year, 1, 1) - timedelta(days=2), date(year + 1, 1, 1) + timedelta(days=2)
+    found: dict[date, list[str]] = {}
+    for event in query.between(begin, finish):
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        label = _label(event)
+        for day in local_dates(event.start, event.end, zone):
+            if day.year == year and label not in found.setdefault(day, []):
+                found[day].append(label)
+    return tuple((day, "; ".join(labels)) for day, labels in sorted(found.items()))
+
+
+def _label(event: Any) -> str:
+    summary = str(event.get("SUMMARY", "")).strip()
+    return f"iCalendar event {quote(summary)}" if summary else "iCalendar event (no SUMMARY)"
+
+
+@dataclass(frozen=True, slots=True)
+class ICalendarDates:
+    """``spec.ical`` as a :class:`~almanac.schedule.exclusions.DateSet`: the local dates
+    its events take in ``zone``, in the years ``first_year`` to ``last_year``."""
+
+    source: str
+    """``Calendar <name>``."""
+    path: str
+    """``spec.ical``."""
+    text: str = field(repr=False)
+    first_year: int
+    last_year: int
+    zone: tzinfo = _UTC
+    """The job's zone (:meth:`in_zone`); UTC until a schedule binds it."""
+
+    @property
+    def kind(self) -> ExclusionKind:
+        return ExclusionKind.ICAL
+
+    def dates_in(self, year: int) -> Mapping[date, str]:
+        if not self.first_year <= year <= self.last_year:
+            return {}
+        return dict(_year(self.text, self.zone, year))
+
+    def in_zone(self, zone: tzinfo) -> ICalendarDates:
+        return ICalendarDates(
+            self.source, self.path, self.text, self.first_year, self.last_year, zone
+        )
