@@ -293,12 +293,14 @@ class HolidaySource(_Model):
         return self
 
     def to_date_set(self, source: str, path: str) -> countries.CountryHolidays:
-        """The engine's form, in the years of :mod:`almanac.api.bounds`."""
+        """The engine's form, in the years of :mod:`almanac.api.bounds` that the package
+        covers (most countries up to 2100)."""
+        first, last = countries.years_covered(country=self.country, market=self.market)
         return countries.CountryHolidays(
             source=source,
             path=path,
-            first_year=bounds.YEAR_MIN,
-            last_year=bounds.YEAR_MAX,
+            first_year=max(first, bounds.YEAR_MIN),
+            last_year=min(last, bounds.YEAR_MAX),
             country=self.country,
             market=self.market,
             subdivision=self.subdivision,

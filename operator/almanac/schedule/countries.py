@@ -31,7 +31,7 @@ from typing import Any
 from almanac.errors import quote
 from almanac.schedule.exclusions import ExclusionKind
 
-__all__ = ["DEFAULT_CATEGORY", "CountryHolidays", "HolidaysProblem", "check"]
+__all__ = ["DEFAULT_CATEGORY", "CountryHolidays", "HolidaysProblem", "check", "years_covered"]
 
 DEFAULT_CATEGORY = "public"
 """The category used when ``categories`` is not given: the package's default too."""
@@ -89,11 +89,15 @@ def _nearest(value: str, choices: list[str], names: Mapping[str, str] | None = N
         found.append(names[value.strip().lower()])
     if found:  # "ro" -> RO, "Romania" -> RO: nothing else is as near
         return list(dict.fromkeys(found))
-    if names:
+    if names and len(value) > 3:  # a misspelt name ("Romnia"), not a code
         found += [names[n] for n in difflib.get_close_matches(value.lower(), names, n=2)]
-    # Codes of the same length first: "RUO" is nearer ROU than RO.
+        if found:
+            return list(dict.fromkeys(found))
+    # A code it begins ("en" -> en_US), then codes of the same length: "BZ" is nearer
+    # BY than Bayern; two-letter codes sharing a letter score 0.5.
+    found += [c for c in choices if c.upper().startswith(upper)]
     same = [c for c in choices if len(c) == len(upper)]
-    found += difflib.get_close_matches(upper, same, n=3, cutoff=0.6)
+    found += difflib.get_close_matches(upper, same, n=3, cutoff=0.5)
     found += difflib.get_close_matches(upper, choices, n=3, cutoff=0.6)
     return list(dict.fromkeys(found))[:3]
 
@@ -171,6 +175,15 @@ def check(
             )
 
 
+def years_covered(*, country: str | None = None, market: str | None = None) -> tuple[int, int]:
+    """The first and last year the package computes for that country or market (most
+    end in 2100): a year outside has no holidays, so a set ends there."""
+    code = market or country
+    assert code is not None
+    entity = _entity(code, market is not None)
+    return int(entity.start_year), int(entity.end_year)
+
+
 @functools.lru_cache(maxsize=4096)
 def _year(
     code: str,
@@ -200,7 +213,9 @@ def _year(
 class CountryHolidays:
     """One ``spec.holidays[i]`` entry as a :class:`~almanac.schedule.exclusions.DateSet`:
     the holidays of a country (or subdivision) or of a market, in the categories given,
-    in the years ``first_year`` to ``last_year``."""
+    in the years ``first_year`` to ``last_year`` (the API's bounds and the years the
+    package covers, :func:`years_covered`: a set that ends keeps the engine's horizon
+    finite)."""
 
     source: str
     """``Calendar <name>``."""
