@@ -63,7 +63,8 @@ def days_of(year: int) -> Iterator[date]:
 
 COUNTRIES = [
     # (id, spec.holidays entry, how the package is asked)
-    ("Romania", {"country": "RO"}, lambda y: holidays.country_holidays("RO", years=y, language="ro")),
+    ("Romania", {"country": "RO"},
+     lambda y: holidays.country_holidays("RO", years=y, language="ro")),
     ("United States", {"country": "US"}, lambda y: holidays.country_holidays("US", years=y)),
     ("Germany, Bavaria (a subdivision)", {"country": "DE", "subdivision": "BY"},
      lambda y: holidays.country_holidays("DE", subdiv="BY", years=y, language="de")),
@@ -197,7 +198,8 @@ UNKNOWN = [
      "spec.holidays[0].country: give exactly one of country (e.g. RO) or market (e.g. NYSE)"),
     ("both", {"country": "US", "market": "NYSE"},
      "spec.holidays[0].market: give country or market, not both"),
-    ("a misspelt field", {"contry": "RO"}, "spec.holidays[0].contry: is not a known field; did you mean country?"),
+    ("a misspelt field", {"contry": "RO"},
+     "spec.holidays[0].contry: is not a known field; did you mean country?"),
 ]  # fmt: skip
 
 
@@ -248,8 +250,10 @@ ICAL = [
      "UTC", 2026, {d("2026-01-05"), d("2026-01-19"), d("2026-01-26")}),
     ("a monthly RRULE with BYDAY and UNTIL (first Monday)",
      ["UID:1\nSUMMARY:Board\nDTSTART;TZID=Europe/Bucharest:20260105T100000\n"
-      "DTEND;TZID=Europe/Bucharest:20260105T110000\nRRULE:FREQ=MONTHLY;BYDAY=1MO;UNTIL=20260430T000000Z"],
-     "Europe/Bucharest", 2026, {d("2026-01-05"), d("2026-02-02"), d("2026-03-02"), d("2026-04-06")}),
+      "DTEND;TZID=Europe/Bucharest:20260105T110000\n"
+      "RRULE:FREQ=MONTHLY;BYDAY=1MO;UNTIL=20260430T000000Z"],
+     "Europe/Bucharest", 2026,
+     {d("2026-01-05"), d("2026-02-02"), d("2026-03-02"), d("2026-04-06")}),
     ("a yearly RRULE without an end, far ahead",
      ["UID:1\nSUMMARY:Founding day\nDTSTART;VALUE=DATE:20200317\nRRULE:FREQ=YEARLY"],
      "UTC", 2150, {d("2150-03-17")}),
@@ -354,7 +358,8 @@ MALFORMED = [
     ("an end before the start",
      ics("UID:1\nDTSTART;VALUE=DATE:20260105\nDTEND;VALUE=DATE:20260101"), 7,
      "DTEND is before DTSTART"),
-    ("a second calendar", ics("UID:1\nDTSTART;VALUE=DATE:20260105") + "BEGIN:VCALENDAR\nEND:VCALENDAR\n",
+    ("a second calendar",
+     ics("UID:1\nDTSTART;VALUE=DATE:20260105") + "BEGIN:VCALENDAR\nEND:VCALENDAR\n",
      9, "a second top-level component"),
     ("text before the calendar", "SUMMARY:x\n" + ics("UID:1\nDTSTART;VALUE=DATE:20260105"), 1,
      "outside BEGIN:VCALENDAR"),

@@ -47,7 +47,7 @@ class HolidaysProblem(ValueError):
 
 
 def _package() -> ModuleType:
-    import holidays  # noqa: PLC0415 (about 70 ms: only when a Calendar names a country)
+    import holidays
 
     return holidays
 
@@ -63,7 +63,7 @@ def _entities(market: bool) -> dict[str, tuple[str, ...]]:
 @functools.cache
 def _names(market: bool) -> dict[str, str]:
     """Lower-case English name -> code ("romania" -> "RO"), for suggestions."""
-    from holidays import registry  # noqa: PLC0415
+    from holidays import registry
 
     table = registry.FINANCIAL if market else registry.COUNTRIES
     names: dict[str, str] = {}

@@ -87,13 +87,13 @@ def _content_lines(text: str) -> list[_Line]:
 def _structure(lines: list[_Line]) -> list[tuple[str, int, int]]:
     """(component name, first line, last line) of every component in document order,
     checking each content line with icalendar's parser and BEGIN/END nesting."""
-    from icalendar.parser import Contentline  # noqa: PLC0415
+    from icalendar.parser import Contentline
 
     spans: list[tuple[str, int, int]] = []
     stack: list[tuple[str, int, int]] = []  # (name, BEGIN line, index in spans)
     for line in lines:
         try:
-            Contentline(line.text).parts()
+            Contentline(line.text).parts()  # type: ignore[no-untyped-call]
         except ValueError as e:
             raise ICalendarProblem(line.number, f"{_reason(e)}: {quote(line.text[:60])}") from None
         if line.name == "BEGIN":
@@ -155,8 +155,8 @@ def _line_of(lines: list[_Line], span: tuple[str, int, int], prop: str | None) -
 @functools.lru_cache(maxsize=64)
 def _parse(text: str) -> Any:
     """The checked calendar and its expander, once per distinct text per process."""
-    import icalendar  # noqa: PLC0415 (about 100 ms with the next: only for spec.ical)
-    import recurring_ical_events  # noqa: PLC0415
+    import icalendar
+    import recurring_ical_events
 
     lines = _content_lines(text)
     spans = _structure(lines)
@@ -164,7 +164,7 @@ def _parse(text: str) -> Any:
         calendar = icalendar.Calendar.from_ical(text)
     except ValueError as e:
         raise ICalendarProblem(spans[0][1], _reason(e)) from None
-    components = list(calendar.walk())
+    components: list[Any] = list(calendar.walk())
     for component, span in zip(components, spans, strict=False):
         for prop, message in getattr(component, "errors", ()):
             raise ICalendarProblem(
