@@ -149,8 +149,8 @@ def _month(year: int, month: int, marks: dict[date, DayMark], color: bool) -> li
                 computed = any(r.kind in _COMPUTED for r in mark.skipped_by)
                 tag, colour = f"-{letter}", _RED if computed else _YELLOW
                 colour_of[reason] = colour
-            text = f"{number} {tag:<4}"
-            cells.append(_paint(text, colour, color) if tag else text)
+            pad = " " * (_CELL - 3 - len(tag))  # outside the colour, so rstrip() works
+            cells.append(f"{number} {_paint(tag, colour, color) if tag else ''}{pad}")
         lines.append("".join(cells).rstrip())
     skipped = sum(len(d) for d in days_of.values())
     lines.append(
