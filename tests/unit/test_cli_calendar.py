@@ -270,3 +270,23 @@ def test_the_calendar_model_checks_without_a_cluster() -> None:
     """Calendar.parse is what the webhook and the operator call: no client needed."""
     body = {"metadata": {"name": "x"}, "spec": {"holidays": [{"market": "NYSE"}]}}
     assert Calendar.parse(body).spec.holidays[0].market == "NYSE"
+
+
+def test_the_plugin_draws_the_live_job_from_the_current_month_in_its_zone() -> None:
+    """``kubectl almanac calendar JOB``: the same grids, from the month of ``now`` in the
+    job's zone (31 Dec 23:30 UTC is already January in Bucharest)."""
+    import yaml
+
+    from almanac.cli.plugin import build_parser
+    from almanac.cli.plugin.fires import format_calendar
+
+    job, ro, acme = yaml.safe_load_all(BANK.replace("SCHEDULE", "30 2 * * *"))
+    now = datetime.fromisoformat("2026-12-31T23:30:00+00:00")
+    lines = format_calendar(job, [ro, acme], now, 2)
+    assert lines[0] == 'ScheduledJob settlement: "30 2 * * *" (fixed-time) in Europe/Bucharest'
+    months = [line.strip() for line in lines if line.strip() in ("January 2027", "February 2027")]
+    assert months == ["January 2027", "February 2027"]
+    suspended = {**job, "spec": {**job["spec"], "suspend": True}}
+    assert "(suspended: " in format_calendar(suspended, [ro, acme], now, 1)[0]
+    args = build_parser().parse_args(["calendar", "j", "--months", "6", "-n", "finance"])
+    assert (args.job, args.months, args.namespace) == ("j", 6, "finance")
