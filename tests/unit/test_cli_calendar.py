@@ -290,3 +290,21 @@ def test_the_plugin_draws_the_live_job_from_the_current_month_in_its_zone() -> N
     assert "(suspended: " in format_calendar(suspended, [ro, acme], now, 1)[0]
     args = build_parser().parse_args(["calendar", "j", "--months", "6", "-n", "finance"])
     assert (args.job, args.months, args.namespace) == ("j", 6, "finance")
+
+
+DOC = REPO / "docs" / "calendars.md"
+SHOWN = re.compile(r"<!-- (almanac calendar [^>]*) -->\n```text\n(.*?)\n```", re.DOTALL)
+
+
+def test_the_grids_in_the_docs_are_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/calendars.md shows grids "as produced": each block is the output of the
+    command in the comment above it (run from the repository's root)."""
+    monkeypatch.chdir(REPO)
+    blocks = SHOWN.findall(DOC.read_text())
+    assert len(blocks) == 3
+    for command, shown in blocks:
+        code, out, err = run(capsys, *command.split()[1:])
+        assert code == 0, err
+        assert out.rstrip("\n") == shown, command

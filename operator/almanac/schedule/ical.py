@@ -152,6 +152,40 @@ def _line_of(lines: list[_Line], span: tuple[str, int, int], prop: str | None) -
     return first
 
 
+# RFC 5545 3.3.10: the ranges of a recurrence rule's numeric parts. icalendar reads the
+# parts without checking them, and dateutil quietly expands BYMONTH=13 to nothing: an
+# event that would exclude no day while looking as if it did, so it is refused.
+_RRULE_RANGES = {
+    "BYSECOND": (0, 60, False),
+    "BYMINUTE": (0, 59, False),
+    "BYHOUR": (0, 23, False),
+    "BYMONTHDAY": (1, 31, True),
+    "BYYEARDAY": (1, 366, True),
+    "BYWEEKNO": (1, 53, True),
+    "BYMONTH": (1, 12, False),
+    "BYSETPOS": (1, 366, True),
+    "INTERVAL": (1, None, False),
+    "COUNT": (1, None, False),
+}
+
+
+def _rrule_problem(rule: Any) -> str | None:
+    """Why a parsed RRULE (icalendar's vRecur) is out of RFC 5545's ranges, or None."""
+    for part, (low, high, signed) in _RRULE_RANGES.items():
+        for value in rule.get(part, ()):
+            try:
+                number = int(str(value))
+            except ValueError:
+                return f"RRULE: {part}={value} is not a number"
+            size = abs(number) if signed else number
+            if size < low or (high is not None and size > high):
+                sign = "-" if signed else ""
+                bound = f"{sign}{high} to {sign}{low}, " if signed else ""
+                top = "" if high is None else f" to {high}"
+                return f"RRULE: {part}={value} is outside {bound}{low}{top} (RFC 5545)"
+    return None
+
+
 @functools.lru_cache(maxsize=64)
 def _parse(text: str) -> Any:
     """The checked calendar and its expander, once per distinct text per process."""
@@ -183,6 +217,11 @@ def _parse(text: str) -> Any:
             raise ICalendarProblem(_line_of(lines, span, "DTEND"), _reason(e)) from None
         if _as_datetime(end, _UTC) < _as_datetime(begin, _UTC):
             raise ICalendarProblem(_line_of(lines, span, "DTEND"), "DTEND is before DTSTART")
+        rules = component.get("RRULE", [])
+        for rule in rules if isinstance(rules, list) else [rules]:
+            problem = _rrule_problem(rule)
+            if problem:
+                raise ICalendarProblem(_line_of(lines, span, "RRULE"), problem)
         if "RRULE" in component:
             # An RRULE the expander cannot follow must fail here, not in a decision.
             try:
