@@ -61,8 +61,9 @@ def test_a_country_calendar_moves_the_next_fire_past_a_public_holiday(
     )
     wait_until(
         f"nextScheduleTime on the holiday {holiday}",
-        lambda: k.get("sj", "settlement").get("status", {}).get("nextScheduleTime")
-        == noon_utc(holiday),
+        lambda: (
+            k.get("sj", "settlement").get("status", {}).get("nextScheduleTime") == noon_utc(holiday)
+        ),
     )
     k.apply(calendar("ro-banks", holidays=[{"country": "RO"}]))
     after = first_working_day(holiday)
