@@ -353,6 +353,12 @@ MALFORMED = [
     ("a negative RRULE part out of range",
      ics("UID:1\nDTSTART;VALUE=DATE:20260101\nRRULE:FREQ=MONTHLY;BYMONTHDAY=-32"), 7,
      "RRULE: BYMONTHDAY=-32 is outside -31 to -1, 1 to 31 (RFC 5545)"),
+    ("a rule repeating within a day",
+     ics("UID:1\nDTSTART:20260101T090000Z\nRRULE:FREQ=HOURLY;COUNT=3"), 7,
+     "RRULE: FREQ=HOURLY repeats the event within a day; Almanac excludes whole days"),
+    ("a rule with several hours",
+     ics("UID:1\nDTSTART:20260101T090000Z\nRRULE:FREQ=DAILY;BYHOUR=9,17"), 7,
+     "RRULE: BYHOUR with 2 values repeats the event within a day"),
     ("a line without a colon", ics("UID:1\nSUMMARY Party\nDTSTART;VALUE=DATE:20260101"), 6,
      "Content line could not be parsed"),
     ("an END that closes the wrong BEGIN",
@@ -396,6 +402,58 @@ def test_ical_bounds() -> None:
     )
     with pytest.raises(InvalidSpec, match=r"spec.ical: has 2001 events \(VEVENT\); at most 2000"):
         calendar(ical=many)
+    weekly = "\nDTSTART;VALUE=DATE:20260101\nRRULE:FREQ=WEEKLY"
+    limit = bounds.ICAL_MAX_RECURRING_EVENTS
+    calendar(ical=ics(*[f"UID:{i}{weekly}" for i in range(limit)]))
+    with pytest.raises(
+        InvalidSpec, match=rf"spec.ical: has {limit + 1} recurring events \(RRULE or RDATE\)"
+    ):
+        calendar(ical=ics(*[f"UID:{i}{weekly}" for i in range(limit + 1)]))
     huge = ics("UID:1\nDTSTART;VALUE=DATE:20260101\nDESCRIPTION:" + "x" * bounds.ICAL_MAX_LENGTH)
     with pytest.raises(InvalidSpec, match=r"spec.ical: is \d+ characters long; at most 262144"):
         calendar(ical=huge)
+
+
+@pytest.mark.parametrize(
+    ("events", "zone", "year", "expected"),
+    [row[1:] for row in ICAL],
+    ids=[row[0] for row in ICAL],
+)
+def test_the_fast_expansion_agrees_with_the_public_one(
+    events: list[str], zone: str, year: int, expected: set[date]
+) -> None:
+    """Occurrences are read without a copy of the event each (a private part of
+    recurring-ical-events, with ``between`` as the fallback): both give the same dates."""
+    from zoneinfo import ZoneInfo
+
+    from almanac.schedule import ical
+
+    text = ics(*events)
+    query = ical._query(text)
+    begin, finish = date(year, 1, 1) - timedelta(days=2), date(year + 1, 1, 1) + timedelta(days=2)
+
+    def dates(found: list[tuple[Any, Any, Any]]) -> set[date]:
+        return {
+            day
+            for start, end, event in found
+            if str(event.get("STATUS", "")).upper() != "CANCELLED"
+            for day in ical.local_dates(start, end, ZoneInfo(zone), year)
+        }
+
+    fast = ical._occurrences(query, begin, finish)
+    public = [(e.start, e.end, e) for e in query.between(begin, finish)]
+    assert dates(fast) == dates(public)
+    if year <= bounds.YEAR_MAX:  # beyond, the date set (not local_dates) stops
+        assert dates(fast) == expected
+
+
+def test_an_event_over_centuries_costs_one_year_at_a_time() -> None:
+    """A multi-day event from 1970 to 2200 takes every day, and a year asks only for its
+    own 365 (not 84,000 dates per year)."""
+    cal = calendar(ical=ics("UID:1\nSUMMARY:Always\nDTSTART;VALUE=DATE:19700101\n"
+                            "DTEND;VALUE=DATE:22010101"))  # fmt: skip
+    schedule = schedule_of(cal)
+    assert len(schedule.exclusions.dated[0].dates_in(2150)) == 365
+    assert schedule.never_fires is None
+    nxt = schedule.next_fire(datetime(2026, 1, 1, tzinfo=UTC))
+    assert nxt == datetime(2201, 1, 1, 12, 0, tzinfo=UTC)

@@ -123,13 +123,15 @@ def _ical(value: str) -> str:
     """An iCalendar text that icalendar and recurring-ical-events read and expand, with
     at most :data:`~almanac.api.bounds.ICAL_MAX_EVENTS` events."""
     try:
-        events = ical.check(value)
+        ical.check(
+            value,
+            max_events=bounds.ICAL_MAX_EVENTS,
+            max_recurring=bounds.ICAL_MAX_RECURRING_EVENTS,
+        )
     except ical.ICalendarProblem as e:
         raise ValueError(f"not valid iCalendar (RFC 5545): {e}") from None
-    if events > bounds.ICAL_MAX_EVENTS:
-        raise ValueError(
-            f"has {events} events (VEVENT); at most {bounds.ICAL_MAX_EVENTS} are allowed"
-        )
+    except ical.ICalendarTooBig as e:
+        raise ValueError(str(e)) from None
     return value
 
 
