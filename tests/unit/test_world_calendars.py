@@ -344,7 +344,9 @@ def test_holidays_ical_and_lists_add_up_with_every_reason() -> None:
 
 MALFORMED = [
     # (id, text, line, words of the reason)
-    ("not iCalendar at all", "hello\n", 1, "Content line could not be parsed"),
+    ("not iCalendar at all", "hello\n", 1, "HELLO outside BEGIN:VCALENDAR ... END:VCALENDAR"),
+    ("a broken line inside", ics("UID:1\nDTSTART;VALUE=DATE:20260101\nX-;;:broken"), 7,
+     "Content line could not be parsed"),
     ("a bad DTSTART", ics("UID:1\nDTSTART;VALUE=DATE:2026122"), 6, "DTSTART"),
     ("a bad RRULE", ics("UID:1\nDTSTART;VALUE=DATE:20260101\nRRULE:FREQ=SOMETIMES"), 7, "RRULE"),
     ("an RRULE part out of range",

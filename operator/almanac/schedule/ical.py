@@ -87,18 +87,25 @@ def _content_lines(text: str) -> list[_Line]:
     return lines
 
 
-def _structure(lines: list[_Line]) -> list[tuple[str, int, int]]:
-    """(component name, first line, last line) of every component in document order,
-    checking each content line with icalendar's parser and BEGIN/END nesting."""
+def _check_line(line: _Line) -> None:
+    """icalendar's content-line parser on one line: :class:`ICalendarProblem` at it."""
     from icalendar.parser import Contentline
 
+    try:
+        Contentline(line.text).parts()  # type: ignore[no-untyped-call]
+    except ValueError as e:
+        raise ICalendarProblem(line.number, f"{_reason(e)}: {quote(line.text[:60])}") from None
+
+
+def _structure(lines: list[_Line], *, parse: bool) -> list[tuple[str, int, int]]:
+    """(component name, first line, last line) of every component in document order,
+    checking BEGIN/END nesting and, with ``parse``, each content line with icalendar's
+    parser (half the cost of reading the text: done only to find a line at fault)."""
     spans: list[tuple[str, int, int]] = []
     stack: list[tuple[str, int, int]] = []  # (name, BEGIN line, index in spans)
     for line in lines:
-        try:
-            Contentline(line.text).parts()  # type: ignore[no-untyped-call]
-        except ValueError as e:
-            raise ICalendarProblem(line.number, f"{_reason(e)}: {quote(line.text[:60])}") from None
+        if parse:
+            _check_line(line)
         if line.name == "BEGIN":
             if not stack and spans:
                 raise ICalendarProblem(
@@ -270,14 +277,19 @@ def _problem(text: str, max_events: int, max_recurring: int) -> ValueError | tup
     that the operator's parse at each decision does not check it again."""
     try:
         lines = _content_lines(text)
-        spans = _structure(lines)
+        spans = _structure(lines, parse=False)
         try:
             calendar = _calendar(text)
         except ValueError as e:
+            _structure(lines, parse=True)  # the line at fault, if one is
             raise ICalendarProblem(spans[0][1], _reason(e)) from None
         components: list[Any] = list(calendar.walk())
         for component, span in zip(components, spans, strict=False):
             for prop, message in getattr(component, "errors", ()):
+                if prop is None:  # a content line icalendar skipped: which one
+                    for line in lines:
+                        if span[1] <= line.number <= span[2]:
+                            _check_line(line)
                 where = _line_of(lines, span, prop)
                 raise ICalendarProblem(where, f"{prop or 'content line'}: {message}")
         events = [
