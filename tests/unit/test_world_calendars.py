@@ -288,6 +288,10 @@ ICAL = [
      ["UID:1\nSUMMARY:Late run\nDTSTART;TZID=America/New_York:20260301T230000\n"
       "DTEND;TZID=America/New_York:20260301T233000\nRRULE:FREQ=WEEKLY;COUNT=3"],
      "America/New_York", 2026, {d("2026-03-01"), d("2026-03-08"), d("2026-03-15")}),
+    ("a Windows zone name (Outlook) is read as its IANA zone",
+     ["UID:1\nSUMMARY:Early\nDTSTART;TZID=W. Europe Standard Time:20260102T003000\n"
+      "DTEND;TZID=W. Europe Standard Time:20260102T004500"],
+     "America/New_York", 2026, {d("2026-01-01")}),
     ("a cancelled event excludes nothing",
      ["UID:1\nSUMMARY:Off\nSTATUS:CANCELLED\nDTSTART;VALUE=DATE:20260601"],
      "UTC", 2026, set()),
@@ -361,6 +365,9 @@ MALFORMED = [
     ("a rule with several hours",
      ics("UID:1\nDTSTART:20260101T090000Z\nRRULE:FREQ=DAILY;BYHOUR=9,17"), 7,
      "RRULE: BYHOUR with 2 values repeats the event within a day"),
+    ("a zone nobody defines",
+     ics("UID:1\nDTSTART;TZID=Custom/Nowhere:20260101T090000"), 6,
+     'DTSTART: TZID "Custom/Nowhere" is neither an IANA zone nor a VTIMEZONE of this calendar'),
     ("a line without a colon", ics("UID:1\nSUMMARY Party\nDTSTART;VALUE=DATE:20260101"), 6,
      "Content line could not be parsed"),
     ("an END that closes the wrong BEGIN",

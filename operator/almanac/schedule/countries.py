@@ -258,8 +258,9 @@ class CountryHolidays:
 
     def _label(self, category: str, name: str) -> str:
         """``public holiday in RO: Ziua Națională a României``; ``NYSE market holiday:
-        Good Friday``; ``NYSE half_day: Christmas Eve`` for another category."""
+        Good Friday``; ``NYSE half day: Christmas Eve`` for another category."""
+        words = category.replace("_", " ")
         if self.market:
-            kind = "market holiday" if category == DEFAULT_CATEGORY else category
+            kind = "market holiday" if category == DEFAULT_CATEGORY else words
             return f"{self.code} {kind}: {name}"
-        return f"{category} holiday in {self.code}: {name}"
+        return f"{words} holiday in {self.code}: {name}"

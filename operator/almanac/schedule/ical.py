@@ -237,6 +237,17 @@ def _check_event(component: Any, span: tuple[str, int, int], lines: list[_Line])
         raise ICalendarProblem(_line_of(lines, span, "DTEND"), _reason(e)) from None
     if _as_datetime(end, _UTC) < _as_datetime(begin, _UTC):
         raise ICalendarProblem(_line_of(lines, span, "DTEND"), "DTEND is before DTSTART")
+    for name in ("DTSTART", "DTEND"):
+        # icalendar reads a time in a zone it cannot find as floating (the job's zone
+        # here): a quiet shift by hours, so it is refused.
+        prop = component.get(name)
+        zone = prop.params.get("TZID") if prop is not None else None
+        if zone and isinstance(prop.dt, datetime) and prop.dt.tzinfo is None:
+            raise ICalendarProblem(
+                _line_of(lines, span, name),
+                f"{name}: TZID {quote(str(zone))} is neither an IANA zone nor a VTIMEZONE "
+                f"of this calendar",
+            )
     rules = component.get("RRULE", [])
     for rule in rules if isinstance(rules, list) else [rules]:
         where = _line_of(lines, span, "RRULE")
