@@ -107,3 +107,29 @@ def test_the_webhook_refuses_unknown_codes_and_malformed_ical_with_the_line(
         assert k.get("cal", "company")["spec"]["ical"] == good
     finally:
         k.run("delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False)
+
+
+def test_the_plugin_draws_the_live_job_with_its_country_calendar(k: Kubectl, crds: Kubectl) -> None:
+    """``kubectl almanac calendar JOB``: the current month in the job's zone, the next
+    public holiday skipped with its name (drawn as many months ahead as it takes)."""
+    from tests.integration.test_plugin import plugin
+
+    today = datetime.now(UTC).astimezone(ZONE).date()
+    holiday = next_holiday(today)
+    months = (holiday.year - today.year) * 12 + holiday.month - today.month + 1
+    k.apply(
+        calendar("ro-banks", holidays=[{"country": "RO"}]),
+        scheduled_job(
+            "settlement", "0 12 * * *", timeZone="Europe/Bucharest",
+            calendarRefs=[{"name": "ro-banks"}],
+        ),
+    )  # fmt: skip
+    result = plugin(k, "calendar", "settlement", "--months", str(months), "--color", "always")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith('ScheduledJob settlement: "0 12 * * *" (fixed-time) in Europe/Bucharest')
+    first_month = datetime(today.year, today.month, 1).strftime("%B %Y")
+    assert first_month in out
+    name = holidays.country_holidays("RO", years=holiday.year, language="ro")[holiday]
+    assert f"public holiday in RO: {name} (Calendar ro-banks, spec.holidays[0])" in out
+    assert "\x1b[31m" in out  # asked for colour: the holiday's mark is red
