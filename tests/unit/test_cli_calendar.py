@@ -293,17 +293,18 @@ def test_the_plugin_draws_the_live_job_from_the_current_month_in_its_zone() -> N
 
 
 DOC = REPO / "docs" / "calendars.md"
-SHOWN = re.compile(r"<!-- (almanac calendar [^>]*) -->\n```text\n(.*?)\n```", re.DOTALL)
+SHOWN = re.compile(r"<!-- (almanac (?:calendar|next) [^>]*) -->\n```text\n(.*?)\n```", re.DOTALL)
 
 
 def test_the_grids_in_the_docs_are_what_the_command_prints(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """docs/calendars.md shows grids "as produced": each block is the output of the
-    command in the comment above it (run from the repository's root)."""
+    """docs/calendars.md shows grids (and an ``almanac next -o wide``) "as produced":
+    each block is the output of the command in the comment above it (run from the
+    repository's root)."""
     monkeypatch.chdir(REPO)
     blocks = SHOWN.findall(DOC.read_text())
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for command, shown in blocks:
         code, out, err = run(capsys, *command.split()[1:])
         assert code == 0, err
