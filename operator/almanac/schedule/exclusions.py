@@ -29,8 +29,9 @@ and the events of an iCalendar (``spec.ical``, :mod:`almanac.schedule.ical`). Th
 :class:`DateSet` objects: open-ended (every year), so :class:`Exclusions` asks each for one
 year at a time, when the engine first reaches that year, and keeps the answer; each
 excluded date comes back as an :class:`ExclusionRule` of kind ``holidays`` or ``ical``
-with a label saying which holiday or event it is. A date set bounded to a range of years
-(the API's 1970-2200) keeps the engine's horizon finite, as ``holiday`` dates do.
+with a label saying which holiday or event it is. Each date set ends (with the API's
+years, 1970-2200, and a country's with the last year the package covers), which keeps
+the engine's horizon finite, as ``holiday`` dates do (:attr:`Exclusions.last_holiday`).
 
 Invalid entries raise :class:`almanac.errors.InvalidSpec`, naming the field.
 """
