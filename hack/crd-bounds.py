@@ -140,6 +140,20 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
     },
     CALENDARS: {
         "spec.description": {"maxLength": b.CALENDAR_DESCRIPTION_MAX_LENGTH},
+        "spec.holidays": {"maxItems": b.HOLIDAYS_MAX_ITEMS},
+        "spec.holidays[].country": {"minLength": 1, "maxLength": b.HOLIDAYS_CODE_MAX_LENGTH},
+        "spec.holidays[].market": {"minLength": 1, "maxLength": b.HOLIDAYS_CODE_MAX_LENGTH},
+        "spec.holidays[].subdivision": {
+            "minLength": 1,
+            "maxLength": b.HOLIDAYS_SUBDIVISION_MAX_LENGTH,
+        },
+        "spec.holidays[].categories": {
+            "minItems": 1,
+            "maxItems": b.HOLIDAYS_CATEGORIES_MAX_ITEMS,
+        },
+        "spec.holidays[].categories[]": {"minLength": 1, "maxLength": b.HOLIDAYS_CODE_MAX_LENGTH},
+        "spec.holidays[].language": {"minLength": 1, "maxLength": b.HOLIDAYS_CODE_MAX_LENGTH},
+        "spec.ical": {"maxLength": b.ICAL_MAX_LENGTH},
         **_exclusions("spec."),
     },
 }

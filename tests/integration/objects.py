@@ -62,7 +62,7 @@ def scheduled_job(
     }
 
 
-def calendar(name: str, **lists: list[str]) -> dict[str, Any]:
+def calendar(name: str, **lists: Any) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "Calendar",

@@ -524,6 +524,7 @@ VERB_ARGS = {
     "rerun": ["r"],
     "run": ["j"],
     "next": ["j"],
+    "calendar": ["j"],
     "describe": ["r"],
 }
 

@@ -36,7 +36,14 @@ __all__ = [
     "EVENT_MESSAGE_MAX_BYTES",
     "EXCLUSION_ENTRY_MAX_LENGTH",
     "HISTORY_LIMIT_MAX",
+    "HOLIDAYS_CATEGORIES_MAX_ITEMS",
+    "HOLIDAYS_CODE_MAX_LENGTH",
+    "HOLIDAYS_MAX_ITEMS",
+    "HOLIDAYS_SUBDIVISION_MAX_LENGTH",
     "HOLIDAY_MAX_ITEMS",
+    "ICAL_MAX_EVENTS",
+    "ICAL_MAX_LENGTH",
+    "ICAL_MAX_RECURRING_EVENTS",
     "JOB_LABEL_MAX_LENGTH",
     "MONTHLY_MAX_ITEMS",
     "NAME_MAX_LENGTH",
@@ -133,6 +140,44 @@ NAME_MAX_LENGTH: Final = 253
 
 CALENDAR_DESCRIPTION_MAX_LENGTH: Final = 256
 """A Calendar's ``description``: one line for ``kubectl get cal``."""
+
+HOLIDAYS_MAX_ITEMS: Final = 16
+"""A Calendar's ``holidays``: a calendar combines a few countries, regions and markets (a
+bank in two countries, a desk on two exchanges). Each entry adds a year of holidays for
+the engine to compute as it reaches that year (well under a millisecond once the
+country is loaded, about 80 ms the first time in a process), so a few dozen would still
+be cheap; 16 is far more than a calendar needs and keeps the first decision fast."""
+
+HOLIDAYS_CODE_MAX_LENGTH: Final = 16
+"""``holidays[].country``, ``market``, ``language`` and each ``categories`` item: the
+package's codes are short (``RO``, ``ROU``, ``NYSE``, ``en_US``, ``armed_forces``); 16
+leaves room for a mistake to be reported with a suggestion rather than cut."""
+
+HOLIDAYS_SUBDIVISION_MAX_LENGTH: Final = 64
+"""``holidays[].subdivision``: a code (``BY``) or one of the package's names for it
+(``Baden-Württemberg``, ``United States Minor Outlying Islands``: 36 characters)."""
+
+HOLIDAYS_CATEGORIES_MAX_ITEMS: Final = 16
+"""``holidays[].categories``: the package has about twenty categories in all and a country
+a handful (``public``, ``bank``, ``optional``...)."""
+
+ICAL_MAX_LENGTH: Final = 256 * 1024
+"""A Calendar's ``ical``, in characters: 262,144. A company's calendar of several years
+(an event is 200-400 bytes) fits easily; the object is stored in etcd (1.5 MiB per
+object, with the rest of the Calendar and its managedFields) and parsed whenever the
+Calendar changes (about 10 ms per 100 KB). A feed bigger than this belongs in a feed
+(``spec.source``, not built yet), not inline."""
+
+ICAL_MAX_EVENTS: Final = 2000
+"""``ical``: VEVENTs in the text. A company calendar has tens to hundreds; each is
+checked when the Calendar is applied (about 1 ms for one that recurs)."""
+
+ICAL_MAX_RECURRING_EVENTS: Final = 100
+"""``ical``: VEVENTs with an RRULE or RDATE. Each is expanded for every year the engine
+reaches, once per year, text and zone in a process: at most one occurrence a day (rules
+that repeat within a day are refused), so 100 daily events are 36,600 occurrences, about
+0.5 s for that year the first time; a company's calendar has a handful (holidays,
+release freezes, maintenance windows)."""
 
 RECIPIENTS_MAX_ITEMS: Final = 64
 """``notifications.to``: at most 64 recipients (docs/api.md "E-mail recipients"): a team

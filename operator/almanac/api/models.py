@@ -36,15 +36,18 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from almanac.api import bounds
 from almanac.errors import FieldError, InvalidSpec, quote
+from almanac.schedule import countries, ical
 from almanac.schedule.cron import CronExpression
 from almanac.schedule.engine import Schedule
 from almanac.schedule.exclusions import (
     OWN_SOURCE,
+    DateSet,
     Exclusions,
     calendar_source,
     parse_annual,
@@ -62,6 +65,7 @@ __all__ = [
     "ConcurrencyPolicy",
     "Condition",
     "ExclusionLists",
+    "HolidaySource",
     "LastRun",
     "Notifications",
     "ObjectMeta",
@@ -103,6 +107,31 @@ def _holiday(value: str) -> str:
     problem = bounds.year_error(parse_holiday(value).year)
     if problem:
         raise ValueError(f"{quote(value)}: {problem} (dd.MM.yyyy)")
+    return value
+
+
+class _SubfieldError(ValueError):
+    """A model validator's error about one of the model's fields: the path gets
+    ``.field`` (``spec.holidays[0].country``), as a field validator's would."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _ical(value: str) -> str:
+    """An iCalendar text that icalendar and recurring-ical-events read and expand, with
+    at most :data:`~almanac.api.bounds.ICAL_MAX_EVENTS` events."""
+    try:
+        ical.check(
+            value,
+            max_events=bounds.ICAL_MAX_EVENTS,
+            max_recurring=bounds.ICAL_MAX_RECURRING_EVENTS,
+        )
+    except ical.ICalendarProblem as e:
+        raise ValueError(f"not valid iCalendar (RFC 5545): {e}") from None
+    except ical.ICalendarTooBig as e:
+        raise ValueError(str(e)) from None
     return value
 
 
@@ -227,13 +256,75 @@ class ExclusionLists(_Model):
 # Calendar
 
 
+_Code = Annotated[str, Field(min_length=1, max_length=bounds.HOLIDAYS_CODE_MAX_LENGTH)]
+
+
+class HolidaySource(_Model):
+    """A country's (or a subdivision's) or a financial market's holidays, every year, as
+    the ``holidays`` package computes them (:mod:`almanac.schedule.countries`)."""
+
+    country: _Code | None = None
+    """ISO 3166-1 code the package knows (``RO``, ``US``, ``ROU``); or ``market``."""
+    market: _Code | None = None
+    """A financial market the package knows (``NYSE``, ``XLON``, ``ECB``); or ``country``."""
+    subdivision: (
+        Annotated[str, Field(min_length=1, max_length=bounds.HOLIDAYS_SUBDIVISION_MAX_LENGTH)]
+        | None
+    ) = None
+    """A region's ISO 3166-2 code (``BY``, ``CA``) or the package's name for it."""
+    categories: (
+        Annotated[list[_Code], Field(min_length=1, max_length=bounds.HOLIDAYS_CATEGORIES_MAX_ITEMS)]
+        | None
+    ) = None
+    """The package's categories (``public``, ``bank``, ``optional``...); default ``public``."""
+    language: _Code | None = None
+    """Language of the holidays' names (``en_US``); default the country's own."""
+
+    @model_validator(mode="after")
+    def _known(self) -> Self:
+        try:
+            countries.check(
+                country=self.country,
+                market=self.market,
+                subdivision=self.subdivision,
+                categories=tuple(self.categories or ()),
+                language=self.language,
+            )
+        except countries.HolidaysProblem as e:
+            raise _SubfieldError(e.field, str(e)) from None
+        return self
+
+    def to_date_set(self, source: str, path: str) -> countries.CountryHolidays:
+        """The engine's form, in the years of :mod:`almanac.api.bounds` that the package
+        covers (most countries up to 2100)."""
+        first, last = countries.years_covered(country=self.country, market=self.market)
+        return countries.CountryHolidays(
+            source=source,
+            path=path,
+            first_year=max(first, bounds.YEAR_MIN),
+            last_year=min(last, bounds.YEAR_MAX),
+            country=self.country,
+            market=self.market,
+            subdivision=self.subdivision,
+            categories=tuple(dict.fromkeys(self.categories or (countries.DEFAULT_CATEGORY,))),
+            language=self.language,
+        )
+
+
 class CalendarSpec(ExclusionLists):
-    """A Calendar's spec: the same four lists as a ScheduledJob's ``spec.exclusions``."""
+    """A Calendar's spec: the same four lists as a ScheduledJob's ``spec.exclusions``,
+    and dates computed from a country's holidays and from an iCalendar."""
 
     description: Annotated[str, Field(max_length=bounds.CALENDAR_DESCRIPTION_MAX_LENGTH)] | None = (
         None
     )
     """What the Calendar is, for humans (e.g. "Romanian bank holidays 2027")."""
+    holidays: Annotated[list[HolidaySource], Field(max_length=bounds.HOLIDAYS_MAX_ITEMS)] = []
+    """Countries' and markets' holidays, every year 1970-2200 (docs/calendars.md)."""
+    ical: Annotated[str, Field(max_length=bounds.ICAL_MAX_LENGTH), AfterValidator(_ical)] | None = (
+        None
+    )
+    """Inline iCalendar (RFC 5545) text: its events' local dates are excluded."""
 
 
 class Calendar(_Lenient):
@@ -254,8 +345,21 @@ class Calendar(_Lenient):
         return _parse(cls, body)
 
     def exclusions(self) -> Exclusions:
-        """The engine's form, each rule attributed to ``Calendar <name>``."""
-        return self.spec.to_exclusions(calendar_source(self.metadata.name), "spec")
+        """The engine's form, each rule attributed to ``Calendar <name>``: the four
+        lists, and a date set per ``holidays`` entry and for ``ical``."""
+        source = calendar_source(self.metadata.name)
+        lists = self.spec.to_exclusions(source, "spec")
+        dated: list[DateSet] = [
+            entry.to_date_set(source, f"spec.holidays[{i}]")
+            for i, entry in enumerate(self.spec.holidays)
+        ]
+        if self.spec.ical is not None:
+            dated.append(
+                ical.ICalendarDates(
+                    source, "spec.ical", self.spec.ical, bounds.YEAR_MIN, bounds.YEAR_MAX
+                )
+            )
+        return Exclusions(lists.rules, dated) if dated else lists
 
 
 # --------------------------------------------------------------------------------------
@@ -394,7 +498,10 @@ class ScheduledJobSpec(_Model):
             else:
                 sources.append(calendar.exclusions())
         # One union of every source (adding them one by one would copy the rules each time).
-        exclusions = Exclusions(rule for source in sources for rule in source.rules)
+        exclusions = Exclusions(
+            (rule for source in sources for rule in source.rules),
+            (dated for source in sources for dated in source.dated),
+        )
         try:
             schedule = Schedule.build(
                 self.schedule,
@@ -514,6 +621,8 @@ def _known_fields() -> list[str]:
     models: list[type[BaseModel]] = [
         ObjectMeta,
         ExclusionLists,
+        HolidaySource,
+        CalendarSpec,
         CalendarRef,
         Notifications,
         Service,
@@ -527,7 +636,10 @@ def _known_fields() -> list[str]:
 def _field_error(error: Any) -> FieldError:
     kind, value, path = error["type"], error.get("input"), _path(error["loc"])
     if kind == "value_error":
-        message = str(error["ctx"]["error"])
+        cause = error["ctx"]["error"]
+        message = str(cause)
+        if isinstance(cause, _SubfieldError):
+            path = f"{path}.{cause.field}"
     elif kind == "missing":
         message = "is required"
     elif kind == "extra_forbidden":

@@ -16,12 +16,18 @@ refers to from the same file), as docs/api.md "Command line" says::
 
 ``-o wide`` is for humans: local time beside UTC, DST notes, and the days an exclusion
 removed between fires, with the rule and where it was written.
+
+``almanac calendar -f MANIFEST [--months N] [--from YYYY-MM] [--color WHEN]`` draws the
+same job's months as ``cal``-like grids (:mod:`almanac.cli.monthgrid`): the days it
+fires and how often, the days it skips and why, a legend; exit codes as ``next`` (2 for
+an invalid manifest; a job that never fires is drawn, with the reason, and exits 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -71,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"almanac {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_next(commands)
+    _add_calendar(commands)
     _add_run(commands)
     return parser
 
@@ -229,6 +236,105 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
     if printed and printed < count and end is not None:
         print(f"{pad}the window ends at {format_instant(end)}", file=out)
     return printed
+
+
+# --------------------------------------------------------------------------------------
+# almanac calendar
+
+
+def _month(text: str) -> tuple[int, int]:
+    year, _, month = text.partition("-")
+    if len(year) == 4 and year.isdigit() and month.isdigit() and 1 <= int(month) <= 12:
+        return int(year), int(month)
+    raise argparse.ArgumentTypeError(f"{quote(text)} is not a month (YYYY-MM, e.g. 2027-01)")
+
+
+def _months(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 24:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of months (1 to 24)")
+    return int(text)
+
+
+def _add_calendar(commands: Any) -> None:
+    grid = commands.add_parser(
+        "calendar",
+        help="draw a ScheduledJob's months: the days it fires and the days it skips, and why",
+        description=(
+            "Draw month grids like cal(1) for the ScheduledJob in MANIFEST (with the "
+            "Calendars it refers to): the days it fires (+N: N fires that local date), the "
+            "days an exclusion skips (-a, explained under the month) and the rest blank."
+        ),
+    )
+    grid.add_argument(
+        "-f",
+        "--filename",
+        metavar="MANIFEST",
+        required=True,
+        help="YAML file with one ScheduledJob and its Calendars; - for standard input",
+    )
+    grid.add_argument(
+        "--months",
+        metavar="N",
+        type=_months,
+        default=3,
+        help="how many months (1 to 24, default: 3)",
+    )
+    grid.add_argument(
+        "--from",
+        dest="first",
+        metavar="YYYY-MM",
+        type=_month,
+        help="the first month (default: the current month in the job's zone)",
+    )
+    grid.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the marks: auto (default) when printing to a terminal and NO_COLOR is not set",
+    )
+    grid.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        type=_zone,
+        default="UTC",
+        help="IANA zone for a ScheduledJob without spec.timeZone (default: UTC)",
+    )
+    grid.set_defaults(handler=_calendar)
+
+
+def use_color(choice: str, stream: TextIO) -> bool:
+    """``--color``: always, never, or (auto) when ``stream`` is a terminal and the
+    NO_COLOR convention (no-color.org) does not say otherwise."""
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _calendar(args: argparse.Namespace) -> int:
+    from almanac.cli.monthgrid import render_months
+
+    out, err = sys.stdout, sys.stderr
+    try:
+        job, schedule = _load(args.filename, args.default_timezone)
+    except _Usage as e:
+        print(f"almanac calendar: {e}", file=err)
+        return EXIT_INVALID
+    if args.first is None:
+        today = datetime.now(UTC).astimezone(schedule.zone)
+        year, month = today.year, today.month
+    else:
+        year, month = args.first
+    lines = render_months(
+        schedule,
+        f"ScheduledJob {job.metadata.name}",
+        year,
+        month,
+        args.months,
+        color=use_color(args.color, out),
+    )
+    for line in lines:
+        print(line, file=out)
+    return EXIT_NEVER_FIRES if schedule.never_fires else EXIT_OK
 
 
 def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule]:

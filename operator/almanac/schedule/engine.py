@@ -175,7 +175,8 @@ class Schedule:
         self.zone = zone
         self.start = start
         self.end = end
-        self.exclusions = exclusions if exclusions is not None else Exclusions()
+        # Date sets (an iCalendar's timed events) fall on local dates of the job's zone.
+        self.exclusions = (exclusions if exclusions is not None else Exclusions()).in_zone(zone)
         self._hm = tuple(h * 3600 + m * 60 for h in cron.hours for m in cron.minutes)
         last_holiday = self.exclusions.last_holiday
         self._holiday_anchor = last_holiday.toordinal() if last_holiday else 0

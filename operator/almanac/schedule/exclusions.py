@@ -23,6 +23,16 @@ Every parsed entry is an :class:`ExclusionRule` that remembers where it was writ
 job's own ``spec.exclusions.<kind>[i]`` or ``Calendar <name>``), so status, Events and
 the command line can say *why* a day was skipped (:meth:`Exclusions.explain`).
 
+Besides these lists, a Calendar may name dates that are computed rather than written:
+a country's or a market's holidays (``spec.holidays``, :mod:`almanac.schedule.countries`)
+and the events of an iCalendar (``spec.ical``, :mod:`almanac.schedule.ical`). Those are
+:class:`DateSet` objects: open-ended (every year), so :class:`Exclusions` asks each for one
+year at a time, when the engine first reaches that year, and keeps the answer; each
+excluded date comes back as an :class:`ExclusionRule` of kind ``holidays`` or ``ical``
+with a label saying which holiday or event it is. Each date set ends (with the API's
+years, 1970-2200, and a country's with the last year the package covers), which keeps
+the engine's horizon finite, as ``holiday`` dates do (:attr:`Exclusions.last_holiday`).
+
 Invalid entries raise :class:`almanac.errors.InvalidSpec`, naming the field.
 """
 
@@ -30,17 +40,18 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, tzinfo
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from almanac.errors import FieldError, InvalidSpec, quote
 
 __all__ = [
     "OWN_SOURCE",
     "WEEKDAY_NAMES",
+    "DateSet",
     "ExclusionKind",
     "ExclusionRule",
     "Exclusions",
@@ -54,12 +65,16 @@ __all__ = [
 
 
 class ExclusionKind(StrEnum):
-    """The four exclusion lists, named as the fields are."""
+    """The four exclusion lists and the two computed date sets, named as the fields are."""
 
     ANNUAL = "annual"
     MONTHLY = "monthly"
     WEEKLY = "weekly"
     HOLIDAY = "holiday"
+    HOLIDAYS = "holidays"
+    """A country's or a market's holidays (Calendar ``spec.holidays[i]``)."""
+    ICAL = "ical"
+    """The events of an iCalendar (Calendar ``spec.ical``)."""
 
 
 #: ``ExclusionRule.source`` of the job's own ``spec.exclusions``.
@@ -163,6 +178,9 @@ class ExclusionRule:
     """``spec.exclusions`` (the job's own lists) or ``Calendar <name>``."""
     path: str
     """Field path inside the source's object, e.g. ``spec.exclusions.annual[0]``."""
+    label: str = ""
+    """For a computed date (kinds ``holidays`` and ``ical``), what it is, e.g. ``public
+    holiday in RO: Ziua Națională a României``; empty for a written entry."""
 
     @property
     def origin(self) -> str:
@@ -170,6 +188,8 @@ class ExclusionRule:
         return self.path if self.source == OWN_SOURCE else f"{self.source}, {self.path}"
 
     def __str__(self) -> str:
+        if self.label:
+            return f"{self.label} ({self.origin})"
         return f"{self.kind} {quote(self.entry)} ({self.origin})"
 
     def matches(self, day: date) -> bool:
@@ -185,18 +205,75 @@ class ExclusionRule:
                 return day == self.value
 
 
+class DateSet(Protocol):
+    """Dates computed, year by year, rather than written: a country's holidays, the
+    events of an iCalendar. Implemented by :class:`almanac.schedule.countries.CountryHolidays`
+    and :class:`almanac.schedule.ical.ICalendarDates`.
+
+    ``dates_in`` is asked once per year per :class:`Exclusions` (which keeps the answer);
+    an implementation caches what costs (a country's year, a parsed iCalendar) across
+    instances, because the operator builds a schedule at each decision.
+    """
+
+    @property
+    def kind(self) -> ExclusionKind:
+        """``holidays`` or ``ical``."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """``Calendar <name>``, as :attr:`ExclusionRule.source`."""
+        ...
+
+    @property
+    def path(self) -> str:
+        """The field, e.g. ``spec.holidays[0]``, as :attr:`ExclusionRule.path`."""
+        ...
+
+    @property
+    def last_year(self) -> int:
+        """No date after this year: the engine's horizon counts from its end."""
+        ...
+
+    def dates_in(self, year: int) -> Mapping[date, str]:
+        """The local dates of ``year`` it excludes, each with its label (which holiday,
+        which event: :attr:`ExclusionRule.label`)."""
+        ...
+
+    def in_zone(self, zone: tzinfo) -> DateSet:
+        """The same set read in ``zone``, the job's (an iCalendar's timed events fall on
+        the local date of that zone; a country's holidays are dates already)."""
+        ...
+
+
 class Exclusions:
-    """The union of exclusion lists from several sources; immutable.
+    """The union of exclusion lists and computed date sets from several sources;
+    immutable (what it learns of a date set's years is kept, not changed).
 
     Build one per source with :meth:`parse` and add them: ``own + cal_a + cal_b``.
     """
 
-    __slots__ = ("_annual", "_holidays", "_monthly", "_weekly", "rules")
+    __slots__ = (
+        "_annual",
+        "_dated_days",
+        "_dated_rules",
+        "_holidays",
+        "_monthly",
+        "_weekly",
+        "dated",
+        "rules",
+    )
 
     rules: tuple[ExclusionRule, ...]
+    dated: tuple[DateSet, ...]
+    """The computed date sets, asked a year at a time (:meth:`holidays_in`)."""
 
-    def __init__(self, rules: Iterable[ExclusionRule] = ()) -> None:
+    def __init__(self, rules: Iterable[ExclusionRule] = (), dated: Iterable[DateSet] = ()) -> None:
         self.rules = tuple(rules)
+        self.dated = tuple(dated)
+        # year -> (year, month) -> days, and date -> rules; filled by _dated_year.
+        self._dated_days: dict[int, dict[int, frozenset[int]]] = {}
+        self._dated_rules: dict[date, list[ExclusionRule]] = {}
         annual: dict[int, set[int]] = {}
         holidays: dict[tuple[int, int], set[int]] = {}
         monthly: set[int] = set()
@@ -255,13 +332,21 @@ class Exclusions:
         return cls(rules)
 
     def __add__(self, other: Exclusions) -> Exclusions:
-        return Exclusions(self.rules + other.rules)
+        return Exclusions(self.rules + other.rules, self.dated + other.dated)
 
     def __bool__(self) -> bool:
-        return bool(self.rules)
+        return bool(self.rules) or bool(self.dated)
 
     def __repr__(self) -> str:
-        return f"Exclusions({[str(r) for r in self.rules]!r})"
+        dated = [f"{d.kind} ({d.source}, {d.path})" for d in self.dated]
+        return f"Exclusions({[str(r) for r in self.rules] + dated!r})"
+
+    def in_zone(self, zone: tzinfo) -> Exclusions:
+        """These exclusions with every date set read in ``zone`` (the job's): what a
+        :class:`~almanac.schedule.engine.Schedule` holds."""
+        if not self.dated:
+            return self
+        return Exclusions(self.rules, (d.in_zone(zone) for d in self.dated))
 
     def excludes(self, day: date) -> bool:
         """Whether nothing fires on the local date ``day``."""
@@ -269,12 +354,17 @@ class Exclusions:
             day.day in self._monthly
             or day.toordinal() % 7 in self._weekly
             or day.day in self._annual.get(day.month, ())
-            or day.day in self._holidays.get((day.year, day.month), ())
+            or day.day in self.holidays_in(day.year, day.month)
         )
 
     def explain(self, day: date) -> tuple[ExclusionRule, ...]:
-        """Every rule that excludes the local date ``day``, in the order they were given."""
-        return tuple(rule for rule in self.rules if rule.matches(day))
+        """Every rule that excludes the local date ``day``, in the order they were given
+        (the written lists first, then each date set's, in the order of the sets)."""
+        written = tuple(rule for rule in self.rules if rule.matches(day))
+        if not self.dated:
+            return written
+        self._dated_year(day.year)
+        return written + tuple(self._dated_rules.get(day, ()))
 
     # The engine's fast queries (almanac.schedule.days caches per month shape).
 
@@ -293,11 +383,36 @@ class Exclusions:
         return self._weekly
 
     def holidays_in(self, year: int, month: int) -> frozenset[int]:
-        """Days of that month excluded as holidays."""
-        return self._holidays.get((year, month), frozenset())
+        """Days of that month excluded as holidays (written, or computed by a date set)."""
+        written = self._holidays.get((year, month), frozenset())
+        if not self.dated:
+            return written
+        computed = self._dated_year(year).get(month)
+        if computed is None:
+            return written
+        return computed | written if written else computed
 
     @property
     def last_holiday(self) -> date | None:
-        """The latest holiday; after it the exclusions repeat every 400 years."""
+        """The latest holiday (a date set counts as having one on the last day of its
+        last year); after it the exclusions repeat every 400 years."""
         dates = [r.value for r in self.rules if isinstance(r.value, date)]
+        dates += [date(d.last_year, 12, 31) for d in self.dated]
         return max(dates) if dates else None
+
+    def _dated_year(self, year: int) -> dict[int, frozenset[int]]:
+        """Month -> days the date sets exclude in ``year``, asking each set once per
+        year (and recording, per date, the rules that say why)."""
+        months = self._dated_days.get(year)
+        if months is None:
+            days: dict[int, set[int]] = {}
+            for dated in self.dated:
+                for day, label in sorted(dated.dates_in(year).items()):
+                    if day.year != year:
+                        continue
+                    days.setdefault(day.month, set()).add(day.day)
+                    entry = f"{day.day:02d}.{day.month:02d}.{day.year:04d}"
+                    rule = ExclusionRule(dated.kind, entry, day, dated.source, dated.path, label)
+                    self._dated_rules.setdefault(day, []).append(rule)
+            months = self._dated_days[year] = {m: frozenset(d) for m, d in days.items()}
+        return months

@@ -14,6 +14,7 @@ cluster. The verbs only fetch, call those, and pick the exit code::
     rerun RUN [--failed-only] [--wait S]  almanac.dev/rerun=now|failed, then the child
     run JOB [--wait S]                    almanac.dev/run-now=<now>, then the manual run
     next JOB [-n COUNT]                   the live job's next fires, skipped days and why
+    calendar JOB [--months N]             month grids: the days it fires and skips, and why
     describe RUN                          a run: services, notification, Events, what next
 
 Exit codes: 0 done (also: a rerun or run-now annotation set but not yet acted on within
@@ -85,6 +86,12 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of seconds (0-3600)")
     return value
+
+
+def _months(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 24:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of months (1 to 24)")
+    return int(text)
 
 
 def _zone(text: str) -> str:
@@ -218,6 +225,40 @@ def build_parser() -> argparse.ArgumentParser:
         "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
     )
     next_.set_defaults(verb=verbs.next_fires)
+
+    grid = commands.add_parser(
+        "calendar",
+        parents=[after],
+        help="month grids of a ScheduledJob: the days it fires and skips, and why",
+        description=(
+            "Month grids like cal(1) of the live ScheduledJob JOB with the Calendars it "
+            "refers to, from the current month: the days it fires (+N: N fires that local "
+            "date), the days an exclusion skips (-a, explained under the month)."
+        ),
+    )
+    grid.add_argument("job", metavar="JOB", help="the ScheduledJob")
+    grid.add_argument(
+        "--months",
+        metavar="N",
+        type=_months,
+        default=3,
+        help="how many months (1 to 24, default: 3)",
+    )
+    grid.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the marks: auto (default) on a terminal unless NO_COLOR is set",
+    )
+    grid.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        type=_zone,
+        default="UTC",
+        help="the zone of a job without spec.timeZone: the operator's "
+        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
+    )
+    grid.set_defaults(verb=verbs.calendar)
 
     describe = commands.add_parser(
         "describe",

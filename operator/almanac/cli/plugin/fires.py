@@ -1,4 +1,5 @@
-"""The ``next`` report, as a pure function: a live ScheduledJob's next fires.
+"""The ``next`` and ``calendar`` reports, as pure functions: a live ScheduledJob's next
+fires, and its month grids.
 
 :func:`format_next` takes the job's and its Calendars' API dicts and ``now``, builds the
 schedule the one way the operator does (:func:`almanac.api.resolve.resolve`), and
@@ -21,11 +22,11 @@ from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
 from almanac.errors import InvalidSpec, quote
 from almanac.rules.plans import Body
-from almanac.schedule.engine import NeverFires
+from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
 from almanac.times import format_instant
 
-__all__ = ["format_next"]
+__all__ = ["format_calendar", "format_next"]
 
 
 def format_next(
@@ -44,29 +45,7 @@ def format_next(
     referenced Calendar is missing, the job is suspended, or it never fires.
     """
     name = name_of(job_body)
-    problems: list[str] = []
-    job: ScheduledJob | None = None
-    try:
-        job = ScheduledJob.parse(job_body)
-    except InvalidSpec as e:
-        problems.append(_invalid(f"scheduledjob {quote(name)}", e))
-    # Each Calendar is checked here too, so that its problems read as its own.
-    calendars: dict[str, Body] = {}
-    for body in calendar_bodies:
-        try:
-            Calendar.parse(body)
-        except InvalidSpec as e:
-            problems.append(_invalid(f"calendar {quote(name_of(body))}", e))
-        else:
-            calendars[name_of(body)] = body
-    if job is not None and not problems:
-        try:
-            schedule = resolve(job, calendars, default_time_zone)
-        except InvalidSpec as e:
-            problems.append(_invalid(f"scheduledjob {quote(name)}", e))
-    if problems:
-        raise PluginError("\n".join(problems))
-    assert job is not None
+    job, schedule = _schedule(job_body, calendar_bodies, default_time_zone)
     if job.spec.suspend:
         patch = """'{"spec":{"suspend":false}}'"""
         namespace = job.metadata.namespace or ""
@@ -116,6 +95,61 @@ def format_next(
             f"default time zone or its view of the Calendars may differ from this one"
         )
     return lines
+
+
+def _schedule(
+    job_body: Body, calendar_bodies: Sequence[Body], default_time_zone: str
+) -> tuple[ScheduledJob, Schedule]:
+    """The job and its schedule, built as the operator builds them; :class:`PluginError`
+    naming every bad field of the job and of each Calendar."""
+    name = name_of(job_body)
+    problems: list[str] = []
+    job: ScheduledJob | None = None
+    try:
+        job = ScheduledJob.parse(job_body)
+    except InvalidSpec as e:
+        problems.append(_invalid(f"scheduledjob {quote(name)}", e))
+    # Each Calendar is checked here too, so that its problems read as its own.
+    calendars: dict[str, Body] = {}
+    for body in calendar_bodies:
+        try:
+            Calendar.parse(body)
+        except InvalidSpec as e:
+            problems.append(_invalid(f"calendar {quote(name_of(body))}", e))
+        else:
+            calendars[name_of(body)] = body
+    if job is not None and not problems:
+        try:
+            schedule = resolve(job, calendars, default_time_zone)
+        except InvalidSpec as e:
+            problems.append(_invalid(f"scheduledjob {quote(name)}", e))
+    if problems:
+        raise PluginError("\n".join(problems))
+    assert job is not None
+    return job, schedule
+
+
+def format_calendar(
+    job_body: Body,
+    calendar_bodies: Sequence[Body],
+    now: datetime,
+    months: int,
+    default_time_zone: str = "UTC",
+    *,
+    color: bool = False,
+) -> list[str]:
+    """``calendar``: ``months`` month grids from the current month in the job's zone
+    (:mod:`almanac.cli.monthgrid`), the days it fires and the days it skips, and why.
+    Raises :class:`PluginError` as :func:`format_next` does, but draws a suspended job
+    (saying so) and one that never fires (the grid says why)."""
+    from almanac.cli.monthgrid import render_months
+
+    job, schedule = _schedule(job_body, calendar_bodies, default_time_zone)
+    today = now.astimezone(schedule.zone)
+    title = f"ScheduledJob {name_of(job_body)}"
+    if job.spec.suspend:
+        title += " (suspended: nothing fires until spec.suspend is false)"
+    return render_months(schedule, title, today.year, today.month, months, color=color)
 
 
 def _day(day: date) -> str:

@@ -32,13 +32,13 @@ from almanac.api.names import (
     rerun_name,
 )
 from almanac.cli.plugin.errors import EXIT_OK, NotFound, PluginError
-from almanac.cli.plugin.fires import format_next
+from almanac.cli.plugin.fires import format_calendar, format_next
 from almanac.cli.plugin.outcomes import event_key, rerun_outcome, run_now_outcome, unseen
 from almanac.cli.plugin.views import format_run, format_runs, name_of
 from almanac.errors import quote
 from almanac.kube import Body, Kube
 
-__all__ = ["Context", "describe", "next_fires", "rerun", "run_now", "runs"]
+__all__ = ["Context", "calendar", "describe", "next_fires", "rerun", "run_now", "runs"]
 
 #: How often the wait after a rerun or run-now annotation polls.
 POLL_SECONDS = 0.5
@@ -98,12 +98,29 @@ async def runs(c: Context, args: argparse.Namespace) -> int:
 async def next_fires(c: Context, args: argparse.Namespace) -> int:
     """``next JOB [--count N] [--default-timezone ZONE]``: the live job, the Calendars it
     refers to that exist (:func:`format_next` names those that do not)."""
-    job = await c.get(SCHEDULED_JOBS, "scheduledjob", args.job)
+    job, calendars = await _job_and_calendars(c, args.job)
+    print("\n".join(format_next(job, calendars, _now(), args.count, args.default_timezone)))
+    return EXIT_OK
+
+
+async def _job_and_calendars(c: Context, name: str) -> tuple[Body, list[Body]]:
+    """The live job and the Calendars it refers to that exist (the pure parts name
+    those that do not)."""
+    job = await c.get(SCHEDULED_JOBS, "scheduledjob", name)
     refs = (job.get("spec") or {}).get("calendarRefs") or []
     names = list(dict.fromkeys(str(r.get("name")) for r in refs if isinstance(r, dict)))
     found = [await c.kube.get(CALENDARS, c.namespace, n) for n in names if n]
-    calendars = [body for body in found if body is not None]
-    print("\n".join(format_next(job, calendars, _now(), args.count, args.default_timezone)))
+    return job, [body for body in found if body is not None]
+
+
+async def calendar(c: Context, args: argparse.Namespace) -> int:
+    """``calendar JOB [--months N] [--color WHEN]``: month grids of the live job."""
+    from almanac.cli.main import use_color
+
+    job, calendars = await _job_and_calendars(c, args.job)
+    color = use_color(args.color, sys.stdout)
+    lines = format_calendar(job, calendars, _now(), args.months, args.default_timezone, color=color)
+    print("\n".join(lines))
     return EXIT_OK
 
 
