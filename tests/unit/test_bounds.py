@@ -587,13 +587,14 @@ def test_an_invalid_spec_with_thousands_of_errors_gives_a_bounded_ready_message(
 def test_an_event_message_is_cut_at_1_kib() -> None:
     posted: list[dict[str, Any]] = []
 
-    class Core:
-        async def create_namespaced_event(self, namespace: str, event: dict[str, Any]) -> None:
-            posted.append(event)
+    class Client:
+        async def call_api(self, path: str, method: str, **kwargs: Any) -> None:
+            assert (method, path) == ("POST", "/api/v1/namespaces/team/events"), (method, path)
+            posted.append(kwargs["body"])
 
     api = kube.Kube.__new__(kube.Kube)
     api.fence = None
-    api.core = Core()
+    api.api = Client()  # type: ignore[assignment]
     body = job_body()
     asyncio.run(api.event(body, "Warning", "InvalidSchedule", "m" * 5000, key="k"))
     [event] = posted
