@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from almanac.controller.controller import Controller
+from almanac.controller.controller import Controller, CreatesFirst
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
 from almanac.notifications import smtp as notify
@@ -672,3 +672,29 @@ def test_the_scenarios_cover_the_table(request: pytest.FixtureRequest) -> None:
         "notification",
     ):
         assert word in names, word
+
+
+@sync
+async def test_events_and_status_patches_wait_while_a_create_is_on_its_way() -> None:
+    """Many fires at one instant: Jobs first, bookkeeping after (CreatesFirst)."""
+    lanes, order = CreatesFirst(), []
+    release = asyncio.Event()
+
+    async def create() -> None:
+        async with lanes.create():
+            await release.wait()
+            order.append("create")
+
+    async def bookkeeping() -> None:
+        await lanes.bookkeeping()
+        order.append("event")
+
+    creating = asyncio.create_task(create())
+    await asyncio.sleep(0)  # the create is on its way
+    waiting = asyncio.create_task(bookkeeping())
+    await asyncio.sleep(0)
+    assert order == []
+    release.set()
+    await asyncio.gather(creating, waiting)
+    assert order == ["create", "event"]
+    await asyncio.wait_for(lanes.bookkeeping(), 1)  # nothing on its way: no wait
