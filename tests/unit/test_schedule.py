@@ -614,7 +614,7 @@ INVALID = [
     ("W in the hour field", {"schedule": "0 5W * * *"}, "spec.schedule",
      '"5W" in the hour field is not supported'),
     ("an unknown shift", {"on_excluded_day": "NextWorkingDay"}, "spec.onExcludedDay",
-     '"NextWorkingDay" is not one of Skip, NextBusinessDay, PreviousBusinessDay'),
+     '"NextWorkingDay" is not one of Skip, NextBusinessDay or PreviousBusinessDay'),
     ("a shift of 0 days", {"max_shift_days": 0}, "spec.maxShiftDays", "must be 1-31 days"),
     ("a shift of 32 days", {"max_shift_days": 32}, "spec.maxShiftDays", "must be 1-31 days"),
     ("step zero", {"schedule": "*/0 * * * *"}, "spec.schedule", 'step "0" in the minute field'),

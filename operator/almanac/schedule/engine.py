@@ -228,7 +228,7 @@ class Schedule:
         try:
             shift = OnExcludedDay(on_excluded_day)
         except ValueError:
-            expected = ", ".join(o.value for o in OnExcludedDay)
+            expected = english_list([o.value for o in OnExcludedDay]).replace(" and ", " or ")
             errors.append(
                 FieldError(
                     "spec.onExcludedDay", f"{quote(on_excluded_day)} is not one of {expected}"
