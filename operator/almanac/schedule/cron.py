@@ -353,7 +353,7 @@ class CronExpression:
         for n in sorted(t.last_business):
             if n < len(business) and business[-1 - n] == d:
                 labels.append(
-                    f"{_ordinal(n)} business day before the last {of}"
+                    f"{_ordinal(n + 1)}-to-last business day {of}"
                     if n
                     else f"last business day {of}"
                 )

@@ -487,12 +487,14 @@ class Schedule:
         if not any_match:
             months = [_MONTH_TITLES[m - 1] for m in sorted(cron.months)]
             verb = "has" if len(months) == 1 else "have"
-            where = "no month has" if len(months) == 12 else f"{english_list(months)} {verb}"
+            where = f"{english_list(months)} {verb} no"
+            if len(months) == 12:
+                where = "no month has a"
             if cron.dow_star or not cron.dom_star:
                 days = english_list(cron.day_of_month_text.split(",")).replace(" and ", " or ")
-                what = f"{where} no day {days}"
+                what = f"{where} day {days}"
             else:
-                what = f"{where} no day the day-of-week field matches"
+                what = f"{where} day the day-of-week field matches"
             if cron.tokens.counts_business_days:
                 what += (
                     f" (business days counted with the exclusions that repeat: a month "

@@ -197,11 +197,13 @@ def explain_day(schedule: FireSearch, day: date) -> Explanation:
     fire_day = schedule.days.fire_day(n)
     if fire_day is None:
         field = schedule.days.why_not(n)
-        if field:
-            return Explanation(
-                False, f"{quote(schedule.cron.text)} does not match {_day_name(day)} ({field})"
-            )
         rules = schedule.exclusions.explain(day)
+        if field:
+            message = f"{quote(schedule.cron.text)} does not match {_day_name(day)} ({field})"
+            if rules and schedule.cron.tokens.counts_business_days:
+                # B tokens count business days: the exclusion is why it was not picked.
+                message += ", which is excluded by " + "; ".join(str(r) for r in rules)
+            return Explanation(False, message, rules if schedule.days.business else ())
         message = f"{_day_name(day)} is excluded by " + "; ".join(str(r) for r in rules)
         shift = schedule.days.on_excluded
         if shift is not OnExcludedDay.SKIP:
@@ -210,7 +212,7 @@ def explain_day(schedule: FireSearch, day: date) -> Explanation:
                 message += f"; {drop_note(schedule.days, n)}"
             else:
                 message += (
-                    f"; its fires move to {_day_name(date.fromordinal(target))} "
+                    f"; its fires move to {_short_day(date.fromordinal(target))} "
                     f"(spec.onExcludedDay {shift.value})"
                 )
         return Explanation(False, message, rules)
@@ -286,7 +288,7 @@ def day_reasons(schedule: FireSearch, n: int) -> tuple[str, ...]:
             for r in schedule.exclusions.explain(source_day)
         )
         labels = "".join(f", {label}" for label in days.labels(source))
-        reasons.append(f"shifted from {_day_name(source_day)}{labels} ({rules})")
+        reasons.append(f"shifted from {_short_day(source_day)}{labels} ({rules})")
     return tuple(reasons)
 
 
@@ -296,7 +298,7 @@ def drop_note(days: CandidateDays, n: int) -> str:
     plural = "s" if days.max_shift > 1 else ""
     return (
         f"no fire: no business day within {days.max_shift} day{plural} {direction} "
-        f"{_day_name(date.fromordinal(n))}"
+        f"{_short_day(date.fromordinal(n))}"
     )
 
 
@@ -401,6 +403,12 @@ def _hhmm(wall: int) -> str:
 
 def _day_name(day: date) -> str:
     return f"{WEEKDAY_NAMES[day.toordinal() % 7]} {day.isoformat()}"
+
+
+def _short_day(day: date) -> str:
+    """``Sat 2027-04-10``: how the shift explanations name a date (as ``almanac next -o
+    wide`` names skipped days)."""
+    return f"{day:%a} {day.isoformat()}"
 
 
 def _time_seconds(moment: datetime) -> int:
