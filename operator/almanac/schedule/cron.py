@@ -291,6 +291,10 @@ class CronExpression:
     """The day tokens (``L``, ``15W``, ``LB``, ``MON#1``...), beside the plain values above."""
     day_of_month_text: str = "*"
     """The day-of-month field as written (for messages)."""
+    month_end_tokens: bool = False
+    """``L``, ``L-n``, ``nW`` or ``LW`` was written (checked per day: kept as a flag)."""
+    week_tokens: bool = False
+    """``d#k`` or ``dL`` was written."""
 
     @classmethod
     def parse(cls, text: str) -> CronExpression:
@@ -315,7 +319,7 @@ class CronExpression:
     ) -> tuple[bool, bool]:
         t = self.tokens
         dom = d in self.days_of_month or d in business
-        if not dom and t:
+        if not dom and self.month_end_tokens:
             first_dow = (dow - d + 1) % 7
             dom = (
                 (days - d) in t.last
@@ -323,7 +327,7 @@ class CronExpression:
                 or any(_nearest_weekday(n, days, first_dow) == d for n in t.nearest)
             )
         week = dow in self.days_of_week
-        if not week and t:
+        if not week and self.week_tokens:
             week = (dow, (d - 1) // 7 + 1) in t.nth or (dow in t.last_of and d + 7 > days)
         return dom, week
 
@@ -457,4 +461,6 @@ def _parse_cron(text: str) -> CronExpression:
         fixed_time=not (fields[0].startswith("*") or fields[1].startswith("*")),
         tokens=tokens,
         day_of_month_text=fields[2],
+        month_end_tokens=bool(tokens.last or tokens.nearest or tokens.last_weekday),
+        week_tokens=bool(tokens.nth or tokens.last_of),
     )
