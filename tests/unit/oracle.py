@@ -31,9 +31,11 @@ literally, date by date (:meth:`OracleSchedule.fires_on`):
   from that date in the shift's direction.
 
 For schedules with tokens or a shift, whether anything ever fires is decided by walking
-every date of 2001-2028 with the periodic lists alone (:meth:`can_ever_fire`): those 28
-years hold every kind of year (leap or not, starting on each weekday) with the December
-and January around it, which is all a month's dates and a 31-day shift depend on.
+every date of 2001-2028 with the periodic lists alone (:meth:`can_ever_fire`): with those
+lists, which dates of a year fire depends on its months and on the December before and
+the January after (a shift reaches at most 31 days), all fixed by its kind (leap or not,
+weekday of 1 January); every year of the 400-year cycle is of a kind that 2001-2028 holds
+(``test_every_kind_of_year_is_in_2001_to_2028`` checks it by walking the cycle).
 """
 
 from __future__ import annotations
@@ -111,11 +113,20 @@ def _plain(text: str, token: re.Pattern[str]) -> tuple[str, list[str]]:
     return (",".join(plain) if plain else ""), tokens
 
 
+#: [first, stop) of the years that hold every kind of year (see the module docstring).
+EVERY_KIND_OF_YEAR = (date(2001, 1, 1), date(2029, 1, 1))
+
+
 def _weekdays_of(day: date) -> list[date]:
     """The dates of ``day``'s month, in order."""
-    first = day.replace(day=1)
+    return _month_dates(day.year, day.month)
+
+
+@functools.cache
+def _month_dates(year: int, month: int) -> list[date]:
+    first = date(year, month, 1)
     out = []
-    while first.month == day.month:
+    while first.month == month:
         out.append(first)
         first += timedelta(days=1)
     return out
@@ -259,6 +270,13 @@ class OracleSchedule:
     shift: str = "Skip"  # spec.onExcludedDay
     max_shift: int = 7
     _fires: dict[date, bool] = field(default_factory=dict)
+    _matches: dict[date, bool] = field(default_factory=dict)
+
+    def matched(self, day: date) -> bool:
+        """The cron's month and day fields match ``day`` (excluded or not); remembered."""
+        if day not in self._matches:
+            self._matches[day] = self.cron.matches(day, self.business)
+        return self._matches[day]
 
     def business(self, day: date) -> bool:
         return not self.exclusions.excludes(day)
@@ -273,15 +291,14 @@ class OracleSchedule:
     def _fires_on(self, day: date) -> bool:
         if not self.business(day):
             return False
-        if self.cron.matches(day, self.business):
+        if self.matched(day):
             return True
         if self.shift == "Skip":
             return False
         step = timedelta(days=1 if self.shift == "NextBusinessDay" else -1)
         for i in range(1, self.max_shift + 1):
             source = day - step * i
-            matched = self.cron.matches(source, self.business)
-            if matched and not self.business(source) and self.shift_of(source) == day:
+            if self.matched(source) and not self.business(source) and self.shift_of(source) == day:
                 return True
         return False
 
@@ -384,7 +401,7 @@ class OracleSchedule:
         walker = OracleSchedule(
             self.cron, self.zone, periodic, shift=self.shift, max_shift=self.max_shift
         )
-        day, stop = date(2001, 1, 1), date(2029, 1, 1)
+        day, stop = EVERY_KIND_OF_YEAR
         while day < stop:
             if walker.fires_on(day):
                 return True

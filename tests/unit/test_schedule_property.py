@@ -14,10 +14,11 @@ keeps the unit suite near a minute on two cores); e.g. 20000 for a long run.
 
 from __future__ import annotations
 
+import calendar
 import itertools
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,14 @@ from hypothesis import strategies as st
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
-from tests.unit.oracle import MINUTE, OracleCron, OracleExclusions, OracleSchedule, transitions
+from tests.unit.oracle import (
+    EVERY_KIND_OF_YEAR,
+    MINUTE,
+    OracleCron,
+    OracleExclusions,
+    OracleSchedule,
+    transitions,
+)
 
 EXAMPLES = int(os.environ.get("ALMANAC_PROPERTY_EXAMPLES", "1500"))
 SETTINGS = settings(
@@ -451,3 +459,17 @@ def test_business_day_schedules_agree_with_a_walk_of_dates(case: Case) -> None:
         assert isinstance(schedule.next_fire(case.after), NeverFires)
     for x in got[:2]:
         assert schedule.explain_instant(x).fires, x
+
+
+def test_every_kind_of_year_is_in_2001_to_2028() -> None:
+    """What the never-fires walks of the oracle and the engine rest on: each year of the
+    400-year cycle has the kind (leap or not, weekday of 1 January) of one of 2001-2028;
+    the kind fixes its months and the December before and the January after."""
+
+    def kind(year: int) -> tuple[bool, int]:
+        return calendar.isleap(year), date(year, 1, 1).weekday()
+
+    first, stop = EVERY_KIND_OF_YEAR
+    kinds = {kind(y) for y in range(first.year, stop.year)}
+    assert len(kinds) == 14
+    assert {kind(y) for y in range(2001, 2401)} == kinds

@@ -23,8 +23,9 @@ fire: the matched business days, and the business days the matched, excluded dat
 within ``maxShiftDays`` shift to. A shift looks at most ``maxShiftDays`` (31) days away,
 day by day, each a look-up in a month's cached business days: never a walk of minutes.
 Which shapes leave a date still tells when none ever fires, the shifts aside; with a
-shift, one 400-year cycle of the periodic lists is walked once per process
-(:func:`_fires_in_a_cycle`), only for a schedule whose every matched date is excluded.
+shift, the years 2001-2028 (every kind of year) are walked with the periodic lists once
+per process (:func:`_fires_in_a_cycle`), only for a schedule whose every matched date
+is excluded.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ __all__ = ["MAX_SHIFT_DAYS", "CandidateDays", "FireDay", "OnExcludedDay"]
 _DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _MONTH_LENGTHS = {m: ((28, 29) if m == 2 else (_DAYS_IN_MONTH[m],)) for m in range(1, 13)}
 _LAST_DATE = date.max.toordinal()
-# One Gregorian cycle of 400 years (146,097 days), from a year that starts one.
-_CYCLE_FIRST = date(2000, 1, 1).toordinal()
-_CYCLE_DAYS = 146097
+# Years holding every kind of year (leap or not, starting on each weekday): 2001-2028.
+# With the periodic lists alone, which dates of a year fire depends only on its kind (its
+# months' lengths and weekdays, and those of the December before and the January after,
+# which its kind fixes, are all that a 31-day shift can reach).
+_EVERY_KIND_FIRST = date(2001, 1, 1).toordinal()
+_EVERY_KIND_LAST = date(2028, 12, 31).toordinal()
 #: The largest shift the engine handles (the bound of ``spec.maxShiftDays``): a shifted
 #: date's business day is looked for at most this many days away, so each month's fires
 #: depend on its neighbours' dates within two months at most.
@@ -433,11 +437,12 @@ def _fires_in_a_cycle(
     on_excluded: OnExcludedDay,
     max_shift: int,
 ) -> bool:
-    """Whether some date fires in one 400-year cycle with the periodic lists alone (then
-    it fires after the last holiday too); once per process for each expression, lists and
-    shift. Stops at the first date that fires."""
+    """Whether some date fires in some year with the periodic lists alone (then it fires
+    after the last holiday too); once per process for each expression, lists and shift.
+    Walks 2001-2028 only, stopping at the first date that fires: every kind of year is
+    there (see _EVERY_KIND_FIRST), and every year is of one of those kinds."""
     days = CandidateDays(cron, Exclusions(periodic), on_excluded, max_shift)
-    return next(days.between(_CYCLE_FIRST, _CYCLE_FIRST + _CYCLE_DAYS - 1), None) is not None
+    return next(days.between(_EVERY_KIND_FIRST, _EVERY_KIND_LAST), None) is not None
 
 
 def _month_days(year: int, month: int) -> int:
