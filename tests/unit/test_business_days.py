@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from almanac.rules.jobs import decide_job
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
 from almanac.schedule.explain import Fire, SkippedDay
 from almanac.times import format_instant
+from tests.integration.objects import scheduled_job, service
 
 WEEKEND = {"weekly": ["Saturday", "Sunday"]}
 
@@ -428,3 +430,48 @@ def test_a_year_of_last_business_days_with_a_previous_shift_is_quick() -> None:
     fires = list(itertools.islice(schedule.fires(utc("2027-01-01T00:00")), 12))
     assert len(fires) == 12
     assert time.perf_counter() - started < 0.5
+
+
+# --------------------------------------------------------------------------------------
+# The operator's decision fires shifted and token-matched instants like any other
+
+
+def job_body(schedule: str, **spec: Any) -> dict[str, Any]:
+    body = scheduled_job("biz", schedule, services=[service("main")], timeZone="UTC", **spec)
+    body["metadata"].update(
+        namespace="team", uid="uid-1", generation=1, creationTimestamp="2027-04-01T00:00:00Z"
+    )
+    return body
+
+
+def ready(status: dict[str, Any]) -> dict[str, Any]:
+    [condition] = [c for c in status["conditions"] if c["type"] == "Ready"]
+    return condition
+
+
+def test_the_decision_schedules_and_starts_a_shifted_fire() -> None:
+    body = job_body("0 12 10 4 *", exclusions=WEEKEND, onExcludedDay="NextBusinessDay")
+    before = decide_job(body, [], {}, utc("2027-04-05T00:00"))
+    assert before.status["nextScheduleTime"] == "2027-04-12T12:00:00Z"
+    assert before.wake_at == utc("2027-04-12T12:00")
+    due = decide_job(body, [], {}, utc("2027-04-12T12:00:01"))
+    [create] = due.creates
+    assert create.body["spec"]["scheduledTime"] == "2027-04-12T12:00:00Z"
+    assert due.fired == utc("2027-04-12T12:00")
+
+
+def test_a_never_firing_token_is_not_ready_with_the_reason() -> None:
+    plan = decide_job(job_body("0 0 31W 2 *"), [], {}, utc("2027-04-05T00:00"))
+    condition = ready(plan.status)
+    assert (condition["status"], condition["reason"]) == ("False", "NoSuchDate")
+    assert "February has no day 31W" in condition["message"]
+    assert [e.reason for e in plan.events] == ["NeverFires"]
+
+
+def test_a_shift_too_short_is_not_ready_with_the_reason() -> None:
+    body = job_body(
+        "0 12 * * 6", exclusions=WEEKEND, onExcludedDay="NextBusinessDay", maxShiftDays=1
+    )
+    condition = ready(decide_job(body, [], {}, utc("2027-04-05T00:00")).status)
+    assert (condition["status"], condition["reason"]) == ("False", "EveryDayExcluded")
+    assert "within 1 day after it" in condition["message"]

@@ -565,3 +565,17 @@ def test_wide_output_of_a_never_firing_schedule_exits_1(
     code, out, err = run(capsys, "-f", manifest, "-o", "wide")
     assert code == 1
     assert out.startswith("# ScheduledJob j:") and "February has no day 30" in err
+
+
+def test_the_readme_shows_what_almanac_next_prints_for_the_month_end_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's "last business day at 18:00 in Europe/Bucharest" output is current."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
+    command = next(line for line in readme if "samples/month-end-close.yaml -n" in line)
+    block = readme[readme.index(command) + 2 :]
+    shown = block[1 : block.index("```", 1)]
+    argv = command.split()[2:]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert out.splitlines() == shown
