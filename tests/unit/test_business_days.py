@@ -475,3 +475,29 @@ def test_a_shift_too_short_is_not_ready_with_the_reason() -> None:
     condition = ready(decide_job(body, [], {}, utc("2027-04-05T00:00")).status)
     assert (condition["status"], condition["reason"]) == ("False", "EveryDayExcluded")
     assert "within 1 day after it" in condition["message"]
+
+
+EDGES: list[tuple[str, dict[str, Any]]] = [
+    ("0 0 31B * *", {}),
+    ("0 0 LB-30 * *", {}),
+    ("0 0 L-30 2 *", {}),
+    ("0 0 * * 0#5,7L", {}),
+    ("* * LB * *", {"onExcludedDay": "PreviousBusinessDay", "maxShiftDays": 31}),
+    ("* * * * *", {"exclusions": {"monthly": [str(d) for d in range(1, 32)]},
+                   "onExcludedDay": "NextBusinessDay", "maxShiftDays": 31}),
+    ("0 0 1W,15W,LW,1B,LB,L * MON#1,FRIL", {"exclusions": {"weekly": ["Sat", "Sun"]},
+                                             "onExcludedDay": "NextBusinessDay"}),
+    ("0 0 29 2 *", {"exclusions": {"holiday": [f"01.03.{y}" for y in range(1970, 2201)]},
+                    "onExcludedDay": "PreviousBusinessDay", "maxShiftDays": 1}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("expression", "spec"), EDGES, ids=[e[0] for e in EDGES])
+def test_extreme_business_day_jobs_are_decided_quickly(
+    expression: str, spec: dict[str, Any]
+) -> None:
+    body = job_body(expression, **spec)
+    started = time.perf_counter()
+    plan = decide_job(body, [], {}, utc("2027-04-05T00:00"))
+    assert time.perf_counter() - started < 1.0
+    assert ready(plan.status)["status"] in ("True", "False")

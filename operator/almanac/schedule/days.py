@@ -305,15 +305,17 @@ class CandidateDays:
             month_start = date(year, month, 1).toordinal()
             month_end = month_start + _month_days(year, month) - 1
             shift = self._max_shift
+            # The dates whose fires may land in this month, and this month's own (whose
+            # fires may go nowhere).
             if self._on_excluded is OnExcludedDay.NEXT:
-                lo, hi = month_start - shift, month_end - 1
+                lo, hi = month_start - shift, month_end
             else:
-                lo, hi = month_start + 1, month_end + shift
-            for source in self._matched_excluded(lo, hi):
-                target = self._target(source)
+                lo, hi = month_start, month_end + shift
+            targets = self._targets(lo, hi)
+            for source, target in targets.items():
                 if target is not None and month_start <= target <= month_end:
                     fires.setdefault(target - month_start + 1, []).append(source)
-            dropped = tuple(d for d in dropped if self._target(month_start + d - 1) is None)
+            dropped = tuple(d for d in dropped if targets.get(month_start + d - 1) is None)
         if len(self._months) >= 4096:  # a search over centuries: keep memory bounded
             self._months.clear()
         found = self._months[key] = (
@@ -389,6 +391,44 @@ class CandidateDays:
             month += 1
             if month == 13:
                 year, month = year + 1, 1
+
+    def _targets(self, lo: int, hi: int) -> dict[int, int | None]:
+        """Where the fires of each matched, excluded date in [lo, hi] go (None: nowhere):
+        one sweep over the business days around them, against the shift's direction,
+        remembering the nearest business day met (not a walk per date)."""
+        shift = self._max_shift
+        sources = set(self._matched_excluded(lo, hi))
+        if not sources:
+            return {}
+        a, b = max(1, lo - shift), min(_LAST_DATE, hi + shift)
+        business = self._business_flags(a, b)
+        forward = self._on_excluded is OnExcludedDay.NEXT
+        targets: dict[int, int | None] = {}
+        nearest: int | None = None
+        for n in range(b, a - 1, -1) if forward else range(a, b + 1):
+            if n in sources:
+                near = nearest is not None and abs(nearest - n) <= shift
+                targets[n] = nearest if near else None
+            if business[n - a]:
+                nearest = n
+        return targets
+
+    def _business_flags(self, a: int, b: int) -> list[bool]:
+        """For each date of [a, b], whether it is a business day."""
+        flags: list[bool] = []
+        start = date.fromordinal(a)
+        year, month = start.year, start.month
+        n = date(year, month, 1).toordinal()
+        while n <= b:
+            open_days = self._base(year, month)[1]
+            for d in range(1, _month_days(year, month) + 1):
+                if a <= n <= b:
+                    flags.append(d in open_days)
+                n += 1
+            month += 1
+            if month == 13:
+                year, month = year + 1, 1
+        return flags
 
     def _excluded(self, n: int) -> bool:
         day = date.fromordinal(n)
