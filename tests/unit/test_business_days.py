@@ -20,7 +20,7 @@ import pytest
 from almanac.rules.jobs import decide_job
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
-from almanac.schedule.explain import Fire, SkippedDay
+from almanac.schedule.explain import Fire, SkippedDay, first_fires
 from almanac.times import format_instant
 from tests.integration.objects import scheduled_job, service
 
@@ -437,7 +437,8 @@ def test_a_year_of_last_business_days_with_a_previous_shift_is_quick() -> None:
 
 
 def job_body(schedule: str, **spec: Any) -> dict[str, Any]:
-    body = scheduled_job("biz", schedule, services=[service("main")], timeZone="UTC", **spec)
+    spec.setdefault("timeZone", "UTC")
+    body = scheduled_job("biz", schedule, services=[service("main")], **spec)
     body["metadata"].update(
         namespace="team", uid="uid-1", generation=1, creationTimestamp="2027-04-01T00:00:00Z"
     )
@@ -501,3 +502,31 @@ def test_extreme_business_day_jobs_are_decided_quickly(
     plan = decide_job(body, [], {}, utc("2027-04-05T00:00"))
     assert time.perf_counter() - started < 1.0
     assert ready(plan.status)["status"] in ("True", "False")
+
+
+def test_business_days_count_a_countrys_holidays_from_a_calendar() -> None:
+    """With a Calendar of Romania's public holidays (issue 17): 30 April 2027 is Orthodox
+    Good Friday and 30 November St Andrew's day, so the last business days are the 29th."""
+    from almanac.api.models import Calendar, ScheduledJob
+
+    cal = Calendar.parse(
+        {"kind": "Calendar", "metadata": {"name": "ro"}, "spec": {"holidays": [{"country": "RO"}]}}
+    )
+    body = job_body(
+        "0 18 L * *",
+        timeZone="Europe/Bucharest",
+        exclusions=WEEKEND,
+        calendarRefs=[{"name": "ro"}],
+        onExcludedDay="PreviousBusinessDay",
+    )
+    schedule = ScheduledJob.parse(body).spec.build_schedule({"ro": cal})
+    after = "2027-04-01T00:00"
+    fires = [f for f in first_fires(schedule.timeline(utc(after)), 8) if isinstance(f, Fire)]
+    assert fires[0].instant == utc("2027-04-29T15:00")
+    assert fires[0].reasons[0].startswith("shifted from Fri 2027-04-30, last day of April 2027 (")
+    assert "Calendar ro, spec.holidays[0]" in fires[0].reasons[0]
+    november = next(f for f in fires if f.local.month == 11)
+    assert november.instant == utc("2027-11-29T16:00")
+    body["spec"]["schedule"] = "0 18 LB * *"
+    lb = ScheduledJob.parse(body).spec.build_schedule({"ro": cal})
+    assert first(lb, after, 1) == ["2027-04-29T15:00"]
