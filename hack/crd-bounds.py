@@ -125,6 +125,7 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
             "minimum": 0,
             "maximum": b.STARTING_DEADLINE_SECONDS_MAX,
         },
+        "spec.maxShiftDays": {"minimum": b.MAX_SHIFT_DAYS_MIN, "maximum": b.MAX_SHIFT_DAYS_MAX},
         "spec.successfulRunsHistoryLimit": {"minimum": 0, "maximum": b.HISTORY_LIMIT_MAX},
         "spec.failedRunsHistoryLimit": {"minimum": 0, "maximum": b.HISTORY_LIMIT_MAX},
         "spec.notifications.to": {"maxItems": b.RECIPIENTS_MAX_ITEMS},

@@ -12,11 +12,18 @@ skip benchmarks by default). Two shapes per expression:
 croniter runs in the same zone but knows nothing of exclusions; the engine carries the
 Romanian bank holidays of 2027, weekends, and two annual dates, so its answer is what the
 operator needs and croniter's is not.
+
+Business days (issue 15): the next fire of ``0 18 LB * *`` (the last business day at
+18:00) with ``onExcludedDay: PreviousBusinessDay`` and twenty holidays must stay within
+3x the plain figure (``30 2 * * 1-5``, the same exclusions): ``test_almanac_next_business``
+measures it beside the others, and ``test_business_days_cost_at_most_3x_plain`` checks the
+ratio in one process (it runs with the unit tests, not only under ``--benchmark-only``).
 """
 
 from __future__ import annotations
 
 import itertools
+import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -50,8 +57,27 @@ EXCLUSIONS = Exclusions.parse(annual=["25.12", "01.01"], weekly=["Saturday", "Su
 )  # fmt: skip
 
 
+# Three more, for twenty holidays: the business-day case of issue 15.
+TWENTY_HOLIDAYS = EXCLUSIONS + Exclusions.parse(
+    source=calendar_source("company"),
+    path="spec",
+    holiday=["31.03.2027", "30.06.2027", "31.12.2027"],
+)
+BUSINESS = {
+    "last-business-day": ("0 18 LB * *", "PreviousBusinessDay"),
+    "last-day-shifted": ("0 18 L * *", "PreviousBusinessDay"),
+}
+
+
 def schedule(expression: str) -> Schedule:
     return Schedule.build(expression, time_zone=ZONE, exclusions=EXCLUSIONS)
+
+
+def business_schedule(name: str) -> Schedule:
+    expression, shift = BUSINESS[name]
+    return Schedule.build(
+        expression, time_zone=ZONE, exclusions=TWENTY_HOLIDAYS, on_excluded_day=shift
+    )
 
 
 @pytest.mark.parametrize("name", EXPRESSIONS)
@@ -105,3 +131,36 @@ def test_almanac_never_fires_answer(benchmark: Callable[..., object]) -> None:
         exclusions=Exclusions.parse(weekly=["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
     )
     assert benchmark(built.next_fire, AFTER).reason == "EveryDayExcluded"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", BUSINESS)
+def test_almanac_next_business(benchmark: Callable[..., object], name: str) -> None:
+    """LB (or L shifted back) with a Previous shift and twenty holidays: per month, cached."""
+    built = business_schedule(name)
+    result = benchmark(built.next_fire, AFTER)
+    assert isinstance(result, datetime)
+
+
+@pytest.mark.parametrize("name", BUSINESS)
+def test_almanac_iterate_100_business(benchmark: Callable[..., object], name: str) -> None:
+    built = business_schedule(name)
+
+    def hundred() -> list[datetime]:
+        return list(itertools.islice(built.fires(AFTER), 100))
+
+    assert len(benchmark(hundred)) == 100  # type: ignore[arg-type]
+
+
+def _best(call: Callable[[], object], repeat: int = 7, number: int = 200) -> float:
+    """The best time per call over ``repeat`` runs of ``number`` calls (the minimum is
+    what the machine can do; other work on a shared machine only adds to it)."""
+    return min(timeit.repeat(call, repeat=repeat, number=number)) / number
+
+
+@pytest.mark.parametrize("name", BUSINESS)
+def test_business_days_cost_at_most_3x_plain(name: str) -> None:
+    plain = schedule(EXPRESSIONS["business-days"])
+    business = business_schedule(name)
+    assert isinstance(business.next_fire(AFTER), datetime)
+    ratio = _best(lambda: business.next_fire(AFTER)) / _best(lambda: plain.next_fire(AFTER))
+    assert ratio <= 3, f"{name}: {ratio:.2f}x the plain next fire"

@@ -91,6 +91,58 @@ CASES = [
         [],
         ["can never fire"],
     ),
+    (
+        "day tokens and a shift are admitted quietly",
+        job(
+            schedule="0 18 LB,L-1,15W,LW,2B,LB-2 * MON#1,FRIL",
+            exclusions={"weekly": ["Saturday", "Sunday"]},
+            onExcludedDay="PreviousBusinessDay",
+            maxShiftDays=3,
+        ),
+        [],
+        [],
+    ),
+    (
+        "a token out of range is refused naming spec.schedule and the token",
+        job(schedule="0 0 32W * *"),
+        ['spec.schedule: "0 0 32W * *" is not a valid cron expression: "32W"'],
+        [],
+    ),
+    (
+        "a step of a token is refused naming spec.schedule and the token",
+        job(schedule="0 0 L/2 * *"),
+        ['spec.schedule: "0 0 L/2 * *" is not a valid cron expression: "L/2"'],
+        [],
+    ),
+    (
+        "MON#6 is refused naming spec.schedule and the token",
+        job(schedule="0 0 * * MON#6"),
+        ['"MON#6" in the day-of-week field: k in d#k is 1-5'],
+        [],
+    ),
+    (
+        "an unknown onExcludedDay is refused naming the field and the choices",
+        job(onExcludedDay="Next"),
+        ['spec.onExcludedDay: "Next" is not one of Skip, NextBusinessDay or PreviousBusinessDay'],
+        [],
+    ),
+    (
+        "a nearest weekday to the 31st of February is admitted with a warning",
+        job(schedule="0 0 31W 2 *"),
+        [],
+        ['can never fire: "0 0 31W 2 *" matches no date: February has no day 31W'],
+    ),
+    (
+        "a shift too short to reach a business day is admitted with a warning",
+        job(
+            schedule="0 0 * * SAT",
+            exclusions={"weekly": ["Saturday", "Sunday"]},
+            onExcludedDay="NextBusinessDay",
+            maxShiftDays=1,
+        ),
+        [],
+        ["none of them has a business day within 1 day after it"],
+    ),
 ]
 
 

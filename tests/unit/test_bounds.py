@@ -277,6 +277,8 @@ LIMITS: list[tuple[str, str, Any, Any, str]] = [
         "at most 20 characters",
     ),
     ("schedule", "spec.schedule", " " * 119 + "0 0 * * *", " " * 120 + "0 0 * * *", "at most 128"),
+    ("maxShiftDays", "spec.maxShiftDays", 31, 32, "must be at most 31"),
+    ("maxShiftDays", "spec.maxShiftDays", 1, 0, "must be at least 1"),
     (
         "timeZone",
         "spec.timeZone",
@@ -297,6 +299,13 @@ def test_a_value_at_its_limit_is_accepted_and_one_past_it_refused_naming_the_fie
 ) -> None:
     assert_accepted(with_field(job_body(), field, at_limit))
     assert_refused(with_field(job_body(), field, past_limit), path, words)
+
+
+def test_the_engine_handles_every_shift_the_bounds_admit() -> None:
+    from almanac.schedule.days import MAX_SHIFT_DAYS
+
+    assert bounds.MAX_SHIFT_DAYS_MAX == MAX_SHIFT_DAYS
+    assert bounds.MAX_SHIFT_DAYS_MIN <= bounds.MAX_SHIFT_DAYS_DEFAULT <= MAX_SHIFT_DAYS
 
 
 def test_a_scheduledjob_name_has_at_most_28_characters() -> None:

@@ -207,6 +207,57 @@ def test_wide_output_notes_a_dst_gap_and_the_window_end(
     assert lines[3].strip() == "the window ends at 2027-03-14T16:00:00Z"
 
 
+def test_wide_output_says_which_token_matched_and_where_a_fire_was_shifted_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write(
+        tmp_path,
+        job(
+            'schedule: "0 18 L * *"\n'
+            "timeZone: Europe/Bucharest\n"
+            'exclusions: {weekly: [Saturday, Sunday], holiday: ["30.07.2027"]}\n'
+            "onExcludedDay: PreviousBusinessDay\n"
+            "maxShiftDays: 2"
+        ),
+    )
+    code, out, _ = run(
+        capsys, "-f", manifest, "--after", "2027-06-29T00:00:00Z", "-n", "3", "-o", "wide"
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        '# ScheduledJob j: "0 18 L * *" (fixed-time) in Europe/Bucharest, onExcludedDay '
+        "PreviousBusinessDay (maxShiftDays 2)",
+        "2027-06-30T15:00:00Z  Wed 2027-06-30 18:00:00 EEST (+03:00)  last day of June 2027",
+        "2027-07-29T15:00:00Z  Thu 2027-07-29 18:00:00 EEST (+03:00)  shifted from Sat "
+        '2027-07-31, last day of July 2027 (weekly "Saturday", spec.exclusions.weekly[0])',
+        "2027-08-31T15:00:00Z  Tue 2027-08-31 18:00:00 EEST (+03:00)  last day of August 2027",
+    ]
+
+
+def test_wide_output_says_when_no_business_day_was_near_enough(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write(
+        tmp_path,
+        job(
+            'schedule: "0 12 1 * *"\n'
+            'exclusions: {weekly: [Saturday, Sunday], holiday: ["01.01.2027"]}\n'
+            "onExcludedDay: NextBusinessDay\n"
+            "maxShiftDays: 2"
+        ),
+    )
+    code, out, _ = run(
+        capsys, "-f", manifest, "--after", "2026-12-31T00:00:00Z", "-n", "1", "-o", "wide"
+    )
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        '                      skipped Fri 2027-01-01: holiday "01.01.2027" '
+        "(spec.exclusions.holiday[0]); no fire: no business day within 2 days after Fri "
+        "2027-01-01",
+        "2027-02-01T12:00:00Z  Mon 2027-02-01 12:00:00 UTC (+00:00)",
+    ]
+
+
 # --------------------------------------------------------------------------------------
 # Exit 1: never fires
 
@@ -220,6 +271,12 @@ NEVER = [
      'every date "0 0 * * *" matches is excluded'.replace("0 0", "0 9")),
     ("feb 29 excluded", 'schedule: "0 0 29 2 *"\nexclusions: {annual: ["29.02"]}', "",
      'by annual "29.02" (spec.exclusions.annual[0])'),
+    ("no nearest weekday to the 31st of February", 'schedule: "0 0 31W 2 *"', "",
+     'ScheduledJob j never fires: "0 0 31W 2 *" matches no date: February has no day 31W'),
+    ("every matched day excluded, a shift too short",
+     'schedule: "0 9 * * SAT"\nexclusions: {weekly: [Sat, Sun]}\n'
+     "onExcludedDay: NextBusinessDay\nmaxShiftDays: 1", "",
+     "none of them has a business day within 1 day after it"),
     ("window over", 'schedule: "@daily"\nendTime: "2026-12-31T23:59:59Z"', "",
      "ScheduledJob j never fires after 2027-01-01T00:00:00Z: the window ended at "
      "2026-12-31T23:59:59Z (spec.endTime)"),
@@ -508,3 +565,17 @@ def test_wide_output_of_a_never_firing_schedule_exits_1(
     code, out, err = run(capsys, "-f", manifest, "-o", "wide")
     assert code == 1
     assert out.startswith("# ScheduledJob j:") and "February has no day 30" in err
+
+
+def test_the_readme_shows_what_almanac_next_prints_for_the_month_end_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's "last business day at 18:00 in Europe/Bucharest" output is current."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
+    command = next(line for line in readme if "samples/month-end-close.yaml -n" in line)
+    block = readme[readme.index(command) + 2 :]
+    shown = block[1 : block.index("```", 1)]
+    argv = command.split()[2:]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert out.splitlines() == shown

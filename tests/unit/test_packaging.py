@@ -938,11 +938,12 @@ def samples() -> list[Path]:
     return sorted((REPO / "manifests" / "samples").glob("*.yaml"))
 
 
-def test_samples_cover_the_three_demos() -> None:
+def test_samples_cover_the_four_demos() -> None:
     assert [p.name for p in samples()] == [
         "business-days.yaml",
         "failing-pipeline.yaml",
         "fan-out.yaml",
+        "month-end-close.yaml",
     ]
 
 

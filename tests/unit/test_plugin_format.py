@@ -339,6 +339,26 @@ def test_next_shows_fires_in_utc_and_local_time_and_the_days_skipped_and_why() -
     ]
 
 
+def test_next_says_which_token_matched_and_where_a_fire_was_shifted_from() -> None:
+    job = job_body(
+        schedule="0 18 LB,L * *",
+        timeZone="Europe/Bucharest",
+        exclusions={"weekly": ["Saturday", "Sunday"]},
+        calendarRefs=[{"name": "ro-bank-holidays"}],
+        onExcludedDay="NextBusinessDay",
+    )
+    holidays = calendar_body("ro-bank-holidays", holiday=["31.05.2027"])
+    lines = format_next(job, [holidays], datetime(2027, 4, 30, 16, tzinfo=UTC), 2)
+    assert lines[0].endswith(", onExcludedDay NextBusinessDay (maxShiftDays 7)")
+    assert lines[2:] == [
+        "2027-05-28T15:00:00Z   Fri 2027-05-28 18:00:00 EEST (+03:00)   last business day of "
+        "May 2027",
+        "2027-06-01T15:00:00Z   Tue 2027-06-01 18:00:00 EEST (+03:00)   shifted from Mon "
+        '2027-05-31, last day of May 2027 (holiday "31.05.2027", Calendar ro-bank-holidays, '
+        "spec.holiday[0])",
+    ]
+
+
 def test_next_notes_daylight_saving_and_the_end_of_the_window() -> None:
     job = job_body(
         schedule="30 3 * * *",

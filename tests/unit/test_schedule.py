@@ -574,8 +574,49 @@ INVALID = [
     ("month 13", {"schedule": "0 0 1 13 *"}, "spec.schedule", "month 13 is out of range 1-12"),
     ("unknown day name", {"schedule": "0 0 * * MOO"}, "spec.schedule",
      '"MOO" is not a day-of-week (0-7 or SUN-SAT)'),
-    ("quartz's L", {"schedule": "0 0 L * *"}, "spec.schedule",
-     '"L" in the day-of-month field is not supported'),
+    ("a step of a token", {"schedule": "0 0 L/2 * *"}, "spec.schedule",
+     '"L/2" in the day-of-month field is not supported: L, L-n, nW, LW, nB, LB or LB-n '
+     "stand alone in a list item, without a step or a range"),
+    ("a range of tokens", {"schedule": "0 0 1W-5W * *"}, "spec.schedule",
+     '"1W-5W" in the day-of-month field is not supported'),
+    ("a step of LB-n", {"schedule": "0 0 LB-1/2 * *"}, "spec.schedule",
+     '"LB-1/2" in the day-of-month field is not supported'),
+    ("0W", {"schedule": "0 0 0W * *"}, "spec.schedule",
+     '"0W" in the day-of-month field: n in nW is 1-31'),
+    ("32W", {"schedule": "0 0 32W * *"}, "spec.schedule",
+     '"32W" in the day-of-month field: n in nW is 1-31'),
+    ("L-31", {"schedule": "0 0 L-31 * *"}, "spec.schedule",
+     '"L-31" in the day-of-month field: n in L-n is 1-30'),
+    ("L-0", {"schedule": "0 0 L-0 * *"}, "spec.schedule", "n in L-n is 1-30"),
+    ("LB-31", {"schedule": "0 0 LB-31 * *"}, "spec.schedule",
+     '"LB-31" in the day-of-month field: n in LB-n is 1-30'),
+    ("0B", {"schedule": "0 0 0B * *"}, "spec.schedule",
+     '"0B" in the day-of-month field: n in nB is 1-31'),
+    ("32B", {"schedule": "0 0 32B * *"}, "spec.schedule", "n in nB is 1-31"),
+    ("MON#6", {"schedule": "0 0 * * MON#6"}, "spec.schedule",
+     '"MON#6" in the day-of-week field: k in d#k is 1-5'),
+    ("MON#0", {"schedule": "0 0 * * MON#0"}, "spec.schedule", "k in d#k is 1-5"),
+    ("8#1", {"schedule": "0 0 * * 8#1"}, "spec.schedule",
+     '"8#1" in the day-of-week field: d is 0-7 or SUN-SAT'),
+    ("8L", {"schedule": "0 0 * * 8L"}, "spec.schedule", '"8L" in the day-of-week field: d is 0-7'),
+    ("B in the day-of-week field", {"schedule": "0 0 * * B"}, "spec.schedule",
+     '"B" is only allowed in the day-of-month field'),
+    ("nB in the day-of-week field", {"schedule": "0 0 * * 1B"}, "spec.schedule",
+     '"1B" is only allowed in the day-of-month field'),
+    ("W in the day-of-week field", {"schedule": "0 0 * * 5W"}, "spec.schedule",
+     '"5W" is only allowed in the day-of-month field'),
+    ("a bare L in the day-of-week field", {"schedule": "0 0 * * L"}, "spec.schedule",
+     '"L" in the day-of-week field is not supported'),
+    ("# in the day-of-month field", {"schedule": "0 0 1#2 * *"}, "spec.schedule",
+     '"1#2" in the day-of-month field: # is only allowed in the day-of-week field'),
+    ("a range of d#k", {"schedule": "0 0 * * MON#1-FRI#1"}, "spec.schedule",
+     '"MON#1-FRI#1" in the day-of-week field is not supported'),
+    ("W in the hour field", {"schedule": "0 5W * * *"}, "spec.schedule",
+     '"5W" in the hour field is not supported'),
+    ("an unknown shift", {"on_excluded_day": "NextWorkingDay"}, "spec.onExcludedDay",
+     '"NextWorkingDay" is not one of Skip, NextBusinessDay or PreviousBusinessDay'),
+    ("a shift of 0 days", {"max_shift_days": 0}, "spec.maxShiftDays", "must be 1-31 days"),
+    ("a shift of 32 days", {"max_shift_days": 32}, "spec.maxShiftDays", "must be 1-31 days"),
     ("step zero", {"schedule": "*/0 * * * *"}, "spec.schedule", 'step "0" in the minute field'),
     ("backwards range", {"schedule": "0 5-1 * * *"}, "spec.schedule", 'range "5-1" in the hour'),
     ("a time zone inside the schedule", {"schedule": "CRON_TZ=UTC 0 0 * * *"}, "spec.schedule",
@@ -606,8 +647,8 @@ INVALID = [
 @pytest.mark.parametrize(
     ("fields", "path", "message"), [row[1:] for row in INVALID], ids=[row[0] for row in INVALID]
 )
-def test_invalid_fields_are_named(fields: dict[str, str | None], path: str, message: str) -> None:
-    defaults: dict[str, str | None] = {"schedule": "0 0 * * *", "time_zone": "UTC"}
+def test_invalid_fields_are_named(fields: dict[str, Any], path: str, message: str) -> None:
+    defaults: dict[str, Any] = {"schedule": "0 0 * * *", "time_zone": "UTC"}
     arguments = defaults | fields
     schedule = arguments.pop("schedule")
     assert schedule is not None

@@ -4,6 +4,9 @@ Random cron expressions (names, steps, ranges, lists, ``?``, 7 for Sunday), zone
 every kind of offset change (DST north and south, 30- and 45-minute offsets, changes at
 midnight, a fall-back across midnight, a skipped day), exclusions from several sources,
 windows with and without offsets, and start points mostly next to an offset change.
+Business days: expressions with the day tokens (``L``, ``L-n``, ``nW``, ``LW``, ``nB``,
+``LB``, ``LB-n``, ``d#k``, ``dL``) among plain values, and shifts (``onExcludedDay``, with
+``maxShiftDays`` mostly small so that it runs out), around offset changes and over years.
 
 ``ALMANAC_PROPERTY_EXAMPLES`` sets the number of examples per test (default 1500, which
 keeps the unit suite near a minute on two cores); e.g. 20000 for a long run.
@@ -11,10 +14,11 @@ keeps the unit suite near a minute on two cores); e.g. 20000 for a long run.
 
 from __future__ import annotations
 
+import calendar
 import itertools
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +28,14 @@ from hypothesis import strategies as st
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import Exclusions, calendar_source
-from tests.unit.oracle import MINUTE, OracleCron, OracleExclusions, OracleSchedule, transitions
+from tests.unit.oracle import (
+    EVERY_KIND_OF_YEAR,
+    MINUTE,
+    OracleCron,
+    OracleExclusions,
+    OracleSchedule,
+    transitions,
+)
 
 EXAMPLES = int(os.environ.get("ALMANAC_PROPERTY_EXAMPLES", "1500"))
 SETTINGS = settings(
@@ -137,6 +148,67 @@ def cron(draw: st.DrawFn, *, dense: bool, hours: tuple[int, ...] = (0, 1, 2, 3, 
     return f"{minute} {hour} {dom} {month} {dow}"
 
 
+def _number_or_name(draw: st.DrawFn) -> str:
+    d = draw(st.integers(0, 7))
+    return DAY_NAMES[d % 7] if draw(st.booleans()) else str(d)
+
+
+@st.composite
+def dom_token(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 6))
+    small = st.integers(1, 3) | st.integers(1, 31)
+    if kind == 0:
+        return "L"
+    if kind == 1:
+        return f"L-{draw(st.integers(1, 3) | st.integers(1, 30))}"
+    if kind == 2:
+        return f"{draw(st.sampled_from([1, 15, 28, 29, 30, 31]) | small)}W"
+    if kind == 3:
+        return draw(st.sampled_from(["LW", "lw"]))
+    if kind == 4:
+        return f"{draw(st.integers(1, 3) | st.integers(1, 31))}B"
+    if kind == 5:
+        return "LB"
+    return f"LB-{draw(st.integers(1, 3) | st.integers(1, 30))}"
+
+
+@st.composite
+def dow_token(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return f"{_number_or_name(draw)}#{draw(st.integers(1, 5))}"
+    return f"{_number_or_name(draw)}L"
+
+
+@st.composite
+def token_cron(draw: st.DrawFn, *, hours: tuple[int, ...] = (0, 1, 2, 3, 4, 23)) -> str:
+    """An expression with day tokens in one or both day fields, among plain values."""
+    plain = draw(cron(dense=True, hours=hours))
+    if plain.startswith("@"):
+        plain = "0 0 * * *"
+    minute, hour, dom, month, dow = plain.split()
+    where = draw(st.sampled_from(["dom", "dom", "dow", "both"]))
+    if where in ("dom", "both"):
+        items = draw(st.lists(dom_token(), min_size=1, max_size=3))
+        if draw(st.integers(0, 3)) == 0 and dom not in ("*", "?"):
+            items.append(dom)
+        dom = ",".join(items)
+    if where in ("dow", "both"):
+        items = draw(st.lists(dow_token(), min_size=1, max_size=2))
+        if draw(st.integers(0, 3)) == 0 and dow not in ("*", "?"):
+            items.append(dow)
+        dow = ",".join(items)
+    if draw(st.integers(0, 3)) == 0:  # a * in the other field: the Vixie AND
+        dom, dow = (dom, "*") if where == "dom" else ("*", dow) if where == "dow" else (dom, dow)
+    return f"{minute} {hour} {dom} {month} {dow}"
+
+
+@st.composite
+def shift(draw: st.DrawFn) -> tuple[str, int]:
+    """(onExcludedDay, maxShiftDays): Skip a third of the time; shifts mostly short."""
+    on = draw(st.sampled_from(["Skip", "NextBusinessDay", "PreviousBusinessDay"]))
+    return on, draw(st.integers(1, 3) | st.integers(1, 31))
+
+
 @dataclass
 class Case:
     expression: str
@@ -146,6 +218,7 @@ class Case:
     calendars: list[dict[str, Any]]
     start: str | None
     end: str | None
+    shift: tuple[str, int] = ("Skip", 7)  # onExcludedDay, maxShiftDays
 
     def engine(self) -> Schedule:
         exclusions = Exclusions.parse(**self.own)
@@ -162,6 +235,8 @@ class Case:
                 start_time=self.start,
                 end_time=self.end,
                 exclusions=exclusions,
+                on_excluded_day=self.shift[0],
+                max_shift_days=self.shift[1],
             )
         except InvalidSpec:
             assume(False)  # endTime before startTime: a validation case, not this one
@@ -178,6 +253,8 @@ class Case:
             OracleExclusions.from_lists(**merged),
             start=None if self.start is None else _moment(self.start),
             end=None if self.end is None else _moment(self.end),
+            shift=self.shift[0],
+            max_shift=self.shift[1],
         )
 
 
@@ -216,7 +293,7 @@ def window_end(draw: st.DrawFn, around: datetime, zone: str) -> str | None:
 
 
 @st.composite
-def dst_cases(draw: st.DrawFn) -> Case:
+def dst_cases(draw: st.DrawFn, *, tokens: bool = False) -> Case:
     zone = draw(st.sampled_from(DST_ZONES))
     year = draw(st.integers(1990, 2040))
     changes = transitions(zone, year)
@@ -233,14 +310,19 @@ def dst_cases(draw: st.DrawFn) -> Case:
         )
     after += timedelta(seconds=draw(st.sampled_from([0, 0, 30])))
     calendars = draw(st.lists(exclusion_lists(after), max_size=2))
+    if tokens:
+        expression = draw(st.one_of(token_cron(hours=hours), cron(dense=True, hours=hours)))
+    else:
+        expression = draw(cron(dense=True, hours=hours))
     return Case(
-        expression=draw(cron(dense=True, hours=hours)),
+        expression=expression,
         zone=zone,
         after=after,
         own=draw(exclusion_lists(after)),
         calendars=calendars,
         start=draw(window_end(after, zone)),
         end=draw(window_end(after, zone)),
+        shift=draw(shift()) if tokens else ("Skip", 7),
     )
 
 
@@ -304,3 +386,90 @@ def test_sparse_schedules_and_never_firing_agree_with_the_oracle(case: Case) -> 
     assert (never is None) == oracle.can_ever_match()
     if not got:
         assert isinstance(schedule.next_fire(case.after), NeverFires)
+
+
+# --------------------------------------------------------------------------------------
+# Business days and shifts (docs/api.md "Business days and day tokens", "Shifting")
+
+BUSINESS_SETTINGS = settings(SETTINGS, max_examples=max(1, EXAMPLES // 2))
+
+
+@BUSINESS_SETTINGS
+@given(case=dst_cases(tokens=True))
+def test_business_day_fires_agree_with_the_oracle_around_offset_changes(case: Case) -> None:
+    """Tokens and shifts where the DST rule applies on the day a fire lands on."""
+    schedule = case.engine()
+    until = case.after + timedelta(hours=40)
+    expected = case.oracle().fires_between(case.after, until)
+    got = list(itertools.takewhile(lambda x: x <= until, schedule.fires(case.after)))
+    assert got == expected
+    for x in expected[:3]:
+        assert schedule.explain_instant(x).fires, x
+
+
+@st.composite
+def business_cases(draw: st.DrawFn) -> Case:
+    zone = draw(st.sampled_from(FIXED_ZONES))
+    after = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(
+        minutes=draw(st.integers(0, 110 * 365 * 24 * 60))
+    )
+    own = draw(exclusion_lists(after))
+    if draw(st.integers(0, 2)) == 0:  # a weekend, sometimes more
+        own["weekly"] += ["Saturday", "Sunday"]
+        own["weekly"] += draw(st.lists(st.sampled_from(WEEKDAY_SPELLINGS), max_size=5))
+    if draw(st.integers(0, 2)) == 0:  # a run of holidays: shifts run out, B counts move
+        first = after.date() + timedelta(days=draw(st.integers(-5, 40)))
+        own["holiday"] += [
+            f"{d.day:02d}.{d.month:02d}.{d.year}"
+            for d in (first + timedelta(days=i) for i in range(draw(st.integers(1, 12))))
+        ]
+    end = None
+    if draw(st.integers(0, 4)) == 0:
+        end = (after + timedelta(days=draw(st.integers(-30, 900)))).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Case(
+        expression=draw(token_cron()),
+        zone=zone,
+        after=after,
+        own=own,
+        calendars=draw(st.lists(exclusion_lists(after), max_size=1)),
+        start=None,
+        end=end,
+        shift=draw(shift()),
+    )
+
+
+BUSINESS_YEARS = 3
+
+
+@settings(SETTINGS, max_examples=max(1, EXAMPLES // 3))
+@given(case=business_cases())
+def test_business_day_schedules_agree_with_a_walk_of_dates(case: Case) -> None:
+    """Every token and both shift directions, over years: month ends, leap years, runs of
+    holidays longer than the shift, windows; and the never-fires proof."""
+    schedule = case.engine()
+    oracle = case.oracle()
+    got = list(itertools.islice(schedule.fires(case.after), 4))
+    expected = oracle.day_walk_fires(case.after, 4, BUSINESS_YEARS)
+    assert got[: len(expected)] == expected
+    if len(expected) < 4 and len(got) > len(expected):
+        assert got[len(expected)] > case.after + timedelta(days=365 * BUSINESS_YEARS)
+    never = schedule.never_fires
+    assert (never is None) == oracle.can_ever_fire()
+    if not got:
+        assert isinstance(schedule.next_fire(case.after), NeverFires)
+    for x in got[:2]:
+        assert schedule.explain_instant(x).fires, x
+
+
+def test_every_kind_of_year_is_in_2001_to_2028() -> None:
+    """What the never-fires walks of the oracle and the engine rest on: each year of the
+    400-year cycle has the kind (leap or not, weekday of 1 January) of one of 2001-2028;
+    the kind fixes its months and the December before and the January after."""
+
+    def kind(year: int) -> tuple[bool, int]:
+        return calendar.isleap(year), date(year, 1, 1).weekday()
+
+    first, stop = EVERY_KIND_OF_YEAR
+    kinds = {kind(y) for y in range(first.year, stop.year)}
+    assert len(kinds) == 14
+    assert {kind(y) for y in range(2001, 2401)} == kinds

@@ -45,6 +45,9 @@ __all__ = [
     "ICAL_MAX_LENGTH",
     "ICAL_MAX_RECURRING_EVENTS",
     "JOB_LABEL_MAX_LENGTH",
+    "MAX_SHIFT_DAYS_DEFAULT",
+    "MAX_SHIFT_DAYS_MAX",
+    "MAX_SHIFT_DAYS_MIN",
     "MONTHLY_MAX_ITEMS",
     "NAME_MAX_LENGTH",
     "RECIPIENTS_MAX_ITEMS",
@@ -100,6 +103,21 @@ STARTING_DEADLINE_SECONDS_MAX: Final = 365 * 24 * 3600
 
 A fire missed by more than a year is not worth starting late; and a larger number, up to
 2^63 - 1, overflowed Python's ``timedelta`` in the decision."""
+
+MAX_SHIFT_DAYS_MIN: Final = 1
+"""``maxShiftDays`` at least 1: a shift of no day is ``onExcludedDay: Skip``."""
+
+MAX_SHIFT_DAYS_MAX: Final = 31
+"""``maxShiftDays`` at most 31 (a month).
+
+A fire moved further than a month is another month's fire, not this date's. The bound also
+keeps the engine's work per month small: each month's fires depend only on the dates
+within 31 days of it, each looked up once (almanac.schedule.days.MAX_SHIFT_DAYS, which a
+unit test keeps equal to this)."""
+
+MAX_SHIFT_DAYS_DEFAULT: Final = 7
+"""``maxShiftDays`` when absent: a week, enough to step over a weekend and a holiday
+week (Christmas to New Year) without moving a fire into the next month's habits."""
 
 # --------------------------------------------------------------------------------------
 # Counts

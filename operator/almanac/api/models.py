@@ -44,6 +44,7 @@ from almanac.api import bounds
 from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule import countries, ical
 from almanac.schedule.cron import CronExpression
+from almanac.schedule.days import OnExcludedDay
 from almanac.schedule.engine import Schedule
 from almanac.schedule.exclusions import (
     OWN_SOURCE,
@@ -69,6 +70,7 @@ __all__ = [
     "LastRun",
     "Notifications",
     "ObjectMeta",
+    "OnExcludedDay",
     "ScheduledJob",
     "ScheduledJobMeta",
     "ScheduledJobSpec",
@@ -426,7 +428,9 @@ class ScheduledJobSpec(_Model):
         str, Field(max_length=bounds.SCHEDULE_MAX_LENGTH), _checked(CronExpression.parse)
     ]
     """5-field cron expression with names (JAN, MON) and macros (@daily, ...), read in
-    ``timeZone``; day-of-month and day-of-week follow the Vixie rule."""
+    ``timeZone``; day-of-month and day-of-week follow the Vixie rule. Day tokens:
+    ``L``, ``L-n``, ``nW``, ``LW``, ``nB``, ``LB``, ``LB-n`` (day of month), ``d#k``,
+    ``dL`` (day of week); docs/api.md "Business days and day tokens"."""
     time_zone: (
         Annotated[str, Field(max_length=bounds.TIME_ZONE_MAX_LENGTH), _checked(parse_time_zone)]
         | None
@@ -443,6 +447,14 @@ class ScheduledJobSpec(_Model):
         list[CalendarRef], Field(max_length=bounds.CALENDAR_REFS_MAX_ITEMS)
     ] = []
     """Calendars in the same namespace whose exclusions add to ``exclusions``."""
+    on_excluded_day: OnExcludedDay = OnExcludedDay.SKIP
+    """Skip | NextBusinessDay | PreviousBusinessDay: what happens to the fires of a date
+    the cron matches but an exclusion removes (docs/api.md "Shifting")."""
+    max_shift_days: Annotated[
+        int, Field(ge=bounds.MAX_SHIFT_DAYS_MIN, le=bounds.MAX_SHIFT_DAYS_MAX)
+    ] = bounds.MAX_SHIFT_DAYS_DEFAULT
+    """How many days at most a shifted fire moves (1-31, default 7); further, it is
+    dropped."""
     suspend: bool = False
     """True: the job does not fire (the "Enabled" switch, inverted)."""
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
@@ -510,6 +522,8 @@ class ScheduledJobSpec(_Model):
                 start_time=self.start_time,
                 end_time=self.end_time,
                 exclusions=exclusions,
+                on_excluded_day=self.on_excluded_day,
+                max_shift_days=self.max_shift_days,
             )
         except InvalidSpec as e:
             raise InvalidSpec([*errors, *e.errors]) from None

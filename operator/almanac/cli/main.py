@@ -39,7 +39,7 @@ from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.resolve import resolve
 from almanac.errors import InvalidSpec, quote
-from almanac.schedule.engine import NeverFires, Schedule
+from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import SkippedDay, first_fires, format_local
 from almanac.schedule.zones import parse_date_time, parse_time_zone
 from almanac.times import format_instant
@@ -211,8 +211,15 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
         else f", window [{'-' if start is None else format_instant(start)}, "
         f"{'-' if end is None else format_instant(end)}]"
     )
+    shift = ""
+    if schedule.days.on_excluded is not OnExcludedDay.SKIP:
+        shift = (
+            f", onExcludedDay {schedule.days.on_excluded.value} "
+            f"(maxShiftDays {schedule.days.max_shift})"
+        )
     print(
-        f"# {name}: {quote(schedule.cron.text)} ({kind}) in {schedule.zone.key}{window}", file=out
+        f"# {name}: {quote(schedule.cron.text)} ({kind}) in {schedule.zone.key}{window}{shift}",
+        file=out,
     )
     printed = 0
     pad = " " * len("YYYY-MM-DDTHH:MM:SSZ  ")
@@ -224,13 +231,15 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
             skipped += 1
             if skipped <= _SKIPPED_SHOWN:
                 rules = "; ".join(str(r) for r in item.excluded_by)
-                print(f"{pad}skipped {item.day:%a} {item.day.isoformat()}: {rules}", file=out)
+                note = f"; {item.note}" if item.note else ""
+                print(f"{pad}skipped {item.day:%a} {item.day.isoformat()}: {rules}{note}", file=out)
             continue
         if skipped > _SKIPPED_SHOWN:
             print(f"{pad}... and {skipped - _SKIPPED_SHOWN} more skipped days", file=out)
         skipped = 0
         printed += 1
-        print(f"{format_instant(item.instant)}  {format_local(item)}", file=out)
+        why = f"  {'; '.join(item.reasons)}" if item.reasons else ""
+        print(f"{format_instant(item.instant)}  {format_local(item)}{why}", file=out)
         for note in item.notes:
             print(f"{pad}  note: {note}", file=out)
     if printed and printed < count and end is not None:

@@ -14,6 +14,7 @@ The rules are docs/api.md's "When a ScheduledJob fires"; docs/schedule.md explai
 examples and records the choices made where the contract is silent::
 
     schedule = Schedule.build("30 2 * * 1-5", time_zone="Europe/Bucharest", exclusions=ex)
+    schedule = Schedule.build("0 18 L * *", exclusions=ex, on_excluded_day="PreviousBusinessDay")
     schedule.next_fire(after)        # datetime (aware, UTC) | NeverFires
     schedule.fires(after)            # Iterator[datetime], in order, strictly after `after`
     schedule.timeline(after)         # Iterator[Fire | SkippedDay], for humans
@@ -23,7 +24,11 @@ examples and records the choices made where the contract is silent::
 
 How it works, and why it is fast and always terminates:
 
-* Days, not minutes: see :mod:`almanac.schedule.days`.
+* Days, not minutes: see :mod:`almanac.schedule.days`, which also finds the dates that
+  business-day tokens pick and that shifts move fires to (docs/api.md "Shifting"): the
+  search below reads dates from it and does not know whether a date was matched or
+  shifted to; a shifted date's times are the expression's, with the DST rule of that
+  date, and the window applies to the resulting instants as to any other.
 * Offsets, not time-zone arithmetic per minute: see :mod:`almanac.schedule.zones`.
 * A horizon that is certain. The Gregorian calendar repeats every 400 years (146,097
   days, a whole number of weeks), holidays are finite, and every zone follows one annual
@@ -54,7 +59,7 @@ from zoneinfo import ZoneInfo
 from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule import explain
 from almanac.schedule.cron import CronExpression
-from almanac.schedule.days import CandidateDays
+from almanac.schedule.days import MAX_SHIFT_DAYS, CandidateDays, OnExcludedDay
 from almanac.schedule.exclusions import ExclusionKind, ExclusionRule, Exclusions
 from almanac.schedule.explain import (
     EVERY_DAY_EXCLUDED,
@@ -93,7 +98,7 @@ from almanac.schedule.zones import (
 )
 from almanac.times import format_instant
 
-__all__ = ["NeverFires", "Schedule"]
+__all__ = ["NeverFires", "OnExcludedDay", "Schedule"]
 
 HOLIDAY = ExclusionKind.HOLIDAY
 # The Gregorian calendar repeats every 400 years: 146,097 days, exactly 20,871 weeks.
@@ -141,6 +146,7 @@ class Schedule:
         "_end_s",
         "_gap_from",
         "_gap_settled",
+        "_gap_settled_from",
         "_hm",
         "_holiday_anchor",
         "_never",
@@ -170,6 +176,8 @@ class Schedule:
         start: datetime | None = None,
         end: datetime | None = None,
         exclusions: Exclusions | None = None,
+        on_excluded_day: OnExcludedDay = OnExcludedDay.SKIP,
+        max_shift_days: int = 7,
     ) -> None:
         self.cron = cron
         self.zone = zone
@@ -178,9 +186,17 @@ class Schedule:
         # Date sets (an iCalendar's timed events) fall on local dates of the job's zone.
         self.exclusions = (exclusions if exclusions is not None else Exclusions()).in_zone(zone)
         self._hm = tuple(h * 3600 + m * 60 for h in cron.hours for m in cron.minutes)
+        self.days = CandidateDays(cron, self.exclusions, on_excluded_day, max_shift_days)
         last_holiday = self.exclusions.last_holiday
         self._holiday_anchor = last_holiday.toordinal() if last_holiday else 0
-        self.days = CandidateDays(cron, self.exclusions)
+        if self.days.business and last_holiday:
+            # A holiday moves business days of its month and shifts up to 31 days away:
+            # the dates repeat every 400 years only from two months after it.
+            self._holiday_anchor += 2 * MAX_SHIFT_DAYS
+        # Where the gap proof's 400-year cycle starts (see _in_gap_once_settled).
+        self._gap_settled_from = ZONE_RULES_SETTLED_ORDINAL
+        if self.days.business:
+            self._gap_settled_from = max(ZONE_RULES_SETTLED_ORDINAL, self._holiday_anchor + 1)
         self._start_s = None if start is None else self._resolve(start, ceil=True)
         self._end_s = None if end is None else self._resolve(end, ceil=False)
         if self._start_s is not None and self._end_s is not None and self._end_s < self._start_s:
@@ -199,6 +215,8 @@ class Schedule:
         start_time: str | None = None,
         end_time: str | None = None,
         exclusions: Exclusions | None = None,
+        on_excluded_day: str = OnExcludedDay.SKIP,
+        max_shift_days: int = 7,
     ) -> Schedule:
         """From the fields of a ScheduledJob spec; :class:`InvalidSpec` names each bad one.
 
@@ -206,6 +224,23 @@ class Schedule:
         """
         errors: list[FieldError] = []
         cron = zone = start = end = None
+        shift = OnExcludedDay.SKIP
+        try:
+            shift = OnExcludedDay(on_excluded_day)
+        except ValueError:
+            expected = english_list([o.value for o in OnExcludedDay]).replace(" and ", " or ")
+            errors.append(
+                FieldError(
+                    "spec.onExcludedDay", f"{quote(on_excluded_day)} is not one of {expected}"
+                )
+            )
+        if isinstance(max_shift_days, bool) or not 1 <= max_shift_days <= MAX_SHIFT_DAYS:
+            errors.append(
+                FieldError(
+                    "spec.maxShiftDays",
+                    f"must be 1-{MAX_SHIFT_DAYS} days (got {quote(str(max_shift_days))})",
+                )
+            )
         try:
             cron = CronExpression.parse(schedule)
         except ValueError as e:
@@ -226,7 +261,15 @@ class Schedule:
             raise InvalidSpec(errors)
         assert cron is not None and zone is not None
         try:
-            return cls(cron, zone, start=start, end=end, exclusions=exclusions)
+            return cls(
+                cron,
+                zone,
+                start=start,
+                end=end,
+                exclusions=exclusions,
+                on_excluded_day=shift,
+                max_shift_days=max_shift_days,
+            )
         except InvalidSpec:
             raise InvalidSpec(
                 [
@@ -238,9 +281,12 @@ class Schedule:
             ) from None
 
     def __repr__(self) -> str:
+        shift = ""
+        if self.days.on_excluded is not OnExcludedDay.SKIP:
+            shift = f", {self.days.on_excluded.value} within {self.days.max_shift} days"
         return (
             f"Schedule({self.cron.text!r}, {self.zone.key!r}, start={self.start!r}, "
-            f"end={self.end!r}, exclusions={self.exclusions!r})"
+            f"end={self.end!r}, exclusions={self.exclusions!r}{shift})"
         )
 
     # -- public API ---------------------------------------------------------------------
@@ -316,7 +362,7 @@ class Schedule:
         calendar and the zone's rules are periodic (see the module docstring); the day
         before the rules settle when every time falls in a gap from then on."""
         if self._in_gap_once_settled():
-            return ZONE_RULES_SETTLED_ORDINAL - 1
+            return self._gap_settled_from - 1
         anchor = max(day, ZONE_RULES_SETTLED_ORDINAL, self._holiday_anchor)
         return min(LAST_ORDINAL, anchor + _CYCLE_DAYS + 1)
 
@@ -325,10 +371,18 @@ class Schedule:
         time it names falls in a gap, on every date of one 400-year cycle after that
         (the calendar and the zone repeat with it; holidays only remove dates)."""
         if self._gap_settled is None:
-            periodic = tuple(r for r in self.exclusions.rules if r.kind is not HOLIDAY)
-            self._gap_settled = self._never is None and _in_gap_once_settled(
-                self.cron, self.zone, periodic
-            )
+            if self._never is not None:
+                self._gap_settled = False
+            elif self.days.business:
+                # Holidays move dates here, so the proof reads the real ones, from after
+                # the last holiday's reach (then the dates repeat every 400 years).
+                first = self._gap_settled_from
+                self._gap_settled = _in_gap(
+                    self.cron, self.zone, self.days, first, first + _CYCLE_DAYS - 1
+                )
+            else:
+                periodic = tuple(r for r in self.exclusions.rules if r.kind is not HOLIDAY)
+                self._gap_settled = _in_gap_once_settled(self.cron, self.zone, periodic)
         return self._gap_settled
 
     def _in_gap_from(self, first: int) -> bool:
@@ -337,7 +391,7 @@ class Schedule:
         if not self._in_gap_once_settled():
             return False
         if self._gap_from is None or self._gap_from[0] != first:
-            last = ZONE_RULES_SETTLED_ORDINAL - 1
+            last = self._gap_settled_from - 1
             self._gap_from = (first, _in_gap(self.cron, self.zone, self.days, first, last))
         return self._gap_from[1]
 
@@ -432,17 +486,33 @@ class Schedule:
         text = quote(cron.text)
         if not any_match:
             months = [_MONTH_TITLES[m - 1] for m in sorted(cron.months)]
-            doms = [str(d) for d in sorted(cron.days_of_month)]
             verb = "has" if len(months) == 1 else "have"
-            return NeverFires(
-                NO_SUCH_DATE,
-                f"{text} matches no date: {english_list(months)} {verb} no day "
-                f"{english_list(doms).replace(' and ', ' or ')}",
+            where = f"{english_list(months)} {verb} no"
+            if len(months) == 12:
+                where = "no month has a"
+            if cron.dow_star or not cron.dom_star:
+                days = english_list(cron.day_of_month_text.split(",")).replace(" and ", " or ")
+                what = f"{where} day {days}"
+            else:
+                what = f"{where} day the day-of-week field matches"
+            if cron.tokens.counts_business_days:
+                what += (
+                    f" (business days counted with the exclusions that repeat: a month "
+                    f"has at most {self.days.max_business_days()})"
+                )
+            return NeverFires(NO_SUCH_DATE, f"{text} matches no date: {what}")
+        shift = ""
+        if self.days.on_excluded is not OnExcludedDay.SKIP:
+            direction = "after" if self.days.on_excluded is OnExcludedDay.NEXT else "before"
+            shift = (
+                f", and none of them has a business day within {self.days.max_shift} "
+                f"day{'s' if self.days.max_shift > 1 else ''} {direction} it "
+                f"(spec.onExcludedDay {self.days.on_excluded.value}, spec.maxShiftDays)"
             )
         return NeverFires(
             EVERY_DAY_EXCLUDED,
             f"every date {text} matches is excluded, by "
-            f"{english_list([str(r) for r in culprits[:9]], total=len(culprits))}",
+            f"{english_list([str(r) for r in culprits[:9]], total=len(culprits))}{shift}",
         )
 
     def _why_none(self, after_s: int) -> NeverFires:
@@ -466,7 +536,7 @@ class Schedule:
                 f"window at {end} (spec.endTime)",
             )
         if self._in_gap_once_settled():
-            settled = date.fromordinal(ZONE_RULES_SETTLED_ORDINAL).isoformat()
+            settled = date.fromordinal(self._gap_settled_from).isoformat()
             return NeverFires(
                 EVERY_TIME_IN_GAP,
                 f"no fire before {settled} (the dates it matches are excluded), and from "
@@ -495,7 +565,9 @@ def _in_gap(
     if cron.fixed_time:
         return False  # a fixed time in a gap fires at its end
     hm = [h * 3600 + m * 60 for h in cron.hours for m in cron.minutes]
-    for n in days.between(first, last, holidays=False):
+    # Holidays aside where they only remove dates; where they move them (business days,
+    # shifts), the real dates.
+    for n in days.between(first, last, holidays=days.business):
         w = midnight_wall(n)
         offset, changes = offsets_near(zone, w - DAY_SECONDS, w + 2 * DAY_SECONDS)
         if not changes:

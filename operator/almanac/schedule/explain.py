@@ -11,8 +11,11 @@ itself; what they read of it is :class:`FireSearch`.
 
 What it gives (docs/schedule.md, "Explanations")::
 
-    Fire           one fire: the instant, the local time in the zone, notes on DST
-    SkippedDay     a date the cron expression matches but an exclusion removes
+    Fire           one fire: the instant, the local time in the zone, notes on DST, and
+                   why its date fires when a day token or a shift decided it ("last
+                   business day of April 2027", "shifted from Sat 2027-04-10 (...)")
+    SkippedDay     a date the cron expression matches but an exclusion removes (with a
+                   shift: whose fires no business day within maxShiftDays takes)
     Explanation    does it fire (that day, at that instant), and a sentence saying why (not)
     format_local   "Mon 2027-01-04 02:30:00 EET (+02:00)", as people in the zone read a fire
     first_fires    a timeline cut after its n-th fire
@@ -39,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from almanac.errors import quote
 from almanac.schedule.cron import CronExpression
-from almanac.schedule.days import CandidateDays
+from almanac.schedule.days import CandidateDays, OnExcludedDay
 from almanac.schedule.exclusions import WEEKDAY_NAMES, ExclusionRule, Exclusions
 from almanac.schedule.zones import (
     DAY_SECONDS,
@@ -69,6 +72,8 @@ __all__ = [
     "Fire",
     "FireSearch",
     "SkippedDay",
+    "day_reasons",
+    "drop_note",
     "english_list",
     "explain_day",
     "explain_instant",
@@ -104,6 +109,10 @@ class Fire:
     local: datetime
     """The same instant in the schedule's zone."""
     notes: tuple[str, ...] = ()
+    """How the DST rule placed it, when it did."""
+    reasons: tuple[str, ...] = ()
+    """Why its date fires, when more than a plain match decided it: the day tokens that
+    matched (``last business day of April 2027``) and the dates shifted to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,9 @@ class SkippedDay:
 
     day: date
     excluded_by: tuple[ExclusionRule, ...]
+    note: str = ""
+    """With a shift: why its fires go nowhere (``no fire: no business day within 2 days
+    after Fri 2027-01-01``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,19 +193,32 @@ def timeline(schedule: FireSearch, after: datetime) -> Iterator[Fire | SkippedDa
 
 def explain_day(schedule: FireSearch, day: date) -> Explanation:
     """Whether the schedule fires on the local date ``day``, or why not."""
-    field = schedule.cron.why_not_date(day)
-    if field:
-        return Explanation(
-            False, f"{quote(schedule.cron.text)} does not match {_day_name(day)} ({field})"
-        )
-    rules = schedule.exclusions.explain(day)
-    if rules:
-        return Explanation(
-            False,
-            f"{_day_name(day)} is excluded by " + "; ".join(str(r) for r in rules),
-            rules,
-        )
-    entries = _day_entries(schedule, day.toordinal())
+    n = day.toordinal()
+    fire_day = schedule.days.fire_day(n)
+    if fire_day is None:
+        field = schedule.days.why_not(n)
+        rules = schedule.exclusions.explain(day)
+        if field:
+            message = f"{quote(schedule.cron.text)} does not match {_day_name(day)} ({field})"
+            if rules and schedule.cron.tokens.counts_business_days:
+                # B tokens count business days: the exclusion is why it was not picked.
+                message += ", which is excluded by " + "; ".join(str(r) for r in rules)
+            return Explanation(False, message, rules if schedule.days.business else ())
+        message = f"{_day_name(day)} is excluded by " + "; ".join(str(r) for r in rules)
+        shift = schedule.days.on_excluded
+        if shift is not OnExcludedDay.SKIP:
+            target = schedule.days.shift_target(n)
+            if target is None:
+                message += f"; {drop_note(schedule.days, n)}"
+            else:
+                message += (
+                    f"; its fires move to {_short_day(date.fromordinal(target))} "
+                    f"(spec.onExcludedDay {shift.value})"
+                )
+        return Explanation(False, message, rules)
+    reasons = day_reasons(schedule, n)
+    why = f"; {'; '.join(reasons)}" if reasons else ""
+    entries = _day_entries(schedule, n)
     if not entries:
         return Explanation(
             False,
@@ -204,7 +229,7 @@ def explain_day(schedule: FireSearch, day: date) -> Explanation:
     if not entries:
         return Explanation(False, f"{_day_name(day)} is outside the window{_window_text(schedule)}")
     times = [f"{_hhmm(w)} ({format_instant(to_instant(x))})" for x, w, _ in _dedupe(entries)]
-    return Explanation(True, f"{_day_name(day)} fires at {english_list(times)}")
+    return Explanation(True, f"{_day_name(day)} fires at {english_list(times)}{why}")
 
 
 def explain_instant(schedule: FireSearch, instant: datetime) -> Explanation:
@@ -216,10 +241,11 @@ def explain_instant(schedule: FireSearch, instant: datetime) -> Explanation:
     local = instant.astimezone(schedule.zone)
     n = local.date().toordinal()
     hits = [(m, e) for m in (n - 1, n, n + 1) for e in _day_entries(schedule, m) if e[0] == x]
-    fires = [e for m, e in hits if _is_candidate(schedule, m)]
+    fires = [e for m, e in hits if schedule.days.fire_day(m) is not None]
     if fires:
         fire = _fire(schedule, fires)
-        note = f" ({'; '.join(fire.notes)})" if fire.notes else ""
+        notes = fire.reasons + fire.notes
+        note = f" ({'; '.join(notes)})" if notes else ""
         return Explanation(True, f"{text} fires, local {_local_text(fire.local)}{note}")
     if hits:
         day = explain_day(schedule, date.fromordinal(hits[0][0]))
@@ -241,6 +267,39 @@ def explain_instant(schedule: FireSearch, instant: datetime) -> Explanation:
             f"fires at the first occurrence only, {format_instant(to_instant(first))}"
         )
     return Explanation(False, f"{text} does not fire: {why}")
+
+
+def day_reasons(schedule: FireSearch, n: int) -> tuple[str, ...]:
+    """Why the local date ``n`` fires, when more than a plain match decided it: the day
+    tokens that match it, and each excluded date whose fires a shift moved to it, with
+    the exclusions (``shifted from Sat 2027-04-10 (weekly "Saturday",
+    spec.exclusions.weekly[0])``). Empty for a plain date."""
+    days = schedule.days
+    if not days.business and not schedule.cron.tokens:
+        return ()  # a plain date: nothing to say (and nothing to look up per fire)
+    fire_day = days.fire_day(n)
+    if fire_day is None:
+        return ()
+    reasons = days.labels(n) if fire_day.matched else []
+    for source in fire_day.shifted_from:
+        source_day = date.fromordinal(source)
+        rules = "; ".join(
+            f"{r.kind} {quote(r.entry)}, {r.origin}"
+            for r in schedule.exclusions.explain(source_day)
+        )
+        labels = "".join(f", {label}" for label in days.labels(source))
+        reasons.append(f"shifted from {_short_day(source_day)}{labels} ({rules})")
+    return tuple(reasons)
+
+
+def drop_note(days: CandidateDays, n: int) -> str:
+    """Why the fires of the matched, excluded date ``n`` go nowhere under a shift."""
+    direction = "after" if days.on_excluded is OnExcludedDay.NEXT else "before"
+    plural = "s" if days.max_shift > 1 else ""
+    return (
+        f"no fire: no business day within {days.max_shift} day{plural} {direction} "
+        f"{_short_day(date.fromordinal(n))}"
+    )
 
 
 def english_list(items: list[str], limit: int = 8, total: int | None = None) -> str:
@@ -272,10 +331,12 @@ def _skipped_days(
     schedule: FireSearch, after_s: int, first: int, last: int
 ) -> Iterator[SkippedDay]:
     """Excluded days in [first, last] that would otherwise have fired after after_s."""
+    shift = schedule.days.on_excluded is not OnExcludedDay.SKIP
     for n in schedule.days.between(first, last, excluded=True):
         if any(x > after_s and schedule.in_window(x) for x, _, _ in schedule.entries_on(n)[0]):
             day = date.fromordinal(n)
-            yield SkippedDay(day, schedule.exclusions.explain(day))
+            note = drop_note(schedule.days, n) if shift else ""
+            yield SkippedDay(day, schedule.exclusions.explain(day), note)
 
 
 def _fire(schedule: FireSearch, group: list[Entry]) -> Fire:
@@ -299,7 +360,12 @@ def _fire(schedule: FireSearch, group: list[Entry]) -> Fire:
             notes.append(f"first of two {_hhmm(w)} (DST overlap)")
         elif how == LATER:
             notes.append(f"second {_hhmm(w)} (DST overlap); wildcard schedules fire at both")
-    return Fire(to_instant(x), to_instant(x).astimezone(schedule.zone), tuple(notes))
+    reasons: list[str] = []
+    for n in sorted({EPOCH_ORDINAL + w // DAY_SECONDS for _, w, _ in group}):
+        reasons += day_reasons(schedule, n)
+    return Fire(
+        to_instant(x), to_instant(x).astimezone(schedule.zone), tuple(notes), tuple(reasons)
+    )
 
 
 def _day_entries(schedule: FireSearch, n: int) -> list[Entry]:
@@ -307,11 +373,6 @@ def _day_entries(schedule: FireSearch, n: int) -> list[Entry]:
     order, whether or not the date matches or is excluded, in the window or not."""
     entries, _ = schedule.entries_on(n)
     return sorted(entries)
-
-
-def _is_candidate(schedule: FireSearch, n: int) -> bool:
-    day = date.fromordinal(n)
-    return schedule.cron.matches_date(day) and not schedule.exclusions.excludes(day)
 
 
 def _dedupe(entries: list[Entry]) -> list[Entry]:
@@ -342,6 +403,12 @@ def _hhmm(wall: int) -> str:
 
 def _day_name(day: date) -> str:
     return f"{WEEKDAY_NAMES[day.toordinal() % 7]} {day.isoformat()}"
+
+
+def _short_day(day: date) -> str:
+    """``Sat 2027-04-10``: how the shift explanations name a date (as ``almanac next -o
+    wide`` names skipped days)."""
+    return f"{day:%a} {day.isoformat()}"
 
 
 def _time_seconds(moment: datetime) -> int:

@@ -22,7 +22,7 @@ from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
 from almanac.errors import InvalidSpec, quote
 from almanac.rules.plans import Body
-from almanac.schedule.engine import NeverFires, Schedule
+from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
 from almanac.times import format_instant
 
@@ -63,6 +63,11 @@ def format_next(
     refs = [ref.name for ref in job.spec.calendar_refs]
     if refs:
         head += f", calendars {', '.join(refs)}"
+    if schedule.days.on_excluded is not OnExcludedDay.SKIP:
+        head += (
+            f", onExcludedDay {schedule.days.on_excluded.value} "
+            f"(maxShiftDays {schedule.days.max_shift})"
+        )
     start, end = schedule.window
     if start is not None or end is not None:
         head += (
@@ -75,10 +80,12 @@ def format_next(
     for item in first_fires(schedule.timeline(now), count):
         if isinstance(item, SkippedDay):
             rules = "; ".join(str(rule) for rule in item.excluded_by)
-            rows.append(["skipped", _day(item.day), f"excluded by {rules}"])
+            note = f"; {item.note}" if item.note else ""
+            rows.append(["skipped", _day(item.day), f"excluded by {rules}{note}"])
         else:
             fires.append(item)
-            rows.append([format_instant(item.instant), format_local(item), "; ".join(item.notes)])
+            notes = "; ".join((*item.reasons, *item.notes))
+            rows.append([format_instant(item.instant), format_local(item), notes])
     if not fires:
         never = schedule.next_fire(now)
         assert isinstance(never, NeverFires)
