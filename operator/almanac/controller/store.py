@@ -36,6 +36,39 @@ def key_of(body: Body) -> Key:
     return body["metadata"]["namespace"], body["metadata"]["name"]
 
 
+#: Metadata no decision reads, and the largest part of many bodies: the field managers'
+#: record, and kubectl's copy of the whole applied object.
+_UNREAD_METADATA = ("managedFields",)
+_UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def slim(kind: Kind, body: Body) -> Body:
+    """What the store keeps of a body: everything a decision reads, nothing else.
+
+    managedFields and kubectl's last-applied copy are dropped from every kind (together
+    often larger than the spec); a batch Job keeps its metadata and status only (the
+    decisions read its labels, creation time and outcome, never its Pod template). The
+    body given is not changed: it may be a watch event's, shared with kopf."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    unread = any(f in meta for f in _UNREAD_METADATA) or any(
+        a in annotations for a in _UNREAD_ANNOTATIONS
+    )
+    if not unread and kind is not Kind.BATCH_JOB:
+        return body
+    meta = {k: v for k, v in meta.items() if k not in _UNREAD_METADATA}
+    if any(a in annotations for a in _UNREAD_ANNOTATIONS):
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNREAD_ANNOTATIONS}
+    if kind is Kind.BATCH_JOB:
+        return {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": meta,
+            "status": body.get("status") or {},
+        }
+    return {**body, "metadata": meta}
+
+
 def _version(body: Body) -> int | None:
     value = body["metadata"].get("resourceVersion")
     try:
@@ -65,7 +98,8 @@ class Store:
     # --- writes ----------------------------------------------------------------------
 
     def put(self, kind: Kind, body: Body) -> Change:
-        """Stores body unless the store holds the same or a newer version of it."""
+        """Stores body (:func:`slim`) unless the store holds the same or a newer version."""
+        body = slim(kind, body)
         key = key_of(body)
         old = self._objects[kind].get(key)
         if old is not None:

@@ -1,0 +1,60 @@
+"""What the store keeps of a body (issue 14: memory): what the decisions read, no more."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from almanac.controller.store import Kind, Store, slim
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def body(kind: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {
+            "name": "a",
+            "namespace": "ns",
+            "resourceVersion": "7",
+            "labels": {"almanac.dev/run": "r"},
+            "annotations": {LAST_APPLIED: "{...the whole object...}", "team": "ops"},
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "main"}]}}},
+        "status": {"active": 1},
+        **extra,
+    }
+
+
+def test_no_kind_keeps_managed_fields_or_kubectls_applied_copy() -> None:
+    for kind in Kind:
+        kept = slim(kind, body(kind.value))
+        assert "managedFields" not in kept["metadata"], kind
+        assert kept["metadata"]["annotations"] == {"team": "ops"}, kind
+        assert kept["metadata"]["labels"] == {"almanac.dev/run": "r"}, kind
+        assert kept["status"] == {"active": 1}, kind
+
+
+def test_a_batch_job_keeps_metadata_and_status_only_and_the_rest_keep_their_spec() -> None:
+    assert "spec" not in slim(Kind.BATCH_JOB, body("Job"))
+    for kind in (Kind.JOB, Kind.RUN, Kind.CALENDAR):
+        assert slim(kind, body(kind.value))["spec"] == body(kind.value)["spec"], kind
+
+
+def test_the_body_given_is_not_changed_and_the_store_holds_the_slim_one() -> None:
+    given = body("Job")
+    before = copy.deepcopy(given)
+    store = Store()
+    store.put(Kind.BATCH_JOB, given)
+    assert given == before, "a watch event's body is kopf's too"
+    assert store.get(Kind.BATCH_JOB, ("ns", "a")) == slim(Kind.BATCH_JOB, before)
+    assert store.batch_jobs_of("ns", "r") == [slim(Kind.BATCH_JOB, before)]
+
+
+def test_a_body_with_nothing_to_drop_is_kept_as_it_is() -> None:
+    plain = body("ScheduledJob")
+    del plain["metadata"]["managedFields"]
+    del plain["metadata"]["annotations"][LAST_APPLIED]
+    assert slim(Kind.JOB, plain) is plain
