@@ -21,6 +21,8 @@ import pytest
 from almanac.controller.controller import Controller, CreatesFirst
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
+from almanac.controller.timers import TimerQueue
+from almanac.controller.workqueue import WorkQueue
 from almanac.notifications import smtp as notify
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import AllowList
@@ -698,3 +700,24 @@ async def test_events_and_status_patches_wait_while_a_create_is_on_its_way() -> 
     await asyncio.gather(creating, waiting)
     assert order == ["create", "event"]
     await asyncio.wait_for(lanes.bookkeeping(), 1)  # nothing on its way: no wait
+
+
+@sync
+async def test_at_most_the_queues_concurrency_of_decisions_run_at_once() -> None:
+    """10,000 keys queued at a start: a bounded number decide at once, and all do."""
+    running, most, done = 0, 0, []
+
+    async def work(key: Any) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        running -= 1
+        done.append(key)
+
+    queue = WorkQueue(work, TimerQueue(lambda: T0), concurrency=3)
+    for key in range(50):
+        queue.add(key)
+    await queue.idle()
+    assert sorted(done) == list(range(50))
+    assert most == 3

@@ -7,6 +7,11 @@ in the store. A decision that fails (the API server away, a timeout) is retried 
 2, 4, then every 5 seconds (:meth:`TimerQueue.retry_delay`), so nothing waits for an
 event that may never come, and work resumes within seconds of the API server's return.
 Like the timers, a lasting failure is logged at the 1st, 2nd, 4th, 8th... time in a row.
+
+At most ``CONCURRENCY`` decisions run at once (controller-runtime's
+MaxConcurrentReconciles): at a start with 10,000 objects, or 1,000 fires at one instant,
+every key is queued at once, and 10,000 decisions in flight would hold 10,000 requests'
+buffers in memory while the client's connection pool (100) lets only 100 through anyway.
 """
 
 from __future__ import annotations
@@ -21,12 +26,22 @@ from almanac.kube import NotLeader
 log = logging.getLogger(__name__)
 
 
+#: Decisions that may run at once (each holds at most one request in flight at a time).
+CONCURRENCY = 64
+
+
 class WorkQueue:
     """Calls ``work(key)`` for every key added, one call per key at a time."""
 
-    def __init__(self, work: Callable[[Hashable], Awaitable[None]], timers: TimerQueue) -> None:
+    def __init__(
+        self,
+        work: Callable[[Hashable], Awaitable[None]],
+        timers: TimerQueue,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
         self._work = work
         self._timers = timers
+        self._slots = asyncio.Semaphore(concurrency)
         self._running: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -60,9 +75,11 @@ class WorkQueue:
     async def _serve(self, key: Hashable) -> None:
         try:
             while not self.stopped:
-                self._dirty.discard(key)
                 try:
-                    await self._work(key)
+                    async with self._slots:
+                        # Added again while waiting for a slot: this decision sees it.
+                        self._dirty.discard(key)
+                        await self._work(key)
                 except NotLeader:
                     self.stopped = True
                     log.warning("leadership lost: %s and all further work not done", key)
