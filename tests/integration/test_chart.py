@@ -273,7 +273,9 @@ def test_samples_are_accepted_by_the_api_server(k: Kubectl, crds: Kubectl) -> No
     result = k.run("apply", "--dry-run=server", "-f", str(REPO / "manifests" / "samples"))
     assert sorted(result.stdout.split("\n")[:-1]) == [
         "calendar.almanac.dev/example-holidays created (server dry run)",
+        "calendar.almanac.dev/ro-bank-holidays created (server dry run)",
         "scheduledjob.almanac.dev/business-days created (server dry run)",
         "scheduledjob.almanac.dev/failing-pipeline created (server dry run)",
         "scheduledjob.almanac.dev/fan-out created (server dry run)",
+        "scheduledjob.almanac.dev/month-end-close created (server dry run)",
     ]
