@@ -721,3 +721,30 @@ async def test_at_most_the_queues_concurrency_of_decisions_run_at_once() -> None
     await queue.idle()
     assert sorted(done) == list(range(50))
     assert most == 3
+
+
+@sync
+async def test_each_lane_has_its_own_slots() -> None:
+    """A thousand jobs holding every slot of their lane leave the runs' lane free."""
+    blocked = asyncio.Event()
+    done: list[Any] = []
+
+    async def work(key: Any) -> None:
+        if key[0] == "job":
+            await blocked.wait()  # a job decision that holds its slot
+        done.append(key)
+
+    queue = WorkQueue(work, TimerQueue(lambda: T0), concurrency=2, lane=lambda key: key[0])
+    for i in range(5):
+        queue.add(("job", i))
+    queue.add(("run", 0))
+    await asyncio.wait_for(_until(lambda: ("run", 0) in done), 1)
+    assert not [key for key in done if key[0] == "job"]
+    blocked.set()
+    await queue.idle()
+    assert len(done) == 6
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while not check():
+        await asyncio.sleep(0)

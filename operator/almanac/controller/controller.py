@@ -108,7 +108,7 @@ class Controller:
         self.smtp = smtp
         self.store = Store()
         self.timers = TimerQueue(clock)
-        self.queue = WorkQueue(self._decide, self.timers)
+        self.queue = WorkQueue(self._decide, self.timers, lane=lambda item: item[0])  # type: ignore[index]
         self.delivery = Delivery(self)
         self.lanes = CreatesFirst()
         self._untrusted: set[Key] = set()  # runs reported as not ours

@@ -8,10 +8,12 @@ in the store. A decision that fails (the API server away, a timeout) is retried 
 event that may never come, and work resumes within seconds of the API server's return.
 Like the timers, a lasting failure is logged at the 1st, 2nd, 4th, 8th... time in a row.
 
-At most ``CONCURRENCY`` decisions run at once (controller-runtime's
-MaxConcurrentReconciles): at a start with 10,000 objects, or 1,000 fires at one instant,
-every key is queued at once, and 10,000 decisions in flight would hold 10,000 requests'
-buffers in memory while the client's connection pool (100) lets only 100 through anyway.
+At most ``CONCURRENCY`` decisions of each lane run at once (controller-runtime's
+MaxConcurrentReconciles, per controller): at a start with 10,000 objects, or 1,000 fires
+at one instant, every key is queued at once, and 10,000 decisions in flight would hold
+10,000 requests' buffers in memory while the client's connection pool (100) lets only
+100 through anyway. The operator's lanes are its kinds: a thousand ScheduledJobs firing
+at once never keep their runs (which create the Jobs) waiting for a slot.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ class WorkQueue:
         work: Callable[[Hashable], Awaitable[None]],
         timers: TimerQueue,
         concurrency: int = CONCURRENCY,
+        lane: Callable[[Hashable], Hashable] = lambda key: None,
     ) -> None:
         self._work = work
         self._timers = timers
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._lane = lane
+        self._slots: dict[Hashable, asyncio.Semaphore] = {}
         self._running: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -76,7 +81,10 @@ class WorkQueue:
         try:
             while not self.stopped:
                 try:
-                    async with self._slots:
+                    lane = self._lane(key)
+                    if lane not in self._slots:
+                        self._slots[lane] = asyncio.Semaphore(self._concurrency)
+                    async with self._slots[lane]:
                         # Added again while waiting for a slot: this decision sees it.
                         self._dirty.discard(key)
                         await self._work(key)
