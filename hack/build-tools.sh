@@ -16,6 +16,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${ALMANAC_CACHE:-$HOME/.cache/almanac}
 export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 
+# One build at a time per cache: a second caller (a parallel test run, a helper's
+# checkout) waits here for the first to finish, then finds the binaries and reuses them,
+# instead of compiling into the same .partial folders at once.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  printf '%s\n' "==> another build of the control-plane binaries is running; waiting for it ($cache/.build.lock)" >&2
+  flock 9
+fi
+
 log() { printf '%s\n' "$*" >&2; }
 
 # version MODULE_DIR MODULE_PATH: the version of MODULE_PATH that go.mod pins.
