@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -38,10 +37,11 @@ import yaml
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.resolve import resolve
+from almanac.cli.options import add_grid_options, use_color, zone
 from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import SkippedDay, first_fires, format_local
-from almanac.schedule.zones import parse_date_time, parse_time_zone
+from almanac.schedule.zones import parse_date_time
 from almanac.times import format_instant
 
 __all__ = ["build_parser", "main"]
@@ -115,14 +115,6 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _zone(text: str) -> str:
-    try:
-        parse_time_zone(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
 def _add_next(commands: Any) -> None:
     next_ = commands.add_parser(
         "next",
@@ -163,7 +155,7 @@ def _add_next(commands: Any) -> None:
     next_.add_argument(
         "--default-timezone",
         metavar="ZONE",
-        type=_zone,
+        type=zone,
         default="UTC",
         help="IANA zone for a ScheduledJob without spec.timeZone, as the operator's "
         "setting (default: UTC)",
@@ -258,12 +250,6 @@ def _month(text: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError(f"{quote(text)} is not a month (YYYY-MM, e.g. 2027-01)")
 
 
-def _months(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 24:
-        raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of months (1 to 24)")
-    return int(text)
-
-
 def _add_calendar(commands: Any) -> None:
     grid = commands.add_parser(
         "calendar",
@@ -282,41 +268,16 @@ def _add_calendar(commands: Any) -> None:
         help="YAML file with one ScheduledJob and its Calendars; - for standard input",
     )
     grid.add_argument(
-        "--months",
-        metavar="N",
-        type=_months,
-        default=3,
-        help="how many months (1 to 24, default: 3)",
-    )
-    grid.add_argument(
         "--from",
         dest="first",
         metavar="YYYY-MM",
         type=_month,
         help="the first month (default: the current month in the job's zone)",
     )
-    grid.add_argument(
-        "--color",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="colour the marks: auto (default) when printing to a terminal and NO_COLOR is not set",
-    )
-    grid.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=_zone,
-        default="UTC",
-        help="IANA zone for a ScheduledJob without spec.timeZone (default: UTC)",
+    add_grid_options(
+        grid, zone_help="IANA zone for a ScheduledJob without spec.timeZone (default: UTC)"
     )
     grid.set_defaults(handler=_calendar)
-
-
-def use_color(choice: str, stream: TextIO) -> bool:
-    """``--color``: always, never, or (auto) when ``stream`` is a terminal and the
-    NO_COLOR convention (no-color.org) does not say otherwise."""
-    if choice != "auto":
-        return choice == "always"
-    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _calendar(args: argparse.Namespace) -> int:
@@ -419,10 +380,6 @@ def _same_namespace(job: ScheduledJob, calendar: Calendar) -> bool:
 
 def _invalid(what: str, error: InvalidSpec) -> str:
     return f"{what}:\n" + "\n".join(f"  {e}" for e in error.errors)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
 
 
 # --------------------------------------------------------------------------------------
@@ -580,3 +537,7 @@ def _run(args: argparse.Namespace) -> int:
     from almanac.controller.runner import run_from_args
 
     return run_from_args(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -51,11 +51,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from almanac import __version__
+from almanac.cli.options import add_grid_options, zone
 from almanac.cli.plugin import verbs
 from almanac.cli.plugin.cluster import execute
 from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK, PluginError
 from almanac.errors import quote
-from almanac.schedule.zones import parse_time_zone
 
 __all__ = ["build_parser", "main"]
 
@@ -86,20 +86,6 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of seconds (0-3600)")
     return value
-
-
-def _months(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 24:
-        raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of months (1 to 24)")
-    return int(text)
-
-
-def _zone(text: str) -> str:
-    try:
-        parse_time_zone(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
 
 
 def _connection_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
@@ -219,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     next_.add_argument(
         "--default-timezone",
         metavar="ZONE",
-        type=_zone,
+        type=zone,
         default="UTC",
         help="the zone of a job without spec.timeZone: the operator's "
         "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
@@ -237,25 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     grid.add_argument("job", metavar="JOB", help="the ScheduledJob")
-    grid.add_argument(
-        "--months",
-        metavar="N",
-        type=_months,
-        default=3,
-        help="how many months (1 to 24, default: 3)",
-    )
-    grid.add_argument(
-        "--color",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="colour the marks: auto (default) on a terminal unless NO_COLOR is set",
-    )
-    grid.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=_zone,
-        default="UTC",
-        help="the zone of a job without spec.timeZone: the operator's "
+    add_grid_options(
+        grid,
+        zone_help="the zone of a job without spec.timeZone: the operator's "
         "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
     )
     grid.set_defaults(verb=verbs.calendar)

@@ -115,7 +115,7 @@ async def _job_and_calendars(c: Context, name: str) -> tuple[Body, list[Body]]:
 
 async def calendar(c: Context, args: argparse.Namespace) -> int:
     """``calendar JOB [--months N] [--color WHEN]``: month grids of the live job."""
-    from almanac.cli.main import use_color
+    from almanac.cli.options import use_color
 
     job, calendars = await _job_and_calendars(c, args.job)
     color = use_color(args.color, sys.stdout)

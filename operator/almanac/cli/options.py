@@ -1,0 +1,61 @@
+"""Command-line options that both ``almanac`` and ``kubectl almanac`` take.
+
+Where it sits: the edge. ``almanac calendar -f FILE`` and ``kubectl almanac calendar JOB``
+draw the same grids, so they take the same ``--months``, ``--color`` and
+``--default-timezone`` with the same checks and messages; they are declared once, here.
+Imports only the standard library and :mod:`almanac.schedule.zones` (both command lines
+stay quick to start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TextIO
+
+from almanac.errors import quote
+from almanac.schedule.zones import parse_time_zone
+
+
+def months(text: str) -> int:
+    """``--months N``: 1 to 24 month grids."""
+    if not text.isdigit() or not 1 <= int(text) <= 24:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of months (1 to 24)")
+    return int(text)
+
+
+def zone(text: str) -> str:
+    """An IANA zone name, checked the way the operator checks ``spec.timeZone``."""
+    try:
+        parse_time_zone(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def add_grid_options(parser: argparse.ArgumentParser, *, zone_help: str) -> None:
+    """``--months``, ``--color`` and ``--default-timezone`` of a ``calendar`` verb."""
+    parser.add_argument(
+        "--months",
+        metavar="N",
+        type=months,
+        default=3,
+        help="how many months (1 to 24, default: 3)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the marks: auto (default) on a terminal unless NO_COLOR is set",
+    )
+    parser.add_argument(
+        "--default-timezone", metavar="ZONE", type=zone, default="UTC", help=zone_help
+    )
+
+
+def use_color(choice: str, stream: TextIO) -> bool:
+    """``--color``: always, never, or (auto) when ``stream`` is a terminal and the
+    NO_COLOR convention (no-color.org) does not say otherwise."""
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and not os.environ.get("NO_COLOR")
