@@ -382,6 +382,37 @@ def test_a_killed_operator_neither_duplicates_nor_loses_a_run(
     assert names.count(name) == 1
 
 
+def test_catch_up_all_starts_a_run_for_each_fire_missed_while_down(
+    k: Kubectl, operator: Operator
+) -> None:
+    k.apply(scheduled_job("backlog", "* * * * *", catchUp="All"))
+    first = utc(
+        wait_until(
+            "nextScheduleTime",
+            lambda: k.get("sj", "backlog").get("status", {}).get("nextScheduleTime"),
+        )
+    )
+    operator.kill()  # down before its first fire, and over two more
+    missed = [first + timedelta(minutes=m) for m in range(3)]
+    wait_until(
+        "three fires to pass while the operator is down",
+        lambda: datetime.now(UTC) > missed[-1] + timedelta(seconds=2),
+        200,
+    )
+    operator.start()
+    expected = {f"backlog-{int(t.timestamp()) // 60}": t for t in missed}
+    wait_until(
+        "a run for each missed fire",
+        lambda: expected.keys() <= {r["metadata"]["name"] for r in runs_of(k, "backlog")},
+        60,
+    )
+    runs = {r["metadata"]["name"]: r for r in runs_of(k, "backlog")}
+    for name, instant in expected.items():
+        assert utc(runs[name]["spec"]["scheduledTime"]) == instant
+    assert len(runs) == len({r["spec"]["scheduledTime"] for r in runs.values()})
+    assert "missedSchedules" not in k.get("sj", "backlog")["status"]
+
+
 def test_replace_deletes_the_active_run_for_the_new_one(k: Kubectl, operator: Operator) -> None:
     k.apply(
         scheduled_job(

@@ -69,6 +69,77 @@ def test_decide(
     assert bool(decision.reason) == bool(missed)
 
 
+CATCH_UP_CASES = [
+    # (id, catchUp, concurrencyPolicy, busy, due, now, deadline s, serving since,
+    #  started, missed, waiting)
+    ("Latest: the latest starts, the rest are missed",
+     "Latest", "Allow", False, [0, 1, 2], 2, None, None, [2], [0, 1], []),
+    ("All: every missed fire starts, oldest first",
+     "All", "Allow", False, [0, 1, 2], 2, None, None, [0, 1, 2], [], []),
+    ("All: those past the deadline are missed, the rest start",
+     "All", "Allow", False, [0, 1, 2, 3], 3, 90, None, [2, 3], [0, 1], []),
+    ("All: everything past the deadline is missed",
+     "All", "Allow", False, [0, 1], 9, 60, None, [], [0, 1], []),
+    ("All with Forbid: the oldest starts, the others wait their turn",
+     "All", "Forbid", False, [0, 1, 2], 2, None, None, [0], [], [1, 2]),
+    ("All with Forbid while a run is active: every fire waits",
+     "All", "Forbid", True, [0, 1, 2], 2, None, None, [], [], [0, 1, 2]),
+    ("All with Forbid: a waiting fire past the deadline is missed",
+     "All", "Forbid", True, [0, 1, 2], 4, 150, None, [], [0, 1], [2]),
+    ("All with Replace: as Latest, each would replace the one before",
+     "All", "Replace", False, [0, 1, 2], 2, None, None, [2], [0, 1], []),
+    ("None: fires before the operator served are missed",
+     "None", "Allow", False, [0, 1, 2], 2, None, 3, [], [0, 1, 2], []),
+    ("None: a late fire after the operator began serving starts",
+     "None", "Allow", False, [3], 4, None, 2, [3], [], []),
+    ("None: before serving missed, the one after starts",
+     "None", "Allow", False, [1, 2, 3], 3, None, 2, [3], [1, 2], []),
+    ("None without a start instant: as Latest",
+     "None", "Allow", False, [0, 1], 1, None, None, [1], [0], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "concurrency", "busy", "due", "now", "deadline", "since", "started", "missed",
+     "waiting"),
+    [c[1:] for c in CATCH_UP_CASES],
+    ids=[c[0] for c in CATCH_UP_CASES],
+)  # fmt: skip
+def test_catch_up(
+    catch_up: str,
+    concurrency: str,
+    busy: bool,
+    due: list[int],
+    now: int,
+    deadline: int | None,
+    since: int | None,
+    started: list[int],
+    missed: list[int],
+    waiting: list[int],
+) -> None:
+    decision = decide(
+        [at(m) for m in due],
+        at(now),
+        deadline,
+        catch_up=catch_up,
+        serving_since=None if since is None else at(since),
+        concurrency=concurrency,
+        busy=busy,
+    )
+    assert decision.starts == [at(m) for m in started]
+    assert decision.missed == [at(m) for m in missed]
+    assert decision.waiting == [at(m) for m in waiting]
+    assert bool(decision.reason) == bool(missed)
+
+
+def test_catch_up_all_starts_at_most_the_latest_thousand() -> None:
+    due = [at(m) for m in range(1500)]
+    decision = decide(due, due[-1], None, catch_up="All")
+    assert decision.starts == due[500:]
+    assert decision.missed == due[:500]
+    assert "at most the latest 1000" in decision.reason
+
+
 def run(name: str, minute: int, phase: str | None) -> dict[str, Any]:
     return {
         "metadata": {"name": name},

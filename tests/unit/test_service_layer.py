@@ -255,6 +255,53 @@ async def test_forbid_counts_every_missed_fire_while_a_run_is_active() -> None:
 
 
 @sync
+async def test_catch_up_all_starts_every_fire_missed_within_the_deadline() -> None:
+    w = World()
+    w.apply(job(catchUp="All", startingDeadlineSeconds=150))
+    await w.at(minute(3) + timedelta(seconds=45))  # 09:00 to 09:03 fell while nothing ran
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (2, 3)]
+    status = w.job_status()
+    assert status["lastScheduleTime"] == "2027-01-04T09:03:00Z"
+    assert (status["missedSchedules"]["count"], status["missedSchedules"]["lastMissedTime"]) == (
+        2,
+        "2027-01-04T09:01:00Z",
+    )
+    await w.at(minute(4))  # and the next fire is an ordinary one
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (2, 3, 4)]
+
+
+@sync
+async def test_catch_up_all_with_forbid_runs_the_missed_fires_one_after_another() -> None:
+    w = World()
+    w.apply(job(catchUp="All", concurrencyPolicy="Forbid", schedule="*/10 * * * *"))
+    await w.at(minute(20) + timedelta(seconds=5))  # 09:00, 09:10, 09:20 are due
+    assert w.kube.names("scheduledjobruns") == [run_of(0)]
+    for done, following in ((0, 10), (10, 20)):
+        w.finish_job(f"{run_of(done)}-main")
+        await w.settle()
+        assert w.run(run_of(done))["status"]["phase"] == "Succeeded"
+        assert run_of(following) in w.kube.names("scheduledjobruns")
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (0, 10, 20)]
+    assert "missedSchedules" not in w.job_status()
+
+
+@sync
+async def test_catch_up_none_records_the_fires_that_fell_while_no_operator_served() -> None:
+    w = World()
+    w.apply(job(catchUp="None"))
+    w.now = minute(3) + timedelta(seconds=30)  # the operator was down from 08:59:30 to now
+    replica = w.replica()
+    w.start_from_list(replica)
+    await w.settle(replica)
+    assert w.kube.names("scheduledjobruns") == []
+    assert w.job_status()["missedSchedules"]["count"] == 4
+    assert "no operator was serving" in w.job_status()["missedSchedules"]["message"]
+    w.now = minute(4) + timedelta(seconds=2)  # late, but the operator was there: it starts
+    await w.settle(replica)
+    assert w.kube.names("scheduledjobruns") == [run_of(4)]
+
+
+@sync
 async def test_replace_deletes_the_active_run_for_the_new_one() -> None:
     w = World()
     w.apply(job(concurrencyPolicy="Replace", services=[service("slow")]))

@@ -379,6 +379,18 @@ class ConcurrencyPolicy(StrEnum):
     """Stop the active run and start the new one."""
 
 
+class CatchUp(StrEnum):
+    """Which missed fires start when the operator can act again (docs/api.md "Missed
+    fires")."""
+
+    LATEST = "Latest"
+    """The latest, within startingDeadlineSeconds (CronJob's behaviour)."""
+    ALL = "All"
+    """Every one within startingDeadlineSeconds, oldest first, at most 1,000."""
+    NONE = "None"
+    """None of those that fell while no operator was serving: recorded only."""
+
+
 class CalendarRef(_Model):
     """A Calendar in the job's namespace whose exclusions add to the job's own."""
 
@@ -464,6 +476,8 @@ class ScheduledJobSpec(_Model):
     ) = None
     """How late (in seconds) a missed fire may still start, at most a year; absent: no
     limit."""
+    catch_up: CatchUp = CatchUp.LATEST
+    """Latest | All | None: which missed fires start (docs/api.md "Missed fires")."""
     successful_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 3
     """Finished successful runs to keep (CronJob's default, 3), at most 1,000."""
     failed_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 1

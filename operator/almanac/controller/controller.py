@@ -112,6 +112,9 @@ class Controller:
         self.delivery = Delivery(self)
         self.lanes = CreatesFirst()
         self._untrusted: set[Key] = set()  # runs reported as not ours
+        self.serving_since = clock()
+        """When this operator began serving (it is built once it holds the Lease): with
+        ``catchUp: None``, fires due before it fell while nobody served."""
 
     # --- what the watches saw -----------------------------------------------------------
 
@@ -290,6 +293,7 @@ class Controller:
             now,
             default_time_zone=self.settings.default_timezone,
             taken=taken,
+            serving_since=self.serving_since,
         )
         if plan.consume_run_now:
             rv = body["metadata"].get("resourceVersion")

@@ -274,10 +274,12 @@ def decide_job(
     *,
     default_time_zone: str = "UTC",
     taken: Sequence[str] = (),
+    serving_since: datetime | None = None,
 ) -> JobPlan:
     """Everything to do for ``job`` at ``now``, given its runs and the Calendars of its
     namespace (raw bodies, by name), and the names of runs that claim it but were not
-    created by the operator (:mod:`almanac.rules.trust`). Pure: the same inputs give
+    created by the operator (:mod:`almanac.rules.trust`), and when this operator began
+    serving (``catchUp: None`` misses the fires before it). Pure: the same inputs give
     the same plan."""
     d = _Decision(job, runs, now)
     d.taken = sorted(taken)
@@ -315,7 +317,7 @@ def decide_job(
         d.condition("True", "Suspended", "suspend is true: the job does not fire")
         return d.plan(consume_run_now=run_now)
 
-    _fire_due(d, schedule)
+    _fire_due(d, schedule, serving_since)
     upcoming = schedule.next_fire(now)
     if isinstance(upcoming, NeverFires):
         d.desired["nextScheduleTime"] = None
@@ -363,12 +365,15 @@ def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[
     return due, True
 
 
-def _fire_due(d: _Decision, schedule: Schedule) -> None:
-    """Starts the latest due fire and records the others as missed (``policy.decide``).
+def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) -> None:
+    """Starts the due fires ``catchUp`` asks for and records the others as missed
+    (``policy.decide``).
 
     Due are the fires after the last one handled (started or recorded as missed, else
     the job's creation). Fires that fell while the job was suspended are all missed: the
-    Ready condition says Suspended until this decision resumes the job.
+    Ready condition says Suspended until this decision resumes the job. With ``catchUp:
+    All``, fires whose runs exist already (an earlier decision whose status write did
+    not land) count as started.
     """
     candidates = [
         parse_time(d.meta.get("creationTimestamp")),
@@ -382,8 +387,22 @@ def _fire_due(d: _Decision, schedule: Schedule) -> None:
     )
     resumed = ready.get("reason") == "Suspended"
     assert d.model is not None
-    deadline = d.model.spec.starting_deadline_seconds
-    decision = policy.decide(due, d.now, deadline, resumed=resumed)
+    spec = d.model.spec
+    started: list[datetime] = []
+    if spec.catch_up == "All" and not resumed:
+        started = [t for t in due if run_name(d.meta["name"], t) in d.runs]
+        if started:
+            due = [t for t in due if t > started[-1]]
+    decision = policy.decide(
+        due,
+        d.now,
+        spec.starting_deadline_seconds,
+        resumed=resumed,
+        catch_up=spec.catch_up.value,
+        serving_since=serving_since,
+        concurrency=spec.concurrency_policy.value,
+        busy=bool(d.active(besides="")),
+    )
     if decision.missed:
         times = ", ".join(timestamp(t) or "" for t in decision.missed[-3:])
         count = f"more than {len(decision.missed)}" if uncounted else str(len(decision.missed))
@@ -391,7 +410,9 @@ def _fire_due(d: _Decision, schedule: Schedule) -> None:
             decision.missed,
             f"{count} fire(s) not started, latest {times}: {decision.reason}",
         )
-    if decision.start is not None:
-        d.start(decision.start, "Schedule", run_name(d.meta["name"], decision.start))
-        d.fired = decision.start
-        d.desired["lastScheduleTime"] = timestamp(decision.start)
+    for instant in decision.starts:
+        d.start(instant, "Schedule", run_name(d.meta["name"], instant))
+    started += decision.starts
+    if started:
+        d.fired = started[-1]
+        d.desired["lastScheduleTime"] = timestamp(started[-1])

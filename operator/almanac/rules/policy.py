@@ -3,16 +3,17 @@
 These decide; the controller does. Times are arguments, never read from the clock.
 
 Missed fires (``docs/api.md``, "Missed fires"): fires that were due while nothing could start
-them (the operator was down) are found from the last fire the job's status records. At
-most the latest is started, and only if it is no later than ``startingDeadlineSeconds``
-(unset: no limit); every other one is recorded as missed. Fires that fell while the job
-was suspended are never started on resume: all are recorded as missed.
+them (the operator was down) are found from the last fire the job's status records.
+``catchUp`` says which start: the latest within ``startingDeadlineSeconds`` (``Latest``,
+CronJob's rule), every one within it (``All``), or none of those that fell before the
+operator began serving (``None``); every other one is recorded as missed. Fires that
+fell while the job was suspended are never started on resume: all are recorded as missed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,32 +22,98 @@ from almanac.times import timestamp
 TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
+#: At most this many missed fires start at once with ``catchUp: All`` (the latest ones).
+CATCH_UP_MAX = 1000
+
+
 @dataclass(frozen=True)
 class FireDecision:
     """What to do with the fires due since the last one recorded."""
 
-    start: datetime | None  # the fire to start now, if any
+    starts: list[datetime]  # fires to start now, oldest first
     missed: list[datetime]  # fires that will never start, oldest first
     reason: str = ""  # why they were missed, for the Event and status
+    waiting: list[datetime] = field(default_factory=list)
+    """Fires that start later, in turn (``catchUp: All`` with ``Forbid``): neither
+    started nor missed, so they stay due."""
+
+    @property
+    def start(self) -> datetime | None:
+        """The latest fire started now, if any."""
+        return self.starts[-1] if self.starts else None
 
 
 def decide(
-    due: Sequence[datetime], now: datetime, deadline_seconds: int | None, *, resumed: bool = False
+    due: Sequence[datetime],
+    now: datetime,
+    deadline_seconds: int | None,
+    *,
+    resumed: bool = False,
+    catch_up: str = "Latest",
+    serving_since: datetime | None = None,
+    concurrency: str = "Allow",
+    busy: bool = False,
 ) -> FireDecision:
-    """Which of the due fires (oldest first, all <= now) to start and which are missed."""
+    """Which of the due fires (oldest first, all <= now) to start and which are missed.
+
+    ``serving_since`` is when this operator began serving: with ``catch_up`` "None",
+    fires before it fell while nobody served. ``busy``: a run of the job is active
+    (``concurrency`` "Forbid" makes ``All``'s fires wait for their turn)."""
     if not due:
-        return FireDecision(None, [])
+        return FireDecision([], [])
     if resumed:
-        return FireDecision(None, list(due), "the job was suspended")
+        return FireDecision([], list(due), "the job was suspended")
+    if catch_up == "None" and serving_since is not None:
+        unserved = [t for t in due if t < serving_since]
+        if unserved:
+            rest = _latest(due[len(unserved) :], now, deadline_seconds)
+            return FireDecision(
+                rest.starts,
+                unserved + rest.missed,
+                "catchUp is None: it fell while no operator was serving",
+            )
+    if catch_up != "All" or concurrency == "Replace":
+        decision = _latest(due, now, deadline_seconds)
+        if catch_up == "All" and decision.missed and decision.reason.startswith("no operator"):
+            reason = (
+                "catchUp All with concurrencyPolicy Replace: each fire would replace the "
+                "one before, so only the latest starts"
+            )
+            return FireDecision(decision.starts, decision.missed, reason)
+        return decision
+    expired = [t for t in due if not _within(t, now, deadline_seconds)]
+    within = list(due[len(expired) :])
+    overflow, within = within[:-CATCH_UP_MAX], within[-CATCH_UP_MAX:]
+    missed = expired + overflow
+    reason = ""
+    if expired:
+        reason = f"not started within startingDeadlineSeconds ({deadline_seconds}s)"
+    elif overflow:
+        reason = f"catchUp All starts at most the latest {CATCH_UP_MAX}"
+    if concurrency == "Forbid":
+        if busy:
+            return FireDecision([], missed, reason, waiting=within)
+        return FireDecision(within[:1], missed, reason, waiting=within[1:])
+    return FireDecision(within, missed, reason)
+
+
+def _within(instant: datetime, now: datetime, deadline_seconds: int | None) -> bool:
+    return deadline_seconds is None or now - instant <= timedelta(seconds=deadline_seconds)
+
+
+def _latest(due: Sequence[datetime], now: datetime, deadline_seconds: int | None) -> FireDecision:
+    """CronJob's rule: the latest due fire starts within the deadline; the rest are missed."""
+    if not due:
+        return FireDecision([], [])
     latest, earlier = due[-1], list(due[:-1])
-    if deadline_seconds is not None and now - latest > timedelta(seconds=deadline_seconds):
+    if not _within(latest, now, deadline_seconds):
         return FireDecision(
-            None,
+            [],
             [*earlier, latest],
             f"no operator ran to start it within startingDeadlineSeconds ({deadline_seconds}s)",
         )
     reason = "no operator ran to start it; only the latest missed fire starts" if earlier else ""
-    return FireDecision(latest, earlier, reason)
+    return FireDecision([latest], earlier, reason)
 
 
 @dataclass(frozen=True)
