@@ -7,6 +7,7 @@ Assertions are on its stdout, stderr and exit code, and on what kubectl shows.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -226,6 +227,30 @@ def test_next_shows_the_fires_and_the_day_a_calendar_skips(k: Kubectl, crds: Kub
     ]
     skipped_at = [r[0] for r in rows].index("skipped")
     assert all(date.fromisoformat(r[0][:10]) > holiday for r in rows[skipped_at + 1 :])
+
+
+def test_calendar_diff_shows_the_fires_an_edit_would_move(
+    k: Kubectl, crds: Kubectl, tmp_path: Path
+) -> None:
+    k.apply(
+        calendar("bank-holidays", holiday=["24.12.2099"]),
+        scheduled_job(
+            "daily", "0 12 * * *", timeZone="UTC", calendarRefs=[{"name": "bank-holidays"}]
+        ),
+        scheduled_job("unrelated", "0 12 * * *", timeZone="UTC"),
+    )
+    holiday = datetime.now(UTC).date() + timedelta(days=2)
+    edited = tmp_path / "bank-holidays.yaml"
+    edited.write_text(json.dumps(calendar("bank-holidays", holiday=[holiday.strftime("%d.%m.%Y")])))
+    result = plugin(k, "calendar-diff", "-f", str(edited), "--days", "10")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Calendar bank-holidays: the fires this version moves")
+    assert columns(lines[1]) == ["SCHEDULEDJOB", "CHANGE", "FIRE (UTC)", "LOCAL", "WHY"]
+    assert columns(lines[2])[:3] == ["daily", "disappears", f"{holiday.isoformat()}T12:00:00Z"]
+    assert lines[3] == "1 ScheduledJob(s) refer to it: 0 fire(s) appear, 1 disappear."
+    # Nothing was applied: the live Calendar is unchanged.
+    assert k.get("cal", "bank-holidays")["spec"]["holiday"] == ["24.12.2099"]
 
 
 def test_next_of_a_suspended_job_says_so_and_exits_1(k: Kubectl, crds: Kubectl) -> None:

@@ -82,6 +82,12 @@ def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_cal
             scheduled_job("good", "30 2 * * 1-5", timeZone="Europe/Bucharest"),
         )
         assert k.get("sj", "good") is not None and k.get("cal", "later") is not None
+        # An edit that would stop a job referring to the Calendar is admitted, and named.
+        result = k.apply(calendar("later", annual=["01.01"]))
+        assert 'ScheduledJob "early" would never fire again with this Calendar' in result.stderr, (
+            result.stderr
+        )
+        assert k.get("cal", "later")["spec"]["annual"] == ["01.01"]
     finally:
         k.run("delete", "validatingwebhookconfiguration", name, check=False)
 

@@ -28,15 +28,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
-
-import yaml
 
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.resolve import resolve
+from almanac.cli.manifests import ManifestError, name_of, read_objects
 from almanac.cli.options import add_grid_options, use_color, zone
 from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
@@ -53,18 +52,7 @@ LOG_FORMATS = ("full", "json", "plain")
 _SKIPPED_SHOWN = 10
 
 
-class _ManifestLoader(yaml.SafeLoader):
-    """YAML as the API server would store it: unquoted date-times stay strings (PyYAML
-    would turn ``startTime: 2027-01-01T00:00:00`` into a datetime)."""
-
-
-_ManifestLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class _Usage(Exception):
+class _Usage(ManifestError):
     """A problem with the command line or the manifest file as a whole (exit 2)."""
 
 
@@ -78,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_next(commands)
     _add_calendar(commands)
+    _add_calendar_diff(commands)
     _add_run(commands)
     return parser
 
@@ -167,7 +156,7 @@ def _next(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         job, schedule = _load(args.filename, args.default_timezone)
-    except _Usage as e:
+    except ManifestError as e:
         print(f"almanac next: {e}", file=err)
         return EXIT_INVALID
     after: datetime = args.after or datetime.now(UTC)
@@ -286,7 +275,7 @@ def _calendar(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         job, schedule = _load(args.filename, args.default_timezone)
-    except _Usage as e:
+    except ManifestError as e:
         print(f"almanac calendar: {e}", file=err)
         return EXIT_INVALID
     if args.first is None:
@@ -310,19 +299,7 @@ def _calendar(args: argparse.Namespace) -> int:
 def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule]:
     """The manifest's one ScheduledJob and its schedule (built by :func:`resolve`, as the
     operator builds it); _Usage with every problem."""
-    source = "standard input" if filename == "-" else filename
-    try:
-        if filename == "-":
-            text = sys.stdin.read()
-        else:
-            with open(filename, encoding="utf-8") as f:
-                text = f.read()
-        documents = [d for d in yaml.load_all(text, Loader=_ManifestLoader) if d is not None]
-    except OSError as e:
-        raise _Usage(f"cannot read {source}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise _Usage(f"{source} is not valid YAML: {e}") from None
-    objects = [o for d in documents for o in _objects(d)]
+    source, objects = read_objects(filename)
     jobs = [o for o in objects if o.get("kind") == "ScheduledJob"]
     if len(jobs) != 1:
         raise _Usage(f"{source} holds {len(jobs)} ScheduledJobs; expected exactly one")
@@ -331,7 +308,7 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
     try:
         job = ScheduledJob.parse(jobs[0])
     except InvalidSpec as e:
-        problems.append(_invalid(f"ScheduledJob {_name(jobs[0])}", e))
+        problems.append(_invalid(f"ScheduledJob {name_of(jobs[0])}", e))
     # Every Calendar in the file is checked, referred to or not; those of the job's
     # namespace are its namespace's, by name, as the operator holds them.
     calendars: dict[str, dict[str, Any]] = {}
@@ -339,7 +316,7 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
         try:
             calendar = Calendar.parse(body)
         except InvalidSpec as e:
-            problems.append(_invalid(f"Calendar {_name(body)}", e))
+            problems.append(_invalid(f"Calendar {name_of(body)}", e))
             continue
         if job is not None and not _same_namespace(job, calendar):
             continue
@@ -357,22 +334,6 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
     return job, schedule
 
 
-def _objects(document: object) -> Iterator[dict[str, Any]]:
-    """The objects of one YAML document; a ``kind: List`` holds them in ``items``."""
-    if isinstance(document, dict):
-        if document.get("kind") == "List" and isinstance(document.get("items"), list):
-            for item in document["items"]:
-                yield from _objects(item)
-        else:
-            yield document
-
-
-def _name(body: dict[str, Any]) -> str:
-    metadata = body.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    return str(name) if name else "(unnamed)"
-
-
 def _same_namespace(job: ScheduledJob, calendar: Calendar) -> bool:
     ours, theirs = job.metadata.namespace, calendar.metadata.namespace
     return ours is None or theirs is None or ours == theirs
@@ -380,6 +341,93 @@ def _same_namespace(job: ScheduledJob, calendar: Calendar) -> bool:
 
 def _invalid(what: str, error: InvalidSpec) -> str:
     return f"{what}:\n" + "\n".join(f"  {e}" for e in error.errors)
+
+
+# --------------------------------------------------------------------------------------
+# almanac calendar-diff
+
+
+def _add_calendar_diff(commands: Any) -> None:
+    diff = commands.add_parser(
+        "calendar-diff",
+        help="the fires a Calendar edit adds and removes, for each ScheduledJob that refers to it",
+        description=(
+            "Compare the Calendar in FILE with the current one of the same name in JOBS (a "
+            "YAML file with the ScheduledJobs and the Calendars as they are now) and print, "
+            "for each ScheduledJob that refers to it, the fires over the next DAYS days "
+            "that appear or disappear. Exit 2 if a file is invalid."
+        ),
+    )
+    diff.add_argument(
+        "-f",
+        "--filename",
+        metavar="FILE",
+        required=True,
+        help="YAML file with the edited Calendar; - for standard input",
+    )
+    diff.add_argument(
+        "--jobs",
+        metavar="JOBS",
+        required=True,
+        help="YAML file with the ScheduledJobs and the current Calendars (kind: List or "
+        "several documents)",
+    )
+    diff.add_argument(
+        "--days",
+        metavar="DAYS",
+        type=_count,
+        default=90,
+        help="how far ahead to compare (default: 90)",
+    )
+    diff.add_argument(
+        "--after",
+        metavar="RFC3339",
+        type=_after,
+        help="compare the fires after this instant (default: now)",
+    )
+    diff.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        type=zone,
+        default="UTC",
+        help="IANA zone for a ScheduledJob without spec.timeZone, as the operator's "
+        "setting (default: UTC)",
+    )
+    diff.set_defaults(handler=_calendar_diff)
+
+
+def _calendar_diff(args: argparse.Namespace) -> int:
+    from almanac.api.impact import calendar_impact
+    from almanac.cli.impactview import format_impact
+
+    try:
+        source, objects = read_objects(args.filename)
+        edited = [o for o in objects if o.get("kind") == "Calendar"]
+        if len(edited) != 1:
+            raise _Usage(f"{source} holds {len(edited)} Calendars; expected exactly one")
+        try:
+            new = Calendar.parse(edited[0])
+        except InvalidSpec as e:
+            what = f"Calendar {name_of(edited[0])}"
+            raise _Usage(f"{source} is invalid:\n{_invalid(what, e)}") from None
+        where, current = read_objects(args.jobs)
+    except ManifestError as e:
+        print(f"almanac calendar-diff: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    namespace = new.metadata.namespace
+
+    def ours(body: dict[str, Any]) -> bool:
+        theirs = (body.get("metadata") or {}).get("namespace")
+        return namespace is None or theirs is None or theirs == namespace
+
+    jobs = [o for o in current if o.get("kind") == "ScheduledJob" and ours(o)]
+    calendars = {name_of(o): o for o in current if o.get("kind") == "Calendar" and ours(o)}
+    since = args.after or datetime.now(UTC)
+    until = since + timedelta(days=args.days)
+    impacts = calendar_impact(edited[0], jobs, calendars, since, until, args.default_timezone)
+    for line in format_impact(new.metadata.name, where, impacts, since, until):
+        print(line)
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------

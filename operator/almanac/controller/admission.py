@@ -13,16 +13,18 @@ same field-naming messages as `almanac next`:
 - admitted with a warning (kubectl prints it): a calendarRef to a Calendar that does
   not exist yet (GitOps tools apply a folder in any order; the job stays Ready=False,
   CalendarNotFound, and fires nothing until it appears), and a schedule that can never
-  fire (it is valid, just useless; the operator reports it the same way).
+  fire (it is valid, just useless; the operator reports it the same way), and a
+  Calendar edit that would make a job referring to it never fire again (naming the job).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from almanac.api.impact import never_fires_warnings
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
@@ -123,12 +125,25 @@ RUN_CREATE_REFUSAL = (
 )
 
 
-def review_calendar(body: Mapping[str, Any]) -> Review:
+def review_calendar(
+    body: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]] = (),
+    calendars: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    default_time_zone: str = "UTC",
+    now: datetime | None = None,
+) -> Review:
+    """Refuses an invalid Calendar; warns, naming each, about the ScheduledJobs of
+    ``jobs`` (its namespace's) that fire with ``calendars`` (the namespace's Calendars as
+    they are) and would never fire again with this version."""
     review = Review()
     try:
         Calendar.parse(body)
     except InvalidSpec as error:
         review.errors += [str(e) for e in error.errors]
+        return review
+    if jobs and now is not None:
+        review.warnings += never_fires_warnings(body, jobs, calendars or {}, now, default_time_zone)
     return review
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from almanac.api import names as api
+from almanac.api.impact import referring_jobs
 from almanac.controller import certificates
 from almanac.controller.admission import (
     RUN_CREATE_REFUSAL,
@@ -99,12 +100,12 @@ class Admission:
         old: Mapping[str, Any] | None = request.get("oldObject")
         userinfo: Mapping[str, Any] = request.get("userInfo") or {}
         operation = str(request.get("operation", ""))
+        namespace = str(request.get("namespace") or "")
         if resource == api.CALENDARS:
-            return Verdict.of(review_calendar(body))
+            return Verdict.of(await self._review_calendar(body, namespace))
         if resource == api.RUNS and operation == "CREATE" and not self._is_operator(userinfo):
             return Verdict(False, RUN_CREATE_REFUSAL, 403)
         kind = "ScheduledJob" if resource == api.SCHEDULED_JOBS else "ScheduledJobRun"
-        namespace = str(request.get("namespace") or "")
         if not self._is_operator(userinfo) and needs_jobs_permission(kind, operation, old, body):
             try:
                 allowed = await self.kube.may(userinfo, "create", "batch", "jobs", namespace)
@@ -131,6 +132,27 @@ class Admission:
             old=old,
         )
         return Verdict.of(review)
+
+    async def _review_calendar(self, body: Mapping[str, Any], namespace: str) -> Review:
+        """A Calendar's own fields, then what it does to the jobs that refer to it."""
+        review = review_calendar(body)
+        if not review.allowed:
+            return review
+        jobs = await self.kube.list_objects(api.SCHEDULED_JOBS, namespace)
+        name = (body.get("metadata") or {}).get("name")
+        if not referring_jobs(str(name), jobs):
+            return review
+        calendars = {
+            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
+        }
+        return await asyncio.to_thread(
+            review_calendar,
+            body,
+            jobs,
+            calendars,
+            default_time_zone=self.settings.default_timezone,
+            now=datetime.now(UTC),
+        )
 
     def _is_operator(self, userinfo: Mapping[str, Any]) -> bool:
         return self.identity is not None and userinfo.get("username") == self.identity

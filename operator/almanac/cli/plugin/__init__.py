@@ -240,6 +240,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("run", metavar="RUN", help="the ScheduledJobRun")
     describe.set_defaults(verb=verbs.describe)
+
+    diff = commands.add_parser(
+        "calendar-diff",
+        parents=[after],
+        help="the fires a Calendar edit adds and removes, before you apply it",
+        description=(
+            "Compare the Calendar in FILE with the live one of the same name and print, "
+            "for each ScheduledJob of its namespace that refers to it, the fires over the "
+            "next DAYS days that appear or disappear if FILE is applied."
+        ),
+    )
+    diff.add_argument(
+        "-f",
+        "--filename",
+        metavar="FILE",
+        required=True,
+        help="YAML file with the edited Calendar; - for standard input",
+    )
+    diff.add_argument(
+        "--days", metavar="DAYS", type=_count, default=90, help="how far ahead (default: 90)"
+    )
+    diff.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        type=zone,
+        default="UTC",
+        help="the zone of a job without spec.timeZone: the operator's "
+        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
+    )
+    diff.set_defaults(verb=verbs.calendar_diff)
     return parser
 
 

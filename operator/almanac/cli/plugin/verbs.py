@@ -38,7 +38,16 @@ from almanac.cli.plugin.views import format_run, format_runs, name_of
 from almanac.errors import quote
 from almanac.kube import Body, Kube
 
-__all__ = ["Context", "calendar", "describe", "next_fires", "rerun", "run_now", "runs"]
+__all__ = [
+    "Context",
+    "calendar",
+    "calendar_diff",
+    "describe",
+    "next_fires",
+    "rerun",
+    "run_now",
+    "runs",
+]
 
 #: How often the wait after a rerun or run-now annotation polls.
 POLL_SECONDS = 0.5
@@ -121,6 +130,37 @@ async def calendar(c: Context, args: argparse.Namespace) -> int:
     color = use_color(args.color, sys.stdout)
     lines = format_calendar(job, calendars, _now(), args.months, args.default_timezone, color=color)
     print("\n".join(lines))
+    return EXIT_OK
+
+
+async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
+    """``calendar-diff -f FILE [--days N]``: what applying the Calendar in FILE would move,
+    for the ScheduledJobs of its namespace (the file's, else ``-n``'s) as they are now."""
+    from datetime import timedelta
+
+    from almanac.api.impact import calendar_impact
+    from almanac.cli.impactview import format_impact
+    from almanac.cli.manifests import ManifestError, read_objects
+    from almanac.errors import InvalidSpec
+
+    try:
+        source, objects = read_objects(args.filename)
+    except ManifestError as e:
+        raise PluginError(str(e)) from None
+    edited = [o for o in objects if o.get("kind") == "Calendar"]
+    if len(edited) != 1:
+        raise PluginError(f"{source} holds {len(edited)} Calendars; expected exactly one")
+    namespace = (edited[0].get("metadata") or {}).get("namespace") or c.namespace
+    jobs = await c.kube.list_objects(SCHEDULED_JOBS, namespace)
+    calendars = {name_of(b): b for b in await c.kube.list_objects(CALENDARS, namespace)}
+    since = _now()
+    until = since + timedelta(days=args.days)
+    try:
+        impacts = calendar_impact(edited[0], jobs, calendars, since, until, args.default_timezone)
+    except InvalidSpec as e:
+        raise PluginError(f"{source}: the Calendar is invalid:\n{e}") from None
+    name = name_of(edited[0])
+    print("\n".join(format_impact(name, f"namespace {namespace}", impacts, since, until)))
     return EXIT_OK
 
 
