@@ -545,6 +545,7 @@ VERB_ARGS = {
     "run": ["j"],
     "next": ["j"],
     "calendar": ["j"],
+    "calendar-diff": ["-f", "cal.yaml"],
     "describe": ["r"],
 }
 
