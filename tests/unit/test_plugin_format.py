@@ -323,7 +323,9 @@ def test_describe_of_a_late_rerun_shows_the_date_it_stands_for_and_its_lateness(
 def test_describe_dates_an_old_run_without_a_zone_in_its_jobs_zone() -> None:
     run = run_body("nightly-29000000", scheduled="2027-01-04T02:00:00Z")
     job = {"metadata": {"name": "nightly"}, "spec": {"timeZone": "America/New_York"}}
-    assert "Date:         2027-01-03 (America/New_York)" in format_run(run, [], "ns", NOW, None, job)
+    assert "Date:         2027-01-03 (America/New_York)" in format_run(
+        run, [], "ns", NOW, None, job
+    )
 
 
 def test_describe_of_a_run_without_status_lists_its_services_as_pending() -> None:

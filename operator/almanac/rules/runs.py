@@ -419,8 +419,17 @@ def decide_run(
         if problem is not None:
             events.append(PlannedEvent(problem.type, problem.reason, problem.message, "initial"))
     deadline, late_now = deadline_of(run, job_deadline(job)), False
-    if deadline is not None and late_since(run) is None:
-        ended = plan.completion_time if plan.finished else None
+    if late_since(run) is not None:
+        deadline = None  # late once: nothing more to wait for
+    if deadline is not None:
+        # When its last service ended, as its Jobs say (the run's completionTime is when
+        # the operator saw it, which after a downtime is later).
+        ended = (
+            max((s.completion_time for s in plan.services if s.completion_time), default=None)
+            or plan.completion_time
+            if plan.finished
+            else None
+        )
         # A run that ended is late if it ended after the deadline (the operator was down
         # when it passed); one still going is late from the deadline on.
         if (ended > deadline) if ended is not None else (now >= deadline):
