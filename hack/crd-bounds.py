@@ -25,8 +25,8 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import yaml

@@ -11,7 +11,7 @@ import pytest
 
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_SCHEDULED_TIME, trigger_of
 from almanac.rules.jobs import decide_job, run_body
-from almanac.rules.rundate import run_date, run_variables, with_variables
+from almanac.rules.rundate import run_date, with_variables
 from almanac.rules.runs import batch_job_body, decide_run
 from almanac.times import parse_duration
 from tests.integration.objects import scheduled_job, service
