@@ -267,8 +267,8 @@ def test_the_late_e_mail_tells_how_late_what_still_runs_and_where_to_look() -> N
     [
         ("2 hours", 'spec.runDeadline: "2 hours" is not a duration: write whole hours'),
         ("1.5h", 'spec.runDeadline: "1.5h" is not a duration'),
-        ("0s", 'spec.runDeadline: "0s" is 0s; a run deadline is between 1s and 744h (31 days)'),
-        ("745h", 'spec.runDeadline: "745h" is 745h00m00s; a run deadline is between 1s and 744h'),
+        ("0s", 'spec.runDeadline: "0s" is not between 1s and 744h (31 days)'),
+        ("745h", 'spec.runDeadline: "745h" is not between 1s and 744h (31 days)'),
         ("12345678901234567", "spec.runDeadline: is 17 characters long; at most 16"),
     ],
 )

@@ -111,8 +111,9 @@ def _run_deadline(value: str) -> str:
     deadline = parse_duration(value)
     if not bounds.RUN_DEADLINE_MIN <= deadline <= bounds.RUN_DEADLINE_MAX:
         raise ValueError(
-            f"{quote(value)} is {format_duration(deadline)}; a run deadline is between "
-            f"{format_duration(bounds.RUN_DEADLINE_MIN)} and 744h (31 days)"
+            f"{quote(value)} is not between {format_duration(bounds.RUN_DEADLINE_MIN)} and "
+            f"{bounds.RUN_DEADLINE_MAX // timedelta(hours=1)}h "
+            f"({bounds.RUN_DEADLINE_MAX.days} days)"
         )
     return value
 
