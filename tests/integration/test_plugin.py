@@ -75,7 +75,7 @@ def test_run_starts_a_manual_run_and_runs_lists_the_runs_newest_first(
     assert [row[0] for row in rows] == [second["metadata"]["name"], first]
     assert rows[0][1:6] == [
         second["spec"]["scheduledTime"],
-        "Manual",
+        "RunNow",
         "Succeeded",
         "<none>",
         "extract:Succeeded,load:Succeeded",
