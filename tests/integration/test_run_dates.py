@@ -228,3 +228,19 @@ def test_a_run_that_ends_in_time_is_never_late(k: Kubectl, operator: Operator) -
     assert run["status"]["phase"] == "Succeeded"
     assert "conditions" not in run["status"] and "lateNotification" not in run["status"]
     assert "RunLate" not in reasons(k, "quick")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("1.5h", "should match"),
+        ("0s", '"0s": must be a duration from 1s to 744h (31 days)'),
+        ("745h", '"745h": must be a duration from 1s to 744h (31 days)'),
+    ],
+)
+def test_the_api_server_refuses_a_run_deadline_out_of_form_or_bounds(
+    k: Kubectl, value: str, words: str
+) -> None:
+    """The CRD alone (no webhook here): the pattern, and the CEL rule's duration()."""
+    error = k.apply_expecting_error(scheduled_job("bad", runDeadline=value))
+    assert "spec.runDeadline" in error and words in error
