@@ -25,12 +25,14 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from almanac.api import bounds as b
+from almanac.times import DURATION_PATTERN
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEDULED_JOBS = REPO / "crds" / "almanac.dev_scheduledjobs.yaml"
@@ -90,6 +92,22 @@ HOLIDAY_YEAR = Rule(
     f"'\"' + self + '\": the year is outside {b.years()} (dd.MM.yyyy)'",
 )
 
+
+def _hours(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds()) // 3600}h"
+
+
+# The pattern guards duration(): CEL reads what it allows as Go does, and the API server
+# reports the pattern's own error for anything else.
+RUN_DEADLINE = Rule(
+    f"self != '' && (!self.matches('{DURATION_PATTERN}') || "
+    f"(duration(self) >= duration('{int(b.RUN_DEADLINE_MIN.total_seconds())}s') && "
+    f"duration(self) <= duration('{_hours(b.RUN_DEADLINE_MAX)}')))",
+    f"'\"' + self + '\": must be a duration from "
+    f"{int(b.RUN_DEADLINE_MIN.total_seconds())}s to {_hours(b.RUN_DEADLINE_MAX)} "
+    f"({b.RUN_DEADLINE_MAX.days} days), such as 2h, 90m or 1h30m'",
+)
+
 # Schema nodes by path from openAPIV3Schema: `.` steps into properties, `[]` into items.
 EXCLUSION_LISTS = {
     "annual": b.ANNUAL_MAX_ITEMS,
@@ -116,6 +134,7 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
     SCHEDULED_JOBS: {
         "spec.schedule": {"maxLength": b.SCHEDULE_MAX_LENGTH},
         "spec.timeZone": {"maxLength": b.TIME_ZONE_MAX_LENGTH},
+        "spec.runDeadline": {"maxLength": b.RUN_DEADLINE_MAX_LENGTH},
         "spec.startTime": {"maxLength": b.DATE_TIME_MAX_LENGTH},
         "spec.endTime": {"maxLength": b.DATE_TIME_MAX_LENGTH},
         **_exclusions("spec.exclusions."),
@@ -136,6 +155,7 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
     RUNS: {
         "spec.scheduledJob": {"maxLength": b.SCHEDULED_JOB_NAME_MAX_LENGTH},
         "spec.parentRun": {"maxLength": b.RUN_NAME_MAX_LENGTH},
+        "spec.timeZone": {"maxLength": b.TIME_ZONE_MAX_LENGTH},
         **SERVICES,
         **CONDITIONS,
     },
@@ -163,6 +183,7 @@ RULES: dict[Path, dict[str, tuple[Rule, ...]]] = {
         "spec.startTime": (DATE_TIME_YEAR,),
         "spec.endTime": (DATE_TIME_YEAR,),
         "spec.exclusions.holiday[]": (HOLIDAY_YEAR,),
+        "spec.runDeadline": (RUN_DEADLINE,),
     },
     CALENDARS: {"spec.holiday[]": (HOLIDAY_YEAR,)},
 }

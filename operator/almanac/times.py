@@ -7,9 +7,17 @@ way, and read Kubernetes times back with :func:`parse_time`.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_duration", "format_instant", "parse_time", "timestamp"]
+__all__ = ["format_duration", "format_instant", "parse_duration", "parse_time", "timestamp"]
+
+#: A duration as Kubernetes and Go write one, in whole hours, minutes and seconds, largest
+#: first: ``2h``, ``90m``, ``1h30m``, ``45s``. Fractions and days are left out on purpose:
+#: CEL's ``duration()`` (the CRD's bound check) has no days, and a deadline needs no
+#: precision below a second.
+DURATION_PATTERN = r"^([0-9]{1,4}h)?([0-9]{1,6}m)?([0-9]{1,7}s)?$"
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def format_instant(instant: datetime) -> str:
@@ -35,3 +43,17 @@ def format_duration(delta: timedelta) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m{seconds:02d}s"
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def parse_duration(text: str) -> timedelta:
+    """``2h``, ``90m``, ``1h30m``, ``45s`` (the form :data:`DURATION_PATTERN` fixes) as a
+    timedelta; ValueError saying what is expected for anything else (``2 hours``,
+    ``1.5h``, ``1d``, an empty string)."""
+    m = _DURATION.fullmatch(text)
+    if not text or m is None:
+        raise ValueError(
+            f'"{text}" is not a duration: write whole hours, minutes and seconds, largest '
+            "first, such as 2h, 90m, 1h30m or 45s"
+        )
+    hours, minutes, seconds = (int(g[:-1]) if g else 0 for g in m.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)

@@ -38,7 +38,7 @@ def reasons(k: Kubectl, name: str) -> list[str]:
 
 
 def run_now(k: Kubectl, job: str) -> dict[str, Any]:
-    """Annotates the job with almanac.dev/run-now and returns the new manual run."""
+    """Annotates the job with almanac.dev/run-now and returns the new run (trigger RunNow)."""
     before = {r["metadata"]["name"] for r in runs_of(k, job)}
     k.run("annotate", "sj", job, "almanac.dev/run-now=now", "--overwrite")
     return wait_until(
@@ -47,7 +47,7 @@ def run_now(k: Kubectl, job: str) -> dict[str, Any]:
             (
                 r
                 for r in runs_of(k, job)
-                if r["spec"].get("trigger") == "Manual" and r["metadata"]["name"] not in before
+                if r["spec"].get("trigger") == "RunNow" and r["metadata"]["name"] not in before
             ),
             None,
         ),

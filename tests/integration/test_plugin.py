@@ -56,7 +56,7 @@ def test_run_starts_a_manual_run_and_runs_lists_the_runs_newest_first(
     [run] = runs_of(k, "adhoc")
     first = run["metadata"]["name"]
     assert result.stdout == f"run {first} created from scheduledjob adhoc\n"
-    assert run["spec"]["trigger"] == "Manual"
+    assert run["spec"]["trigger"] == "RunNow"
     finished_run(k, first)
     second = finished_run(k, run_now(k, "adhoc")["metadata"]["name"])
 
@@ -76,7 +76,7 @@ def test_run_starts_a_manual_run_and_runs_lists_the_runs_newest_first(
     assert [row[0] for row in rows] == [second["metadata"]["name"], first]
     assert rows[0][1:6] == [
         second["spec"]["scheduledTime"],
-        "Manual",
+        "RunNow",
         "Succeeded",
         "<none>",
         "extract:Succeeded,load:Succeeded",
@@ -156,17 +156,19 @@ def test_describe_shows_the_services_the_events_and_the_commands_to_act(
     result = plugin(k, "describe", name)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:8] == [
+    assert lines[:9] == [
         f"Name:         {name}",
         f"Namespace:    {ns}",
         "ScheduledJob: pipeline",
         lines[3],
-        "Trigger:      Manual",
+        f"Date:         {run['spec']['scheduledTime'][:10]} (UTC)",
+        "Trigger:      RunNow",
         "Parent:       <none>",
         "Rerun:        <none>",
         "Phase:        Failed",
     ]
     assert lines[3].startswith(f"Scheduled:    {run['spec']['scheduledTime']} (")
+    assert "Late:         no" in lines
     services = lines[lines.index("Services:") + 1 : lines.index("Events:")]
     assert [columns(line) for line in services] == [
         ["NAME", "PHASE", "JOB", "MESSAGE"],

@@ -127,6 +127,30 @@ CASES = [
         [],
     ),
     (
+        "a run deadline that is no duration is refused naming the field and the form",
+        job(runDeadline="2 hours"),
+        ['spec.runDeadline: "2 hours" is not a duration: write whole hours, minutes and'],
+        [],
+    ),
+    (
+        "a run deadline beyond 744h is refused with the bounds",
+        job(runDeadline="800h"),
+        ['spec.runDeadline: "800h" is not between 1s and 744h (31 days)'],
+        [],
+    ),
+    (
+        "onLate without a run deadline is admitted with a warning",
+        job(notifications={"onLate": True}),
+        [],
+        ["spec.notifications.onLate: true has no effect without spec.runDeadline"],
+    ),
+    (
+        "a run deadline with onLate is admitted",
+        job(runDeadline="1h30m", notifications={"onLate": True}),
+        [],
+        [],
+    ),
+    (
         "a nearest weekday to the 31st of February is admitted with a warning",
         job(schedule="0 0 31W 2 *"),
         [],

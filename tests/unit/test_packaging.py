@@ -69,6 +69,7 @@ METRICS = {
     "almanac_next_fire_timestamp_seconds",
     "almanac_last_success_timestamp_seconds",
     "almanac_missed_fires_total",
+    "almanac_runs_late_total",
     "almanac_notification_failures_total",
     "almanac_untrusted_runs_total",
     "almanac_timer_last_tick_timestamp_seconds",
@@ -745,12 +746,14 @@ def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator
     assert set(alerts) == {
         "AlmanacRunFailed",
         "AlmanacMissedFires",
+        "AlmanacRunLate",
         "AlmanacNotificationFailures",
         "AlmanacUntrustedRuns",
         "AlmanacNotFiring",
         "AlmanacOperatorDown",
     }
     assert 'almanac_runs_total{result="Failed"}' in alerts["AlmanacRunFailed"]["expr"]
+    assert "almanac_runs_late_total" in alerts["AlmanacRunLate"]["expr"]
     assert "> 120" in alerts["AlmanacNotFiring"]["expr"]
     assert (
         'up{job="almanac-metrics", namespace="almanac-system"}'

@@ -132,7 +132,7 @@ def test_runs_are_listed_newest_first_with_the_phase_of_each_service() -> None:
             parent="nightly-29000000",
             services=["load"],
         ),
-        run_body(
+        run_body(  # stored before RunNow: read as it
             "nightly-29001000-m05",
             scheduled=ago(300),
             trigger="Manual",
@@ -144,7 +144,7 @@ def test_runs_are_listed_newest_first_with_the_phase_of_each_service() -> None:
         "SERVICES                        AGE",
         "nightly-29000000-r1    2027-01-04T12:00:30Z   Rerun      Pending     nightly-29000000   "
         "load:Pending                    30s",
-        "nightly-29001000-m05   2027-01-04T11:55:00Z   Manual     Succeeded   <none>             "
+        "nightly-29001000-m05   2027-01-04T11:55:00Z   RunNow     Succeeded   <none>             "
         "main:Succeeded                  5m",
         "nightly-29000000       2027-01-03T12:00:00Z   Schedule   Failed      <none>             "
         "extract:Succeeded,load:Failed   24h",
@@ -163,7 +163,7 @@ def test_the_limit_keeps_the_newest_runs() -> None:
 FAILED_RUN = run_body(
     "nightly-29000000-m05",
     scheduled=ago(600),
-    trigger="Manual",
+    trigger="RunNow",
     services=["extract", "transform", "load"],
     status={
         "phase": "Failed",
@@ -216,14 +216,17 @@ def test_describe_shows_the_run_its_services_events_and_what_to_do() -> None:
         "Namespace:    finance",
         "ScheduledJob: nightly",
         "Scheduled:    2027-01-04T11:50:00Z (10m ago)",
-        "Trigger:      Manual",
+        "Date:         2027-01-04 (UTC)",
+        "Trigger:      RunNow",
         "Parent:       <none>",
         "Rerun:        <none>",
         "Phase:        Failed",
         "Started:      2027-01-04T11:50:01Z (9m59s ago)",
         "Completed:    2027-01-04T11:51:12Z (8m48s ago)",
         "Duration:     1m11s",
+        "Late:         no",
         "Notification: Sent after 1 attempt: sent to ops@example.com",
+        "Late e-mail:  <none>",
         "Services:",
         "  NAME        PHASE       JOB                              MESSAGE",
         "  extract     Succeeded   nightly-29000000-m05-extract     <none>",
@@ -277,6 +280,52 @@ def test_describe_of_a_run_already_rerun_points_to_its_child_not_to_a_second_rer
     assert not any("almanac -n finance rerun" in line for line in lines)
     assert lines[-1].startswith("  kubectl almanac -n finance describe nightly-29000000-r1")
     assert lines[-1].endswith("# it was rerun as nightly-29000000-r1")
+
+
+def test_describe_of_a_late_rerun_shows_the_date_it_stands_for_and_its_lateness() -> None:
+    """The date is the parent's instant read in the run's zone (a local date a day after
+    the UTC one, in Kolkata); lateness is the Late condition and its e-mail."""
+    run = run_body(
+        "nightly-29000000-r1",
+        scheduled=ago(7200),
+        trigger="Rerun",
+        parent="nightly-29000000",
+        status={
+            "phase": "Running",
+            "startTime": ago(7200),
+            "conditions": [
+                {
+                    "type": "Late",
+                    "status": "True",
+                    "reason": "RunDeadlineExceeded",
+                    "message": "not finished by 2027-01-04T11:00:00Z: runDeadline 1h after it "
+                    "was due",
+                    "lastTransitionTime": ago(3600),
+                }
+            ],
+            "lateNotification": {"state": "Sent", "attempts": 1, "message": "Sent to ops."},
+        },
+    )
+    run["spec"] |= {"originalScheduledTime": "2027-01-01T20:00:00Z", "timeZone": "Asia/Kolkata"}
+    lines = format_run(run, [], "finance", NOW)
+    assert (
+        "Date:         2027-01-02 (Asia/Kolkata), of 2027-01-01T20:00:00Z (the run it reruns)"
+        in lines
+    )
+    assert "Trigger:      Rerun" in lines
+    assert (
+        "Late:         yes, since 2027-01-04T11:00:00Z (60m ago): not finished by "
+        "2027-01-04T11:00:00Z: runDeadline 1h after it was due"
+    ) in lines
+    assert "Late e-mail:  Sent after 1 attempt: Sent to ops." in lines
+
+
+def test_describe_dates_an_old_run_without_a_zone_in_its_jobs_zone() -> None:
+    run = run_body("nightly-29000000", scheduled="2027-01-04T02:00:00Z")
+    job = {"metadata": {"name": "nightly"}, "spec": {"timeZone": "America/New_York"}}
+    assert "Date:         2027-01-03 (America/New_York)" in format_run(
+        run, [], "ns", NOW, None, job
+    )
 
 
 def test_describe_of_a_run_without_status_lists_its_services_as_pending() -> None:

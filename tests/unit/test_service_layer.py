@@ -795,3 +795,52 @@ async def test_each_lane_has_its_own_slots() -> None:
 async def _until(check: Callable[[], bool]) -> None:
     while not check():
         await asyncio.sleep(0)
+
+
+@sync
+async def test_a_run_is_late_when_its_deadline_timer_fires_and_both_e_mails_go_out_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline is a timer (nothing happens before it, everything at it); the late
+    e-mail and then the outcome's are delivered on their own, each once."""
+    sent = accept_mail(monkeypatch, header="Subject")
+    w = World(SMTP)
+    w.apply(
+        job(
+            schedule="1 9 * * *",
+            services=[service("a")],
+            runDeadline="10m",
+            notifications={"onLate": True, "onFailure": True, "to": ["ops@example.com"]},
+        )
+    )
+    await w.at(minute(1))
+    name = run_of(1)
+    assert w.controller.timers.when(("run", ("ns", name))) == minute(11)
+    await w.at(minute(10))
+    assert "conditions" not in w.run(name)["status"]
+    await w.at(minute(11))
+    [late] = w.run(name)["status"]["conditions"]
+    assert (late["type"], late["lastTransitionTime"]) == ("Late", "2027-01-04T09:11:00Z")
+    assert w.run(name)["status"]["lateNotification"]["state"] == "Sent"
+    assert w.kube.reasons().count("RunLate") == 1
+    w.finish_job(f"{name}-a", ok=False)
+    await w.at(minute(12))
+    status = w.run(name)["status"]
+    assert (status["phase"], status["notification"]["state"]) == ("Failed", "Sent")
+    assert [s.split()[1] for s in sent] == ["LATE", "FAILED"]
+    assert w.kube.reasons().count("RunLate") == 1
+
+
+@sync
+async def test_a_shortened_deadline_applies_to_a_run_already_going() -> None:
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")], runDeadline="2h"))
+    await w.at(minute(1))
+    await w.at(minute(31))
+    assert "conditions" not in w.run(run_of(1))["status"]
+    w.apply(job(schedule="1 9 * * *", services=[service("a")], runDeadline="10m"))
+    await w.settle()  # no timer is due: the edit itself has the run decided again
+    [late] = w.run(run_of(1))["status"]["conditions"]
+    assert (
+        late["message"] == "not finished by 2027-01-04T09:11:00Z: runDeadline 10m after it was due"
+    )

@@ -104,6 +104,18 @@ STARTING_DEADLINE_SECONDS_MAX: Final = 365 * 24 * 3600
 A fire missed by more than a year is not worth starting late; and a larger number, up to
 2^63 - 1, overflowed Python's ``timedelta`` in the decision."""
 
+RUN_DEADLINE_MIN: Final = timedelta(seconds=1)
+"""``runDeadline`` at least one second: zero would make every run late at birth."""
+
+RUN_DEADLINE_MAX: Final = timedelta(days=31)
+"""``runDeadline`` at most 31 days (``744h``): a run still going a month after its
+scheduled instant is not late, it is lost; and the operator keeps one timer per unfinished
+run until its deadline."""
+
+RUN_DEADLINE_MAX_LENGTH: Final = 16
+"""``runDeadline``: ``744h`` is 4 characters, ``1h30m15s`` 8; enough for any way of
+writing a deadline within the bounds, and it bounds the CEL rule's cost."""
+
 MAX_SHIFT_DAYS_MIN: Final = 1
 """``maxShiftDays`` at least 1: a shift of no day is ``onExcludedDay: Skip``."""
 

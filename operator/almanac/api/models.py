@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from email.utils import parseaddr
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self, TypeVar
@@ -57,6 +58,7 @@ from almanac.schedule.exclusions import (
     parse_weekly,
 )
 from almanac.schedule.zones import parse_date_time, parse_time_zone
+from almanac.times import format_duration, parse_duration
 
 __all__ = [
     "API_VERSION",
@@ -101,6 +103,18 @@ def _in_years(value: str) -> str:
     problem = bounds.year_error(parse_date_time(value).year)
     if problem:
         raise ValueError(f"{problem} (got {quote(value)})")
+    return value
+
+
+def _run_deadline(value: str) -> str:
+    """A ``runDeadline`` (``2h``, ``90m``) within the bounds of :mod:`almanac.api.bounds`."""
+    deadline = parse_duration(value)
+    if not bounds.RUN_DEADLINE_MIN <= deadline <= bounds.RUN_DEADLINE_MAX:
+        raise ValueError(
+            f"{quote(value)} is not between {format_duration(bounds.RUN_DEADLINE_MIN)} and "
+            f"{bounds.RUN_DEADLINE_MAX // timedelta(hours=1)}h "
+            f"({bounds.RUN_DEADLINE_MAX.days} days)"
+        )
     return value
 
 
@@ -399,12 +413,14 @@ class CalendarRef(_Model):
 
 
 class Notifications(_Model):
-    """E-mail about finished runs."""
+    """E-mail about finished and late runs."""
 
     on_success: bool = False
     """E-mail when a run succeeds."""
     on_failure: bool = False
     """E-mail when a run fails."""
+    on_late: bool = False
+    """E-mail when a run is still unfinished ``runDeadline`` after its scheduled time."""
     to: (
         Annotated[
             list[
@@ -478,6 +494,15 @@ class ScheduledJobSpec(_Model):
     limit."""
     catch_up: CatchUp = CatchUp.LATEST
     """Latest | All | None: which missed fires start (docs/api.md "Missed fires")."""
+    run_deadline: (
+        Annotated[
+            str, Field(max_length=bounds.RUN_DEADLINE_MAX_LENGTH), AfterValidator(_run_deadline)
+        ]
+        | None
+    ) = None
+    """How long after its scheduled time a run may take before it is Late (``2h``,
+    ``90m``, ``1h30m``; 1s to 744h): condition Late, a RunLate Event, the metric and,
+    with ``notifications.onLate``, an e-mail. Absent: no deadline."""
     successful_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 3
     """Finished successful runs to keep (CronJob's default, 3), at most 1,000."""
     failed_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 1
@@ -489,6 +514,10 @@ class ScheduledJobSpec(_Model):
         Field(min_length=bounds.SERVICES_MIN_ITEMS, max_length=bounds.SERVICES_MAX_ITEMS),
     ]
     """Run in this order (async ones beside the others); 1 to 50, as the CRD says."""
+
+    def deadline(self) -> timedelta | None:
+        """``runDeadline`` as a duration; None without one."""
+        return None if self.run_deadline is None else parse_duration(self.run_deadline)
 
     @field_validator("services")
     @classmethod

@@ -9,24 +9,32 @@ loading the operator.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "ANNOTATION_RERUN",
     "ANNOTATION_RUN_NOW",
+    "ANNOTATION_SCHEDULED_TIME",
     "API_VERSION",
     "CALENDARS",
     "COMPONENT",
+    "CONDITION_LATE",
     "GROUP",
     "LABEL_JOB",
     "LABEL_RUN",
     "LABEL_SERVICE",
     "RUNS",
     "SCHEDULED_JOBS",
+    "TRIGGERS",
+    "TRIGGER_BACKFILL",
+    "TRIGGER_RERUN",
+    "TRIGGER_RUN_NOW",
+    "TRIGGER_SCHEDULE",
     "VERSION",
     "manual_run_name",
     "rerun_name",
     "run_name",
+    "trigger_of",
 ]
 
 GROUP: Final = "almanac.dev"
@@ -44,6 +52,28 @@ LABEL_SERVICE: Final = "almanac.dev/service"
 
 ANNOTATION_RERUN = "almanac.dev/rerun"
 ANNOTATION_RUN_NOW = "almanac.dev/run-now"
+ANNOTATION_SCHEDULED_TIME: Final = "almanac.dev/scheduled-time"
+"""On every Job of a run: the run's scheduled instant (RFC 3339 UTC), as CronJob's
+``batch.kubernetes.io/cronjob-scheduled-timestamp``."""
+
+CONDITION_LATE: Final = "Late"
+"""A run's condition once it is unfinished ``runDeadline`` after its scheduled time."""
+
+# What created a run: its ``spec.trigger``, and ALMANAC_TRIGGER in its Jobs.
+TRIGGER_SCHEDULE: Final = "Schedule"
+TRIGGER_RUN_NOW: Final = "RunNow"
+TRIGGER_RERUN: Final = "Rerun"
+TRIGGER_BACKFILL: Final = "Backfill"
+TRIGGERS: Final = (TRIGGER_SCHEDULE, TRIGGER_RUN_NOW, TRIGGER_RERUN, TRIGGER_BACKFILL)
+LEGACY_RUN_NOW: Final = "Manual"
+"""How runs made by ``almanac.dev/run-now`` were marked before ``RunNow``: read as it."""
+
+
+def trigger_of(spec: dict[str, Any]) -> str:
+    """A run's trigger from its spec: ``Schedule`` when unset (the CRD's default), and a
+    run stored as ``Manual`` (before ``RunNow``) as ``RunNow``."""
+    trigger = str(spec.get("trigger") or TRIGGER_SCHEDULE)
+    return TRIGGER_RUN_NOW if trigger == LEGACY_RUN_NOW else trigger
 
 
 def run_name(job: str, scheduled: datetime) -> str:

@@ -66,6 +66,11 @@ def review_scheduled_job(
     except InvalidSpec as error:
         review.errors += [str(e) for e in error.errors if e.path not in said]
         return review
+    if job.spec.notifications.on_late and job.spec.run_deadline is None:
+        review.warnings.append(
+            "spec.notifications.onLate: true has no effect without spec.runDeadline (a "
+            "duration such as 2h): no run is ever late"
+        )
     missing = _names(job) - calendars.keys()
     for i, ref in enumerate(job.spec.calendar_refs):
         if ref.name in missing:

@@ -34,7 +34,7 @@ from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.controller import metrics
-from almanac.controller.delivery import Delivery
+from almanac.controller.delivery import NOTIFICATION_CHANNELS, Delivery
 from almanac.controller.settings import Settings
 from almanac.controller.store import Body, Key, Kind, Store, key_of
 from almanac.controller.timers import TimerQueue
@@ -94,6 +94,10 @@ def _phase(body: Body | None) -> str | None:
     return ((body or {}).get("status") or {}).get("phase")
 
 
+def _deadline(job: Body) -> object:
+    return (job.get("spec") or {}).get("runDeadline")
+
+
 class Controller:
     def __init__(
         self,
@@ -142,6 +146,11 @@ class Controller:
             metrics.track_job(*key)
             if not own:
                 self.queue.add((Kind.JOB, key))
+            if old is not None and _deadline(old) != _deadline(body):
+                # Its unfinished runs' timers were set for the old deadline.
+                for each in self.store.runs_of(*key):
+                    if _phase(each) not in policy.TERMINAL:
+                        self.queue.add((Kind.RUN, key_of(each)))
         elif kind is Kind.RUN:
             if not own:
                 self.queue.add((Kind.RUN, key))
@@ -166,7 +175,8 @@ class Controller:
             metrics.forget_job(*key)
         elif kind is Kind.RUN:
             self.timers.cancel(("run", key))
-            self.timers.cancel(("notify", key))
+            for channel in NOTIFICATION_CHANNELS:
+                self.timers.cancel(("notify", key, channel))
             job = (body.get("spec") or {}).get("scheduledJob")
             if job:
                 self.queue.add((Kind.JOB, (key[0], job)))
@@ -189,8 +199,12 @@ class Controller:
             self.queue.add((Kind.JOB, key))
         for key in self.store.keys(Kind.RUN):
             run = self.store.get(Kind.RUN, key)
-            notification = ((run or {}).get("status") or {}).get("notification") or {}
-            if _phase(run) not in policy.TERMINAL or notification.get("state") == "Pending":
+            status = (run or {}).get("status") or {}
+            pending = any(
+                (status.get(channel) or {}).get("state") == "Pending"
+                for channel in NOTIFICATION_CHANNELS
+            )
+            if _phase(run) not in policy.TERMINAL or pending:
                 self.queue.add((Kind.RUN, key))
 
     def _wake(self, timer: Hashable, when: datetime | None, item: tuple[Kind, Key]) -> None:
@@ -327,7 +341,7 @@ class Controller:
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body)
                 self.queue.add((Kind.RUN, (key[0], name)))
-                if plan.fired is not None and run["spec"]["trigger"] == "Schedule":
+                if plan.fired is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
                     lateness = max(0.0, (self.clock() - plan.fired).total_seconds())
                     metrics.FIRE_LATENESS.labels(*key).observe(lateness)
             if create.event is not None:
@@ -395,6 +409,7 @@ class Controller:
                 rerun_delay=self.settings.rerun_delay,
                 refused=refused,
                 no_pods=no_pods,
+                default_time_zone=self.settings.default_timezone,
             )
             newly = False
             for batch_job in plan.creates:
@@ -438,6 +453,10 @@ class Controller:
         if plan.finished_now and plan.status.get("phase"):
             _observe_finished(body)
             if (plan.status.get("notification") or {}).get("state") == "Failed":
+                metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc()
+        if plan.late_now:
+            metrics.RUNS_LATE.labels(key[0], job_name).inc()
+            if (plan.status.get("lateNotification") or {}).get("state") == "Failed":
                 metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc()
         self._wake(("run", key), plan.wake_at, (Kind.RUN, key))
         self.delivery.consider(key, body)

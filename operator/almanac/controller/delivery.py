@@ -9,6 +9,11 @@ the claim and waits the back-off. The result is then written over the claim, aga
 if the run still holds that claim. Sending happens in a task of its own: SMTP never
 holds up firing.
 
+A run has two notifications, each with its own state in the run's status and each
+delivered by the same steps: ``notification`` (the outcome, when the run ends) and
+``lateNotification`` (when it becomes Late, :mod:`almanac.rules.deadlines`). They are
+claimed, sent and recorded independently: one never waits for, nor resends, the other.
+
 Each namespace may have at most so many e-mails sent per hour
 (:class:`~almanac.notifications.ratelimit.MailRateLimiter`, counted when a message is
 about to go to the server). One over the limit is not attempted: the run's notification
@@ -22,16 +27,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, cast
 
 from almanac.api import names as api
+from almanac.api.names import CONDITION_LATE, trigger_of
 from almanac.controller import metrics
 from almanac.controller.settings import Settings
 from almanac.controller.store import Body, Key, Kind, Store
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Kube
-from almanac.notifications.message import RunReport, ServiceReport
+from almanac.notifications.message import LateReport, RunReport, ServiceReport, Trigger
 from almanac.notifications.ratelimit import MailRateLimiter
 from almanac.notifications.smtp import SmtpSettings
 from almanac.notifications.state import (
@@ -46,6 +52,11 @@ from almanac.notifications.state import (
 from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
+
+NOTIFICATION: Final = "notification"
+LATE_NOTIFICATION: Final = "lateNotification"
+#: The run's status fields that each hold one notification's state.
+NOTIFICATION_CHANNELS: Final = (NOTIFICATION, LATE_NOTIFICATION)
 
 
 def _dump(status: NotificationStatus) -> dict[str, Any]:
@@ -72,15 +83,19 @@ class Delivery:
 
     def __init__(self, controller: Host) -> None:
         self.c = controller
-        self._sending: set[Key] = set()
+        self._sending: set[tuple[Key, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.limiter = MailRateLimiter(controller.settings.mail_rate_limit)
 
     def consider(self, key: Key, run: Body) -> None:
-        """Starts a delivery that is due; puts one that is not yet due, or over its
+        """Starts each delivery that is due; puts one that is not yet due, or over its
         namespace's rate limit, on the timers."""
-        raw = (run.get("status") or {}).get("notification")
-        if not raw or key in self._sending:
+        for channel in NOTIFICATION_CHANNELS:
+            self._consider(key, run, channel)
+
+    def _consider(self, key: Key, run: Body, channel: str) -> None:
+        raw = (run.get("status") or {}).get(channel)
+        if not raw or (key, channel) in self._sending:
             return
         status = NotificationStatus.model_validate(raw)
         now = self.c.clock()
@@ -95,18 +110,18 @@ class Delivery:
                 taken = now
             else:
                 plan = Wait(wait.total_seconds())
-                self._start(self._hold(key, run, status))
+                self._start(self._hold(key, run, status, channel))
         if isinstance(plan, Wait):
 
             async def again() -> None:
                 self.c.queue.add((Kind.RUN, key))
 
             self.c.timers.set(
-                ("notify", key), self.c.clock() + timedelta(seconds=plan.seconds), again
+                ("notify", key, channel), self.c.clock() + timedelta(seconds=plan.seconds), again
             )
         elif isinstance(plan, Send):
-            self._sending.add(key)
-            self._start(self._deliver(key, run, status, taken))
+            self._sending.add((key, channel))
+            self._start(self._deliver(key, run, status, taken, channel))
 
     def _start(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(work)
@@ -128,10 +143,10 @@ class Delivery:
         if taken is not None:
             self.limiter.release(key[0], taken)
 
-    async def _hold(self, key: Key, run: Body, status: NotificationStatus) -> None:
+    async def _hold(self, key: Key, run: Body, status: NotificationStatus, channel: str) -> None:
         """Says on the run, once, that its e-mail waits for the namespace's rate limit
         (or, after a day of waiting, that it is given up)."""
-        ended = parse_time((run.get("status") or {}).get("completionTime"))
+        ended = _news_time(run, channel)
         new, event = rate_limited(
             status,
             namespace=key[0],
@@ -143,13 +158,13 @@ class Delivery:
             return  # already said
         rv = run["metadata"].get("resourceVersion")
         try:
-            patched = await self.c.kube.patch_status(
-                api.RUNS, *key, {"notification": _dump(new)}, rv
-            )
+            patched = await self.c.kube.patch_status(api.RUNS, *key, {channel: _dump(new)}, rv)
             if isinstance(patched, Conflict) or patched is None:
                 return  # changed since: the newer run is considered again
             self.c.own(Kind.RUN, patched)
-            await self.c.kube.event(patched, event.type, event.reason, event.message, "held")
+            await self.c.kube.event(
+                patched, event.type, event.reason, event.message, f"held-{channel}"
+            )
         except Exception as error:  # the API server away: the timer considers it again
             log.warning("%s/%s: notification held back, not recorded yet: %s", *key, error)
             return
@@ -157,21 +172,31 @@ class Delivery:
             metrics.NOTIFICATION_FAILURES.labels(key[0], run["spec"]["scheduledJob"]).inc()
 
     async def _deliver(
-        self, key: Key, run: Body, status: NotificationStatus, taken: datetime | None
+        self,
+        key: Key,
+        run: Body,
+        status: NotificationStatus,
+        taken: datetime | None,
+        channel: str,
     ) -> None:
         recorded = None
         try:
-            recorded = await self._claim_send_record(key, run, status, taken)
+            recorded = await self._claim_send_record(key, run, status, taken, channel)
         except Exception as error:  # the API server away: the run's retry tries again
-            log.warning("%s/%s: notification not delivered yet: %s", *key, error)
+            log.warning("%s/%s: %s not delivered yet: %s", *key, channel, error)
             self.c.queue.add((Kind.RUN, key))
         finally:
-            self._sending.discard(key)
+            self._sending.discard((key, channel))
         if recorded is not None:
-            self.consider(key, recorded)  # a retry after a temporary failure
+            self._consider(key, recorded, channel)  # a retry after a temporary failure
 
     async def _claim_send_record(
-        self, key: Key, run: Body, status: NotificationStatus, taken: datetime | None
+        self,
+        key: Key,
+        run: Body,
+        status: NotificationStatus,
+        taken: datetime | None,
+        channel: str,
     ) -> Body | None:
         """The run as recorded after one attempt; None when no attempt was made. An
         e-mail ``taken`` from the rate limit is given back when none was."""
@@ -185,9 +210,7 @@ class Delivery:
         )
         rv = run["metadata"].get("resourceVersion")
         try:
-            claimed = await self.c.kube.patch_status(
-                api.RUNS, *key, {"notification": _dump(claim)}, rv
-            )
+            claimed = await self.c.kube.patch_status(api.RUNS, *key, {channel: _dump(claim)}, rv)
         except Exception:
             self._give_back(key, taken)
             raise
@@ -202,12 +225,12 @@ class Delivery:
         self.c.own(Kind.RUN, claimed)
         new, event = await send_notification(
             status,
-            self._report(claimed, self._job(key, run)),
+            self._report(claimed, self._job(key, run), channel),
             to=self._to(key, run),
             settings=self.c.smtp,
             now=now,
         )
-        recorded = await self._record(key, claimed, claim, new)
+        recorded = await self._record(key, claimed, claim, new, channel)
         if recorded is None:
             return None
         await self.c.kube.event(recorded, event.type, event.reason, event.message)
@@ -221,17 +244,16 @@ class Delivery:
         claimed: Body,
         claim: NotificationStatus,
         new: NotificationStatus,
+        channel: str,
     ) -> Body | None:
         """Writes the attempt's result over our claim, as long as the run holds it."""
         current = claimed
         for _ in range(5):
             rv = current["metadata"].get("resourceVersion")
-            patched = await self.c.kube.patch_status(
-                api.RUNS, *key, {"notification": _dump(new)}, rv
-            )
+            patched = await self.c.kube.patch_status(api.RUNS, *key, {channel: _dump(new)}, rv)
             if isinstance(patched, Conflict):
                 fresh = await self.c.refresh(Kind.RUN, key)
-                raw = ((fresh or {}).get("status") or {}).get("notification")
+                raw = ((fresh or {}).get("status") or {}).get(channel)
                 if fresh is None or not raw or NotificationStatus.model_validate(raw) != claim:
                     return None  # no longer our claim: its holder records
                 current = fresh
@@ -241,15 +263,16 @@ class Delivery:
             return patched
         return None
 
-    def _report(self, run: Body, job: Body) -> RunReport:
+    def _report(self, run: Body, job: Body, channel: str) -> RunReport:
         spec, status = run["spec"], run.get("status") or {}
+        late = _late_condition(run) if channel == LATE_NOTIFICATION else None
         return RunReport(
             job=spec["scheduledJob"],
             namespace=run["metadata"]["namespace"],
             run=run["metadata"]["name"],
             run_uid=run["metadata"]["uid"],
             scheduled_time=parse_time(spec["scheduledTime"]) or self.c.clock(),
-            trigger=spec.get("trigger") or "Schedule",
+            trigger=cast(Trigger, trigger_of(spec)),
             phase=status["phase"],
             services=tuple(
                 ServiceReport(s["name"], s["phase"], s.get("jobName"), s.get("message") or "")
@@ -258,5 +281,27 @@ class Delivery:
             parent_run=spec.get("parentRun"),
             start_time=parse_time(status.get("startTime")),
             completion_time=parse_time(status.get("completionTime")),
-            time_zone=(job.get("spec") or {}).get("timeZone") or self.c.settings.default_timezone,
+            time_zone=spec.get("timeZone")
+            or (job.get("spec") or {}).get("timeZone")
+            or self.c.settings.default_timezone,
+            late=LateReport(
+                parse_time(late.get("lastTransitionTime")) or self.c.clock(),
+                str(late.get("message") or ""),
+                (job.get("spec") or {}).get("runDeadline") or "",
+            )
+            if late is not None
+            else None,
         )
+
+
+def _late_condition(run: Body) -> Body:
+    conditions = (run.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == CONDITION_LATE), {})
+
+
+def _news_time(run: Body, channel: str) -> datetime | None:
+    """When what a notification tells happened (its age gives it up after a day): the
+    run's end, or when it became late."""
+    if channel == LATE_NOTIFICATION:
+        return parse_time(_late_condition(run).get("lastTransitionTime"))
+    return parse_time((run.get("status") or {}).get("completionTime"))

@@ -10,6 +10,8 @@ almanac_fire_lateness_seconds{namespace,scheduledjob} run created minus the sche
 almanac_next_fire_timestamp_seconds                  the next fire of each job (unix seconds)
 almanac_last_success_timestamp_seconds               scheduled time of each job's last success
 almanac_missed_fires_total{namespace,scheduledjob}   fires that were not started
+almanac_runs_late_total{namespace,scheduledjob}      runs still unfinished runDeadline after
+                                                     they were due (condition Late)
 almanac_notification_failures_total                  e-mails given up on (Failed)
 almanac_timer_last_tick_timestamp_seconds            when the timer queue last woke (liveness)
 ===================================================  ==========================================
@@ -72,6 +74,11 @@ UNTRUSTED_RUNS = Counter(
     "not executed.",
     ["namespace"],
 )
+RUNS_LATE = Counter(
+    "almanac_runs_late",
+    "Runs still unfinished runDeadline after they were due.",
+    ["namespace", "scheduledjob"],
+)
 NOTIFICATION_FAILURES = Counter(
     "almanac_notification_failures", "Notifications given up on.", ["namespace", "scheduledjob"]
 )
@@ -83,6 +90,7 @@ _PER_JOB: tuple[Counter | Gauge | Histogram, ...] = (
     NEXT_FIRE,
     LAST_SUCCESS,
     MISSED_FIRES,
+    RUNS_LATE,
     NOTIFICATION_FAILURES,
 )
 TIMER_TICK = Gauge(
@@ -110,6 +118,7 @@ def track_job(namespace: str, job: str) -> None:
     for result in ("Succeeded", "Failed"):
         RUNS.labels(namespace, job, result)
     MISSED_FIRES.labels(namespace, job)
+    RUNS_LATE.labels(namespace, job)
     NOTIFICATION_FAILURES.labels(namespace, job)
 
 

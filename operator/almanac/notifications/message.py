@@ -1,5 +1,9 @@
-"""The e-mail about a finished run: what happened (:class:`RunReport`) and the message
-that tells it (:func:`compose_message`).
+"""The e-mail about a finished or a late run: what happened (:class:`RunReport`) and
+the message that tells it (:func:`compose_message`).
+
+A late run's e-mail (``notifications.onLate``) says how late, which services are still
+running, and how to look at them; the outcome's e-mail follows when the run ends, if
+asked for. Their Message-IDs differ (``late`` instead of the outcome).
 
 The subject names the outcome, the job and the scheduled time; the body gives the run's
 times (in UTC and in the job's time zone), its services, the failed services' messages
@@ -24,11 +28,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from almanac.times import format_duration, format_instant
 
-__all__ = ["RunReport", "ServiceReport", "compose_message"]
+__all__ = ["LateReport", "RunReport", "ServiceReport", "Trigger", "compose_message"]
 
-RunPhase = Literal["Succeeded", "Failed"]
+RunPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
 ServicePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
-Trigger = Literal["Schedule", "Manual", "Rerun"]
+Trigger = Literal["Schedule", "RunNow", "Rerun", "Backfill"]
 
 # A pod's termination message can be kilobytes long; the e-mail keeps its beginning.
 _MAX_SERVICE_MESSAGE = 2000
@@ -45,6 +49,18 @@ class ServiceReport:
     phase: ServicePhase
     job_name: str | None = None
     message: str = ""
+
+
+@dataclass(frozen=True)
+class LateReport:
+    """That a run is late: set on a report, it makes the e-mail the lateness e-mail."""
+
+    since: datetime
+    """When the run was found late (its Late condition's transition)."""
+    message: str
+    """The condition's message: the deadline and the runDeadline."""
+    run_deadline: str
+    """``spec.runDeadline`` as the job writes it (``2h``)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,13 @@ class RunReport:
     completion_time: datetime | None = None
     time_zone: str | None = None
     """The job's ``spec.timeZone``; the scheduled time is also shown in it."""
+    late: LateReport | None = None
+    """Set for the e-mail about lateness (``notifications.onLate``)."""
+
+    @property
+    def news_time(self) -> datetime | None:
+        """When what the e-mail tells happened: the run became late, or it ended."""
+        return self.late.since if self.late is not None else self.completion_time
 
     def __post_init__(self) -> None:
         for name in ("scheduled_time", "start_time", "completion_time"):
@@ -86,17 +109,18 @@ def compose_message(report: RunReport, *, sender: str, recipients: Sequence[str]
     if not recipients:
         raise ValueError("compose_message needs at least one recipient")
     failed = report.phase == "Failed"
-    outcome = "failed" if failed else "succeeded"
+    outcome = "late" if report.late else "failed" if failed else "succeeded"
+    headline = "LATE" if report.late else "FAILED" if failed else "Succeeded"
     message = EmailMessage()
     scheduled = report.scheduled_time.astimezone(ZoneInfo("UTC"))
     message["Subject"] = (
-        f"[Almanac] {'FAILED' if failed else 'Succeeded'} {report.namespace}/{report.job} "
+        f"[Almanac] {headline} {report.namespace}/{report.job} "
         f"run {report.run} (scheduled {scheduled:%Y-%m-%d %H:%M} UTC)"
     )
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     # The time the run ended, not the time of sending: a resent message is identical.
-    message["Date"] = format_datetime(report.completion_time or report.scheduled_time)
+    message["Date"] = format_datetime(report.news_time or report.scheduled_time)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "almanac.dev"
     message["Message-ID"] = f"<{report.run}.{report.namespace}.{outcome}.{report.run_uid}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
@@ -104,11 +128,13 @@ def compose_message(report: RunReport, *, sender: str, recipients: Sequence[str]
     message["X-Almanac-Namespace"] = report.namespace
     message["X-Almanac-Run"] = report.run
     message["X-Almanac-Phase"] = report.phase
+    if report.late:
+        message["X-Almanac-Late"] = "true"
     message["X-Almanac-Trigger"] = report.trigger
     message["X-Almanac-Scheduled-Time"] = format_instant(report.scheduled_time)
     if report.parent_run:
         message["X-Almanac-Parent-Run"] = report.parent_run
-    text = _body(report)
+    text = _late_body(report, report.late) if report.late else _body(report)
     # Plain 7bit when possible, so that the raw message (a mail log, an mbox) reads like
     # the mail, and long kubectl lines are not broken by quoted-printable soft breaks.
     plain = text.isascii() and max(map(len, text.splitlines())) <= 998
@@ -176,6 +202,45 @@ def _body(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _late_body(report: RunReport, late: LateReport) -> str:
+    ns, run = shlex.quote(report.namespace), shlex.quote(report.run)
+    lines = [
+        f"Run {report.run} of ScheduledJob {report.namespace}/{report.job} is LATE: "
+        f"{late.message}.",
+        "",
+        f"  ScheduledJob:  {report.job}",
+        f"  Namespace:     {report.namespace}",
+        f"  Run:           {report.run}",
+        f"  Trigger:       {_trigger(report)}",
+        f"  Scheduled:     {_when(report.scheduled_time, report.time_zone)}",
+        f"  Deadline:      runDeadline {late.run_deadline}",
+        f"  Late since:    {_utc(late.since)}",
+        f"  Phase:         {report.phase}",
+    ]
+    if report.start_time is not None:
+        lines.append(
+            f"  Started:       {_utc(report.start_time)}"
+            f"  (running {format_duration(late.since - report.start_time)})"
+        )
+    lines += ["", "Services:", *_table(report.services)]
+    lines += ["", "What to do:"]
+    for service in report.services:
+        if service.phase == "Running" and service.job_name:
+            lines += [
+                f"  See the logs of {service.name}, still running:",
+                f"    kubectl -n {ns} logs job/{shlex.quote(service.job_name)}",
+            ]
+    lines += [
+        "  See the run, its services and its events:",
+        f"    kubectl -n {ns} describe sjr {run}",
+        "",
+        "-- ",
+        "Sent by Almanac because spec.notifications.onLate is true",
+        f"on ScheduledJob {report.namespace}/{report.job}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _table(services: Sequence[ServiceReport]) -> list[str]:
     if not services:
         return ["  (none)"]
@@ -188,9 +253,9 @@ def _table(services: Sequence[ServiceReport]) -> list[str]:
 def _trigger(report: RunReport) -> str:
     if report.trigger == "Rerun":
         return f"Rerun of {report.parent_run}" if report.parent_run else "Rerun"
-    if report.trigger == "Manual":
-        return "Manual (run now, outside the schedule)"
-    return "Schedule"
+    if report.trigger == "RunNow":
+        return "RunNow (run now, outside the schedule)"
+    return report.trigger
 
 
 def _utc(moment: datetime) -> str:

@@ -97,6 +97,7 @@ __all__ = [
     "plan_notification",
     "rate_limited",
     "record_attempt",
+    "requested_status",
     "resolve_recipients",
     "send_notification",
     "should_notify",
@@ -261,7 +262,16 @@ def initial_status(
 ) -> tuple[NotificationStatus, NotificationEvent | None]:
     """The state to write together with the run's final ``phase``, and an Event if the
     requested notification cannot be sent."""
-    if not should_notify(on_success, on_failure, phase):
+    asked = should_notify(on_success, on_failure, phase)
+    return requested_status(asked, to=to, settings=settings)
+
+
+def requested_status(
+    asked: bool, *, to: Sequence[str] | None, settings: SmtpSettings | None
+) -> tuple[NotificationStatus, NotificationEvent | None]:
+    """The first state of a notification (about an outcome, or about lateness), written
+    together with what it tells; and an Event if it is asked for but cannot be sent."""
+    if not asked:
         return NotificationStatus(state="NotRequested"), None
     recipients = resolve_recipients(to, settings)
     if isinstance(recipients, Unavailable):
@@ -368,5 +378,5 @@ async def send_notification(
     # Looked up on the module at each call, so that a test can replace it.
     result = await smtp.deliver(settings, message)
     return record_attempt(
-        status, result, attempted_at=now, ended_at=report.completion_time, policy=policy
+        status, result, attempted_at=now, ended_at=report.news_time, policy=policy
     )

@@ -25,12 +25,15 @@ from almanac.api.names import (
     ANNOTATION_RUN_NOW,
     API_VERSION,
     LABEL_JOB,
+    TRIGGER_RUN_NOW,
+    TRIGGER_SCHEDULE,
     manual_run_name,
     run_name,
 )
 from almanac.api.resolve import resolve
 from almanac.errors import InvalidSpec
 from almanac.rules import policy
+from almanac.rules.deadlines import deadline_of, late_since
 from almanac.rules.plans import (
     Body,
     Create,
@@ -86,8 +89,16 @@ def run_body(
     trigger: str,
     services: list[Body],
     parent: str | None = None,
+    *,
+    time_zone: str | None = None,
+    original: str | None = None,
 ) -> Body:
-    """A ScheduledJobRun of ``job``: a snapshot of its services, owned by it."""
+    """A ScheduledJobRun of ``job``: a snapshot of its services, owned by it.
+
+    ``trigger`` is one of :data:`almanac.api.names.TRIGGERS`; a kind that creates runs
+    (a rerun, a backfill) only chooses it. ``time_zone`` is the zone the run's local
+    date is read in (the job's, resolved), ``original`` a rerun's inherited scheduled
+    instant (:mod:`almanac.rules.rundate`)."""
     spec: Body = {
         "scheduledJob": job["metadata"]["name"],
         "scheduledTime": timestamp(scheduled),
@@ -96,6 +107,10 @@ def run_body(
     }
     if parent:
         spec["parentRun"] = parent
+    if original:
+        spec["originalScheduledTime"] = original
+    if time_zone:
+        spec["timeZone"] = time_zone
     return {
         "apiVersion": API_VERSION,
         "kind": "ScheduledJobRun",
@@ -116,8 +131,11 @@ def _phase(run: Body) -> str:
 class _Decision:
     """Accumulates one job's plan; :func:`decide_job` drives it."""
 
-    def __init__(self, job: Body, runs: Sequence[Body], now: datetime) -> None:
+    def __init__(
+        self, job: Body, runs: Sequence[Body], now: datetime, default_time_zone: str = "UTC"
+    ) -> None:
         self.job, self.now = job, now
+        self.default_time_zone = default_time_zone
         self.meta, self.spec = job["metadata"], job.get("spec") or {}
         self.status: Body = job.get("status") or {}
         self.generation = self.meta.get("generation")
@@ -189,6 +207,27 @@ class _Decision:
             if _phase(run) not in policy.TERMINAL and name != besides
         ]
 
+    def lateness(self, active: Sequence[str]) -> str:
+        """``; run X is late: ...`` for the active runs past their deadline, so that a
+        wedged run is visible the first time it holds a Forbid job's slot."""
+        assert self.model is not None
+        run_deadline = self.model.spec.deadline()
+        late = []
+        for name in active:
+            run = self.runs[name]
+            deadline = deadline_of(run, run_deadline)
+            since = late_since(run)
+            if since is not None or (deadline is not None and deadline <= self.now):
+                due = timestamp(deadline) if deadline is not None else timestamp(since)
+                late.append(f"{name} (due by {due})")
+        if not late:
+            return ""
+        return (
+            f"; late past its runDeadline {self.model.spec.run_deadline}: {', '.join(late)}"
+            if self.model.spec.run_deadline
+            else f"; late: {', '.join(late)}"
+        )
+
     def start(self, scheduled: datetime, trigger: str, name: str) -> bool:
         """Creates the run of one fire, honouring concurrencyPolicy; False if forbidden."""
         if name in self.runs:
@@ -199,7 +238,7 @@ class _Decision:
         if active and policy_name == "Forbid":
             message = (
                 f"fire {timestamp(scheduled)} not started: run {', '.join(active)} is still "
-                "active (concurrencyPolicy Forbid)"
+                f"active (concurrencyPolicy Forbid){self.lateness(active)}"
             )
             self.miss([scheduled], message)
             return False
@@ -214,10 +253,17 @@ class _Decision:
                     old,
                 )
             )
-        body = run_body(self.job, name, scheduled, trigger, list(self.spec.get("services") or []))
+        body = run_body(
+            self.job,
+            name,
+            scheduled,
+            trigger,
+            list(self.spec.get("services") or []),
+            time_zone=self.model.spec.time_zone or self.default_time_zone,
+        )
         self.runs[name] = body
         how = trigger
-        if trigger == "Schedule":
+        if trigger == TRIGGER_SCHEDULE:
             lateness = max(0.0, (self.now - scheduled).total_seconds())
             how = f"{trigger}, {lateness:.2f}s after it"
         message = f"created run {name} for {timestamp(scheduled)} ({how})"
@@ -281,7 +327,7 @@ def decide_job(
     created by the operator (:mod:`almanac.rules.trust`), and when this operator began
     serving (``catchUp: None`` misses the fires before it). Pure: the same inputs give
     the same plan."""
-    d = _Decision(job, runs, now)
+    d = _Decision(job, runs, now, default_time_zone)
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
     try:
@@ -310,7 +356,7 @@ def decide_job(
 
     d.model = model
     if run_now:
-        d.start(now.replace(microsecond=0), "Manual", manual_run_name(d.meta["name"], now))
+        d.start(now.replace(microsecond=0), TRIGGER_RUN_NOW, manual_run_name(d.meta["name"], now))
 
     if model.spec.suspend:
         d.desired["nextScheduleTime"] = None
@@ -411,7 +457,7 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
             f"{count} fire(s) not started, latest {times}: {decision.reason}",
         )
     for instant in decision.starts:
-        d.start(instant, "Schedule", run_name(d.meta["name"], instant))
+        d.start(instant, TRIGGER_SCHEDULE, run_name(d.meta["name"], instant))
     started += decision.starts
     if started:
         d.fired = started[-1]

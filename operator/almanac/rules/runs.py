@@ -22,18 +22,22 @@ from datetime import datetime, timedelta
 from almanac.api.bounds import instant_error
 from almanac.api.names import (
     ANNOTATION_RERUN,
+    ANNOTATION_SCHEDULED_TIME,
     LABEL_JOB,
     LABEL_RUN,
     LABEL_SERVICE,
+    TRIGGER_RERUN,
     rerun_name,
 )
 from almanac.notifications.smtp import SmtpSettings
-from almanac.notifications.state import initial_status
+from almanac.notifications.state import initial_status, requested_status
 from almanac.rules import orchestration as orch
 from almanac.rules import policy
+from almanac.rules.deadlines import deadline_of, job_deadline, late_condition, late_since
 from almanac.rules.jobs import owner_reference, run_body
 from almanac.rules.plans import Body, PlannedEvent, changed_fields, condition_message
-from almanac.times import parse_time, timestamp
+from almanac.rules.rundate import RunDate, run_date, run_variables, with_variables
+from almanac.times import format_instant, parse_time, timestamp
 
 __all__ = [
     "RunPlan",
@@ -66,6 +70,8 @@ class RunPlan:
     wake_at: datetime | None = None
     finished_now: bool = False
     """The run ends with this plan (count it, time it)."""
+    late_now: bool = False
+    """The run becomes Late with this plan (count it)."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,9 @@ def _pods_check_at(batch_jobs: Sequence[Body], now: datetime) -> datetime | None
     return min(times, default=None)
 
 
-def batch_job_body(run: Body, service: Body) -> Body:
-    """The Job of one service of a run: its template, labelled and owned by the run."""
+def batch_job_body(run: Body, service: Body, when: RunDate | None = None) -> Body:
+    """The Job of one service of a run: its template, labelled and owned by the run, and
+    (given the run's date) told which run and date it is (:mod:`almanac.rules.rundate`)."""
     run_name = run["metadata"]["name"]
     job = run["spec"]["scheduledJob"]
     template = service.get("jobTemplate") or {}
@@ -154,6 +161,11 @@ def batch_job_body(run: Body, service: Body) -> Body:
     pod_meta = dict(pod.get("metadata") or {})
     pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **ours}
     pod["metadata"] = pod_meta
+    annotations = dict(meta.get("annotations") or {})
+    if when is not None:
+        variables = run_variables(run, service["name"], when)
+        pod["spec"] = with_variables(pod.get("spec") or {}, variables)
+        annotations[ANNOTATION_SCHEDULED_TIME] = format_instant(when.instant)
     job_spec["template"] = pod
     return {
         "apiVersion": "batch/v1",
@@ -162,7 +174,7 @@ def batch_job_body(run: Body, service: Body) -> Body:
             "name": orch.job_name(run_name, service["name"]),
             "namespace": run["metadata"]["namespace"],
             "labels": {**(meta.get("labels") or {}), **ours},
-            "annotations": meta.get("annotations") or {},
+            "annotations": annotations,
             "ownerReferences": [owner_reference(run)],
         },
         "spec": job_spec,
@@ -224,7 +236,7 @@ def _run_events(run: Body, status: Body, old_phase: str | None) -> list[PlannedE
 
 
 def _rerun(
-    run: Body, job: Body | None, now: datetime, delay: timedelta
+    run: Body, job: Body | None, now: datetime, delay: timedelta, default_time_zone: str
 ) -> tuple[Body | None, PlannedEvent]:
     """The child run that ``almanac.dev/rerun`` asks for, or why there is none.
 
@@ -258,7 +270,18 @@ def _rerun(
     when = now.replace(microsecond=0) + delay
     child = rerun_name(name)
     which = "failed and skipped services" if only_failed else "all services"
-    body = run_body(job, child, when, "Rerun", services, parent=name)
+    # The child stands for the parent's instant and date (rundate), however late it runs.
+    date = run_date(run, job, default_time_zone)
+    body = run_body(
+        job,
+        child,
+        when,
+        TRIGGER_RERUN,
+        services,
+        parent=name,
+        time_zone=date.time_zone if date else None,
+        original=timestamp(date.instant) if date else None,
+    )
     message = f"created rerun {child} of {which}, starting {timestamp(when)}"
     return body, PlannedEvent("Normal", "RerunCreated", message, child)
 
@@ -308,6 +331,7 @@ def decide_run(
     rerun_delay: timedelta = timedelta(minutes=1),
     refused: Mapping[str, str] | None = None,
     no_pods: Mapping[str, str] | None = None,
+    default_time_zone: str = "UTC",
 ) -> RunPlan:
     """Everything to do for ``run`` at ``now``, given its Jobs (from the store), its
     ScheduledJob (None when gone), the services whose Job the API server refused and
@@ -318,7 +342,7 @@ def decide_run(
     old_phase = status.get("phase")
     rerun, events, consume = None, [], False
     if ANNOTATION_RERUN in (meta.get("annotations") or {}):
-        rerun, event = _rerun(run, job, now, rerun_delay)
+        rerun, event = _rerun(run, job, now, rerun_delay, default_time_zone)
         events.append(event)
         consume = True
     if old_phase in policy.TERMINAL:
@@ -394,15 +418,69 @@ def decide_run(
         desired["notification"] = notification.model_dump(by_alias=True, mode="json")
         if problem is not None:
             events.append(PlannedEvent(problem.type, problem.reason, problem.message, "initial"))
+    deadline, late_now = deadline_of(run, job_deadline(job)), False
+    if late_since(run) is not None:
+        deadline = None  # late once: nothing more to wait for
+    if deadline is not None:
+        # When its last service ended, as its Jobs say (the run's completionTime is when
+        # the operator saw it, which after a downtime is later).
+        ended = (
+            max((s.completion_time for s in plan.services if s.completion_time), default=None)
+            or plan.completion_time
+            if plan.finished
+            else None
+        )
+        # A run that ended is late if it ended after the deadline (the operator was down
+        # when it passed); one still going is late from the deadline on.
+        if (ended > deadline) if ended is not None else (now >= deadline):
+            late_now = True
+            desired["conditions"] = [
+                *(status.get("conditions") or []),
+                late_condition(deadline, str((job or {})["spec"]["runDeadline"]), now),
+            ]
+            events += _late(run, job or {}, deadline, smtp, desired)
+    wake_deadline = None if plan.finished or late_now else deadline
     return RunPlan(
         status=changed_fields(status, desired),
-        creates=tuple(batch_job_body(run, by_name[name]) for name in plan.create),
+        creates=tuple(
+            batch_job_body(run, by_name[name], run_date(run, job, default_time_zone))
+            for name in plan.create
+        ),
         rerun=rerun,
         consume_rerun=consume,
         events=tuple(events),
         wake_at=min(
-            (t for t in (plan.wake_at, _pods_check_at(batch_jobs, now)) if t is not None),
+            (
+                t
+                for t in (plan.wake_at, _pods_check_at(batch_jobs, now), wake_deadline)
+                if t is not None
+            ),
             default=None,
         ),
         finished_now=plan.finished,
+        late_now=late_now,
     )
+
+
+def _late(
+    run: Body, job: Body, deadline: datetime, smtp: SmtpSettings | None, desired: Body
+) -> list[PlannedEvent]:
+    """A run that just became late: its RunLate Event (on the job, beside RunFailed,
+    once: keyed by the run) and, in ``desired``, the state of the e-mail about it,
+    written with the condition so that a restart cannot forget it (as for the outcome's
+    e-mail, :mod:`almanac.notifications.state`)."""
+    name, spec = run["metadata"]["name"], run.get("spec") or {}
+    written = job["spec"]["runDeadline"]
+    message = (
+        f"run {name} is late: not finished by {timestamp(deadline)}, runDeadline {written} "
+        f"after {spec.get('scheduledTime')}"
+    )
+    events = [PlannedEvent("Warning", "RunLate", message, name, on_job=True)]
+    wanted = job["spec"].get("notifications") or {}
+    notification, problem = requested_status(
+        bool(wanted.get("onLate")), to=wanted.get("to"), settings=smtp
+    )
+    desired["lateNotification"] = notification.model_dump(by_alias=True, mode="json")
+    if problem is not None:
+        events.append(PlannedEvent(problem.type, problem.reason, problem.message, "late"))
+    return events

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from almanac.api.names import TRIGGER_RUN_NOW, trigger_of
 from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK
 from almanac.cli.plugin.views import event_order, instant_text, name_of
 from almanac.rules.plans import Body
@@ -55,7 +56,7 @@ def run_now_outcome(
     manual = [
         r
         for r in runs
-        if (r.get("spec") or {}).get("trigger") == "Manual" and name_of(r) not in before
+        if trigger_of(r.get("spec") or {}) == TRIGGER_RUN_NOW and name_of(r) not in before
     ]
     if manual:
         newest = max(

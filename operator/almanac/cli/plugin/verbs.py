@@ -178,7 +178,8 @@ async def describe(c: Context, args: argparse.Namespace) -> int:
     child = await c.kube.get(RUNS, c.namespace, rerun_name(args.run))
     if child is not None and (child.get("spec") or {}).get("parentRun") != args.run:
         child = None
-    print("\n".join(format_run(run, events, c.namespace, _now(), child)))
+    owner = await c.kube.get(SCHEDULED_JOBS, c.namespace, job) if job else None
+    print("\n".join(format_run(run, events, c.namespace, _now(), child, owner)))
     return EXIT_OK
 
 

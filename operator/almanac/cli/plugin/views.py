@@ -15,8 +15,11 @@ import shlex
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from almanac.api.names import trigger_of
+from almanac.rules.deadlines import late_since
 from almanac.rules.plans import Body
 from almanac.rules.policy import TERMINAL
+from almanac.rules.rundate import run_date
 from almanac.times import format_duration, format_instant, parse_time
 
 __all__ = [
@@ -144,7 +147,7 @@ def format_runs(runs: Sequence[Body], now: datetime, limit: int = 0) -> list[str
         [
             name_of(run),
             _scheduled(run) or NONE,
-            str(run.get("spec", {}).get("trigger") or "Schedule"),
+            trigger_of(run.get("spec") or {}),
             _phase(run),
             str(run.get("spec", {}).get("parentRun") or NONE),
             ",".join(f"{s.get('name')}:{s.get('phase') or 'Pending'}" for s in _services(run))
@@ -197,10 +200,17 @@ def _commands(
 
 
 def format_run(
-    run: Body, events: Sequence[Body], namespace: str, now: datetime, child: Body | None = None
+    run: Body,
+    events: Sequence[Body],
+    namespace: str,
+    now: datetime,
+    child: Body | None = None,
+    job: Body | None = None,
 ) -> list[str]:
-    """``describe``: the run, its services, its notification, its Events (oldest first)
-    and the commands to act on it. ``child`` is its rerun, when there is one."""
+    """``describe``: the run, its date, its services, its lateness and notifications,
+    its Events (oldest first) and the commands to act on it. ``child`` is its rerun,
+    when there is one; ``job`` its ScheduledJob, whose zone dates a run made before runs
+    recorded theirs."""
     spec, status = run.get("spec") or {}, run.get("status") or {}
     name, phase = name_of(run), _phase(run)
     started, completed = api_time(status.get("startTime")), api_time(status.get("completionTime"))
@@ -215,14 +225,17 @@ def format_run(
         ("Namespace", namespace),
         ("ScheduledJob", str(spec.get("scheduledJob") or NONE)),
         ("Scheduled", instant_text(spec.get("scheduledTime"), now)),
-        ("Trigger", str(spec.get("trigger") or "Schedule")),
+        ("Date", _date(run, job)),
+        ("Trigger", trigger_of(spec)),
         ("Parent", str(spec.get("parentRun") or NONE)),
         ("Rerun", NONE if child is None else f"{name_of(child)} ({_phase(child)})"),
         ("Phase", phase),
         ("Started", instant_text(status.get("startTime"), now)),
         ("Completed", instant_text(status.get("completionTime"), now)),
         ("Duration", duration),
+        ("Late", _late(run, now)),
         ("Notification", _notification(status.get("notification"))),
+        ("Late e-mail", _notification(status.get("lateNotification"))),
     ]
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
@@ -260,6 +273,28 @@ def format_run(
 
     lines.append("What next:")
     return _commands(lines, _next_steps(run, services, namespace, child))
+
+
+def _date(run: Body, job: Body | None) -> str:
+    """The run's scheduled date in its zone (what its Jobs get as ALMANAC_SCHEDULED_DATE);
+    for a rerun, whose instant that is."""
+    when = run_date(run, job, "UTC")
+    if when is None:
+        return NONE
+    text = f"{when.date} ({when.time_zone})"
+    spec = run.get("spec") or {}
+    if spec.get("originalScheduledTime"):
+        text += f", of {format_instant(when.instant)} (the run it reruns)"
+    return text
+
+
+def _late(run: Body, now: datetime) -> str:
+    since = late_since(run)
+    if since is None:
+        return "no"
+    conditions = (run.get("status") or {}).get("conditions") or []
+    message = next((c.get("message") for c in conditions if c.get("type") == "Late"), "")
+    return f"yes, since {instant_text(format_instant(since), now)}: {message}"
 
 
 def _notification(value: object) -> str:
