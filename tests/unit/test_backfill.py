@@ -381,7 +381,10 @@ def test_to_the_end_every_instant_once_never_more_than_parallelism_unfinished(
             break
         for name in unfinished:
             if rng.random() < 0.5:
-                runs[name] = {**runs[name], "status": {"phase": rng.choice(["Succeeded", "Failed"])}}
+                runs[name] = {
+                    **runs[name],
+                    "status": {"phase": rng.choice(["Succeeded", "Failed"])},
+                }
         for name in [n for n, r in runs.items() if r.get("status") and rng.random() < 0.3]:
             gone[name] = runs.pop(name)["status"]["phase"]
     status = body["status"]

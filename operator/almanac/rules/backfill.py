@@ -194,9 +194,7 @@ def decide_backfill(
     return _advance(d, model, job, instants, {r["metadata"]["name"]: r for r in runs}, gone, taken)
 
 
-def _remaining(
-    instants: list[datetime], status: Body, newest_first: bool
-) -> Iterator[datetime]:
+def _remaining(instants: list[datetime], status: Body, newest_first: bool) -> Iterator[datetime]:
     """The instants from the cursor on: all before the first decision, none once the
     cursor has passed the end (``startTime`` set and no ``nextInstant``)."""
     cursor = parse_time(status.get("nextInstant"))
@@ -234,11 +232,11 @@ def _advance(
             return phase if phase in policy.TERMINAL else None
         if run_name_ in taken:
             return "Failed"
-        phase = gone.get(run_name_)
-        if phase not in policy.TERMINAL:
+        last = gone.get(run_name_)
+        if last not in policy.TERMINAL:
             lost.append(run_name_)
             return "Failed"
-        return phase
+        return last
 
     still: list[str] = []
     for run in d.active:
