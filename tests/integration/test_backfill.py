@@ -1,0 +1,176 @@
+"""Backfill on the real control plane: the runs `almanac next` predicts for a past range,
+at most `parallelism` unfinished at once, through an operator restart, without a
+duplicate; refusals said in the status and by the API server."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from almanac.api.models import ScheduledJob
+from almanac.api.names import run_name
+from almanac.api.resolve import resolve
+from tests.integration.conftest import Operator
+from tests.integration.objects import API_VERSION, calendar, scheduled_job, service
+from tests.integration.test_operator import reasons, utc
+from tests.kube import Kubectl, wait_until
+
+ZONE = "Europe/Bucharest"
+FINISHED = ("Succeeded", "Failed")
+
+
+def backfill(name: str, job: str, start: datetime, end: datetime, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Backfill",
+        "metadata": {"name": name},
+        "spec": {
+            "scheduledJob": job,
+            "from": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "to": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **spec,
+        },
+    }
+
+
+def predicted(
+    k: Kubectl, job: str, calendars: list[str], start: datetime, end: datetime
+) -> list[datetime]:
+    """What `almanac next` lists from just before ``start``, cut at ``end``: the same
+    library call (resolve, then Schedule.fires) on the objects as the cluster holds them."""
+    body = k.get("sj", job)
+    assert body is not None
+    bodies = {name: k.get("calendar", name) for name in calendars}
+    schedule = resolve(ScheduledJob.parse(body), {n: b for n, b in bodies.items() if b})
+    fires = schedule.fires(start - timedelta(seconds=1))
+    return [t for t in itertools.takewhile(lambda t: t < end, fires) if t >= start]
+
+
+def test_a_backfill_creates_the_predicted_runs_n_at_a_time_through_a_restart(
+    k: Kubectl, operator: Operator
+) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=8), today - timedelta(days=1)
+    # A holiday on the fourth local day of the range: its fire must not be backfilled.
+    holiday = (start + timedelta(days=3)).astimezone(ZoneInfo(ZONE)).date()
+    k.apply(calendar("closed", holiday=[holiday.strftime("%d.%m.%Y")]))
+    k.apply(
+        scheduled_job(
+            "settle",
+            "30 2 * * *",
+            timeZone=ZONE,
+            calendarRefs=[{"name": "closed"}],
+            successfulRunsHistoryLimit=20,
+            services=[service("main", duration="3s")],
+        )
+    )
+    expected = predicted(k, "settle", ["closed"], start, end)
+    assert len(expected) == 6  # seven days, one a holiday: the exclusion is in play
+    assert all(t.astimezone(ZoneInfo(ZONE)).date() != holiday for t in expected)
+
+    k.apply(backfill("catch-up", "settle", start, end, parallelism=2))
+    most_unfinished = 0
+
+    def progress(at_least: int) -> dict[str, Any] | None:
+        """Polls the Backfill's runs (noting how many are unfinished at once) until
+        ``at_least`` instants have their run and the status says so."""
+        nonlocal most_unfinished
+        runs = k.items("sjr", "-l", "almanac.dev/backfill=catch-up")
+        unfinished = [r for r in runs if (r.get("status") or {}).get("phase") not in FINISHED]
+        most_unfinished = max(most_unfinished, len(unfinished))
+        status = (k.get("backfill", "catch-up") or {}).get("status") or {}
+        return status if int(status.get("created") or 0) >= at_least else None
+
+    wait_until("the first two runs", lambda: progress(2), timeout=60)
+    operator.kill()  # midway: runs unfinished, instants left
+    operator.start()
+    wait_until(
+        "the backfill to finish",
+        lambda: (s := progress(len(expected))) and s.get("phase") in FINISHED and s,
+        timeout=120,
+    )
+    status = k.get("backfill", "catch-up")["status"]
+    assert status["phase"] == "Succeeded", status
+    assert (status["total"], status["created"], status["succeeded"], status["failed"]) == (
+        len(expected),
+        len(expected),
+        len(expected),
+        0,
+    )
+    assert status.get("active", []) == [] and "nextInstant" not in status
+    assert most_unfinished == 2  # parallelism used, never exceeded
+
+    runs = k.items("sjr", "-l", "almanac.dev/backfill=catch-up")
+    assert sorted(r["metadata"]["name"] for r in runs) == sorted(
+        run_name("settle", t) for t in expected
+    )
+    assert sorted(utc(r["spec"]["scheduledTime"]) for r in runs) == expected
+    assert {r["spec"]["trigger"] for r in runs} == {"Backfill"}
+    # Each run made its one Job once, across the restart.
+    for run in runs:
+        name = run["metadata"]["name"]
+        jobs = k.items("jobs", "-l", f"almanac.dev/run={name}")
+        assert [j["metadata"]["name"] for j in jobs] == [f"{name}-main"]
+    events = k.events("catch-up")
+    created = [e["message"].split()[2] for e in events if e["reason"] == "RunCreated"]
+    assert sorted(created) == sorted(run_name("settle", t) for t in expected)
+    assert [r for r in reasons(k, "catch-up") if r.startswith("Backfill")] == [
+        "BackfillStarted",
+        "BackfillSucceeded",
+    ]
+    table = k.run("get", "bf", "catch-up").stdout
+    assert "Succeeded" in table and "settle" in table
+
+
+def test_newest_first_and_deleting_the_backfill_stops_it(k: Kubectl, operator: Operator) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=6), today - timedelta(days=1)
+    k.apply(scheduled_job("newest", "0 3 * * *", services=[service("main", duration="30s")]))
+    expected = predicted(k, "newest", [], start, end)
+    k.apply(backfill("back", "newest", start, end, order="Newest"))
+    first = run_name("newest", expected[-1])
+    run = wait_until("the newest instant's run", lambda: k.get("sjr", first), timeout=30)
+    assert run["spec"]["trigger"] == "Backfill"
+    assert k.get("backfill", "back")["status"]["nextInstant"] == expected[-2].strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    k.run("delete", "backfill", "back")
+    # The run it made finishes; no other instant gets a run.
+    wait_until(
+        "the created run to finish",
+        lambda: (k.get("sjr", first) or {}).get("status", {}).get("phase") in FINISHED,
+        timeout=90,
+    )
+    assert [r["metadata"]["name"] for r in k.items("sjr", "-l", "almanac.dev/backfill=back")] == [
+        first
+    ]
+
+
+def test_more_than_10000_instants_is_refused_in_the_status(k: Kubectl, operator: Operator) -> None:
+    k.apply(scheduled_job("minutely", "* * * * *"))
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    k.apply(backfill("huge", "minutely", today - timedelta(days=8), today - timedelta(days=1)))
+    status = wait_until(
+        "the refusal",
+        lambda: (
+            (k.get("backfill", "huge") or {}).get("status", {}).get("phase")
+            and (k.get("backfill", "huge")["status"])
+        ),
+        timeout=30,
+    )
+    assert (status["phase"], status["reason"]) == ("Failed", "TooManyInstants")
+    assert "more than 10,000 instants" in status["message"]
+    assert "TooManyInstants" in reasons(k, "huge")
+    assert k.items("sjr", "-l", "almanac.dev/backfill=huge") == []
+
+
+def test_the_crd_refuses_a_bad_backfill_with_the_field(k: Kubectl, crds: Kubectl) -> None:
+    now = datetime.now(UTC)
+    reversed_range = backfill("bad", "settle", now - timedelta(days=1), now - timedelta(days=2))
+    assert "spec.to must be later than spec.from" in k.apply_expecting_error(reversed_range)
+    zero = backfill("zero", "settle", now - timedelta(days=2), now, parallelism=0)
+    assert "spec.parallelism" in k.apply_expecting_error(zero)
+    sideways = backfill("side", "settle", now - timedelta(days=2), now, order="Sideways")
+    assert 'Unsupported value: "Sideways"' in k.apply_expecting_error(sideways)
