@@ -15,6 +15,7 @@ from almanac.api.resolve import resolve
 from tests.integration.conftest import Operator
 from tests.integration.objects import API_VERSION, calendar, scheduled_job, service
 from tests.integration.test_operator import reasons, utc
+from tests.integration.test_plugin import columns, plugin
 from tests.kube import Kubectl, wait_until
 
 ZONE = "Europe/Bucharest"
@@ -174,3 +175,53 @@ def test_the_crd_refuses_a_bad_backfill_with_the_field(k: Kubectl, crds: Kubectl
     assert "spec.parallelism" in k.apply_expecting_error(zero)
     sideways = backfill("side", "settle", now - timedelta(days=2), now, order="Sideways")
     assert 'Unsupported value: "Sideways"' in k.apply_expecting_error(sideways)
+
+
+def test_the_plugin_lists_the_instants_then_creates_the_backfill(
+    k: Kubectl, operator: Operator
+) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=7), today
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    holiday = (start + timedelta(days=2)).astimezone(ZoneInfo(ZONE)).date()
+    k.apply(
+        scheduled_job(
+            "plug",
+            "15 1 * * *",
+            timeZone=ZONE,
+            exclusions={"holiday": [holiday.strftime("%d.%m.%Y")]},
+        )
+    )
+    expected = predicted(k, "plug", [], start, end)
+    window = ["--from", start.strftime(stamp), "--to", end.strftime(stamp)]
+
+    dry = plugin(k, "backfill", "plug", *window, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    head, header, *rows = dry.stdout.splitlines()
+    assert f"{len(expected)} instant(s)" in head
+    assert columns(header) == ["#", "UTC", f"LOCAL ({ZONE})", "RUN", "NOTE"]
+    assert [columns(r)[1] for r in rows] == [t.strftime(stamp) for t in expected]
+    assert [columns(r)[3] for r in rows] == [run_name("plug", t) for t in expected]
+    assert k.items("backfill") == []  # a dry run creates nothing
+
+    made = plugin(k, "backfill", "plug", *window, "--parallelism", "3", "--name", "plug-week")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == "backfill.almanac.dev/plug-week created\n"
+    spec = k.get("backfill", "plug-week")["spec"]
+    assert (spec["parallelism"], spec["order"]) == (3, "Oldest")
+    status = wait_until(
+        "the backfill to finish",
+        lambda: (
+            (s := (k.get("backfill", "plug-week") or {}).get("status") or {}).get("phase")
+            in FINISHED
+            and s
+        ),
+        timeout=90,
+    )
+    assert status["phase"] == "Succeeded" and status["created"] == len(expected)
+
+    future = plugin(
+        k, "backfill", "plug", "--from", start.strftime(stamp), "--to", "2200-01-01T00:00:00Z"
+    )
+    assert future.returncode == 1
+    assert "is later than now" in future.stderr

@@ -1,5 +1,6 @@
 """Table tests of a Backfill's plan: which instants get their runs next, given the runs
-that exist, and what the status and Events say (almanac.rules.backfill)."""
+that exist, and what the status and Events say (almanac.rules.backfill); the webhook's
+review of a new Backfill, and the plugin's dry run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 from almanac.api.models import ScheduledJob
 from almanac.api.names import LABEL_BACKFILL, run_name
 from almanac.api.resolve import resolve
+from almanac.cli.plugin.errors import PluginError
+from almanac.cli.plugin.fires import backfill_body, format_backfill
+from almanac.controller.admission import needs_jobs_permission, review_backfill
 from almanac.rules.backfill import TooManyInstants, decide_backfill, range_instants
 from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
@@ -395,3 +399,125 @@ def test_to_the_end_every_instant_once_never_more_than_parallelism_unfinished(
     assert created == [run_name("settle", t) for t in ordered]  # in order, even across restarts
     assert status["total"] == status["created"] == len(expected)
     assert status["succeeded"] + status["failed"] == len(expected)
+
+
+# --- the webhook's review of a new Backfill ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "the_job", "errors", "warnings"),
+    [
+        ("a past range of a valid job", backfill(), job(), [], []),
+        (
+            "a range reaching past now",
+            backfill(MONDAY, NOW + DAY),
+            job(),
+            ['spec.to: "2027-02-04T00:00:00Z" is later than now (2027-02-03T00:00:00Z)'],
+            [],
+        ),
+        (
+            "more than 10,000 instants",
+            backfill(MONDAY, MONDAY + 7 * DAY),
+            job("* * * * *"),
+            ['spec: ScheduledJob "settle": the range holds more than 10,000 instants'],
+            [],
+        ),
+        (
+            "the job is not there yet",
+            backfill(),
+            None,
+            [],
+            ['spec.scheduledJob: ScheduledJob "settle" does not exist yet'],
+        ),
+        (
+            "the job is invalid",
+            backfill(),
+            job("61 * * * *"),
+            [],
+            ['spec.scheduledJob: ScheduledJob "settle" is not valid (spec.schedule'],
+        ),
+        (
+            "no instant in the range",
+            backfill(at(0, 3), at(1)),
+            job(),
+            [],
+            ['spec: ScheduledJob "settle" fires no instant in'],
+        ),
+        (
+            "every bad field named",
+            backfill(parallelism=101, order="Sideways", scheduledJob=""),
+            job(),
+            [
+                "spec.scheduledJob: must not be empty",
+                "spec.parallelism: must be at most 100 (got 101)",
+                'spec.order: "Sideways" is not one of Oldest or Newest',
+            ],
+            [],
+        ),
+        (
+            "from without an offset",
+            backfill(**{"from": "2027-01-04T00:00:00"}),
+            job(),
+            ['spec.from: "2027-01-04T00:00:00" is not an RFC 3339 instant with an offset'],
+            [],
+        ),
+        (
+            "to before from",
+            backfill(at(3), at(1)),
+            job(),
+            ['spec.to: "2027-01-05T02:00:00Z" must be later than from ("2027-01-07T02:00:00Z")'],
+            [],
+        ),
+    ],
+)
+def test_review_backfill(
+    case: str, body: Body, the_job: Body | None, errors: list[str], warnings: list[str]
+) -> None:
+    review = review_backfill(body, the_job, {}, default_time_zone="UTC", now=NOW)
+    assert len(review.errors) == len(errors), (case, review.errors)
+    for said, expected in zip(review.errors, errors, strict=True):
+        assert said.startswith(expected), (case, said)
+    assert len(review.warnings) == len(warnings), (case, review.warnings)
+    for said, expected in zip(review.warnings, warnings, strict=True):
+        assert said.startswith(expected), (case, said)
+
+
+def test_creating_a_backfill_needs_the_jobs_permission_and_editing_it_does_not() -> None:
+    assert needs_jobs_permission("Backfill", "CREATE", None, backfill())
+    assert not needs_jobs_permission("Backfill", "UPDATE", backfill(), backfill())
+
+
+# --- the plugin's dry run -------------------------------------------------------------------
+
+
+def test_the_dry_run_lists_the_instants_in_order_and_the_runs_already_there() -> None:
+    body = backfill_body(
+        "settle", timestamp(MONDAY) or "", timestamp(MONDAY + 5 * DAY) or "", 2, "Newest"
+    )
+    assert body["metadata"]["name"] == "settle-202701040000-202701090000"
+    the_job = job(timeZone="Europe/Bucharest", exclusions={"holiday": ["06.01.2027"]})
+    expected = range_instants(schedule_of(the_job), MONDAY, MONDAY + 5 * DAY)[::-1]
+    lines = format_backfill(the_job, [], body, [run(expected[-1], "Succeeded")], NOW)
+    head, header, *rows = lines
+    assert head.endswith(f"{len(expected)} instant(s), newest first, at most 2 run(s) at once")
+    assert header.split() == ["#", "UTC", "LOCAL", "(Europe/Bucharest)", "RUN", "NOTE"]
+    assert [r.split()[1] for r in rows] == [timestamp(t) for t in expected]
+    assert [r.split()[6] for r in rows] == [run_name("settle", t) for t in expected]
+    assert rows[-1].endswith("exists (Succeeded): not run again")
+    assert rows[0].split()[2:6] == ["Fri", "2027-01-08", "02:00:00", "EET"]
+
+
+@pytest.mark.parametrize(
+    ("case", "start", "end", "message"),
+    [
+        ("a future end", timestamp(MONDAY), timestamp(NOW + DAY), "is later than now"),
+        ("a date, not an instant", "2027-01-04", timestamp(MONDAY + DAY), "spec.from: "),
+    ],
+)
+def test_the_dry_run_refuses_what_the_webhook_would(
+    case: str, start: str, end: str, message: str
+) -> None:
+    with pytest.raises(PluginError, match=message):
+        format_backfill(
+            job(), [], backfill_body("settle", start or "", end or "", 1, "Oldest"), [], NOW
+        )
