@@ -546,6 +546,7 @@ VERB_ARGS = {
     "next": ["j"],
     "calendar": ["j"],
     "describe": ["r"],
+    "backfill": ["j", "--from", "2027-01-01T00:00:00Z", "--to", "2027-01-02T00:00:00Z"],
 }
 
 
