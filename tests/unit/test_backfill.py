@@ -16,9 +16,11 @@ from almanac.api.resolve import resolve
 from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.fires import backfill_body, format_backfill
 from almanac.controller.admission import needs_jobs_permission, review_backfill
+from almanac.notifications.message import compose_message
 from almanac.rules.backfill import TooManyInstants, decide_backfill, range_instants
 from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
+from tests.unit.test_notify import SENDER, body, failed_report
 
 Body = dict[str, Any]
 
@@ -521,3 +523,11 @@ def test_the_dry_run_refuses_what_the_webhook_would(
         format_backfill(
             job(), [], backfill_body("settle", start or "", end or "", 1, "Oldest"), [], NOW
         )
+
+
+def test_the_e_mail_about_a_backfill_run_says_it_is_one() -> None:
+    message = compose_message(
+        failed_report(trigger="Backfill"), sender=SENDER, recipients=["ops@example.com"]
+    )
+    assert message["X-Almanac-Trigger"] == "Backfill"
+    assert "  Trigger:       Backfill (a past instant of the schedule" in body(message)

@@ -28,7 +28,7 @@ __all__ = ["RunReport", "ServiceReport", "compose_message"]
 
 RunPhase = Literal["Succeeded", "Failed"]
 ServicePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
-Trigger = Literal["Schedule", "Manual", "Rerun"]
+Trigger = Literal["Schedule", "Manual", "Rerun", "Backfill"]
 
 # A pod's termination message can be kilobytes long; the e-mail keeps its beginning.
 _MAX_SERVICE_MESSAGE = 2000
@@ -190,6 +190,8 @@ def _trigger(report: RunReport) -> str:
         return f"Rerun of {report.parent_run}" if report.parent_run else "Rerun"
     if report.trigger == "Manual":
         return "Manual (run now, outside the schedule)"
+    if report.trigger == "Backfill":
+        return "Backfill (a past instant of the schedule, run later on purpose)"
     return "Schedule"
 
 
