@@ -19,6 +19,11 @@ Progress is kept in the Backfill's status, which only this decision writes:
   pruned before its outcome was seen is counted from ``gone`` (the last phase the store
   saw); one deleted while unfinished counts as failed.
 
+The first decision counts the range (``total``; more than 10,000 is refused); later
+ones walk the schedule from the cursor only, so a long Backfill does not compute its
+whole range again for every run that finishes. A Calendar edited meanwhile moves the
+instants still to come, not ``total``.
+
 Creates come before the status write, so a restart between the two finds the runs and
 adopts them: no instant is ever run twice by a Backfill.
 """
@@ -45,6 +50,7 @@ __all__ = [
     "BackfillPlan",
     "TooManyInstants",
     "decide_backfill",
+    "fires_in",
     "range_instants",
 ]
 
@@ -66,19 +72,24 @@ class TooManyInstants(ValueError):
         self.limit = limit
 
 
-def range_instants(
-    schedule: Schedule, start: datetime, end: datetime, limit: int = BACKFILL_MAX_INSTANTS
-) -> list[datetime]:
+def fires_in(schedule: Schedule, start: datetime, end: datetime) -> Iterator[datetime]:
     """The instants ``schedule`` fires in ``[start, end)``, oldest first, as ``almanac
-    next`` lists them (:meth:`Schedule.fires`); :class:`TooManyInstants` past ``limit``
-    (the search stops at the first instant over it)."""
-    instants: list[datetime] = []
+    next`` lists them (:meth:`Schedule.fires`), computed as they are consumed."""
     # fires() is strictly after its argument; a second back includes a fire at `start`.
     for instant in schedule.fires(start - timedelta(seconds=1)):
         if instant >= end:
-            break
-        if instant < start:
-            continue
+            return
+        if instant >= start:
+            yield instant
+
+
+def range_instants(
+    schedule: Schedule, start: datetime, end: datetime, limit: int = BACKFILL_MAX_INSTANTS
+) -> list[datetime]:
+    """:func:`fires_in` as a list; :class:`TooManyInstants` past ``limit`` (the search
+    stops at the first instant over it)."""
+    instants: list[datetime] = []
+    for instant in fires_in(schedule, start, end):
         if len(instants) == limit:
             raise TooManyInstants(limit)
         instants.append(instant)
@@ -185,33 +196,43 @@ def decide_backfill(
             f"not run: spec.to ({spec.to}) is later than now ({timestamp(now)}): a Backfill "
             "runs instants that have passed; the schedule fires the others",
         )
-    try:
-        instants = range_instants(schedule, spec.start, spec.end)
-    except TooManyInstants as error:
-        return d.stop("Failed", "TooManyInstants", f"not run: {error}")
-    if spec.order is BackfillOrder.NEWEST:
-        instants.reverse()
-    return _advance(d, model, job, instants, {r["metadata"]["name"]: r for r in runs}, gone, taken)
+    newest_first = spec.order is BackfillOrder.NEWEST
+    if not d.status.get("startTime"):
+        # The first decision counts the whole range (and refuses one too long); later
+        # ones walk the schedule from the cursor only: a 10,000-instant range is not
+        # computed again for every run that finishes.
+        try:
+            instants = range_instants(schedule, spec.start, spec.end)
+        except TooManyInstants as error:
+            return d.stop("Failed", "TooManyInstants", f"not run: {error}")
+        total = len(instants)
+        remaining: Iterator[datetime] = iter(instants[::-1] if newest_first else instants)
+    else:
+        total = int(d.status.get("total") or 0)
+        remaining = _from_cursor(schedule, spec.start, spec.end, d.status, newest_first)
+    by_name = {r["metadata"]["name"]: r for r in runs}
+    return _advance(d, model, job, total, remaining, by_name, gone, taken)
 
 
-def _remaining(instants: list[datetime], status: Body, newest_first: bool) -> Iterator[datetime]:
-    """The instants from the cursor on: all before the first decision, none once the
-    cursor has passed the end (``startTime`` set and no ``nextInstant``)."""
+def _from_cursor(
+    schedule: Schedule, start: datetime, end: datetime, status: Body, newest_first: bool
+) -> Iterator[datetime]:
+    """The instants from ``status.nextInstant`` on, in the Backfill's order; none once
+    the cursor has passed the last one (no ``nextInstant``)."""
     cursor = parse_time(status.get("nextInstant"))
     if cursor is None:
-        if not status.get("startTime"):
-            yield from instants
-        return
-    for instant in instants:
-        if (instant <= cursor) if newest_first else (instant >= cursor):
-            yield instant
+        return iter(())
+    if newest_first:  # the engine walks forwards: the instants up to the cursor, reversed
+        return reversed(list(fires_in(schedule, start, cursor + timedelta(seconds=1))))
+    return fires_in(schedule, cursor, end)
 
 
 def _advance(
     d: _Decision,
     model: Backfill,
     job: Body,
-    instants: list[datetime],
+    total: int,
+    remaining: Iterator[datetime],
     runs: Mapping[str, Body],
     gone: Mapping[str, str] | None,
     taken: Sequence[str],
@@ -249,7 +270,6 @@ def _advance(
             failed += 1
     d.active = still
 
-    remaining = _remaining(instants, d.status, spec.order is BackfillOrder.NEWEST)
     upcoming: datetime | None = None
     services = list((job.get("spec") or {}).get("services") or [])
     for instant in remaining:
@@ -273,7 +293,6 @@ def _advance(
         d.creates.append(Create(body, PlannedEvent("Normal", "RunCreated", message, run)))
         d.active.append(run)
 
-    total = len(instants)
     d.desired |= {
         "total": total,
         "created": created,
