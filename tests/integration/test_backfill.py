@@ -277,3 +277,41 @@ def test_the_webhook_refuses_a_range_past_now_or_over_10000_and_users_who_may_no
         assert status["total"] == len(predicted(k, "daily", [], *week))
     finally:
         k.run("delete", "validatingwebhookconfiguration", name, check=False)
+
+
+def test_runs_the_history_limits_prune_are_counted_and_never_run_again(
+    k: Kubectl, operator: Operator
+) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=7), today - timedelta(days=1)
+    k.apply(
+        scheduled_job(
+            "pruned",
+            "0 5 * * *",
+            successfulRunsHistoryLimit=0,
+            failedRunsHistoryLimit=0,
+            services=[service("main")],
+        )
+    )
+    expected = predicted(k, "pruned", [], start, end)
+    k.apply(backfill("gone", "pruned", start, end, parallelism=2))
+    status = wait_until(
+        "the backfill to finish",
+        lambda: (
+            (s := (k.get("bf", "gone") or {}).get("status") or {}).get("phase") in FINISHED and s
+        ),
+        timeout=120,
+    )
+    assert status["phase"] == "Succeeded", status
+    assert (status["created"], status["succeeded"], status["failed"]) == (
+        len(expected),
+        len(expected),
+        0,
+    )
+    created = [e["message"].split()[2] for e in k.events("gone") if e["reason"] == "RunCreated"]
+    assert sorted(created) == sorted(run_name("pruned", t) for t in expected)  # once each
+    wait_until(
+        "every finished run pruned by the job's history limits",
+        lambda: k.items("sjr", "-l", "almanac.dev/backfill=gone") == [],
+        timeout=30,
+    )

@@ -16,8 +16,10 @@ from almanac.api.resolve import resolve
 from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.fires import backfill_body, format_backfill
 from almanac.controller.admission import needs_jobs_permission, review_backfill
+from almanac.controller.store import Kind, Store
 from almanac.notifications.message import compose_message
 from almanac.rules.backfill import TooManyInstants, decide_backfill, range_instants
+from almanac.rules.jobs import run_body
 from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
 from tests.unit.test_notify import SENDER, body, failed_report
@@ -531,3 +533,20 @@ def test_the_e_mail_about_a_backfill_run_says_it_is_one() -> None:
     )
     assert message["X-Almanac-Trigger"] == "Backfill"
     assert "  Trigger:       Backfill (a past instant of the schedule" in body(message)
+
+
+def test_the_store_remembers_the_last_phase_of_a_backfills_deleted_runs_until_counted() -> None:
+    store = Store()
+    labelled = run_body(job(), "settle-1", at(0), "Backfill", [])
+    labelled["metadata"]["labels"][LABEL_BACKFILL] = "bf"
+    labelled["metadata"]["resourceVersion"] = "7"
+    store.put(Kind.RUN, {**labelled, "status": {"phase": "Succeeded"}})
+    plain = run_body(job(), "settle-2", at(1), "Schedule", [])
+    store.put(Kind.RUN, plain)
+    store.delete(Kind.RUN, ("ns", "settle-1"))
+    store.delete(Kind.RUN, ("ns", "settle-2"))
+    assert store.gone_runs_of(("ns", "bf")) == {"settle-1": "Succeeded"}
+    store.forget_gone(("ns", "bf"), keep=["settle-1"])
+    assert store.gone_runs_of(("ns", "bf")) == {"settle-1": "Succeeded"}
+    store.forget_gone(("ns", "bf"), keep=[])
+    assert store.gone_runs_of(("ns", "bf")) == {}
