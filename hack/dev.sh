@@ -40,6 +40,7 @@ EOT
   hook scheduledjobs validate-scheduledjob
   hook calendars validate-calendar
   hook scheduledjobruns validate-scheduledjobrun
+  hook backfills validate-backfill
 } | kubectl apply -f - >/dev/null
 trap 'kubectl delete validatingwebhookconfiguration almanac-dev --ignore-not-found >/dev/null' EXIT
 

@@ -324,12 +324,13 @@ class Kube:
 
     async def list_all(self, namespace: str) -> list[tuple[str, list[Body]]]:
         """What the operator's store starts from, by kind: the ScheduledJobs, Calendars,
-        runs and the runs' batch Jobs of a namespace ("" for all namespaces)."""
+        runs, Backfills and the runs' batch Jobs of a namespace ("" for all namespaces)."""
         result = []
         for kind, plural in (
             ("ScheduledJob", "scheduledjobs"),
             ("Calendar", "calendars"),
             ("ScheduledJobRun", "scheduledjobruns"),
+            ("Backfill", "backfills"),
         ):
             if namespace:
                 listed = await self.custom.list_namespaced_custom_object(

@@ -102,6 +102,8 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("delete", "scheduledjobruns.almanac.dev", "-n", "default"),
         ("patch", "scheduledjobs.almanac.dev", "--subresource=status", "-n", ns),
         ("watch", "calendars.almanac.dev", "--all-namespaces"),
+        ("watch", "backfills.almanac.dev", "--all-namespaces"),
+        ("patch", "backfills.almanac.dev", "--subresource=status", "-n", ns),
         ("create", "jobs.batch", "-n", ns),
         ("create", "events", "-n", ns),
         ("patch", "events.events.k8s.io", "-n", ns),
@@ -118,6 +120,7 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("create", "scheduledjobs.almanac.dev", "-n", ns),
         ("delete", "scheduledjobs.almanac.dev", "-n", ns),
         ("update", "calendars.almanac.dev", "-n", ns),
+        ("create", "backfills.almanac.dev", "-n", ns),
         ("delete", "jobs.batch", "-n", ns),
         ("create", "pods", "-n", ns),
         ("get", "secrets", "-n", ns),
@@ -140,12 +143,14 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         timeout=30,
     )
     assert can_i(kube, "alice", "delete", "scheduledjobruns.almanac.dev", "-n", ns)
+    assert can_i(kube, "alice", "create", "backfills.almanac.dev", "-n", ns)
     wait_until(
         "the view role to aggregate almanac's rules",
         lambda: can_i(kube, "bob", "list", "calendars.almanac.dev", "-n", ns),
         timeout=30,
     )
     assert not can_i(kube, "bob", "create", "scheduledjobs.almanac.dev", "-n", ns)
+    assert can_i(kube, "bob", "get", "backfills.almanac.dev", "-n", ns)
 
     helm("uninstall", release, "--namespace", ns, "--wait", "--timeout", "60s")
     leftovers = kube.run(

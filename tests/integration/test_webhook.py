@@ -54,6 +54,7 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
                 hook("scheduledjobs", "validate-scheduledjob"),
                 hook("calendars", "validate-calendar"),
                 hook("scheduledjobruns", "validate-scheduledjobrun"),
+                hook("backfills", "validate-backfill"),
             ],
         }
     )

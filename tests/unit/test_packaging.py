@@ -183,7 +183,7 @@ def test_rendered_crds_equal_crds_field_for_field() -> None:
 def test_crds_can_be_left_out_or_let_go() -> None:
     assert not [o for o in render("crds.enabled=false") if "Definition" in o["kind"]]
     crds = [o for o in render("crds.keep=false") if "Definition" in o["kind"]]
-    assert len(crds) == 3
+    assert len(crds) == 4
     assert all("annotations" not in o["metadata"] for o in crds)
 
 
@@ -352,6 +352,8 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["scheduledjobruns"], ["get", "list", "watch", "create", "delete", "patch"]),
     (["almanac.dev"], ["scheduledjobruns/status"], ["get", "patch"]),
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["backfills"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["backfills/status"], ["get", "patch"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
     ([""], ["events"], ["create", "list"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
@@ -424,14 +426,14 @@ def test_aggregated_roles_extend_admin_edit_and_view() -> None:
     objects = render()
     edit = only(objects, "ClusterRole", "almanac-edit")
     view = only(objects, "ClusterRole", "almanac-view")
-    resources = ["scheduledjobs", "scheduledjobruns", "calendars"]
+    resources = ["scheduledjobs", "scheduledjobruns", "calendars", "backfills"]
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     assert rules(edit) == [
         (
             ["almanac.dev"],
-            ["scheduledjobs", "calendars"],
+            ["scheduledjobs", "calendars", "backfills"],
             ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
         ),
         (  # only the operator creates runs (rules/trust.py)
@@ -573,7 +575,12 @@ def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}
             ]
         }
-    assert paths == ["/validate-scheduledjob", "/validate-calendar", "/validate-scheduledjobrun"]
+    assert paths == [
+        "/validate-scheduledjob",
+        "/validate-calendar",
+        "/validate-scheduledjobrun",
+        "/validate-backfill",
+    ]
     service = only(objects, "Service", "almanac-webhook")
     assert service["spec"]["ports"] == [
         {"name": "https-webhook", "port": 443, "targetPort": "https-webhook", "protocol": "TCP"}

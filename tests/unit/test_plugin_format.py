@@ -596,6 +596,7 @@ VERB_ARGS = {
     "calendar": ["j"],
     "calendar-diff": ["-f", "cal.yaml"],
     "describe": ["r"],
+    "backfill": ["j", "--from", "2027-01-01T00:00:00Z", "--to", "2027-01-02T00:00:00Z"],
 }
 
 

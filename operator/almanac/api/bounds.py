@@ -29,6 +29,8 @@ from typing import Final
 
 __all__ = [
     "ANNUAL_MAX_ITEMS",
+    "BACKFILL_MAX_INSTANTS",
+    "BACKFILL_PARALLELISM_MAX",
     "CALENDAR_DESCRIPTION_MAX_LENGTH",
     "CALENDAR_REFS_MAX_ITEMS",
     "CONDITION_MESSAGE_MAX_BYTES",
@@ -44,6 +46,7 @@ __all__ = [
     "ICAL_MAX_EVENTS",
     "ICAL_MAX_LENGTH",
     "ICAL_MAX_RECURRING_EVENTS",
+    "INSTANT_MAX_LENGTH",
     "JOB_LABEL_MAX_LENGTH",
     "MAX_SHIFT_DAYS_DEFAULT",
     "MAX_SHIFT_DAYS_MAX",
@@ -229,6 +232,19 @@ SERVICES_MIN_ITEMS: Final = 1
 SERVICES_MAX_ITEMS: Final = 50
 """``services``: at most 50 services (Jobs) per run: each is a Job the operator watches,
 and the run's status lists them all."""
+
+INSTANT_MAX_LENGTH: Final = len("2027-01-01T00:00:00.000000+02:00")
+"""An RFC 3339 instant a user writes (a Backfill's ``from`` and ``to``): with an offset
+and at most microseconds."""
+
+BACKFILL_MAX_INSTANTS: Final = 10_000
+"""A Backfill's range holds at most 10,000 instants: a year of an hourly job. Each is a
+run (and its Jobs) the cluster must hold until the job's history limits prune it; a
+longer range is split into several Backfills, which makes the cost a visible choice."""
+
+BACKFILL_PARALLELISM_MAX: Final = 100
+"""``parallelism``: at most 100 runs of one Backfill unfinished at once (each run starts
+its services' Jobs: 100 runs of a 50-service job are already 5,000 Jobs)."""
 
 # --------------------------------------------------------------------------------------
 # Names. A Job's name is the value of the batch.kubernetes.io/job-name label on its Pods,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self, TypeVar
@@ -62,6 +62,9 @@ from almanac.times import format_duration, parse_duration
 
 __all__ = [
     "API_VERSION",
+    "Backfill",
+    "BackfillOrder",
+    "BackfillSpec",
     "Calendar",
     "CalendarRef",
     "CalendarSpec",
@@ -654,6 +657,103 @@ class ScheduledJob(_Lenient):
 
 
 # --------------------------------------------------------------------------------------
+# Backfill
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _instant(value: str) -> str:
+    """An RFC 3339 instant with its offset (``2027-01-04T00:00:00Z``), in the years of
+    :mod:`almanac.api.bounds`: a Backfill's range is instants, not local times."""
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(
+            f"{quote(value)} is not an RFC 3339 instant with an offset "
+            '(e.g. "2027-01-04T00:00:00Z" or "2027-01-04T02:00:00+02:00")'
+        )
+    try:
+        instant = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{quote(value)} is not a valid date and time") from None
+    problem = bounds.year_error(instant.year)
+    if problem:
+        raise ValueError(f"{problem} (got {quote(value)})")
+    return value
+
+
+_Instant = Annotated[
+    str, Field(min_length=1, max_length=bounds.INSTANT_MAX_LENGTH), AfterValidator(_instant)
+]
+
+
+def instant_of(value: str) -> datetime:
+    """The aware datetime of a value :func:`_instant` accepted."""
+    return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
+class BackfillOrder(StrEnum):
+    """Which instants of a Backfill's range get their runs first."""
+
+    OLDEST = "Oldest"
+    """From ``from`` forwards (the default: a settlement needs yesterday's first)."""
+    NEWEST = "Newest"
+    """From just before ``to`` backwards (the most recent data first)."""
+
+
+class BackfillSpec(_Model):
+    """Runs of a ScheduledJob for the past instants its schedule would have fired."""
+
+    scheduled_job: Annotated[
+        str, Field(min_length=1, max_length=bounds.SCHEDULED_JOB_NAME_MAX_LENGTH)
+    ]
+    """The ScheduledJob, in the Backfill's namespace, whose fires are backfilled."""
+    from_: _Instant = Field(alias="from")
+    """The range's first instant (inclusive), RFC 3339 with an offset."""
+    to: _Instant
+    """The range's end (exclusive), RFC 3339 with an offset; later than ``from``."""
+    parallelism: Annotated[int, Field(ge=1, le=bounds.BACKFILL_PARALLELISM_MAX)] = 1
+    """How many of the Backfill's runs may be unfinished at once (1-100, default 1)."""
+    order: BackfillOrder = BackfillOrder.OLDEST
+    """Oldest | Newest: which end of the range is run first."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if instant_of(self.to) <= instant_of(self.from_):
+            raise _SubfieldError(
+                "to", f"{quote(self.to)} must be later than from ({quote(self.from_)})"
+            )
+        return self
+
+    @property
+    def start(self) -> datetime:
+        """``from`` as an aware datetime."""
+        return instant_of(self.from_)
+
+    @property
+    def end(self) -> datetime:
+        """``to`` as an aware datetime."""
+        return instant_of(self.to)
+
+
+class Backfill(_Lenient):
+    """Runs of a ScheduledJob for a past range (docs/api.md "Backfill")."""
+
+    api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
+    """Always ``almanac.dev/v1alpha1``."""
+    kind: Literal["Backfill"] = "Backfill"
+    """Always ``Backfill``."""
+    metadata: ObjectMeta
+    """Name and namespace; its runs carry the name in the ``almanac.dev/backfill`` label."""
+    spec: BackfillSpec
+    """Which job and which range; fixed once created."""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Self:
+        """Validate a body; :class:`InvalidSpec` names every bad field."""
+        return _parse(cls, body)
+
+
+# --------------------------------------------------------------------------------------
 # ValidationError -> InvalidSpec
 
 
@@ -686,6 +786,7 @@ def _known_fields() -> list[str]:
         ScheduledJobSpec,
         ScheduledJob,
         Calendar,
+        BackfillSpec,
     ]
     return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
 

@@ -16,10 +16,12 @@ __all__ = [
     "ANNOTATION_RUN_NOW",
     "ANNOTATION_SCHEDULED_TIME",
     "API_VERSION",
+    "BACKFILLS",
     "CALENDARS",
     "COMPONENT",
     "CONDITION_LATE",
     "GROUP",
+    "LABEL_BACKFILL",
     "LABEL_JOB",
     "LABEL_RUN",
     "LABEL_SERVICE",
@@ -43,12 +45,15 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 SCHEDULED_JOBS: Final = "scheduledjobs"
 RUNS: Final = "scheduledjobruns"
 CALENDARS: Final = "calendars"
+BACKFILLS: Final = "backfills"
 COMPONENT: Final = "almanac-operator"
 """Who the operator is in Events (source, reportingComponent)."""
 
 LABEL_JOB: Final = "almanac.dev/scheduled-job"
 LABEL_RUN: Final = "almanac.dev/run"
 LABEL_SERVICE: Final = "almanac.dev/service"
+LABEL_BACKFILL: Final = "almanac.dev/backfill"
+"""On a run a Backfill created: which one (``kubectl get sjr -l almanac.dev/backfill=X``)."""
 
 ANNOTATION_RERUN = "almanac.dev/rerun"
 ANNOTATION_RUN_NOW = "almanac.dev/run-now"

@@ -15,6 +15,11 @@ same field-naming messages as `almanac next`:
   CalendarNotFound, and fires nothing until it appears), and a schedule that can never
   fire (it is valid, just useless; the operator reports it the same way), and a
   Calendar edit that would make a job referring to it never fire again (naming the job).
+
+A Backfill is refused when its spec is invalid, its range reaches past now, or its
+ScheduledJob's schedule fires more than 10,000 times in it (counted with the job's
+Calendars, as the operator will); admitted with a warning when the job or a Calendar
+does not exist yet or is invalid (the Backfill waits for it), or the range holds no fire.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from datetime import datetime
 from typing import Any
 
 from almanac.api.impact import never_fires_warnings
-from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.models import Backfill, Calendar, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
-from almanac.errors import InvalidSpec
+from almanac.errors import InvalidSpec, quote
 from almanac.notifications.recipients import AllowList, check_recipients
+from almanac.rules.backfill import TooManyInstants, range_instants
 from almanac.schedule.engine import NeverFires
+from almanac.times import timestamp
 
 
 @dataclass
@@ -95,12 +102,66 @@ def review_scheduled_job(
     return review
 
 
+def review_backfill(
+    body: Mapping[str, Any],
+    job: Mapping[str, Any] | None,
+    calendars: Mapping[str, Mapping[str, Any]],
+    *,
+    default_time_zone: str,
+    now: datetime,
+) -> Review:
+    """A Backfill being created; ``job`` is its ScheduledJob (None: not there) and
+    ``calendars`` the Calendar bodies of the namespace, by name."""
+    review = Review()
+    try:
+        backfill = Backfill.parse(body)
+    except InvalidSpec as error:
+        review.errors += [str(e) for e in error.errors]
+        return review
+    spec = backfill.spec
+    if spec.end > now:
+        review.errors.append(
+            f"spec.to: {quote(spec.to)} is later than now ({timestamp(now)}): a Backfill runs "
+            "instants that have passed; the schedule fires the others"
+        )
+        return review
+    name = quote(spec.scheduled_job)
+    if job is None:
+        review.warnings.append(
+            f"spec.scheduledJob: ScheduledJob {name} does not exist yet; the Backfill waits for it"
+        )
+        return review
+    try:
+        schedule = resolve(ScheduledJob.parse(job), calendars, default_time_zone)
+    except InvalidSpec as error:
+        problems = "; ".join(str(e) for e in error.errors)
+        review.warnings.append(
+            f"spec.scheduledJob: ScheduledJob {name} is not valid ({problems}); the Backfill "
+            "waits until it is"
+        )
+        return review
+    try:
+        instants = range_instants(schedule, spec.start, spec.end)
+    except TooManyInstants as error:
+        review.errors.append(f"spec: ScheduledJob {name}: {error}")
+        return review
+    if not instants:
+        review.warnings.append(
+            f"spec: ScheduledJob {name} fires no instant in [{spec.from_}, {spec.to}): the "
+            "Backfill succeeds without a run"
+        )
+    return review
+
+
 def needs_jobs_permission(
     kind: str, operation: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]
 ) -> bool:
     """Whether this request makes Jobs run, so that its user must be allowed to create
     Jobs in the namespace (the rule CronJob's users live by): creating a ScheduledJob,
-    changing its spec or asking for a run-now; asking for a rerun of a run."""
+    changing its spec or asking for a run-now; asking for a rerun of a run; creating a
+    Backfill."""
+    if kind == "Backfill":
+        return operation == "CREATE"
     annotation = ANNOTATION_RUN_NOW if kind == "ScheduledJob" else ANNOTATION_RERUN
 
     def asked(body: Mapping[str, Any] | None) -> Any:
@@ -118,8 +179,9 @@ def jobs_permission_refusal(user: Mapping[str, Any], namespace: str) -> str:
     name = user.get("username") or "this user"
     return (
         f'{name} may not create Jobs in namespace "{namespace}": a ScheduledJob runs its '
-        "services as Jobs, so creating or changing one, or asking for a run-now or a "
-        "rerun, needs that permission (check: kubectl auth can-i create jobs.batch "
+        "services as Jobs, so creating or changing one, asking for a run-now or a "
+        "rerun, or creating a Backfill, needs that permission (check: kubectl auth can-i "
+        "create jobs.batch "
         f"-n {namespace} --as {name})"
     )
 

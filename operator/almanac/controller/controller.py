@@ -5,7 +5,8 @@ never replaces a newer one) and puts the keys of the objects it affects on the
 :class:`~almanac.controller.workqueue.WorkQueue`; an event that only echoes our own
 write changes nothing and causes no work. Serving a key means: read the object and
 what it depends on from the store (never a LIST), ask the pure decision
-(:func:`~almanac.rules.jobs.decide_job`, :func:`~almanac.rules.runs.decide_run`) for a
+(:func:`~almanac.rules.jobs.decide_job`, :func:`~almanac.rules.runs.decide_run`,
+:func:`~almanac.rules.backfill.decide_backfill`) for a
 plan, and apply it in one order:
 
 1. consume an annotation (run-now, rerun) with the object's resourceVersion;
@@ -42,6 +43,8 @@ from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Created, Exists, Kube, Refused
 from almanac.notifications.smtp import SmtpSettings
 from almanac.rules import policy
+from almanac.rules.backfill import FINISHED as BACKFILL_FINISHED
+from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import PlannedEvent
 from almanac.rules.runs import decide_run, jobs_without_pods
@@ -56,7 +59,12 @@ RESYNC = timedelta(minutes=5)
 #: Decisions in a row for one key before giving the conflict up to the retry timer.
 ATTEMPTS = 5
 
-PLURALS = {Kind.JOB: api.SCHEDULED_JOBS, Kind.RUN: api.RUNS, Kind.CALENDAR: api.CALENDARS}
+PLURALS = {
+    Kind.JOB: api.SCHEDULED_JOBS,
+    Kind.RUN: api.RUNS,
+    Kind.CALENDAR: api.CALENDARS,
+    Kind.BACKFILL: api.BACKFILLS,
+}
 
 
 class CreatesFirst:
@@ -146,11 +154,15 @@ class Controller:
             metrics.track_job(*key)
             if not own:
                 self.queue.add((Kind.JOB, key))
+                self._backfills_follow(*key)  # one waiting for the job to exist or be valid
             if old is not None and _deadline(old) != _deadline(body):
                 # Its unfinished runs' timers were set for the old deadline.
                 for each in self.store.runs_of(*key):
                     if _phase(each) not in policy.TERMINAL:
                         self.queue.add((Kind.RUN, key_of(each)))
+        elif kind is Kind.BACKFILL:
+            if not own:
+                self.queue.add((Kind.BACKFILL, key))
         elif kind is Kind.RUN:
             if not own:
                 self.queue.add((Kind.RUN, key))
@@ -158,6 +170,9 @@ class Controller:
                 job = (body.get("spec") or {}).get("scheduledJob")
                 if job:  # its active runs, last run and history follow from the runs
                     self.queue.add((Kind.JOB, (namespace, job)))
+                backfill = (body["metadata"].get("labels") or {}).get(api.LABEL_BACKFILL)
+                if backfill:  # a slot may be free for the next instant
+                    self.queue.add((Kind.BACKFILL, (namespace, backfill)))
         elif kind is Kind.BATCH_JOB:
             run = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
             if run and not own:
@@ -180,9 +195,18 @@ class Controller:
             job = (body.get("spec") or {}).get("scheduledJob")
             if job:
                 self.queue.add((Kind.JOB, (key[0], job)))
+            backfill = (body["metadata"].get("labels") or {}).get(api.LABEL_BACKFILL)
+            if backfill:  # counted from the phase the store remembers (Store.delete)
+                self.queue.add((Kind.BACKFILL, (key[0], backfill)))
         elif kind is Kind.CALENDAR:
             for job in self.store.jobs_referring_to(*key):
                 self.queue.add((Kind.JOB, job))
+
+    def _backfills_follow(self, namespace: str, job: str) -> None:
+        """Enqueues the unfinished Backfills of a job."""
+        for key in self.store.backfills_of(namespace, job):
+            if _phase(self.store.get(Kind.BACKFILL, key)) not in BACKFILL_FINISHED:
+                self.queue.add((Kind.BACKFILL, key))
 
     async def resync(self) -> None:
         """Decides everything that may still need work again, every ``RESYNC``."""
@@ -191,7 +215,8 @@ class Controller:
             self.decide_all()
 
     def decide_all(self) -> None:
-        """Enqueues every job, every unfinished run and every run with an e-mail due: at
+        """Enqueues every job, every unfinished run or Backfill and every run with an
+        e-mail due: at
         start-up (the store was filled by a LIST, so the watch's first events are no news)
         and at every resync."""
         for key in self.store.keys(Kind.JOB):
@@ -206,6 +231,9 @@ class Controller:
             )
             if _phase(run) not in policy.TERMINAL or pending:
                 self.queue.add((Kind.RUN, key))
+        for key in self.store.keys(Kind.BACKFILL):
+            if _phase(self.store.get(Kind.BACKFILL, key)) not in BACKFILL_FINISHED:
+                self.queue.add((Kind.BACKFILL, key))
 
     def _wake(self, timer: Hashable, when: datetime | None, item: tuple[Kind, Key]) -> None:
         if when is None:
@@ -255,6 +283,8 @@ class Controller:
         for _ in range(ATTEMPTS):
             if kind is Kind.JOB:
                 done = await self._reconcile_job(key)
+            elif kind is Kind.BACKFILL:
+                done = await self._reconcile_backfill(key)
             else:
                 done = await self._reconcile_run(key)
             if done:
@@ -383,6 +413,55 @@ class Controller:
         message = f"{why}: not executed; the operator runs only runs it created"
         log.warning("%s/%s: %s: %s", *key_of(on), reason, message)
         await self.kube.event(on, "Warning", reason, message, key=run)
+
+    # --- Backfills ---------------------------------------------------------------------------
+
+    async def _reconcile_backfill(self, key: Key) -> bool:
+        """Creates the runs of the next instants a Backfill's slots allow and keeps its
+        status; True when done. Creates first: a restart before the status write finds
+        the runs and adopts them (their names are derived from job and instant)."""
+        body = self.store.get(Kind.BACKFILL, key)
+        if body is None:
+            return True
+        job_name = (body.get("spec") or {}).get("scheduledJob")
+        job = self.store.get(Kind.JOB, (key[0], job_name)) if isinstance(job_name, str) else None
+        runs, taken = self._trusted_runs(job) if job is not None else ([], [])
+        plan = decide_backfill(
+            body,
+            job,
+            runs,
+            self.store.calendars_in(key[0]),
+            self.clock(),
+            gone=self.store.gone_runs_of(key),
+            taken=taken,
+            default_time_zone=self.settings.default_timezone,
+        )
+        for create in plan.creates:
+            run = create.body
+            name = run["metadata"]["name"]
+            async with self.lanes.create():
+                result = await self.kube.create(api.RUNS, key[0], run)
+            if isinstance(result, Refused):
+                message = f"the API server refused run {name}: {result.message}"
+                await self.kube.event(body, "Warning", "RunRefused", message, key=name)
+                continue
+            if isinstance(result, Exists):
+                existing = await self.refresh(Kind.RUN, (key[0], name))
+                why = untrusted(existing, job, self._run_lookup(key[0])) if existing else None
+                if why is not None:  # a squatter: the next decision counts it as failed
+                    await self._report_untrusted(body, name, why)
+                continue
+            self.own(Kind.RUN, result.body)
+            self.queue.add((Kind.RUN, (key[0], name)))
+            if create.event is not None:
+                e = create.event
+                await self.lanes.bookkeeping()
+                await self.kube.event(body, e.type, e.reason, e.message, key=e.key)
+        await self._events(body, plan.events, None)
+        if not await self._write_status(Kind.BACKFILL, body, plan.status):
+            return False
+        self.store.forget_gone(key, plan.active)
+        return True
 
     # --- ScheduledJobRuns ------------------------------------------------------------------
 

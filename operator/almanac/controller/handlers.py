@@ -158,6 +158,11 @@ async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _observe(Kind.RUN, event, memo)
 
 
+@kopf.on.event(api.GROUP, api.VERSION, api.BACKFILLS, id="backfill")
+async def backfill(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(Kind.BACKFILL, event, memo)
+
+
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_RUN: kopf.PRESENT}, id="job")
 async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _observe(Kind.BATCH_JOB, event, memo)

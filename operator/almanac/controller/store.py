@@ -6,7 +6,7 @@ and a body never replaces a newer one of the same object (resourceVersions of on
 object grow), so a late watch event cannot undo what we just wrote.
 
 Indexes answer the decisions' questions directly: the runs of a job, the batch Jobs of
-a run, the jobs that refer to a Calendar.
+a run, the jobs that refer to a Calendar, the last phase of a Backfill's deleted runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from almanac.api.names import LABEL_RUN
+from almanac.api.names import LABEL_BACKFILL, LABEL_RUN
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -30,6 +30,7 @@ class Kind(StrEnum):
     RUN = "ScheduledJobRun"
     CALENDAR = "Calendar"
     BATCH_JOB = "Job"
+    BACKFILL = "Backfill"
 
 
 def key_of(body: Body) -> Key:
@@ -94,6 +95,11 @@ class Store:
     )
     _runs_of_job: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
     _jobs_of_run: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _gone_of_backfill: defaultdict[Key, dict[str, str]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    """The last phase of each deleted run of a Backfill, by Backfill: the job's history
+    limits may prune a run before its Backfill has counted its outcome."""
 
     # --- writes ----------------------------------------------------------------------
 
@@ -115,7 +121,25 @@ class Store:
         old = self._objects[kind].pop(key, None)
         if old is not None:
             self._index(kind, key, old, add=False)
+            backfill = (old["metadata"].get("labels") or {}).get(LABEL_BACKFILL)
+            if kind is Kind.RUN and backfill:
+                phase = (old.get("status") or {}).get("phase") or "Pending"
+                self._gone_of_backfill[(key[0], backfill)][key[1]] = phase
+        if kind is Kind.BACKFILL:
+            self._gone_of_backfill.pop(key, None)
         return old
+
+    def forget_gone(self, backfill: Key, keep: Iterable[str]) -> None:
+        """Forgets the deleted runs of a Backfill but those in ``keep``: its status has
+        counted the others."""
+        gone = self._gone_of_backfill.get(backfill)
+        if gone is None:
+            return
+        kept = {name: gone[name] for name in keep if name in gone}
+        if kept:
+            self._gone_of_backfill[backfill] = kept
+        else:
+            del self._gone_of_backfill[backfill]
 
     def _index(self, kind: Kind, key: Key, body: Body, *, add: bool) -> None:
         namespace, name = key
@@ -154,6 +178,18 @@ class Store:
         jobs = self._objects[Kind.BATCH_JOB]
         names = self._jobs_of_run.get((namespace, run), ())
         return [jobs[(namespace, name)] for name in sorted(names)]
+
+    def gone_runs_of(self, backfill: Key) -> dict[str, str]:
+        """The last phase of each deleted run of a Backfill not yet counted, by name."""
+        return dict(self._gone_of_backfill.get(backfill) or {})
+
+    def backfills_of(self, namespace: str, job: str) -> list[Key]:
+        """The Backfills of a ScheduledJob."""
+        return [
+            (ns, name)
+            for (ns, name), body in self._objects[Kind.BACKFILL].items()
+            if ns == namespace and (body.get("spec") or {}).get("scheduledJob") == job
+        ]
 
     def calendars_in(self, namespace: str) -> dict[str, Body]:
         """The Calendars of a namespace, by name."""

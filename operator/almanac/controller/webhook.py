@@ -38,6 +38,7 @@ from almanac.controller.admission import (
     Review,
     jobs_permission_refusal,
     needs_jobs_permission,
+    review_backfill,
     review_calendar,
     review_scheduled_job,
 )
@@ -55,6 +56,7 @@ PATHS = {
     api.SCHEDULED_JOBS: "/validate-scheduledjob",
     api.CALENDARS: "/validate-calendar",
     api.RUNS: "/validate-scheduledjobrun",
+    api.BACKFILLS: "/validate-backfill",
 }
 #: The operations the configuration sends (deletes need no review).
 OPERATIONS = ("CREATE", "UPDATE")
@@ -105,7 +107,9 @@ class Admission:
             return Verdict.of(await self._review_calendar(body, namespace))
         if resource == api.RUNS and operation == "CREATE" and not self._is_operator(userinfo):
             return Verdict(False, RUN_CREATE_REFUSAL, 403)
-        kind = "ScheduledJob" if resource == api.SCHEDULED_JOBS else "ScheduledJobRun"
+        kind = {api.SCHEDULED_JOBS: "ScheduledJob", api.BACKFILLS: "Backfill"}.get(
+            resource, "ScheduledJobRun"
+        )
         if not self._is_operator(userinfo) and needs_jobs_permission(kind, operation, old, body):
             try:
                 allowed = await self.kube.may(userinfo, "create", "batch", "jobs", namespace)
@@ -117,6 +121,8 @@ class Admission:
                 return Verdict(False, jobs_permission_refusal(userinfo, namespace), 403)
         if resource == api.RUNS:
             return Verdict(True)
+        if resource == api.BACKFILLS:
+            return await self._review_backfill(body, namespace, operation)
         calendars = {
             c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
         }
@@ -153,6 +159,33 @@ class Admission:
             default_time_zone=self.settings.default_timezone,
             now=datetime.now(UTC),
         )
+
+    async def _review_backfill(
+        self, body: Mapping[str, Any], namespace: str, operation: str
+    ) -> Verdict:
+        """Only a create is reviewed: the spec is immutable (the CRD says so), and a
+        Backfill whose range has passed must stay editable (labels, annotations)."""
+        if operation != "CREATE":
+            return Verdict(True)
+        job_name = (body.get("spec") or {}).get("scheduledJob")
+        job = (
+            await self.kube.get(api.SCHEDULED_JOBS, namespace, job_name)
+            if isinstance(job_name, str) and job_name
+            else None
+        )
+        calendars = {
+            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
+        }
+        # Up to 10,000 instants of the engine: off the event loop.
+        review = await asyncio.to_thread(
+            review_backfill,
+            body,
+            job,
+            calendars,
+            default_time_zone=self.settings.default_timezone,
+            now=datetime.now(UTC),
+        )
+        return Verdict.of(review)
 
     def _is_operator(self, userinfo: Mapping[str, Any]) -> bool:
         return self.identity is not None and userinfo.get("username") == self.identity

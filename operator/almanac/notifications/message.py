@@ -255,6 +255,8 @@ def _trigger(report: RunReport) -> str:
         return f"Rerun of {report.parent_run}" if report.parent_run else "Rerun"
     if report.trigger == "RunNow":
         return "RunNow (run now, outside the schedule)"
+    if report.trigger == "Backfill":
+        return "Backfill (a past instant of the schedule, run later on purpose)"
     return report.trigger
 
 

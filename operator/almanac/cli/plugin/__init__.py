@@ -16,6 +16,7 @@ cluster. The verbs only fetch, call those, and pick the exit code::
     next JOB [-n COUNT]                   the live job's next fires, skipped days and why
     calendar JOB [--months N]             month grids: the days it fires and skips, and why
     describe RUN                          a run: services, notification, Events, what next
+    backfill JOB --from T --to T [--dry-run]  runs for a past range: the instants, or a Backfill
 
 Exit codes: 0 done (also: a rerun or run-now annotation set but not yet acted on within
 ``--wait``); 1 an object is missing, the cluster cannot be used, the operator refused the
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``kubectl almanac`` parser; each verb sets ``verb`` (an async handler)."""
     parser = argparse.ArgumentParser(
         prog="kubectl almanac",
-        description="Almanac's kubectl plugin: runs, reruns, manual runs, next fires.",
+        description="Almanac's kubectl plugin: runs, reruns, manual runs, next fires, backfills.",
         epilog="-n/--namespace, --kubeconfig and --context may also follow the verb.",
     )
     parser.add_argument("--version", action="version", version=f"kubectl-almanac {__version__}")
@@ -270,6 +271,65 @@ def build_parser() -> argparse.ArgumentParser:
         "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
     )
     diff.set_defaults(verb=verbs.calendar_diff)
+
+    fill = commands.add_parser(
+        "backfill",
+        parents=[after],
+        help="run a ScheduledJob for the past instants of a range",
+        description=(
+            "Create a Backfill: one run of JOB for every instant its schedule would have "
+            "fired in [--from, --to), exclusions and Calendars included, at most "
+            "--parallelism at once. With --dry-run, print those instants instead (and "
+            "which already have their run). Exit 1 if the range is refused."
+        ),
+    )
+    fill.add_argument("job", metavar="JOB", help="the ScheduledJob")
+    fill.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        required=True,
+        help="the first instant (inclusive), RFC 3339 with an offset: 2027-01-01T00:00:00Z",
+    )
+    fill.add_argument(
+        "--to",
+        dest="end",
+        metavar="TIME",
+        required=True,
+        help="the end (exclusive), RFC 3339 with an offset; not later than now",
+    )
+    fill.add_argument(
+        "--parallelism",
+        metavar="N",
+        type=_count,
+        default=1,
+        help="runs unfinished at once, 1-100 (default: 1)",
+    )
+    fill.add_argument(
+        "--order",
+        choices=["Oldest", "Newest"],
+        default="Oldest",
+        help="which end of the range runs first (default: Oldest)",
+    )
+    fill.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the Backfill's name (default: JOB-<from>-<to>, in UTC minutes)",
+    )
+    fill.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the instants and run names; create nothing",
+    )
+    fill.add_argument(
+        "--default-timezone",
+        metavar="ZONE",
+        type=zone,
+        default="UTC",
+        help="the zone of a job without spec.timeZone: the operator's "
+        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
+    )
+    fill.set_defaults(verb=verbs.backfill)
     return parser
 
 

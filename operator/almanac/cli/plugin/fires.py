@@ -1,32 +1,43 @@
-"""The ``next`` and ``calendar`` reports, as pure functions: a live ScheduledJob's next
-fires, and its month grids.
+"""The ``next``, ``calendar`` and ``backfill --dry-run`` reports, as pure functions: a
+live ScheduledJob's next fires, its month grids, and the instants a Backfill would run.
 
 :func:`format_next` takes the job's and its Calendars' API dicts and ``now``, builds the
 schedule the one way the operator does (:func:`almanac.api.resolve.resolve`), and
 returns the lines to print, or raises :class:`PluginError` saying why the job does not
 fire.
 
-Pure: no client, no clock, no I/O. Imports :mod:`almanac.api` (models, resolve), the
-engine, :mod:`almanac.errors` and the ``Body`` alias of :mod:`almanac.rules.plans`; of
+Pure: no client, no clock, no I/O. Imports :mod:`almanac.api` (models, names, resolve),
+the engine, :mod:`almanac.errors`, the ``Body`` alias of :mod:`almanac.rules.plans` and
+the range of :mod:`almanac.rules.backfill` (the operator's own, so the dry run lists
+what the operator will run); of
 the plugin, :mod:`.errors` and :mod:`.views`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.models import (
+    API_VERSION,
+    Backfill,
+    BackfillOrder,
+    Calendar,
+    ScheduledJob,
+    instant_of,
+)
+from almanac.api.names import run_name
 from almanac.api.resolve import resolve
 from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
 from almanac.errors import InvalidSpec, quote
+from almanac.rules.backfill import TooManyInstants, range_instants
 from almanac.rules.plans import Body
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
 from almanac.times import format_instant
 
-__all__ = ["format_calendar", "format_next"]
+__all__ = ["backfill_body", "check_backfill", "format_backfill", "format_calendar", "format_next"]
 
 
 def format_next(
@@ -165,3 +176,95 @@ def _day(day: date) -> str:
 
 def _invalid(what: str, error: InvalidSpec) -> str:
     return f"{what} is invalid:\n" + "\n".join(f"  {e}" for e in error.errors)
+
+
+def backfill_body(
+    job: str, start: str, end: str, parallelism: int, order: str, name: str | None = None
+) -> Body:
+    """The Backfill that ``backfill`` creates; without ``name``, one derived from the job
+    and the range (``settle-202701010000-202701080000``), so that running the same
+    command twice finds the first Backfill instead of making a second."""
+    if name is None:
+        stamps = []
+        for value in (start, end):
+            try:
+                stamps.append(instant_of(value).astimezone(UTC).strftime("%Y%m%d%H%M"))
+            except ValueError:
+                stamps.append("invalid")  # the model names the field below
+        name = f"{job}-{stamps[0]}-{stamps[1]}"
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Backfill",
+        "metadata": {"name": name},
+        "spec": {
+            "scheduledJob": job,
+            "from": start,
+            "to": end,
+            "parallelism": parallelism,
+            "order": order,
+        },
+    }
+
+
+def check_backfill(body: Body, now: datetime) -> Backfill:
+    """The Backfill as the webhook would take it; :class:`PluginError` naming each bad
+    field (the range reaching past ``now`` too)."""
+    try:
+        backfill = Backfill.parse(body)
+    except InvalidSpec as e:
+        raise PluginError(_invalid(f"backfill {quote(name_of(body))}", e)) from None
+    if backfill.spec.end > now:
+        raise PluginError(
+            f"--to {backfill.spec.to} is later than now ({format_instant(now)}): a backfill "
+            "runs instants that have passed; the schedule fires the others"
+        )
+    return backfill
+
+
+def format_backfill(
+    job_body: Body,
+    calendar_bodies: Sequence[Body],
+    backfill_spec: Body,
+    runs: Sequence[Body],
+    now: datetime,
+    default_time_zone: str = "UTC",
+) -> list[str]:
+    """``backfill --dry-run``: the instants the Backfill would run, in the order it would
+    run them (UTC, local time, the run's name, and whether that run is already there and
+    would be adopted rather than created). :class:`PluginError` when the job or the
+    Backfill is invalid, or the range holds more than 10,000 instants."""
+    backfill = check_backfill(backfill_spec, now)
+    spec = backfill.spec
+    name = name_of(job_body)
+    _, schedule = _schedule(job_body, calendar_bodies, default_time_zone)
+    try:
+        instants = range_instants(schedule, spec.start, spec.end)
+    except TooManyInstants as error:
+        raise PluginError(f"scheduledjob {quote(name)}: {error}") from None
+    if spec.order is BackfillOrder.NEWEST:
+        instants.reverse()
+    existing = {name_of(r): r for r in runs}
+    zone = schedule.zone
+    rows = []
+    for i, instant in enumerate(instants, 1):
+        run = run_name(name, instant)
+        there = existing.get(run)
+        phase = ((there or {}).get("status") or {}).get("phase") or "Pending"
+        local = instant.astimezone(zone)
+        rows.append(
+            [
+                str(i),
+                format_instant(instant),
+                f"{local:%a %Y-%m-%d %H:%M:%S} {local.tzname()}",
+                run,
+                f"exists ({phase}): not run again" if there else "",
+            ]
+        )
+    head = (
+        f"Backfill of ScheduledJob {name} over [{format_instant(spec.start)}, "
+        f"{format_instant(spec.end)}): {len(instants)} instant(s), "
+        f"{spec.order.value.lower()} first, at most {spec.parallelism} run(s) at once"
+    )
+    if not rows:
+        return [head, "no instant of the schedule falls in the range: nothing to run"]
+    return [head, *format_table(["#", "UTC", f"LOCAL ({zone.key})", "RUN", "NOTE"], rows)]

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from almanac.api.names import (
     ANNOTATION_RERUN,
     ANNOTATION_RUN_NOW,
+    BACKFILLS,
     CALENDARS,
     LABEL_JOB,
     RUNS,
@@ -32,14 +33,21 @@ from almanac.api.names import (
     rerun_name,
 )
 from almanac.cli.plugin.errors import EXIT_OK, NotFound, PluginError
-from almanac.cli.plugin.fires import format_calendar, format_next
+from almanac.cli.plugin.fires import (
+    backfill_body,
+    check_backfill,
+    format_backfill,
+    format_calendar,
+    format_next,
+)
 from almanac.cli.plugin.outcomes import event_key, rerun_outcome, run_now_outcome, unseen
 from almanac.cli.plugin.views import format_run, format_runs, name_of
 from almanac.errors import quote
-from almanac.kube import Body, Kube
+from almanac.kube import Body, Created, Exists, Kube
 
 __all__ = [
     "Context",
+    "backfill",
     "calendar",
     "calendar_diff",
     "describe",
@@ -267,3 +275,38 @@ async def run_now(c: Context, args: argparse.Namespace) -> int:
         f"{ANNOTATION_RUN_NOW}={value}", f"scheduledjob {args.job}", "run", args.wait
     )
     return _relay(await _wait(args.wait, check), f"{pending}{c.watch_hint(args.job)}")
+
+
+# --------------------------------------------------------------------------------------
+# backfill: a dry run prints, otherwise the Backfill is created
+
+
+async def backfill(c: Context, args: argparse.Namespace) -> int:
+    """``backfill JOB --from T --to T [--parallelism N] [--order O] [--name NAME]
+    [--dry-run]``: the instants as a table, or the Backfill created (the operator runs
+    it; ``kubectl get bf NAME -w`` follows it)."""
+    body = backfill_body(args.job, args.start, args.end, args.parallelism, args.order, args.name)
+    if args.dry_run:
+        job, calendars = await _job_and_calendars(c, args.job)
+        found = await c.kube.list_objects(RUNS, c.namespace, f"{LABEL_JOB}={args.job}")
+        lines = format_backfill(job, calendars, body, found, _now(), args.default_timezone)
+        print("\n".join(lines))
+        return EXIT_OK
+    check_backfill(body, _now())
+    await c.get(SCHEDULED_JOBS, "scheduledjob", args.job)
+    name = body["metadata"]["name"]
+    result = await c.kube.create(BACKFILLS, c.namespace, body)
+    if isinstance(result, Exists):
+        raise PluginError(
+            f"backfill {quote(name)} already exists in namespace {quote(c.namespace)}: "
+            f"kubectl -n {shlex.quote(c.namespace)} get bf {name}"
+        )
+    if not isinstance(result, Created):
+        raise PluginError(f"backfill {quote(name)} refused: {result.message}")
+    print(f"backfill.almanac.dev/{name} created")
+    print(
+        f"follow it: kubectl -n {shlex.quote(c.namespace)} get bf {name} -w; its runs: "
+        f"kubectl -n {shlex.quote(c.namespace)} get sjr -l almanac.dev/backfill={name}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
