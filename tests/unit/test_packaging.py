@@ -35,7 +35,6 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.metrics import MetricWrapperBase
 
 from almanac.controller import metrics
 
@@ -719,12 +718,7 @@ def test_alerts_and_dashboard_use_only_the_operators_metrics() -> None:
 
 def operator_labels() -> dict[str, set[str]]:
     """Each series the operator exports, with the label names it carries."""
-    labels = {}
-    for metric in vars(metrics).values():
-        if isinstance(metric, MetricWrapperBase):
-            name = metric._name + ("_total" if metric._type == "counter" else "")
-            labels[name] = set(metric._labelnames)
-    return labels
+    return metrics.exported()
 
 
 def test_alerts_and_dashboard_select_and_group_by_labels_the_series_carry() -> None:
