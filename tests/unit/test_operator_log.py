@@ -48,3 +48,21 @@ def test_kopf_chatter_is_debug_and_a_refusal_is_info(
     assert KopfChatter().filter(item) is kept
     if shown is not None:
         assert (item.levelname, item.getMessage()) == shown
+
+
+@pytest.mark.parametrize(("verbose", "level"), [(False, logging.WARNING), (True, logging.NOTSET)])
+def test_without_verbose_kopf_builds_no_record_for_its_per_object_chatter(
+    verbose: bool, level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from almanac.controller.runner import configure_logging
+
+    objects = logging.getLogger("kopf.objects")
+    monkeypatch.setattr(objects, "level", logging.NOTSET)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # kopf adds its own; the filter goes on it
+    monkeypatch.setattr(root, "level", root.level)
+    configure_logging("plain", verbose)
+    assert objects.level == level
+    assert objects.isEnabledFor(logging.INFO) is verbose
+    assert objects.isEnabledFor(logging.ERROR)  # an admission refusal still reaches the log
+    objects.manager._clear_cache()  # isEnabledFor's answers were for this test's levels

@@ -60,10 +60,16 @@ class KopfChatter(logging.Filter):
 
 
 def configure_logging(log_format: str, verbose: bool) -> None:
-    """kopf's log handler and format, with Almanac's :class:`KopfChatter` on it."""
+    """kopf's log handler and format, with Almanac's :class:`KopfChatter` on it.
+
+    Without ``verbose``, kopf's per-object logger says only warnings and errors: its
+    INFO lines are the per-handler chatter the filter would demote and drop anyway, and
+    a logger below its level does not even build the record (one per watch event)."""
     kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
     for handler in logging.getLogger().handlers:
         handler.addFilter(KopfChatter())
+    if not verbose:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 LOG_FORMATS = {
