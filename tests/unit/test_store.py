@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from almanac.controller.store import Kind, Store, slim
+from almanac.controller.store import Kind, Packed, Store, slim
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -58,3 +58,51 @@ def test_a_body_with_nothing_to_drop_is_kept_as_it_is() -> None:
     del plain["metadata"]["managedFields"]
     del plain["metadata"]["annotations"][LAST_APPLIED]
     assert slim(Kind.JOB, plain) is plain
+
+
+def job_body(name: str, version: int, *calendars: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJob",
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(version)},
+        "spec": {"calendarRefs": [{"name": c} for c in calendars]},
+    }
+
+
+def test_the_many_kinds_are_kept_as_json_and_each_read_gets_its_own_body() -> None:
+    store = Store()
+    store.put(Kind.JOB, job_body("j", 1, "bank"))
+    kept = store._objects[Kind.JOB][("ns", "j")]
+    assert isinstance(kept, Packed) and kept.version == 1 and kept.refs == ("bank",)
+    first = store.get(Kind.JOB, ("ns", "j"))
+    assert first == job_body("j", 1, "bank")
+    assert first is not None
+    first["spec"]["calendarRefs"].append({"name": "changed by a reader"})
+    assert store.get(Kind.JOB, ("ns", "j")) == job_body("j", 1, "bank")
+    calendar = {**body("Calendar"), "spec": {"holiday": ["24.12.2027"]}}
+    store.put(Kind.CALENDAR, calendar)
+    assert not isinstance(store._objects[Kind.CALENDAR][("ns", "a")], Packed)
+
+
+def test_an_echo_is_no_change_and_a_newer_body_replaces_the_old_one() -> None:
+    store = Store()
+    assert store.put(Kind.JOB, job_body("j", 5, "a")).changed
+    echo = store.put(Kind.JOB, job_body("j", 5, "a"))
+    assert not echo.changed and echo.old == job_body("j", 5, "a")
+    assert not store.put(Kind.JOB, job_body("j", 4, "b")).changed  # older: ignored
+    newer = store.put(Kind.JOB, job_body("j", 6, "b"))
+    assert newer.changed and newer.old == job_body("j", 5, "a")
+    assert store.get(Kind.JOB, ("ns", "j")) == job_body("j", 6, "b")
+
+
+def test_the_calendar_index_follows_each_jobs_references() -> None:
+    store = Store()
+    store.put(Kind.JOB, job_body("x", 1, "bank", "acme"))
+    store.put(Kind.JOB, job_body("y", 1, "bank"))
+    assert list(store.jobs_referring_to("ns", "bank")) == [("ns", "x"), ("ns", "y")]
+    store.put(Kind.JOB, job_body("x", 2, "acme"))  # x no longer refers to bank
+    assert list(store.jobs_referring_to("ns", "bank")) == [("ns", "y")]
+    assert list(store.jobs_referring_to("ns", "acme")) == [("ns", "x")]
+    assert list(store.jobs_referring_to("other", "acme")) == []
+    store.delete(Kind.JOB, ("ns", "x"))
+    assert list(store.jobs_referring_to("ns", "acme")) == []

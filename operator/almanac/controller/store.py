@@ -11,6 +11,7 @@ a run, the jobs that refer to a Calendar, the last phase of a Backfill's deleted
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,23 +79,72 @@ def _version(body: Body) -> int | None:
         return None  # opaque: treat as newer
 
 
+#: The kinds kept as :class:`Packed` JSON: those there are thousands of.
+PACKED = frozenset({Kind.JOB, Kind.RUN, Kind.BATCH_JOB})
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A body as compact JSON, with the resourceVersion the store compares and the
+    names its indexes need (so that neither needs the body decoded)."""
+
+    data: bytes
+    version: int | None
+    refs: tuple[str, ...]
+    """RUN: its ScheduledJob; BATCH_JOB: its run; JOB: the Calendars it refers to."""
+
+    def body(self) -> Body:
+        body: Body = json.loads(self.data)
+        return body
+
+
+def _pack(kind: Kind, body: Body) -> Packed:
+    return Packed(
+        json.dumps(body, separators=(",", ":")).encode(), _version(body), _refs(kind, body)
+    )
+
+
+def _refs(kind: Kind, body: Body) -> tuple[str, ...]:
+    if kind is Kind.RUN:
+        owner = (body.get("spec") or {}).get("scheduledJob")
+        return (owner,) if isinstance(owner, str) and owner else ()
+    if kind is Kind.BATCH_JOB:
+        run = (body["metadata"].get("labels") or {}).get(LABEL_RUN)
+        return (run,) if isinstance(run, str) and run else ()
+    if kind is Kind.JOB:
+        refs = (body.get("spec") or {}).get("calendarRefs") or []
+        names = (r.get("name") for r in refs if isinstance(r, dict))
+        return tuple(dict.fromkeys(n for n in names if isinstance(n, str)))
+    return ()
+
+
+def _unpack(kept: Packed | Body | None) -> Body | None:
+    return kept.body() if isinstance(kept, Packed) else kept
+
+
 @dataclass(frozen=True)
 class Change:
-    """What a put did: ``changed`` is False for an echo or an older body."""
+    """What a put did: ``changed`` is False for an echo or an older body. ``old`` (the
+    body it replaced) is decoded only when asked for."""
 
     changed: bool
-    old: Body | None = None
+    _old: Packed | Body | None = None
+
+    @property
+    def old(self) -> Body | None:
+        return _unpack(self._old)
 
 
 @dataclass
 class Store:
     """Bodies by kind and key, with the indexes the decisions use."""
 
-    _objects: dict[Kind, dict[Key, Body]] = field(
+    _objects: dict[Kind, dict[Key, Packed | Body]] = field(
         default_factory=lambda: {kind: {} for kind in Kind}
     )
     _runs_of_job: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
     _jobs_of_run: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _jobs_of_calendar: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
     _gone_of_backfill: defaultdict[Key, dict[str, str]] = field(
         default_factory=lambda: defaultdict(dict)
     )
@@ -109,18 +159,23 @@ class Store:
         key = key_of(body)
         old = self._objects[kind].get(key)
         if old is not None:
-            new_version, old_version = _version(body), _version(old)
+            new_version = _version(body)
+            old_version = old.version if isinstance(old, Packed) else _version(old)
             if new_version is not None and old_version is not None and new_version <= old_version:
                 return Change(False, old)
-        self._objects[kind][key] = body
-        self._index(kind, key, body, add=True)
+        kept: Packed | Body = _pack(kind, body) if kind in PACKED else body
+        if old is not None:
+            self._index(kind, key, old, add=False)
+        self._objects[kind][key] = kept
+        self._index(kind, key, kept, add=True)
         return Change(True, old)
 
     def delete(self, kind: Kind, key: Key) -> Body | None:
         """Forgets an object (its DELETED event, or a 404 on a write)."""
-        old = self._objects[kind].pop(key, None)
-        if old is not None:
-            self._index(kind, key, old, add=False)
+        kept = self._objects[kind].pop(key, None)
+        old = _unpack(kept)
+        if kept is not None and old is not None:
+            self._index(kind, key, kept, add=False)
             backfill = (old["metadata"].get("labels") or {}).get(LABEL_BACKFILL)
             if kind is Kind.RUN and backfill:
                 phase = (old.get("status") or {}).get("phase") or "Pending"
@@ -141,43 +196,46 @@ class Store:
         else:
             del self._gone_of_backfill[backfill]
 
-    def _index(self, kind: Kind, key: Key, body: Body, *, add: bool) -> None:
+    def _index(self, kind: Kind, key: Key, kept: Packed | Body, *, add: bool) -> None:
         namespace, name = key
-        if kind is Kind.RUN:
-            owner = (body.get("spec") or {}).get("scheduledJob")
-            index, parent = self._runs_of_job, owner
-        elif kind is Kind.BATCH_JOB:
-            index, parent = self._jobs_of_run, (body["metadata"].get("labels") or {}).get(LABEL_RUN)
-        else:
+        index = {
+            Kind.RUN: self._runs_of_job,
+            Kind.BATCH_JOB: self._jobs_of_run,
+            Kind.JOB: self._jobs_of_calendar,
+        }.get(kind)
+        if index is None or not isinstance(kept, Packed):
             return
-        if not parent:
-            return
-        if add:
-            index[(namespace, parent)].add(name)
-        else:
-            index[(namespace, parent)].discard(name)
-            if not index[(namespace, parent)]:
-                del index[(namespace, parent)]
+        for parent in kept.refs:
+            if add:
+                index[(namespace, parent)].add(name)
+            else:
+                index[(namespace, parent)].discard(name)
+                if not index[(namespace, parent)]:
+                    del index[(namespace, parent)]
 
     # --- reads -----------------------------------------------------------------------
 
     def get(self, kind: Kind, key: Key) -> Body | None:
-        return self._objects[kind].get(key)
+        """The object (a body of the caller's own for the packed kinds)."""
+        return _unpack(self._objects[kind].get(key))
 
     def keys(self, kind: Kind) -> list[Key]:
         return list(self._objects[kind])
 
     def runs_of(self, namespace: str, job: str) -> list[Body]:
         """The ScheduledJobRuns of a ScheduledJob."""
-        runs = self._objects[Kind.RUN]
         names = self._runs_of_job.get((namespace, job), ())
-        return [runs[(namespace, name)] for name in sorted(names)]
+        return [self._body(Kind.RUN, (namespace, name)) for name in sorted(names)]
 
     def batch_jobs_of(self, namespace: str, run: str) -> list[Body]:
         """The batch/v1 Jobs of a ScheduledJobRun."""
-        jobs = self._objects[Kind.BATCH_JOB]
         names = self._jobs_of_run.get((namespace, run), ())
-        return [jobs[(namespace, name)] for name in sorted(names)]
+        return [self._body(Kind.BATCH_JOB, (namespace, name)) for name in sorted(names)]
+
+    def _body(self, kind: Kind, key: Key) -> Body:
+        body = _unpack(self._objects[kind][key])
+        assert body is not None
+        return body
 
     def gone_runs_of(self, backfill: Key) -> dict[str, str]:
         """The last phase of each deleted run of a Backfill not yet counted, by name."""
@@ -188,19 +246,24 @@ class Store:
         return [
             (ns, name)
             for (ns, name), body in self._objects[Kind.BACKFILL].items()
-            if ns == namespace and (body.get("spec") or {}).get("scheduledJob") == job
+            if ns == namespace
+            and isinstance(body, dict)
+            and (body.get("spec") or {}).get("scheduledJob") == job
         ]
 
     def calendars_in(self, namespace: str) -> dict[str, Body]:
         """The Calendars of a namespace, by name."""
-        return {n: b for (ns, n), b in self._objects[Kind.CALENDAR].items() if ns == namespace}
+        return {
+            n: b
+            for (ns, n), b in self._objects[Kind.CALENDAR].items()
+            if ns == namespace and isinstance(b, dict)
+        }
 
     def jobs_referring_to(self, namespace: str, calendar: str) -> Iterable[Key]:
         """ScheduledJobs whose spec.calendarRefs name the Calendar."""
-        for (ns, name), body in self._objects[Kind.JOB].items():
-            refs = (body.get("spec") or {}).get("calendarRefs") or []
-            if ns == namespace and any(r.get("name") == calendar for r in refs):
-                yield ns, name
+        return [
+            (namespace, n) for n in sorted(self._jobs_of_calendar.get((namespace, calendar), ()))
+        ]
 
     def __len__(self) -> int:
         return sum(len(objects) for objects in self._objects.values())
