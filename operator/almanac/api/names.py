@@ -16,6 +16,8 @@ __all__ = [
     "ANNOTATION_RUN_NOW",
     "API_VERSION",
     "CALENDARS",
+    "CALENDAR_KINDS",
+    "CLUSTER_CALENDARS",
     "COMPONENT",
     "GROUP",
     "LABEL_JOB",
@@ -24,6 +26,7 @@ __all__ = [
     "RUNS",
     "SCHEDULED_JOBS",
     "VERSION",
+    "calendar_key",
     "manual_run_name",
     "rerun_name",
     "run_name",
@@ -35,6 +38,9 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 SCHEDULED_JOBS: Final = "scheduledjobs"
 RUNS: Final = "scheduledjobruns"
 CALENDARS: Final = "calendars"
+CLUSTER_CALENDARS: Final = "clustercalendars"
+CALENDAR_KINDS: Final = ("Calendar", "ClusterCalendar")
+"""What ``calendarRefs[].kind`` may name; the first is the default."""
 COMPONENT: Final = "almanac-operator"
 """Who the operator is in Events (source, reportingComponent)."""
 
@@ -44,6 +50,14 @@ LABEL_SERVICE: Final = "almanac.dev/service"
 
 ANNOTATION_RERUN = "almanac.dev/rerun"
 ANNOTATION_RUN_NOW = "almanac.dev/run-now"
+
+
+def calendar_key(kind: str, name: str) -> str:
+    """How a referenced calendar is looked up among a job's calendars: a Calendar (of
+    the job's namespace) by its name, a ClusterCalendar as ``ClusterCalendar/<name>``.
+    Object names hold no ``/``, so the two never meet, and every caller that already
+    passes Calendars by name keeps doing so."""
+    return name if kind == CALENDAR_KINDS[0] else f"{kind}/{name}"
 
 
 def run_name(job: str, scheduled: datetime) -> str:

@@ -36,6 +36,7 @@ import yaml
 
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
 from almanac.cli.options import add_grid_options, use_color, zone
 from almanac.errors import InvalidSpec, quote
@@ -333,19 +334,22 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
     except InvalidSpec as e:
         problems.append(_invalid(f"ScheduledJob {_name(jobs[0])}", e))
     # Every Calendar in the file is checked, referred to or not; those of the job's
-    # namespace are its namespace's, by name, as the operator holds them.
+    # namespace are its namespace's, by name, as the operator holds them (and every
+    # ClusterCalendar, as ClusterCalendar/<name>).
     calendars: dict[str, dict[str, Any]] = {}
-    for body in (o for o in objects if o.get("kind") == "Calendar"):
+    for body in (o for o in objects if o.get("kind") in CALENDAR_KINDS):
+        kind = str(body["kind"])
         try:
             calendar = Calendar.parse(body)
         except InvalidSpec as e:
-            problems.append(_invalid(f"Calendar {_name(body)}", e))
+            problems.append(_invalid(f"{kind} {_name(body)}", e))
             continue
-        if job is not None and not _same_namespace(job, calendar):
+        if kind == "Calendar" and job is not None and not _same_namespace(job, calendar):
             continue
-        if calendar.metadata.name in calendars:
-            problems.append(f"{source} holds two Calendars named {calendar.metadata.name}")
-        calendars[calendar.metadata.name] = body
+        key = calendar_key(kind, calendar.metadata.name)
+        if key in calendars:
+            problems.append(f"{source} holds two {kind}s named {calendar.metadata.name}")
+        calendars[key] = body
     if job is not None:
         try:
             schedule = resolve(job, calendars, default_time_zone)

@@ -33,15 +33,15 @@ from almanac import kube as k
 from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
-from almanac.controller import metrics
+from almanac.controller import feeds, metrics
 from almanac.controller.delivery import Delivery
 from almanac.controller.settings import Settings
-from almanac.controller.store import Body, Key, Kind, Store, key_of
+from almanac.controller.store import CALENDAR_KINDS, Body, Key, Kind, Store, key_of
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Created, Exists, Kube, Refused
 from almanac.notifications.smtp import SmtpSettings
-from almanac.rules import policy
+from almanac.rules import calendars, policy
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import PlannedEvent
 from almanac.rules.runs import decide_run, jobs_without_pods
@@ -56,7 +56,12 @@ RESYNC = timedelta(minutes=5)
 #: Decisions in a row for one key before giving the conflict up to the retry timer.
 ATTEMPTS = 5
 
-PLURALS = {Kind.JOB: api.SCHEDULED_JOBS, Kind.RUN: api.RUNS, Kind.CALENDAR: api.CALENDARS}
+PLURALS = {
+    Kind.JOB: api.SCHEDULED_JOBS,
+    Kind.RUN: api.RUNS,
+    Kind.CALENDAR: api.CALENDARS,
+    Kind.CLUSTER_CALENDAR: api.CLUSTER_CALENDARS,
+}
 
 
 class CreatesFirst:
@@ -92,6 +97,13 @@ class CreatesFirst:
 
 def _phase(body: Body | None) -> str | None:
     return ((body or {}).get("status") or {}).get("phase")
+
+
+def _content(body: Body | None) -> tuple[Any, Any, Any]:
+    """What of a Calendar its jobs' schedules read: the spec, and which kept copy of its
+    feed (a status write that only records a fetch attempt moves no job)."""
+    kept = (((body or {}).get("status") or {}).get("source")) or {}
+    return (body or {}).get("spec"), kept.get("revision"), kept.get("location")
 
 
 class Controller:
@@ -150,9 +162,13 @@ class Controller:
             run = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
             if run and not own:
                 self.queue.add((Kind.RUN, (namespace, run)))
-        elif kind is Kind.CALENDAR and (old is None or old.get("spec") != body.get("spec")):
-            for job in self.store.jobs_referring_to(*key):
-                self.queue.add((Kind.JOB, job))
+        elif kind in CALENDAR_KINDS:
+            if old is None or _content(old) != _content(body):
+                for job in self.store.jobs_referring_to(kind, *key):
+                    self.queue.add((Kind.JOB, job))
+            spec = body.get("spec") or {}
+            if not own and (spec.get("source") or ((body.get("status") or {}).get("source"))):
+                self.queue.add((kind, key))  # its feed: fetched now if the spec changed
 
     def _forget(self, kind: Kind, key: Key, body: Body) -> None:
         """An object was deleted: nothing of it stays behind (timers, retries, series)."""
@@ -167,8 +183,9 @@ class Controller:
             job = (body.get("spec") or {}).get("scheduledJob")
             if job:
                 self.queue.add((Kind.JOB, (key[0], job)))
-        elif kind is Kind.CALENDAR:
-            for job in self.store.jobs_referring_to(*key):
+        elif kind in CALENDAR_KINDS:
+            self.timers.cancel(("feed", (kind, key)))
+            for job in self.store.jobs_referring_to(kind, *key):
                 self.queue.add((Kind.JOB, job))
 
     async def resync(self) -> None:
@@ -189,6 +206,10 @@ class Controller:
             notification = ((run or {}).get("status") or {}).get("notification") or {}
             if _phase(run) not in policy.TERMINAL or notification.get("state") == "Pending":
                 self.queue.add((Kind.RUN, key))
+        for kind in CALENDAR_KINDS:  # their feeds: each fetched when it is due
+            for key in self.store.keys(kind):
+                if ((self.store.get(kind, key) or {}).get("spec") or {}).get("source"):
+                    self.queue.add((kind, key))
 
     def _wake(self, timer: Hashable, when: datetime | None, item: tuple[Kind, Key]) -> None:
         if when is None:
@@ -225,7 +246,7 @@ class Controller:
         """An object we could not handle: its timer is disarmed (it would act on the
         state that failed) and a Warning Event on it says why, once per distinct error;
         the queue retries with back-off."""
-        self.timers.cancel(("job" if kind is Kind.JOB else "run", key))
+        self.timers.cancel(_timer(kind, key))
         body = self.store.get(kind, key)
         if body is None:
             return
@@ -238,6 +259,8 @@ class Controller:
         for _ in range(ATTEMPTS):
             if kind is Kind.JOB:
                 done = await self._reconcile_job(key)
+            elif kind in CALENDAR_KINDS:
+                done = await self._reconcile_feed(kind, key)
             else:
                 done = await self._reconcile_run(key)
             if done:
@@ -366,6 +389,35 @@ class Controller:
         log.warning("%s/%s: %s: %s", *key_of(on), reason, message)
         await self.kube.event(on, "Warning", reason, message, key=run)
 
+    # --- Calendar feeds ----------------------------------------------------------------
+
+    async def _reconcile_feed(self, kind: Kind, key: Key) -> bool:
+        """Fetches a Calendar's ``spec.source`` when it is due and writes what came of it
+        (:func:`~almanac.rules.calendars.decide_feed`); True when done."""
+        timer = _timer(kind, key)
+        body = self.store.get(kind, key)
+        if body is None:
+            self.timers.cancel(timer)
+            return True
+        source = calendars.source_of(body)
+        if source is None:  # none (any more), or an invalid spec: nothing to fetch
+            self.timers.cancel(timer)
+            return await self._write_status(kind, body, calendars.without_source(body))
+        due = calendars.fetch_due(body, source, self.clock())
+        if due > self.clock():
+            self._wake(timer, due, (kind, key))
+            return True
+        outcome = await feeds.fetch(self.kube, key[0], source)
+        now = self.clock()
+        plan = calendars.decide_feed(body, source, outcome, now)
+        # Its Events are the log lines (a failure once per distinct error), in the
+        # fetcher's own words: never the URL.
+        await self._events(body, plan.events, None)
+        if not await self._write_status(kind, body, plan.status):
+            return False
+        self._wake(timer, now + source.interval(), (kind, key))
+        return True
+
     # --- ScheduledJobRuns ------------------------------------------------------------------
 
     async def _reconcile_run(self, key: Key) -> bool:
@@ -471,6 +523,16 @@ class Controller:
                 return fresh
             run = fresh
         raise RuntimeError(f"run {key[0]}/{key[1]}: the rerun annotation kept changing")
+
+
+def _timer(kind: Kind, key: Key) -> Hashable:
+    """The one timer of an object: a job's next fire, a run's next check, a feed's next
+    fetch."""
+    if kind is Kind.JOB:
+        return ("job", key)
+    if kind in CALENDAR_KINDS:
+        return ("feed", (kind, key))
+    return ("run", key)
 
 
 def _observe_finished(run: Body) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from almanac.api.names import LABEL_RUN
+from almanac.api.names import LABEL_RUN, calendar_key
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -29,11 +29,17 @@ class Kind(StrEnum):
     JOB = "ScheduledJob"
     RUN = "ScheduledJobRun"
     CALENDAR = "Calendar"
+    CLUSTER_CALENDAR = "ClusterCalendar"
     BATCH_JOB = "Job"
 
 
+#: The kinds whose objects ScheduledJobs refer to in ``calendarRefs``.
+CALENDAR_KINDS = (Kind.CALENDAR, Kind.CLUSTER_CALENDAR)
+
+
 def key_of(body: Body) -> Key:
-    return body["metadata"]["namespace"], body["metadata"]["name"]
+    """(namespace, name); the namespace of a cluster-scoped object (ClusterCalendar) is ""."""
+    return body["metadata"].get("namespace") or "", body["metadata"]["name"]
 
 
 #: Metadata no decision reads, and the largest part of many bodies: the field managers'
@@ -156,14 +162,27 @@ class Store:
         return [jobs[(namespace, name)] for name in sorted(names)]
 
     def calendars_in(self, namespace: str) -> dict[str, Body]:
-        """The Calendars of a namespace, by name."""
-        return {n: b for (ns, n), b in self._objects[Kind.CALENDAR].items() if ns == namespace}
+        """What a job of the namespace may refer to, by
+        :func:`~almanac.api.names.calendar_key`: its Calendars by name, and every
+        ClusterCalendar as ``ClusterCalendar/<name>``."""
+        found = {n: b for (ns, n), b in self._objects[Kind.CALENDAR].items() if ns == namespace}
+        for (_, name), body in self._objects[Kind.CLUSTER_CALENDAR].items():
+            found[calendar_key(Kind.CLUSTER_CALENDAR.value, name)] = body
+        return found
 
-    def jobs_referring_to(self, namespace: str, calendar: str) -> Iterable[Key]:
-        """ScheduledJobs whose spec.calendarRefs name the Calendar."""
+    def jobs_referring_to(self, kind: Kind, namespace: str, calendar: str) -> Iterable[Key]:
+        """ScheduledJobs whose spec.calendarRefs name the Calendar (of their namespace)
+        or the ClusterCalendar (``namespace`` ""; jobs of every namespace)."""
         for (ns, name), body in self._objects[Kind.JOB].items():
+            if kind is Kind.CALENDAR and ns != namespace:
+                continue
             refs = (body.get("spec") or {}).get("calendarRefs") or []
-            if ns == namespace and any(r.get("name") == calendar for r in refs):
+            if any(
+                isinstance(r, dict)
+                and r.get("name") == calendar
+                and (r.get("kind") or Kind.CALENDAR.value) == kind.value
+                for r in refs
+            ):
                 yield ns, name
 
     def __len__(self) -> int:

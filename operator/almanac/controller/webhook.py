@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from almanac.api import names as api
+from almanac.api.names import calendar_key
 from almanac.controller import certificates
 from almanac.controller.admission import (
     RUN_CREATE_REFUSAL,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 PATHS = {
     api.SCHEDULED_JOBS: "/validate-scheduledjob",
     api.CALENDARS: "/validate-calendar",
+    api.CLUSTER_CALENDARS: "/validate-clustercalendar",
     api.RUNS: "/validate-scheduledjobrun",
 }
 #: The operations the configuration sends (deletes need no review).
@@ -99,7 +101,7 @@ class Admission:
         old: Mapping[str, Any] | None = request.get("oldObject")
         userinfo: Mapping[str, Any] = request.get("userInfo") or {}
         operation = str(request.get("operation", ""))
-        if resource == api.CALENDARS:
+        if resource in (api.CALENDARS, api.CLUSTER_CALENDARS):
             return Verdict.of(review_calendar(body))
         if resource == api.RUNS and operation == "CREATE" and not self._is_operator(userinfo):
             return Verdict(False, RUN_CREATE_REFUSAL, 403)
@@ -119,6 +121,12 @@ class Admission:
         calendars = {
             c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
         }
+        if any(
+            isinstance(r, dict) and r.get("kind") == "ClusterCalendar"
+            for r in (body.get("spec") or {}).get("calendarRefs") or []
+        ):
+            for c in await self.kube.list_cluster_calendars():
+                calendars[calendar_key("ClusterCalendar", c["metadata"]["name"])] = c
         # The engine's search is bounded, but not free: off the event loop, which on the
         # leader also fires every job.
         review = await asyncio.to_thread(

@@ -258,7 +258,10 @@ def _rerun(
     when = now.replace(microsecond=0) + delay
     child = rerun_name(name)
     which = "failed and skipped services" if only_failed else "all services"
-    body = run_body(job, child, when, "Rerun", services, parent=name)
+    # A rerun redoes its parent's fire: it records the calendars that fire obeyed.
+    body = run_body(
+        job, child, when, "Rerun", services, parent=name, calendars=spec.get("calendars")
+    )
     message = f"created rerun {child} of {which}, starting {timestamp(when)}"
     return body, PlannedEvent("Normal", "RerunCreated", message, child)
 
@@ -372,6 +375,8 @@ def decide_run(
         "completionTime": timestamp(plan.completion_time),
         "services": [_service_status(s) for s in plan.services],
     }
+    if spec.get("calendars"):  # the audit record, with the run's first status write
+        desired["calendars"] = spec["calendars"]
     for item in desired["services"]:
         refusal = (no_pods or {}).get(item["name"])
         if refusal and item["phase"] == "Running":
