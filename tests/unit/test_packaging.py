@@ -182,7 +182,7 @@ def test_rendered_crds_equal_crds_field_for_field() -> None:
 def test_crds_can_be_left_out_or_let_go() -> None:
     assert not [o for o in render("crds.enabled=false") if "Definition" in o["kind"]]
     crds = [o for o in render("crds.keep=false") if "Definition" in o["kind"]]
-    assert len(crds) == 3
+    assert len(crds) == 4
     assert all("annotations" not in o["metadata"] for o in crds)
 
 
@@ -351,6 +351,9 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["scheduledjobruns"], ["get", "list", "watch", "create", "delete", "patch"]),
     (["almanac.dev"], ["scheduledjobruns/status"], ["get", "patch"]),
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["calendars/status"], ["get", "patch"]),
+    ([""], ["configmaps"], ["get"]),
+    ([""], ["secrets"], ["get"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
     ([""], ["events"], ["create", "list"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
@@ -358,6 +361,8 @@ OPERATOR_RULES = [
 CLUSTER_READS = [
     (["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"]),
     ([""], ["namespaces"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["clustercalendars/status"], ["get", "patch"]),
 ]
 #: The webhook's (on by default): access reviews, and the CA of its own certificate.
 WEBHOOK_RULES = [
@@ -423,7 +428,7 @@ def test_aggregated_roles_extend_admin_edit_and_view() -> None:
     objects = render()
     edit = only(objects, "ClusterRole", "almanac-edit")
     view = only(objects, "ClusterRole", "almanac-view")
-    resources = ["scheduledjobs", "scheduledjobruns", "calendars"]
+    resources = ["scheduledjobs", "scheduledjobruns", "calendars", "clustercalendars"]
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
@@ -440,6 +445,34 @@ def test_aggregated_roles_extend_admin_edit_and_view() -> None:
         ),
     ]
     assert rules(view) == [(["almanac.dev"], resources, ["get", "list", "watch"])]
+
+
+def test_cluster_calendars_are_managed_by_admins_and_read_by_authenticated_users() -> None:
+    objects = render()
+    admin = only(objects, "ClusterRole", "almanac-clustercalendars-admin")
+    assert admin["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-edit" not in admin["metadata"]["labels"]
+    assert rules(admin) == [
+        (
+            ["almanac.dev"],
+            ["clustercalendars"],
+            ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        )
+    ]
+    reader = only(objects, "ClusterRole", "almanac-clustercalendars-reader")
+    assert rules(reader) == [(["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"])]
+    binding = only(objects, "ClusterRoleBinding", "almanac-clustercalendars-reader")
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
+    ]
+    narrowed = render("rbac.clusterCalendarReaders={finance}")
+    subjects = only(narrowed, "ClusterRoleBinding", "almanac-clustercalendars-reader")["subjects"]
+    assert [s["name"] for s in subjects] == ["finance"]
+    nobody = render("rbac.clusterCalendarReaders=null")
+    assert not [
+        o for o in nobody if o["metadata"]["name"] == "almanac-clustercalendars-reader"
+        and o["kind"] == "ClusterRoleBinding"
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -564,7 +597,9 @@ def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:
         assert hook["failurePolicy"] == "Fail"
         assert hook["sideEffects"] == "None"
         (rule,) = hook["rules"]
-        assert rule["apiGroups"] == ["almanac.dev"] and rule["scope"] == "Namespaced"
+        cluster_scoped = rule["resources"] == ["clustercalendars"]
+        assert rule["apiGroups"] == ["almanac.dev"]
+        assert rule["scope"] == ("Cluster" if cluster_scoped else "Namespaced")
         assert rule["operations"] == ["CREATE", "UPDATE"]
         # Watching a list of namespaces, the webhook sees only those.
         assert hook["namespaceSelector"] == {
@@ -572,7 +607,12 @@ def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:
                 {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}
             ]
         }
-    assert paths == ["/validate-scheduledjob", "/validate-calendar", "/validate-scheduledjobrun"]
+    assert paths == [
+        "/validate-scheduledjob",
+        "/validate-calendar",
+        "/validate-clustercalendar",
+        "/validate-scheduledjobrun",
+    ]
     service = only(objects, "Service", "almanac-webhook")
     assert service["spec"]["ports"] == [
         {"name": "https-webhook", "port": 443, "targetPort": "https-webhook", "protocol": "TCP"}

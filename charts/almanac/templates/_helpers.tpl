@@ -147,6 +147,15 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [almanac.dev]
   resources: [calendars]
   verbs: [get, list, watch]
+- apiGroups: [almanac.dev]
+  resources: [calendars/status]  # a feed's kept copy and fetches (spec.source)
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [configmaps]  # a feed from a ConfigMap key (spec.source.configMapKeyRef)
+  verbs: [get]
+- apiGroups: [""]
+  resources: [secrets]  # a feed's CA bundle (spec.source.caBundleSecretRef)
+  verbs: [get]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]
