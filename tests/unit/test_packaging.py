@@ -470,7 +470,9 @@ def test_cluster_calendars_are_managed_by_admins_and_read_by_authenticated_users
     assert [s["name"] for s in subjects] == ["finance"]
     nobody = render("rbac.clusterCalendarReaders=null")
     assert not [
-        o for o in nobody if o["metadata"]["name"] == "almanac-clustercalendars-reader"
+        o
+        for o in nobody
+        if o["metadata"]["name"] == "almanac-clustercalendars-reader"
         and o["kind"] == "ClusterRoleBinding"
     ]
 

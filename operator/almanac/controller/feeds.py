@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 
 import aiohttp
@@ -83,7 +84,8 @@ async def fetch_url(url: str, ca: str | None = None) -> Outcome:
             session.get(
                 url,
                 ssl=context,
-                max_redirects=bounds.FEED_MAX_REDIRECTS,
+                # aiohttp raises on reaching its count: one more follows exactly ours.
+                max_redirects=bounds.FEED_MAX_REDIRECTS + 1,
                 headers={"Accept": "text/calendar, text/plain;q=0.5, */*;q=0.1"},
             ) as response,
         ):
@@ -100,8 +102,12 @@ async def fetch_url(url: str, ca: str | None = None) -> Outcome:
         return FetchFailed(f"timed out after {bounds.FEED_TIMEOUT_SECONDS:g} s")
     except aiohttp.ClientSSLError:
         return FetchFailed("TLS: the server's certificate is not trusted (caBundleSecretRef?)")
+    except aiohttp.ClientConnectorDNSError:
+        return FetchFailed("cannot connect: the host name does not resolve")
     except aiohttp.ClientConnectorError as error:
-        return FetchFailed(f"cannot connect: {error.strerror or type(error.os_error).__name__}")
+        # strerror names host and port: only the operating system's words for the errno.
+        errno = error.os_error.errno
+        return FetchFailed(f"cannot connect: {os.strerror(errno) if errno else 'failed'}")
     except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError) as error:
         # The exception's text may hold the URL: only its kind is told.
         return FetchFailed(f"request failed: {type(error).__name__}")
@@ -112,4 +118,6 @@ async def fetch_url(url: str, ca: str | None = None) -> Outcome:
 
 
 def _too_large() -> str:
-    return f"the feed is larger than {bounds.FEED_MAX_BYTES // _MiB} MiB"
+    limit = bounds.FEED_MAX_BYTES
+    size = f"{limit // _MiB} MiB" if limit % _MiB == 0 else f"{limit:,} bytes"
+    return f"the feed is larger than {size}"
