@@ -585,3 +585,23 @@ def test_the_fetcher_bounds_size_and_time_and_never_says_the_url(
     closed = _get("http://127.0.0.1:9/token-in-path.ics")
     assert isinstance(closed, FetchFailed) and closed.message.startswith("cannot connect")
     assert "token" not in closed.message and "127.0.0.1" not in closed.message
+
+
+# --------------------------------------------------------------------------------------
+# Offline
+
+
+def test_almanac_next_reports_a_feed_as_not_evaluated_offline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from almanac.cli.main import main
+
+    example = Path(__file__).resolve().parent.parent.parent / "docs/examples/company-feed.yaml"
+    code = main(["next", "-f", str(example), "--after", "2027-01-04T00:00:00Z"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        "not evaluated offline: Calendar acme-days-off (spec.calendarRefs[0]) takes its days "
+        "from a feed (spec.source), which almanac does not fetch"
+    ) in err
+    assert "3f9c0a7e" not in err  # nor the feed's address

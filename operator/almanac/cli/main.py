@@ -354,6 +354,21 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
         try:
             schedule = resolve(job, calendars, default_time_zone)
         except InvalidSpec as e:
+            unfetched = {x.path for x in e.errors if x.reason == "CalendarNotFetched"}
+            if unfetched and len(unfetched) == len(e.errors):
+                # Offline, nothing is fetched: a feed is not evaluated (its copy is in
+                # the live Calendar's status, which `kubectl almanac next` reads).
+                feeds = [
+                    f"{ref.kind} {ref.name} (spec.calendarRefs[{i}])"
+                    for i, ref in enumerate(job.spec.calendar_refs)
+                    if f"spec.calendarRefs[{i}]" in unfetched
+                ]
+                raise _Usage(
+                    f"{source}: not evaluated offline: {', '.join(feeds)} takes its days "
+                    "from a feed (spec.source), which almanac does not fetch; `kubectl "
+                    "almanac next JOB` uses the operator's copy, or paste the feed's text "
+                    "as spec.ical"
+                ) from None
             problems.append(_invalid(f"ScheduledJob {job.metadata.name}", e))
     if problems:
         raise _Usage(f"{source} is invalid:\n" + "\n".join(problems))
