@@ -15,7 +15,7 @@ bound.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -276,3 +276,84 @@ def test_a_scheduled_run_records_the_calendars_it_obeyed(k: Kubectl, operator: O
     assert recorded[0]["revision"] == team["status"]["source"]["revision"]
     assert recorded[1]["resourceVersion"] == office["metadata"]["resourceVersion"]
     assert "revision" not in recorded[1]
+
+
+def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed(
+    k: Kubectl, start_operator: Callable[..., Operator]
+) -> None:
+    import base64
+
+    from tests.integration.test_webhook import free_port, register
+
+    pki = k.kubeconfig.parent / "pki"
+    port = free_port()
+    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
+    name = f"almanac-{k.namespace}"
+    ca = (pki / "ca.crt").read_bytes()
+    register(k, name, port, ca)
+    cluster = Kubectl(k.kubeconfig)
+    # ClusterCalendars have no namespace to select: this test's are labelled.
+    cluster_hook = f"almanac-ccal-{k.namespace}"
+    cluster.apply(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": cluster_hook},
+            "webhooks": [
+                {
+                    "name": f"clustercalendars.{name}.almanac.dev",
+                    "clientConfig": {
+                        "url": f"https://localhost:{port}/validate-clustercalendar",
+                        "caBundle": base64.b64encode(ca).decode(),
+                    },
+                    "rules": [
+                        {
+                            "apiGroups": ["almanac.dev"],
+                            "apiVersions": ["v1alpha1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["clustercalendars"],
+                            "scope": "Cluster",
+                        }
+                    ],
+                    "objectSelector": {"matchLabels": {"test": k.namespace}},
+                    "failurePolicy": "Fail",
+                    "sideEffects": "None",
+                    "admissionReviewVersions": ["v1"],
+                    "timeoutSeconds": 10,
+                }
+            ],
+        }
+    )
+    try:
+        error = k.apply_expecting_error(
+            calendar("fast", source={"url": "https://example.com/a.ics", "refreshInterval": "1s"})
+        )
+        assert 'admission webhook "calendars.' in error
+        assert 'spec.source.refreshInterval: "1s" is 1 s; it must be from 10 s' in error
+        error = cluster.apply_expecting_error(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "ClusterCalendar",
+                "metadata": {"name": f"fast-{k.namespace}", "labels": {"test": k.namespace}},
+                "spec": {"source": {"url": "https://example.com/a.ics", "refreshInterval": "9s"}},
+            }
+        )
+        assert 'admission webhook "clustercalendars.' in error
+        assert "spec.source.refreshInterval" in error
+        # The CRD refuses a Calendar's namespaced reference before the webhook.
+        error = k.apply_expecting_error(
+            calendar(
+                "other", source={"configMapKeyRef": {"name": "a", "key": "k", "namespace": "x"}}
+            )
+        )
+        assert "namespace is not allowed in a Calendar" in error
+        # A job whose feed was never fetched is admitted, with a warning.
+        k.apply(calendar("later", source={"url": "http://127.0.0.1:9/never.ics"}))
+        result = k.apply(scheduled_job("held", calendarRefs=[{"name": "later"}]))
+        assert "Calendar later has not been fetched yet" in result.stderr
+    finally:
+        k.run("delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False)
+        cluster.run(
+            "delete", "validatingwebhookconfiguration", cluster_hook, "--ignore-not-found",
+            check=False,
+        )  # fmt: skip
