@@ -58,6 +58,11 @@ class Conflict:
     """A write's resourceVersion precondition failed: the object changed since it was read."""
 
 
+class NotAllowed(RuntimeError):
+    """The operator may not read an object a user named (RBAC said 403): a feed's
+    ConfigMap or CA Secret. The message says which, and what grants it."""
+
+
 class NotLeader(RuntimeError):
     """A write was attempted while this replica does not hold the Lease (fencing)."""
 
@@ -475,6 +480,11 @@ class Kube:
         except ApiException as error:
             if error.status == 404:
                 return None
+            if error.status == 403:
+                raise NotAllowed(
+                    f"the operator may not read Secret {namespace}/{name} (chart value "
+                    "rbac.feedCABundleSecrets grants it)"
+                ) from None
             raise
         value = (secret.get("data") or {}).get(key)
         return None if value is None else base64.b64decode(value).decode()
@@ -486,6 +496,11 @@ class Kube:
         except ApiException as error:
             if error.status == 404:
                 return None
+            if error.status == 403:
+                raise NotAllowed(
+                    f"the operator may not read ConfigMap {namespace}/{name} (a namespace "
+                    "it does not serve?)"
+                ) from None
             raise
         data: dict[str, str] = found.get("data") or {}
         return data

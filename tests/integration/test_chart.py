@@ -81,6 +81,9 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         "ClusterRole",
         "ClusterRole",
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Deployment",
         "Role",
@@ -102,6 +105,10 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("delete", "scheduledjobruns.almanac.dev", "-n", "default"),
         ("patch", "scheduledjobs.almanac.dev", "--subresource=status", "-n", ns),
         ("watch", "calendars.almanac.dev", "--all-namespaces"),
+        ("patch", "calendars.almanac.dev", "--subresource=status", "-n", ns),
+        ("watch", "clustercalendars.almanac.dev"),
+        ("patch", "clustercalendars.almanac.dev", "--subresource=status"),
+        ("get", "configmaps", "-n", "default"),
         ("create", "jobs.batch", "-n", ns),
         ("create", "events", "-n", ns),
         ("patch", "events.events.k8s.io", "-n", ns),
@@ -118,6 +125,8 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("create", "scheduledjobs.almanac.dev", "-n", ns),
         ("delete", "scheduledjobs.almanac.dev", "-n", ns),
         ("update", "calendars.almanac.dev", "-n", ns),
+        ("update", "clustercalendars.almanac.dev"),
+        ("list", "configmaps", "-n", ns),
         ("delete", "jobs.batch", "-n", ns),
         ("create", "pods", "-n", ns),
         ("get", "secrets", "-n", ns),
@@ -146,6 +155,11 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         timeout=30,
     )
     assert not can_i(kube, "bob", "create", "scheduledjobs.almanac.dev", "-n", ns)
+    # ClusterCalendars: any authenticated user reads them, only cluster admins write.
+    assert can_i(
+        kube, "carol", "list", "clustercalendars.almanac.dev", "--as-group=system:authenticated"
+    )
+    assert not can_i(kube, "alice", "create", "clustercalendars.almanac.dev")
 
     helm("uninstall", release, "--namespace", ns, "--wait", "--timeout", "60s")
     leftovers = kube.run(

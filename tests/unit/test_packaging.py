@@ -353,7 +353,6 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
     (["almanac.dev"], ["calendars/status"], ["get", "patch"]),
     ([""], ["configmaps"], ["get"]),
-    ([""], ["secrets"], ["get"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
     ([""], ["events"], ["create", "list"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
@@ -468,6 +467,10 @@ def test_cluster_calendars_are_managed_by_admins_and_read_by_authenticated_users
     narrowed = render("rbac.clusterCalendarReaders={finance}")
     subjects = only(narrowed, "ClusterRoleBinding", "almanac-clustercalendars-reader")["subjects"]
     assert [s["name"] for s in subjects] == ["finance"]
+    secrets = ([""], ["secrets"], ["get"])
+    assert secrets not in rules(only(objects, "ClusterRole", "almanac-operator"))
+    opted = render("rbac.feedCABundleSecrets=true")
+    assert secrets in rules(only(opted, "ClusterRole", "almanac-operator"))
     nobody = render("rbac.clusterCalendarReaders=null")
     assert not [
         o

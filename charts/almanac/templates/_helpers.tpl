@@ -153,9 +153,11 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [""]
   resources: [configmaps]  # a feed from a ConfigMap key (spec.source.configMapKeyRef)
   verbs: [get]
+{{- if .Values.rbac.feedCABundleSecrets }}
 - apiGroups: [""]
-  resources: [secrets]  # a feed's CA bundle (spec.source.caBundleSecretRef)
+  resources: [secrets]  # a feed's CA bundle (spec.source.caBundleSecretRef): opt-in
   verbs: [get]
+{{- end }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]

@@ -23,7 +23,7 @@ import aiohttp
 
 from almanac.api import bounds
 from almanac.api.models import CalendarSource, KeyRef
-from almanac.kube import Kube
+from almanac.kube import Kube, NotAllowed
 from almanac.rules.calendars import Fetched, FetchFailed, Outcome
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,13 @@ _MiB = 1024 * 1024
 async def fetch(kube: Kube, namespace: str, source: CalendarSource) -> Outcome:
     """The feed's text, or why not. ``namespace``: the Calendar's (empty for a
     ClusterCalendar, whose references name theirs)."""
+    try:
+        return await _fetch(kube, namespace, source)
+    except NotAllowed as error:
+        return FetchFailed(str(error))
+
+
+async def _fetch(kube: Kube, namespace: str, source: CalendarSource) -> Outcome:
     if source.config_map_key_ref is not None:
         return await _config_map(kube, namespace, source.config_map_key_ref)
     assert source.url is not None  # the model holds one of the two
