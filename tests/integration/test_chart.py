@@ -218,6 +218,7 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
     assert [h["name"] for h in config["webhooks"]] == [
         "validate-scheduledjob.almanac.dev",
         "validate-calendar.almanac.dev",
+        "validate-clustercalendar.almanac.dev",
         "validate-scheduledjobrun.almanac.dev",
     ]
     assert all("caBundle" not in h["clientConfig"] for h in config["webhooks"])
@@ -266,7 +267,7 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
         "60s",
     )
     config = kube.json("get", "validatingwebhookconfiguration", release)
-    assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [bundle] * 3
+    assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [bundle] * 4
 
 
 def test_plain_manifests_are_accepted_by_the_api_server(
