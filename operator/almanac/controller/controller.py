@@ -99,11 +99,13 @@ def _phase(body: Body | None) -> str | None:
     return ((body or {}).get("status") or {}).get("phase")
 
 
-def _content(body: Body | None) -> tuple[Any, Any, Any]:
-    """What of a Calendar its jobs' schedules read: the spec, and which kept copy of its
-    feed (a status write that only records a fetch attempt moves no job)."""
+def _content(body: Body | None) -> tuple[Any, ...]:
+    """What of a Calendar its jobs' decisions read: the spec, which kept copy of its feed,
+    and, while it has none, why (the held jobs' condition says it). A status write that
+    only records a fetch's time moves no job."""
     kept = (((body or {}).get("status") or {}).get("source")) or {}
-    return (body or {}).get("spec"), kept.get("revision"), kept.get("location")
+    why = None if kept.get("revision") else (kept.get("lastError") or {}).get("message")
+    return (body or {}).get("spec"), kept.get("revision"), kept.get("location"), why
 
 
 class Controller:
