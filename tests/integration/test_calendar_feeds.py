@@ -174,7 +174,7 @@ def test_a_feed_is_fetched_refreshed_and_kept_when_unreachable(
     wait_until(
         "the next fire past both days off",
         lambda: next_fire(k, "report") == noon(start + timedelta(days=2)),
-        timeout=40,
+        timeout=60,
     )
     second = feed_status(k, "team-days-off")
     assert second["revision"] != first["revision"] and second["events"] == 2
@@ -185,7 +185,7 @@ def test_a_feed_is_fetched_refreshed_and_kept_when_unreachable(
     failed = wait_until(
         "the failed fetch in the status",
         lambda: (feed_status(k, "team-days-off").get("lastError") or {}).get("message"),
-        timeout=40,
+        timeout=60,
     )
     assert failed == "HTTP 503 Service Unavailable"
     kept = feed_status(k, "team-days-off")
@@ -204,7 +204,7 @@ def test_a_feed_is_fetched_refreshed_and_kept_when_unreachable(
     wait_until(
         "a fetch attempt after the restart",
         lambda: feed_status(k, "team-days-off").get("lastAttemptTime") != kept["lastAttemptTime"],
-        timeout=40,
+        timeout=60,
     )
     assert "cannot connect" in feed_status(k, "team-days-off")["lastError"]["message"]
     assert next_fire(k, "report") == noon(start + timedelta(days=2))
@@ -263,7 +263,7 @@ def test_a_scheduled_run_records_the_calendars_it_obeyed(k: Kubectl, operator: O
     run = wait_until(
         "a scheduled run with its calendars",
         lambda: next((r for r in k.items("sjr") if (r.get("status") or {}).get("calendars")), None),
-        timeout=90,
+        timeout=120,
     )
     team, office = k.get("cal", "team"), k.get("cal", "office")
     assert team is not None and office is not None
