@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["FieldError", "InvalidSpec", "quote"]
 
@@ -23,6 +23,9 @@ class FieldError:
 
     path: str
     message: str
+    reason: str = field(default="", compare=False)
+    """For the operator: a CamelCase reason when this error is a state of the world
+    rather than a mistake in the spec (``CalendarNotFound``, ``CalendarNotFetched``)."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

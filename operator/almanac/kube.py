@@ -28,6 +28,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from almanac.api.bounds import EVENT_MESSAGE_MAX_BYTES, truncate
 from almanac.api.names import (
     API_VERSION,
+    CLUSTER_CALENDARS,
     COMPONENT,
     GROUP,
     LABEL_RUN,
@@ -55,6 +56,11 @@ class Exists:
 @dataclass(frozen=True)
 class Conflict:
     """A write's resourceVersion precondition failed: the object changed since it was read."""
+
+
+class NotAllowed(RuntimeError):
+    """The operator may not read an object a user named (RBAC said 403): a feed's
+    ConfigMap or CA Secret. The message says which, and what grants it."""
 
 
 class NotLeader(RuntimeError):
@@ -218,10 +224,15 @@ class Kube:
     # --- custom resources ---------------------------------------------------------
 
     async def get(self, plural: str, namespace: str, name: str) -> Body | None:
+        """One object; ``namespace`` empty for a cluster-scoped one (ClusterCalendar)."""
         try:
-            body: Body = await self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name
-            )
+            body: Body
+            if namespace:
+                body = await self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, name
+                )
+            else:
+                body = await self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
             return body
         except ApiException as error:
             if error.status == 404:
@@ -274,15 +285,26 @@ class Kube:
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            patched: Body = await self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                patch,
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
-            )
+            patched: Body
+            if namespace:
+                patched = await self.custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    patch,
+                    _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
+                )
+            else:  # cluster-scoped (ClusterCalendar)
+                patched = await self.custom.patch_cluster_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    plural,
+                    name,
+                    patch,
+                    _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
+                )
             return patched
         except ApiException as error:
             if error.status == 404:
@@ -351,6 +373,16 @@ class Kube:
             job.setdefault("apiVersion", "batch/v1")
         result.append(("Job", batch_jobs))
         return result
+
+    async def list_cluster_calendars(self) -> list[Body]:
+        """Every ClusterCalendar (cluster-scoped: listed once, whatever the namespaces
+        served)."""
+        listed = await self.custom.list_cluster_custom_object(GROUP, VERSION, CLUSTER_CALENDARS)
+        items: list[Body] = listed["items"]
+        for item in items:
+            item.setdefault("kind", "ClusterCalendar")
+            item.setdefault("apiVersion", API_VERSION)
+        return items
 
     # --- who is asking -------------------------------------------------------------
 
@@ -441,6 +473,39 @@ class Kube:
                 return None
             raise
 
+    async def get_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret, decoded (a feed's CA bundle); None if either is missing.
+        The value is never logged."""
+        try:
+            secret = await self._json("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            if error.status == 403:
+                raise NotAllowed(
+                    f"the operator may not read Secret {namespace}/{name} (chart value "
+                    "rbac.feedCABundleSecrets grants it)"
+                ) from None
+            raise
+        value = (secret.get("data") or {}).get(key)
+        return None if value is None else base64.b64decode(value).decode()
+
+    async def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's ``data`` (a feed's iCalendar text); None if it does not exist."""
+        try:
+            found = await self._json("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            if error.status == 403:
+                raise NotAllowed(
+                    f"the operator may not read ConfigMap {namespace}/{name} (a namespace "
+                    "it does not serve?)"
+                ) from None
+            raise
+        data: dict[str, str] = found.get("data") or {}
+        return data
+
     async def put_secret(
         self, namespace: str, name: str, data: dict[str, str], found: Body | None
     ) -> bool:
@@ -508,6 +573,8 @@ class Kube:
         """
         self._check_fence()
         meta = obj["metadata"]
+        # A cluster-scoped object's Events live in "default", as Kubernetes' own do.
+        namespace = meta.get("namespace") or "default"
         suffix = uuid.uuid4().hex[:16]
         if key is not None:
             seed = f"{meta.get('uid')}/{reason}/{key}".encode()
@@ -516,12 +583,12 @@ class Kube:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
+            "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", API_VERSION),
                 "kind": obj["kind"],
                 "name": meta["name"],
-                "namespace": meta["namespace"],
+                "namespace": meta.get("namespace") or "",
                 "uid": meta.get("uid"),
                 "resourceVersion": meta.get("resourceVersion"),
             },
@@ -536,7 +603,7 @@ class Kube:
             "count": 1,
         }
         try:
-            path = f"/api/v1/namespaces/{meta['namespace']}/events"
+            path = f"/api/v1/namespaces/{namespace}/events"
             await self._json("POST", path, event, answer=False)
         except ApiException as error:
             if error.status == 409:
@@ -547,7 +614,7 @@ class Kube:
         log.log(
             logging.WARNING if type_ == "Warning" else logging.INFO,
             "%s/%s/%s: %s: %s",
-            meta["namespace"],
+            meta.get("namespace") or "-",
             obj["kind"],
             meta["name"],
             reason,

@@ -81,6 +81,9 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         "ClusterRole",
         "ClusterRole",
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Deployment",
         "Role",
@@ -104,6 +107,10 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("watch", "calendars.almanac.dev", "--all-namespaces"),
         ("watch", "backfills.almanac.dev", "--all-namespaces"),
         ("patch", "backfills.almanac.dev", "--subresource=status", "-n", ns),
+        ("patch", "calendars.almanac.dev", "--subresource=status", "-n", ns),
+        ("watch", "clustercalendars.almanac.dev"),
+        ("patch", "clustercalendars.almanac.dev", "--subresource=status"),
+        ("get", "configmaps", "-n", "default"),
         ("create", "jobs.batch", "-n", ns),
         ("create", "events", "-n", ns),
         ("patch", "events.events.k8s.io", "-n", ns),
@@ -121,6 +128,8 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("delete", "scheduledjobs.almanac.dev", "-n", ns),
         ("update", "calendars.almanac.dev", "-n", ns),
         ("create", "backfills.almanac.dev", "-n", ns),
+        ("update", "clustercalendars.almanac.dev"),
+        ("list", "configmaps", "-n", ns),
         ("delete", "jobs.batch", "-n", ns),
         ("create", "pods", "-n", ns),
         ("get", "secrets", "-n", ns),
@@ -151,6 +160,11 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
     )
     assert not can_i(kube, "bob", "create", "scheduledjobs.almanac.dev", "-n", ns)
     assert can_i(kube, "bob", "get", "backfills.almanac.dev", "-n", ns)
+    # ClusterCalendars: any authenticated user reads them, only cluster admins write.
+    assert can_i(
+        kube, "carol", "list", "clustercalendars.almanac.dev", "--as-group=system:authenticated"
+    )
+    assert not can_i(kube, "alice", "create", "clustercalendars.almanac.dev")
 
     helm("uninstall", release, "--namespace", ns, "--wait", "--timeout", "60s")
     leftovers = kube.run(
@@ -209,6 +223,7 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
     assert [h["name"] for h in config["webhooks"]] == [
         "validate-scheduledjob.almanac.dev",
         "validate-calendar.almanac.dev",
+        "validate-clustercalendar.almanac.dev",
         "validate-scheduledjobrun.almanac.dev",
     ]
     assert all("caBundle" not in h["clientConfig"] for h in config["webhooks"])
@@ -257,7 +272,7 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
         "60s",
     )
     config = kube.json("get", "validatingwebhookconfiguration", release)
-    assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [bundle] * 3
+    assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [bundle] * 4
 
 
 def test_plain_manifests_are_accepted_by_the_api_server(

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from almanac.api.models import Backfill, Calendar, ScheduledJob
+from almanac.api.models import Backfill, Calendar, ClusterCalendar, ScheduledJob
 
 CRDS = Path(__file__).resolve().parent.parent.parent / "crds"
 
@@ -80,9 +80,20 @@ def disagreements(model: type[BaseModel], schema: dict[str, Any], path: str) -> 
         (ScheduledJob, "ScheduledJob", "spec"),
         (ScheduledJob, "ScheduledJob", "status"),
         (Calendar, "Calendar", "spec"),
+        (Calendar, "Calendar", "status"),
+        (ClusterCalendar, "ClusterCalendar", "spec"),
+        (ClusterCalendar, "ClusterCalendar", "status"),
         (Backfill, "Backfill", "spec"),
     ],
-    ids=["ScheduledJob spec", "ScheduledJob status", "Calendar spec", "Backfill spec"],
+    ids=[
+        "ScheduledJob spec",
+        "ScheduledJob status",
+        "Calendar spec",
+        "Calendar status",
+        "ClusterCalendar spec",
+        "ClusterCalendar status",
+        "Backfill spec",
+    ],
 )
 def test_the_model_mirrors_the_crd(model: type[BaseModel], kind: str, part: str) -> None:
     inner = nested_model(model.model_fields[part].annotation)

@@ -182,7 +182,7 @@ def test_rendered_crds_equal_crds_field_for_field() -> None:
 def test_crds_can_be_left_out_or_let_go() -> None:
     assert not [o for o in render("crds.enabled=false") if "Definition" in o["kind"]]
     crds = [o for o in render("crds.keep=false") if "Definition" in o["kind"]]
-    assert len(crds) == 4
+    assert len(crds) == len(list((REPO / "crds").glob("*.yaml"))) == 5
     assert all("annotations" not in o["metadata"] for o in crds)
 
 
@@ -353,6 +353,8 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
     (["almanac.dev"], ["backfills"], ["get", "list", "watch"]),
     (["almanac.dev"], ["backfills/status"], ["get", "patch"]),
+    (["almanac.dev"], ["calendars/status"], ["get", "patch"]),
+    ([""], ["configmaps"], ["get"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
     ([""], ["events"], ["create", "list"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
@@ -360,6 +362,8 @@ OPERATOR_RULES = [
 CLUSTER_READS = [
     (["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"]),
     ([""], ["namespaces"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"]),
+    (["almanac.dev"], ["clustercalendars/status"], ["get", "patch"]),
 ]
 #: The webhook's (on by default): access reviews, and the CA of its own certificate.
 WEBHOOK_RULES = [
@@ -425,7 +429,7 @@ def test_aggregated_roles_extend_admin_edit_and_view() -> None:
     objects = render()
     edit = only(objects, "ClusterRole", "almanac-edit")
     view = only(objects, "ClusterRole", "almanac-view")
-    resources = ["scheduledjobs", "scheduledjobruns", "calendars", "backfills"]
+    resources = ["scheduledjobs", "scheduledjobruns", "calendars", "backfills", "clustercalendars"]
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
@@ -442,6 +446,40 @@ def test_aggregated_roles_extend_admin_edit_and_view() -> None:
         ),
     ]
     assert rules(view) == [(["almanac.dev"], resources, ["get", "list", "watch"])]
+
+
+def test_cluster_calendars_are_managed_by_admins_and_read_by_authenticated_users() -> None:
+    objects = render()
+    admin = only(objects, "ClusterRole", "almanac-clustercalendars-admin")
+    assert admin["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-edit" not in admin["metadata"]["labels"]
+    assert rules(admin) == [
+        (
+            ["almanac.dev"],
+            ["clustercalendars"],
+            ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        )
+    ]
+    reader = only(objects, "ClusterRole", "almanac-clustercalendars-reader")
+    assert rules(reader) == [(["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"])]
+    binding = only(objects, "ClusterRoleBinding", "almanac-clustercalendars-reader")
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
+    ]
+    narrowed = render("rbac.clusterCalendarReaders={finance}")
+    subjects = only(narrowed, "ClusterRoleBinding", "almanac-clustercalendars-reader")["subjects"]
+    assert [s["name"] for s in subjects] == ["finance"]
+    secrets = ([""], ["secrets"], ["get"])
+    assert secrets not in rules(only(objects, "ClusterRole", "almanac-operator"))
+    opted = render("rbac.feedCABundleSecrets=true")
+    assert secrets in rules(only(opted, "ClusterRole", "almanac-operator"))
+    nobody = render("rbac.clusterCalendarReaders=null")
+    assert not [
+        o
+        for o in nobody
+        if o["metadata"]["name"] == "almanac-clustercalendars-reader"
+        and o["kind"] == "ClusterRoleBinding"
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -566,7 +604,9 @@ def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:
         assert hook["failurePolicy"] == "Fail"
         assert hook["sideEffects"] == "None"
         (rule,) = hook["rules"]
-        assert rule["apiGroups"] == ["almanac.dev"] and rule["scope"] == "Namespaced"
+        cluster_scoped = rule["resources"] == ["clustercalendars"]
+        assert rule["apiGroups"] == ["almanac.dev"]
+        assert rule["scope"] == ("Cluster" if cluster_scoped else "Namespaced")
         assert rule["operations"] == ["CREATE", "UPDATE"]
         # Watching a list of namespaces, the webhook sees only those.
         assert hook["namespaceSelector"] == {
@@ -577,6 +617,7 @@ def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:
     assert paths == [
         "/validate-scheduledjob",
         "/validate-calendar",
+        "/validate-clustercalendar",
         "/validate-scheduledjobrun",
         "/validate-backfill",
     ]

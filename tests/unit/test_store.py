@@ -99,10 +99,22 @@ def test_the_calendar_index_follows_each_jobs_references() -> None:
     store = Store()
     store.put(Kind.JOB, job_body("x", 1, "bank", "acme"))
     store.put(Kind.JOB, job_body("y", 1, "bank"))
-    assert list(store.jobs_referring_to("ns", "bank")) == [("ns", "x"), ("ns", "y")]
+    assert list(store.jobs_referring_to(Kind.CALENDAR, "ns", "bank")) == [("ns", "x"), ("ns", "y")]
     store.put(Kind.JOB, job_body("x", 2, "acme"))  # x no longer refers to bank
-    assert list(store.jobs_referring_to("ns", "bank")) == [("ns", "y")]
-    assert list(store.jobs_referring_to("ns", "acme")) == [("ns", "x")]
-    assert list(store.jobs_referring_to("other", "acme")) == []
+    assert list(store.jobs_referring_to(Kind.CALENDAR, "ns", "bank")) == [("ns", "y")]
+    assert list(store.jobs_referring_to(Kind.CALENDAR, "ns", "acme")) == [("ns", "x")]
+    assert list(store.jobs_referring_to(Kind.CALENDAR, "other", "acme")) == []
     store.delete(Kind.JOB, ("ns", "x"))
-    assert list(store.jobs_referring_to("ns", "acme")) == []
+    assert list(store.jobs_referring_to(Kind.CALENDAR, "ns", "acme")) == []
+
+
+def test_a_cluster_calendar_is_indexed_for_the_jobs_of_every_namespace() -> None:
+    store = Store()
+    for namespace in ("a", "b"):
+        body = job_body("j", 1)
+        body["metadata"]["namespace"] = namespace
+        body["spec"]["calendarRefs"] = [{"kind": "ClusterCalendar", "name": "ro"}, {"name": "ro"}]
+        store.put(Kind.JOB, body)
+    everywhere = store.jobs_referring_to(Kind.CLUSTER_CALENDAR, "", "ro")
+    assert list(everywhere) == [("a", "j"), ("b", "j")]
+    assert list(store.jobs_referring_to(Kind.CALENDAR, "a", "ro")) == [("a", "j")]

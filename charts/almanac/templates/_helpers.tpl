@@ -153,6 +153,17 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [almanac.dev]
   resources: [backfills/status]
   verbs: [get, patch]
+- apiGroups: [almanac.dev]
+  resources: [calendars/status]  # a feed's kept copy and fetches (spec.source)
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [configmaps]  # a feed from a ConfigMap key (spec.source.configMapKeyRef)
+  verbs: [get]
+{{- if .Values.rbac.feedCABundleSecrets }}
+- apiGroups: [""]
+  resources: [secrets]  # a feed's CA bundle (spec.source.caBundleSecretRef): opt-in
+  verbs: [get]
+{{- end }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create]

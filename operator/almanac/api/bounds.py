@@ -37,6 +37,11 @@ __all__ = [
     "DATE_TIME_MAX_LENGTH",
     "EVENT_MESSAGE_MAX_BYTES",
     "EXCLUSION_ENTRY_MAX_LENGTH",
+    "FEED_KEPT_MAX_LENGTH",
+    "FEED_MAX_BYTES",
+    "FEED_MAX_REDIRECTS",
+    "FEED_TIMEOUT_SECONDS",
+    "FEED_URL_MAX_LENGTH",
     "HISTORY_LIMIT_MAX",
     "HOLIDAYS_CATEGORIES_MAX_ITEMS",
     "HOLIDAYS_CODE_MAX_LENGTH",
@@ -55,6 +60,9 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "RECIPIENTS_MAX_ITEMS",
     "RECIPIENT_MAX_LENGTH",
+    "REFRESH_INTERVAL_DEFAULT",
+    "REFRESH_INTERVAL_MAX_SECONDS",
+    "REFRESH_INTERVAL_MIN_SECONDS",
     "RUN_MINUTES_DIGITS",
     "RUN_NAME_MAX_LENGTH",
     "RUN_SUFFIX_MAX_LENGTH",
@@ -198,8 +206,8 @@ ICAL_MAX_LENGTH: Final = 256 * 1024
 """A Calendar's ``ical``, in characters: 262,144. A company's calendar of several years
 (an event is 200-400 bytes) fits easily; the object is stored in etcd (1.5 MiB per
 object, with the rest of the Calendar and its managedFields) and parsed whenever the
-Calendar changes (about 10 ms per 100 KB). A feed bigger than this belongs in a feed
-(``spec.source``, not built yet), not inline."""
+Calendar changes (about 10 ms per 100 KB). A calendar bigger than this belongs in a feed
+(``spec.source``), not inline."""
 
 ICAL_MAX_EVENTS: Final = 2000
 """``ical``: VEVENTs in the text. A company calendar has tens to hundreds; each is
@@ -211,6 +219,41 @@ reaches, once per year, text and zone in a process: at most one occurrence a day
 that repeat within a day are refused), so 100 daily events are 36,600 occurrences, about
 0.5 s for that year the first time; a company's calendar has a handful (holidays,
 release freezes, maintenance windows)."""
+
+FEED_MAX_BYTES: Final = 5 * 1024 * 1024
+"""``spec.source``: the most a fetch reads (5 MiB), from a URL or a ConfigMap key (which
+holds at most 1 MiB anyway). A company or country feed of a decade is a few hundred KB;
+past this the fetch fails with "larger than 5 MiB" and the last good copy stays."""
+
+FEED_TIMEOUT_SECONDS: Final = 10.0
+"""``spec.source.url``: the whole fetch (connect, redirects, body) within 10 s, so that a
+slow server holds one slot of the calendars' lane, never the jobs'."""
+
+FEED_MAX_REDIRECTS: Final = 5
+"""``spec.source.url``: redirects followed per fetch (a feed behind a CDN or a moved
+address takes one or two; a loop stops here)."""
+
+FEED_KEPT_MAX_LENGTH: Final = 1024 * 1024
+"""``status.source.content``: the fetched text kept in the Calendar's status, gzip-
+compressed and base64-encoded, at most 1 MiB (iCalendar text compresses about tenfold,
+so a feed of the full 5 MiB usually fits). etcd holds at most 1.5 MiB per object, with
+the spec (an inline ``ical`` of up to 256 KiB) beside it. A feed whose copy would not
+fit is refused like an unreachable one: the last good copy stays."""
+
+FEED_URL_MAX_LENGTH: Final = 2048
+"""``spec.source.url``: the length browsers and most servers accept."""
+
+REFRESH_INTERVAL_MIN_SECONDS: Final = 10
+"""``spec.source.refreshInterval`` at least 10 s: a ConfigMap edited by hand shows within
+seconds, and no feed server is polled in a loop."""
+
+REFRESH_INTERVAL_MAX_SECONDS: Final = 7 * 24 * 3600
+"""``spec.source.refreshInterval`` at most a week: holiday feeds change rarely, but a
+stale copy older than a week is worse than one more request."""
+
+REFRESH_INTERVAL_DEFAULT: Final = "1h"
+"""``spec.source.refreshInterval`` when absent: a published feed changes a few times a
+year, and an hour brings a change in before the next day's fires."""
 
 RECIPIENTS_MAX_ITEMS: Final = 64
 """``notifications.to``: at most 64 recipients (docs/api.md "E-mail recipients"): a team

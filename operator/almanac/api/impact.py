@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.names import CALENDAR_KINDS
 from almanac.api.resolve import resolve
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires, Schedule
@@ -69,12 +70,15 @@ class JobImpact:
 
 
 def referring_jobs(calendar_name: str, jobs: Sequence[Body]) -> list[Body]:
-    """The jobs whose ``spec.calendarRefs`` name the Calendar, in name order."""
+    """The jobs whose ``spec.calendarRefs`` name the (namespaced) Calendar, in name
+    order; a reference to a ClusterCalendar of the same name is another calendar."""
     found = [
         job
         for job in jobs
         if any(
-            isinstance(ref, Mapping) and ref.get("name") == calendar_name
+            isinstance(ref, Mapping)
+            and ref.get("name") == calendar_name
+            and (ref.get("kind") or CALENDAR_KINDS[0]) == CALENDAR_KINDS[0]
             for ref in ((job.get("spec") or {}).get("calendarRefs") or [])
         )
     ]

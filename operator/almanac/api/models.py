@@ -41,7 +41,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from almanac.api import bounds
+from almanac.api import bounds, feeds
+from almanac.api.names import calendar_key
 from almanac.errors import FieldError, InvalidSpec, quote
 from almanac.schedule import countries, ical
 from almanac.schedule.cron import CronExpression
@@ -66,12 +67,18 @@ __all__ = [
     "BackfillOrder",
     "BackfillSpec",
     "Calendar",
+    "CalendarNotFetched",
     "CalendarRef",
+    "CalendarSource",
     "CalendarSpec",
+    "CalendarStatus",
+    "ClusterCalendar",
     "ConcurrencyPolicy",
     "Condition",
     "ExclusionLists",
+    "FeedStatus",
     "HolidaySource",
+    "KeyRef",
     "LastRun",
     "Notifications",
     "ObjectMeta",
@@ -275,6 +282,23 @@ class ExclusionLists(_Model):
 # Calendar
 
 
+class Condition(_Status):
+    """A Kubernetes status condition (``Ready`` for a ScheduledJob)."""
+
+    type: str
+    """E.g. ``Ready``."""
+    status: str | None = None
+    """``True`` | ``False`` | ``Unknown``."""
+    reason: str | None = None
+    """CamelCase, e.g. ``InvalidSpec`` or ``EveryDayExcluded``."""
+    message: str | None = None
+    """For humans."""
+    last_transition_time: str | None = None
+    """RFC 3339."""
+    observed_generation: int | None = None
+    """The generation the condition was computed from."""
+
+
 _Code = Annotated[str, Field(min_length=1, max_length=bounds.HOLIDAYS_CODE_MAX_LENGTH)]
 
 
@@ -330,6 +354,125 @@ class HolidaySource(_Model):
         )
 
 
+class KeyRef(_Model):
+    """One key of a ConfigMap or Secret. A Calendar's is in its own namespace (no
+    ``namespace``); a ClusterCalendar's names the namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH)]
+    """The ConfigMap's (or Secret's) name."""
+    key: Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH)]
+    """The key whose value is used."""
+    namespace: Annotated[str, Field(min_length=1, max_length=63)] | None = None
+    """Only in a ClusterCalendar (which has no namespace of its own), and required there."""
+
+
+def _url(value: str) -> str:
+    """An http(s) URL without spaces (the fetch goes nowhere else: no file:, no ftp:)."""
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise ValueError(
+            "is not an http:// or https:// URL (for example "
+            "https://calendar.example.com/holidays.ics)"
+        )
+    return value
+
+
+def _refresh_interval(value: str) -> str:
+    feeds.parse_interval(
+        value,
+        minimum=bounds.REFRESH_INTERVAL_MIN_SECONDS,
+        maximum=bounds.REFRESH_INTERVAL_MAX_SECONDS,
+    )
+    return value
+
+
+class CalendarSource(_Model):
+    """Where a Calendar's iCalendar text comes from: a URL (``url``) or a ConfigMap key
+    (``configMapKeyRef``), fetched again every ``refreshInterval``."""
+
+    url: (
+        Annotated[str, Field(max_length=bounds.FEED_URL_MAX_LENGTH), AfterValidator(_url)] | None
+    ) = None
+    """An http(s) URL serving iCalendar text (a published calendar's "secret address"
+    too: it is never logged)."""
+    config_map_key_ref: KeyRef | None = None
+    """A ConfigMap key holding iCalendar text (instead of ``url``)."""
+    ca_bundle_secret_ref: KeyRef | None = None
+    """With an https ``url``: a Secret key holding the PEM certificates the server's
+    certificate must chain to (instead of the system's)."""
+    refresh_interval: (
+        Annotated[str, Field(max_length=16), AfterValidator(_refresh_interval)] | None
+    ) = None
+    """How often the text is fetched again, ``10s`` to ``168h``; default ``1h``."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Self:
+        if (self.url is None) == (self.config_map_key_ref is None):
+            raise ValueError(
+                "give exactly one of url (an https:// address) or configMapKeyRef ({name, key})"
+            )
+        if self.ca_bundle_secret_ref is not None and not (self.url or "").startswith("https:"):
+            raise _SubfieldError(
+                "caBundleSecretRef", "is only for an https:// url (it names the CA to trust)"
+            )
+        return self
+
+    def interval(self) -> timedelta:
+        """The refresh interval (``refreshInterval`` or its default)."""
+        return feeds.parse_interval(
+            self.refresh_interval or bounds.REFRESH_INTERVAL_DEFAULT,
+            minimum=bounds.REFRESH_INTERVAL_MIN_SECONDS,
+            maximum=bounds.REFRESH_INTERVAL_MAX_SECONDS,
+        )
+
+
+class FeedError(_Status):
+    """The last failed fetch."""
+
+    time: str | None = None
+    """When it failed (RFC 3339)."""
+    message: str | None = None
+    """Why, without the URL (e.g. ``HTTP 503``, ``timed out after 10 s``)."""
+
+
+class FeedStatus(_Status):
+    """What the operator knows of a Calendar's ``spec.source`` (it alone writes this)."""
+
+    location: str | None = None
+    """A digest of the URL or ConfigMap key the kept copy came from."""
+    revision: str | None = None
+    """The kept copy's content hash, ``sha256:<hex>``; runs record it."""
+    content: str | None = None
+    """The kept copy: the text, gzip-compressed and base64-encoded."""
+    events: int | None = None
+    """VEVENTs in the kept copy."""
+    dates: int | None = None
+    """Dates its events take in the 365 days from its fetch (UTC)."""
+    last_fetch_time: str | None = None
+    """The last successful fetch (RFC 3339)."""
+    last_attempt_time: str | None = None
+    """The last fetch, successful or not; the next is ``refreshInterval`` after it."""
+    last_error: FeedError | None = None
+    """The last failed fetch, while the feed fails (absent after a success)."""
+    observed_generation: int | None = None
+    """The Calendar generation of the last fetch: a spec change fetches at once."""
+
+
+class CalendarStatus(_Status):
+    """Written by the operator for a Calendar with ``spec.source``."""
+
+    source: FeedStatus | None = None
+    """The feed's kept copy and fetches."""
+    conditions: list[Condition] = []
+    """``Ready``: True once the feed was fetched (``Fetched``; ``FetchFailed`` keeps the
+    last copy), False before (``NotFetched``)."""
+
+
+class CalendarNotFetched(ValueError):
+    """A Calendar with ``spec.source`` whose feed has no copy from that source yet: a
+    job that refers to it does not fire (firing on a bank holiday is worse than
+    waiting)."""
+
+
 class CalendarSpec(ExclusionLists):
     """A Calendar's spec: the same four lists as a ScheduledJob's ``spec.exclusions``,
     and dates computed from a country's holidays and from an iCalendar."""
@@ -344,6 +487,9 @@ class CalendarSpec(ExclusionLists):
         None
     )
     """Inline iCalendar (RFC 5545) text: its events' local dates are excluded."""
+    source: CalendarSource | None = None
+    """An iCalendar feed the operator fetches and refreshes (a URL or a ConfigMap key):
+    its events' local dates are excluded, as for ``ical``."""
 
 
 class Calendar(_Lenient):
@@ -351,34 +497,107 @@ class Calendar(_Lenient):
 
     api_version: Literal["almanac.dev/v1alpha1"] = API_VERSION
     """Always ``almanac.dev/v1alpha1``."""
-    kind: Literal["Calendar"] = "Calendar"
-    """Always ``Calendar``."""
+    kind: Literal["Calendar", "ClusterCalendar"] = "Calendar"
+    """``Calendar``, or ``ClusterCalendar`` (:class:`ClusterCalendar`)."""
     metadata: ObjectMeta
     """Name and namespace; ScheduledJobs refer to the name."""
     spec: CalendarSpec = CalendarSpec()
     """The exclusion lists."""
+    status: CalendarStatus | None = None
+    """Written by the operator: the feed's kept copy."""
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> Self:
         """Validate a body; :class:`InvalidSpec` names every bad field."""
         return _parse(cls, body)
 
+    @model_validator(mode="after")
+    def _references_in_scope(self) -> Self:
+        """A ClusterCalendar has no namespace: its ConfigMap and Secret say theirs. A
+        Calendar reads only its own namespace's (a namespace user must not read another
+        namespace's Secrets through the operator)."""
+        source = self.spec.source
+        if source is None:
+            return self
+        cluster = self.kind == "ClusterCalendar"
+        for field_name, ref in (
+            ("configMapKeyRef", source.config_map_key_ref),
+            ("caBundleSecretRef", source.ca_bundle_secret_ref),
+        ):
+            if ref is None or (ref.namespace is not None) == cluster:
+                continue
+            path = f"spec.source.{field_name}.namespace"
+            if cluster:
+                raise _SubfieldError(path, "is required in a ClusterCalendar (it has none)")
+            raise _SubfieldError(
+                path, "is not allowed in a Calendar: it reads its own namespace's objects"
+            )
+        return self
+
+    def source_name(self) -> str:
+        """``Calendar <name>`` or ``ClusterCalendar <name>``, as explanations say."""
+        return calendar_source(self.metadata.name, self.kind)
+
+    def kept_text(self) -> str | None:
+        """The iCalendar text of ``spec.source``'s kept copy, None without a source.
+
+        :class:`CalendarNotFetched` when no copy from this source was fetched yet (a new
+        Calendar, or one whose URL or ConfigMap changed: the copy of the old one is not
+        this source's)."""
+        source = self.spec.source
+        if source is None:
+            return None
+        kept = self.status.source if self.status else None
+        wanted = feeds.location(source.model_dump(by_alias=True, exclude_none=True))
+        if kept is None or kept.content is None or kept.location != wanted:
+            error = kept.last_error.message if kept and kept.last_error else None
+            raise CalendarNotFetched(
+                f"{self.source_name()} has not been fetched yet"
+                + (f" (last error: {error})" if error else "")
+                + "; the job does not fire until it is"
+            )
+        try:
+            return feeds.unpack(kept.content)
+        except feeds.FeedCopyUnreadable as e:
+            raise CalendarNotFetched(f"{self.source_name()}: {e}") from None
+
+    def revision(self) -> str | None:
+        """The kept copy's content hash (``sha256:...``), None without a source."""
+        if self.spec.source is None or self.status is None or self.status.source is None:
+            return None
+        return self.status.source.revision
+
     def exclusions(self) -> Exclusions:
         """The engine's form, each rule attributed to ``Calendar <name>``: the four
-        lists, and a date set per ``holidays`` entry and for ``ical``."""
-        source = calendar_source(self.metadata.name)
+        lists, and a date set per ``holidays`` entry, for ``ical`` and for the kept copy
+        of ``source`` (:class:`CalendarNotFetched` without one)."""
+        source = self.source_name()
         lists = self.spec.to_exclusions(source, "spec")
         dated: list[DateSet] = [
             entry.to_date_set(source, f"spec.holidays[{i}]")
             for i, entry in enumerate(self.spec.holidays)
         ]
-        if self.spec.ical is not None:
-            dated.append(
-                ical.ICalendarDates(
-                    source, "spec.ical", self.spec.ical, bounds.YEAR_MIN, bounds.YEAR_MAX
+        for path, text in (("spec.ical", self.spec.ical), ("spec.source", self.kept_text())):
+            if text is not None:
+                dated.append(
+                    ical.ICalendarDates(source, path, text, bounds.YEAR_MIN, bounds.YEAR_MAX)
                 )
-            )
         return Exclusions(lists.rules, dated) if dated else lists
+
+
+class ClusterCalendar(Calendar):
+    """A Calendar without a namespace, for the ScheduledJobs of every namespace
+    (``calendarRefs: [{kind: ClusterCalendar, name: ...}]``)."""
+
+    kind: Literal["Calendar", "ClusterCalendar"] = "ClusterCalendar"
+    """Always ``ClusterCalendar``."""
+
+    @field_validator("kind")
+    @classmethod
+    def _cluster_kind(cls, kind: str) -> str:
+        if kind != "ClusterCalendar":
+            raise ValueError(f"{quote(kind)} is not ClusterCalendar")
+        return kind
 
 
 # --------------------------------------------------------------------------------------
@@ -409,10 +628,17 @@ class CatchUp(StrEnum):
 
 
 class CalendarRef(_Model):
-    """A Calendar in the job's namespace whose exclusions add to the job's own."""
+    """A Calendar in the job's namespace, or a ClusterCalendar, whose exclusions add to
+    the job's own."""
 
+    kind: Literal["Calendar", "ClusterCalendar"] = "Calendar"
+    """``Calendar`` (in the job's namespace, the default) or ``ClusterCalendar``."""
     name: Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH)]
     """The Calendar's name."""
+
+    def key(self) -> str:
+        """Its key among the job's calendars (:func:`almanac.api.names.calendar_key`)."""
+        return calendar_key(self.kind, self.name)
 
 
 class Notifications(_Model):
@@ -477,7 +703,8 @@ class ScheduledJobSpec(_Model):
     calendar_refs: Annotated[
         list[CalendarRef], Field(max_length=bounds.CALENDAR_REFS_MAX_ITEMS)
     ] = []
-    """Calendars in the same namespace whose exclusions add to ``exclusions``."""
+    """Calendars (in the same namespace) and ClusterCalendars whose exclusions add to
+    ``exclusions``."""
     on_excluded_day: OnExcludedDay = OnExcludedDay.SKIP
     """Skip | NextBusinessDay | PreviousBusinessDay: what happens to the fires of a date
     the cron matches but an exclusion removes (docs/api.md "Shifting")."""
@@ -538,23 +765,34 @@ class ScheduledJobSpec(_Model):
     def build_schedule(
         self, calendars: Mapping[str, Calendar], *, default_time_zone: str = "UTC"
     ) -> Schedule:
-        """The engine's schedule: this spec plus the Calendars it refers to, by name.
+        """The engine's schedule: this spec plus the Calendars it refers to, by
+        :meth:`CalendarRef.key` (a Calendar by name, a ClusterCalendar as
+        ``ClusterCalendar/<name>``).
 
-        :class:`InvalidSpec` when a referenced Calendar is not in ``calendars`` or the
-        window ends before it starts. ``default_time_zone`` is used without ``timeZone``.
+        :class:`InvalidSpec` when a referenced Calendar is not in ``calendars``, has a
+        feed not fetched yet, or the window ends before it starts. ``default_time_zone``
+        is used without ``timeZone``. The errors of a missing and of an unfetched
+        Calendar carry the reasons ``CalendarNotFound`` and ``CalendarNotFetched``.
         """
         errors: list[FieldError] = []
         sources = [self.exclusions.to_exclusions()]
         for i, ref in enumerate(self.calendar_refs):
-            calendar = calendars.get(ref.name)
+            calendar = calendars.get(ref.key())
             if calendar is None:
                 errors.append(
                     FieldError(
-                        f"spec.calendarRefs[{i}].name", f"Calendar {quote(ref.name)} not found"
+                        f"spec.calendarRefs[{i}].name",
+                        f"{ref.kind} {quote(ref.name)} not found",
+                        reason="CalendarNotFound",
                     )
                 )
-            else:
+                continue
+            try:
                 sources.append(calendar.exclusions())
+            except CalendarNotFetched as e:
+                errors.append(
+                    FieldError(f"spec.calendarRefs[{i}]", str(e), reason="CalendarNotFetched")
+                )
         # One union of every source (adding them one by one would copy the rules each time).
         exclusions = Exclusions(
             (rule for source in sources for rule in source.rules),
@@ -596,23 +834,6 @@ class MissedSchedules(_Status):
     """The latest of them (RFC 3339); fires up to it are never started later."""
     message: str | None = None
     """Which fires, and why."""
-
-
-class Condition(_Status):
-    """A Kubernetes status condition (``Ready`` for a ScheduledJob)."""
-
-    type: str
-    """E.g. ``Ready``."""
-    status: str | None = None
-    """``True`` | ``False`` | ``Unknown``."""
-    reason: str | None = None
-    """CamelCase, e.g. ``InvalidSpec`` or ``EveryDayExcluded``."""
-    message: str | None = None
-    """For humans."""
-    last_transition_time: str | None = None
-    """RFC 3339."""
-    observed_generation: int | None = None
-    """The generation the condition was computed from."""
 
 
 class ScheduledJobStatus(_Status):
@@ -780,6 +1001,8 @@ def _known_fields() -> list[str]:
         ExclusionLists,
         HolidaySource,
         CalendarSpec,
+        CalendarSource,
+        KeyRef,
         CalendarRef,
         Notifications,
         Service,

@@ -18,6 +18,8 @@ __all__ = [
     "API_VERSION",
     "BACKFILLS",
     "CALENDARS",
+    "CALENDAR_KINDS",
+    "CLUSTER_CALENDARS",
     "COMPONENT",
     "CONDITION_LATE",
     "GROUP",
@@ -33,6 +35,7 @@ __all__ = [
     "TRIGGER_RUN_NOW",
     "TRIGGER_SCHEDULE",
     "VERSION",
+    "calendar_key",
     "manual_run_name",
     "rerun_name",
     "run_name",
@@ -46,6 +49,9 @@ SCHEDULED_JOBS: Final = "scheduledjobs"
 RUNS: Final = "scheduledjobruns"
 CALENDARS: Final = "calendars"
 BACKFILLS: Final = "backfills"
+CLUSTER_CALENDARS: Final = "clustercalendars"
+CALENDAR_KINDS: Final = ("Calendar", "ClusterCalendar")
+"""What ``calendarRefs[].kind`` may name; the first is the default."""
 COMPONENT: Final = "almanac-operator"
 """Who the operator is in Events (source, reportingComponent)."""
 
@@ -79,6 +85,14 @@ def trigger_of(spec: dict[str, Any]) -> str:
     run stored as ``Manual`` (before ``RunNow``) as ``RunNow``."""
     trigger = str(spec.get("trigger") or TRIGGER_SCHEDULE)
     return TRIGGER_RUN_NOW if trigger == LEGACY_RUN_NOW else trigger
+
+
+def calendar_key(kind: str, name: str) -> str:
+    """How a referenced calendar is looked up among a job's calendars: a Calendar (of
+    the job's namespace) by its name, a ClusterCalendar as ``ClusterCalendar/<name>``.
+    Object names hold no ``/``, so the two never meet, and every caller that already
+    passes Calendars by name keeps doing so."""
+    return name if kind == CALENDAR_KINDS[0] else f"{kind}/{name}"
 
 
 def run_name(job: str, scheduled: datetime) -> str:

@@ -5,7 +5,9 @@ the job's cron, zone, window and exclusions plus those of every Calendar it name
 hold Calendars as raw bodies (from the watch, the API or a file), so :func:`resolve`
 takes them raw, parses each one it needs, and reports every problem in one
 :class:`InvalidSpec`: a missing Calendar at ``spec.calendarRefs[i].name``, a malformed
-one as ``Calendar NAME: <its field>``.
+one as ``Calendar NAME: <its field>``. Bodies are keyed by
+:func:`~almanac.api.names.calendar_key`: a Calendar by its name, a ClusterCalendar as
+``ClusterCalendar/<name>``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.models import Calendar, ClusterCalendar, ScheduledJob
 from almanac.errors import FieldError, InvalidSpec
 from almanac.schedule.engine import Schedule
 
@@ -28,14 +30,16 @@ def parse_calendars(
     calendars: dict[str, Calendar] = {}
     errors: list[FieldError] = []
     for ref in job.spec.calendar_refs:
-        body = bodies.get(ref.name)
-        if body is None or ref.name in calendars:
+        key = ref.key()
+        body = bodies.get(key)
+        if body is None or key in calendars:
             continue
+        model = ClusterCalendar if ref.kind == "ClusterCalendar" else Calendar
         try:
-            calendars[ref.name] = Calendar.parse(body)
+            calendars[key] = model.parse(body)
         except InvalidSpec as error:
             errors += [
-                FieldError(f"Calendar {ref.name}: {e.path}", e.message) for e in error.errors
+                FieldError(f"{ref.kind} {ref.name}: {e.path}", e.message) for e in error.errors
             ]
     return calendars, errors
 
@@ -43,8 +47,9 @@ def parse_calendars(
 def resolve(
     job: ScheduledJob, calendars: Mapping[str, Mapping[str, Any]], default_time_zone: str = "UTC"
 ) -> Schedule:
-    """The engine's schedule for ``job`` given the Calendar bodies of its namespace (by
-    name); :class:`InvalidSpec` names every field that stops it."""
+    """The engine's schedule for ``job`` given the Calendar bodies of its namespace and
+    the ClusterCalendars (by :func:`~almanac.api.names.calendar_key`);
+    :class:`InvalidSpec` names every field that stops it."""
     parsed, errors = parse_calendars(job, calendars)
     if errors:
         raise InvalidSpec(errors)

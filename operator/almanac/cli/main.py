@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 from almanac import __version__
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
 from almanac.cli.manifests import ManifestError, name_of, read_objects
 from almanac.cli.options import add_grid_options, use_color, zone
@@ -310,23 +311,41 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
     except InvalidSpec as e:
         problems.append(_invalid(f"ScheduledJob {name_of(jobs[0])}", e))
     # Every Calendar in the file is checked, referred to or not; those of the job's
-    # namespace are its namespace's, by name, as the operator holds them.
+    # namespace are its namespace's, by name, as the operator holds them (and every
+    # ClusterCalendar, as ClusterCalendar/<name>).
     calendars: dict[str, dict[str, Any]] = {}
-    for body in (o for o in objects if o.get("kind") == "Calendar"):
+    for body in (o for o in objects if o.get("kind") in CALENDAR_KINDS):
+        kind = str(body["kind"])
         try:
             calendar = Calendar.parse(body)
         except InvalidSpec as e:
-            problems.append(_invalid(f"Calendar {name_of(body)}", e))
+            problems.append(_invalid(f"{kind} {name_of(body)}", e))
             continue
-        if job is not None and not _same_namespace(job, calendar):
+        if kind == "Calendar" and job is not None and not _same_namespace(job, calendar):
             continue
-        if calendar.metadata.name in calendars:
-            problems.append(f"{source} holds two Calendars named {calendar.metadata.name}")
-        calendars[calendar.metadata.name] = body
+        key = calendar_key(kind, calendar.metadata.name)
+        if key in calendars:
+            problems.append(f"{source} holds two {kind}s named {calendar.metadata.name}")
+        calendars[key] = body
     if job is not None:
         try:
             schedule = resolve(job, calendars, default_time_zone)
         except InvalidSpec as e:
+            unfetched = {x.path for x in e.errors if x.reason == "CalendarNotFetched"}
+            if unfetched and len(unfetched) == len(e.errors):
+                # Offline, nothing is fetched: a feed is not evaluated (its copy is in
+                # the live Calendar's status, which `kubectl almanac next` reads).
+                feeds = [
+                    f"{ref.kind} {ref.name} (spec.calendarRefs[{i}])"
+                    for i, ref in enumerate(job.spec.calendar_refs)
+                    if f"spec.calendarRefs[{i}]" in unfetched
+                ]
+                raise _Usage(
+                    f"{source}: not evaluated offline: {', '.join(feeds)} takes its days "
+                    "from a feed (spec.source), which almanac does not fetch; `kubectl "
+                    "almanac next JOB` uses the operator's copy, or paste the feed's text "
+                    "as spec.ical"
+                ) from None
             problems.append(_invalid(f"ScheduledJob {job.metadata.name}", e))
     if problems:
         raise _Usage(f"{source} is invalid:\n" + "\n".join(problems))

@@ -12,7 +12,8 @@ same field-naming messages as `almanac next`:
   narrowed): the delivery checks it and fails that mail with a message instead;
 - admitted with a warning (kubectl prints it): a calendarRef to a Calendar that does
   not exist yet (GitOps tools apply a folder in any order; the job stays Ready=False,
-  CalendarNotFound, and fires nothing until it appears), and a schedule that can never
+  CalendarNotFound, and fires nothing until it appears) or whose feed has not been
+  fetched yet (CalendarNotFetched, the same way), a schedule that can never
   fire (it is valid, just useless; the operator reports it the same way), and a
   Calendar edit that would make a job referring to it never fire again (naming the job).
 
@@ -30,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from almanac.api.impact import never_fires_warnings
-from almanac.api.models import Backfill, Calendar, ScheduledJob
+from almanac.api.models import Backfill, Calendar, CalendarNotFetched, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
 from almanac.errors import InvalidSpec, quote
@@ -59,7 +60,8 @@ def review_scheduled_job(
     mail_domains: AllowList | None = None,
     old: Mapping[str, Any] | None = None,
 ) -> Review:
-    """calendars: the Calendar bodies of the job's namespace, by name; mail_domains: the
+    """calendars: the Calendar bodies of the job's namespace, by name, and the
+    ClusterCalendars as ``ClusterCalendar/<name>``; mail_domains: the
     operator's recipient allow-list (None: addresses are checked for their form only);
     old: the stored object of an UPDATE."""
     review = Review()
@@ -80,14 +82,23 @@ def review_scheduled_job(
         )
     missing = _names(job) - calendars.keys()
     for i, ref in enumerate(job.spec.calendar_refs):
-        if ref.name in missing:
+        if ref.key() in missing:
             review.warnings.append(
-                f'spec.calendarRefs[{i}].name: Calendar "{ref.name}" does not exist yet; '
+                f'spec.calendarRefs[{i}].name: {ref.kind} "{ref.name}" does not exist yet; '
                 "the job will not fire until it does"
             )
-    # The rest of the spec is still checked: a missing or invalid Calendar counts as empty.
+    # The rest of the spec is still checked: a missing or invalid Calendar, or one whose
+    # feed has not been fetched yet, counts as empty.
     parsed, problems = parse_calendars(job, calendars)
     review.warnings += [f"{p} (the job will not fire until it is fixed)" for p in problems]
+    for i, ref in enumerate(job.spec.calendar_refs):
+        calendar = parsed.get(ref.key())
+        try:
+            if calendar is not None:
+                calendar.kept_text()
+        except CalendarNotFetched as e:
+            review.warnings.append(f"spec.calendarRefs[{i}]: {e}")
+            del parsed[ref.key()]
     stand_ins = {n: _empty(n) for n in _names(job) - parsed.keys()}
     try:
         schedule = resolve(
@@ -224,9 +235,12 @@ def _recipients(body: Mapping[str, Any] | None) -> list[str]:
 
 
 def _names(job: ScheduledJob) -> set[str]:
-    return {ref.name for ref in job.spec.calendar_refs}
+    """The keys of the job's calendars (:func:`~almanac.api.names.calendar_key`)."""
+    return {ref.key() for ref in job.spec.calendar_refs}
 
 
-def _empty(name: str) -> dict[str, Any]:
-    """A stand-in for a Calendar not yet there (or invalid): excludes nothing."""
-    return {"metadata": {"name": name}, "spec": {}}
+def _empty(key: str) -> dict[str, Any]:
+    """A stand-in for a Calendar not yet there (or invalid, or not fetched): excludes
+    nothing."""
+    kind, _, name = key.rpartition("/")
+    return {"kind": kind or "Calendar", "metadata": {"name": name}, "spec": {}}

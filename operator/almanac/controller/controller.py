@@ -34,15 +34,15 @@ from almanac import kube as k
 from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
-from almanac.controller import metrics
+from almanac.controller import feeds, metrics
 from almanac.controller.delivery import NOTIFICATION_CHANNELS, Delivery
 from almanac.controller.settings import Settings
-from almanac.controller.store import Body, Key, Kind, Store, key_of
+from almanac.controller.store import CALENDAR_KINDS, Body, Key, Kind, Store, key_of
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.kube import Conflict, Created, Exists, Kube, Refused
 from almanac.notifications.smtp import SmtpSettings
-from almanac.rules import policy
+from almanac.rules import calendars, policy
 from almanac.rules.backfill import FINISHED as BACKFILL_FINISHED
 from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job
@@ -64,6 +64,7 @@ PLURALS = {
     Kind.RUN: api.RUNS,
     Kind.CALENDAR: api.CALENDARS,
     Kind.BACKFILL: api.BACKFILLS,
+    Kind.CLUSTER_CALENDAR: api.CLUSTER_CALENDARS,
 }
 
 
@@ -104,6 +105,15 @@ def _phase(body: Body | None) -> str | None:
 
 def _deadline(job: Body) -> object:
     return (job.get("spec") or {}).get("runDeadline")
+
+
+def _content(body: Body | None) -> tuple[Any, ...]:
+    """What of a Calendar its jobs' decisions read: the spec, which kept copy of its feed,
+    and, while it has none, why (the held jobs' condition says it). A status write that
+    only records a fetch's time moves no job."""
+    kept = (((body or {}).get("status") or {}).get("source")) or {}
+    why = None if kept.get("revision") else (kept.get("lastError") or {}).get("message")
+    return (body or {}).get("spec"), kept.get("revision"), kept.get("location"), why
 
 
 class Controller:
@@ -177,9 +187,13 @@ class Controller:
             run = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
             if run and not own:
                 self.queue.add((Kind.RUN, (namespace, run)))
-        elif kind is Kind.CALENDAR and (old is None or old.get("spec") != body.get("spec")):
-            for job in self.store.jobs_referring_to(*key):
-                self.queue.add((Kind.JOB, job))
+        elif kind in CALENDAR_KINDS:
+            if old is None or _content(old) != _content(body):
+                for job in self.store.jobs_referring_to(kind, *key):
+                    self.queue.add((Kind.JOB, job))
+            spec = body.get("spec") or {}
+            if not own and (spec.get("source") or ((body.get("status") or {}).get("source"))):
+                self.queue.add((kind, key))  # its feed: fetched now if the spec changed
 
     def _forget(self, kind: Kind, key: Key, body: Body) -> None:
         """An object was deleted: nothing of it stays behind (timers, retries, series)."""
@@ -198,8 +212,9 @@ class Controller:
             backfill = (body["metadata"].get("labels") or {}).get(api.LABEL_BACKFILL)
             if backfill:  # counted from the phase the store remembers (Store.delete)
                 self.queue.add((Kind.BACKFILL, (key[0], backfill)))
-        elif kind is Kind.CALENDAR:
-            for job in self.store.jobs_referring_to(*key):
+        elif kind in CALENDAR_KINDS:
+            self.timers.cancel(("feed", (kind, key)))
+            for job in self.store.jobs_referring_to(kind, *key):
                 self.queue.add((Kind.JOB, job))
 
     def _backfills_follow(self, namespace: str, job: str) -> None:
@@ -234,6 +249,10 @@ class Controller:
         for key in self.store.keys(Kind.BACKFILL):
             if _phase(self.store.get(Kind.BACKFILL, key)) not in BACKFILL_FINISHED:
                 self.queue.add((Kind.BACKFILL, key))
+        for kind in CALENDAR_KINDS:  # their feeds: each fetched when it is due
+            for key in self.store.keys(kind):
+                if ((self.store.get(kind, key) or {}).get("spec") or {}).get("source"):
+                    self.queue.add((kind, key))
 
     def _wake(self, timer: Hashable, when: datetime | None, item: tuple[Kind, Key]) -> None:
         if when is None:
@@ -270,7 +289,7 @@ class Controller:
         """An object we could not handle: its timer is disarmed (it would act on the
         state that failed) and a Warning Event on it says why, once per distinct error;
         the queue retries with back-off."""
-        self.timers.cancel(("job" if kind is Kind.JOB else "run", key))
+        self.timers.cancel(_timer(kind, key))
         body = self.store.get(kind, key)
         if body is None:
             return
@@ -285,6 +304,8 @@ class Controller:
                 done = await self._reconcile_job(key)
             elif kind is Kind.BACKFILL:
                 done = await self._reconcile_backfill(key)
+            elif kind in CALENDAR_KINDS:
+                done = await self._reconcile_feed(kind, key)
             else:
                 done = await self._reconcile_run(key)
             if done:
@@ -463,6 +484,35 @@ class Controller:
         self.store.forget_gone(key, plan.active)
         return True
 
+    # --- Calendar feeds ----------------------------------------------------------------
+
+    async def _reconcile_feed(self, kind: Kind, key: Key) -> bool:
+        """Fetches a Calendar's ``spec.source`` when it is due and writes what came of it
+        (:func:`~almanac.rules.calendars.decide_feed`); True when done."""
+        timer = _timer(kind, key)
+        body = self.store.get(kind, key)
+        if body is None:
+            self.timers.cancel(timer)
+            return True
+        source = calendars.source_of(body)
+        if source is None:  # none (any more), or an invalid spec: nothing to fetch
+            self.timers.cancel(timer)
+            return await self._write_status(kind, body, calendars.without_source(body))
+        due = calendars.fetch_due(body, source, self.clock())
+        if due > self.clock():
+            self._wake(timer, due, (kind, key))
+            return True
+        outcome = await feeds.fetch(self.kube, key[0], source)
+        now = self.clock()
+        plan = calendars.decide_feed(body, source, outcome, now)
+        # Its Events are the log lines (a failure once per distinct error), in the
+        # fetcher's own words: never the URL.
+        await self._events(body, plan.events, None)
+        if not await self._write_status(kind, body, plan.status):
+            return False
+        self._wake(timer, now + source.interval(), (kind, key))
+        return True
+
     # --- ScheduledJobRuns ------------------------------------------------------------------
 
     async def _reconcile_run(self, key: Key) -> bool:
@@ -573,6 +623,16 @@ class Controller:
                 return fresh
             run = fresh
         raise RuntimeError(f"run {key[0]}/{key[1]}: the rerun annotation kept changing")
+
+
+def _timer(kind: Kind, key: Key) -> Hashable:
+    """The one timer of an object: a job's next fire, a run's next check, a feed's next
+    fetch."""
+    if kind is Kind.JOB:
+        return ("job", key)
+    if kind in CALENDAR_KINDS:
+        return ("feed", (kind, key))
+    return ("run", key)
 
 
 def _observe_finished(run: Body) -> None:

@@ -93,13 +93,16 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     kube = await Kube.connect()
     kube.fence = fence
     controller = Controller(kube, config, smtp=smtp)
-    # Before the first decision the store holds every Calendar, run and Job: a job is
-    # never scheduled without its exclusions, nor fired without seeing its active runs.
+    # Before the first decision the store holds every Calendar (ClusterCalendars too), run
+    # and Job: a job is never scheduled without its exclusions, nor fired without seeing
+    # its active runs.
     namespaces = config.namespaces
     for namespace in namespaces or ("",):
         for kind, bodies in await kube.list_all(namespace):
             for body in bodies:
                 controller.store.put(Kind(kind), body)
+    for body in await kube.list_cluster_calendars():
+        controller.store.put(Kind.CLUSTER_CALENDAR, body)
     controller.decide_all()
     memo.controller = controller
     memo.tasks = [
@@ -151,6 +154,11 @@ async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
 @kopf.on.event(api.GROUP, api.VERSION, api.CALENDARS, id="calendar")
 async def calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     _observe(Kind.CALENDAR, event, memo)
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.CLUSTER_CALENDARS, id="clustercalendar")
+async def cluster_calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _observe(Kind.CLUSTER_CALENDAR, event, memo)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.RUNS, id="run")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from almanac.api.names import LABEL_BACKFILL, LABEL_RUN
+from almanac.api.names import LABEL_BACKFILL, LABEL_RUN, calendar_key
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -30,12 +30,18 @@ class Kind(StrEnum):
     JOB = "ScheduledJob"
     RUN = "ScheduledJobRun"
     CALENDAR = "Calendar"
+    CLUSTER_CALENDAR = "ClusterCalendar"
     BATCH_JOB = "Job"
     BACKFILL = "Backfill"
 
 
+#: The kinds whose objects ScheduledJobs refer to in ``calendarRefs``.
+CALENDAR_KINDS = (Kind.CALENDAR, Kind.CLUSTER_CALENDAR)
+
+
 def key_of(body: Body) -> Key:
-    return body["metadata"]["namespace"], body["metadata"]["name"]
+    """(namespace, name); the namespace of a cluster-scoped object (ClusterCalendar) is ""."""
+    return body["metadata"].get("namespace") or "", body["metadata"]["name"]
 
 
 #: Metadata no decision reads, and the largest part of many bodies: the field managers'
@@ -91,7 +97,8 @@ class Packed:
     data: bytes
     version: int | None
     refs: tuple[str, ...]
-    """RUN: its ScheduledJob; BATCH_JOB: its run; JOB: the Calendars it refers to."""
+    """RUN: its ScheduledJob; BATCH_JOB: its run; JOB: the calendars it refers to (by
+    :func:`~almanac.api.names.calendar_key`)."""
 
     def body(self) -> Body:
         body: Body = json.loads(self.data)
@@ -113,9 +120,31 @@ def _refs(kind: Kind, body: Body) -> tuple[str, ...]:
         return (run,) if isinstance(run, str) and run else ()
     if kind is Kind.JOB:
         refs = (body.get("spec") or {}).get("calendarRefs") or []
-        names = (r.get("name") for r in refs if isinstance(r, dict))
-        return tuple(dict.fromkeys(n for n in names if isinstance(n, str)))
+        keys = (
+            calendar_key(str(r.get("kind") or Kind.CALENDAR.value), r["name"])
+            for r in refs
+            if isinstance(r, dict) and isinstance(r.get("name"), str)
+        )
+        return tuple(dict.fromkeys(keys))
     return ()
+
+
+def _calendar_index(kind: Kind, namespace: str, name: str) -> Key:
+    """Where the index keeps the jobs that refer to a calendar: a Calendar under its
+    namespace, a ClusterCalendar (which jobs of every namespace may name) under ""."""
+    if kind is Kind.CLUSTER_CALENDAR:
+        return "", calendar_key(kind.value, name)
+    return namespace, name
+
+
+def _file(index: defaultdict[Key, set[Any]], where: Key, what: object, add: bool) -> None:
+    """Adds ``what`` under ``where`` in an index, or takes it out (and an empty entry)."""
+    if add:
+        index[where].add(what)
+    else:
+        index[where].discard(what)
+        if not index[where]:
+            del index[where]
 
 
 def _unpack(kept: Packed | Body | None) -> Body | None:
@@ -144,7 +173,7 @@ class Store:
     )
     _runs_of_job: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
     _jobs_of_run: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
-    _jobs_of_calendar: defaultdict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _jobs_of_calendar: defaultdict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
     _gone_of_backfill: defaultdict[Key, dict[str, str]] = field(
         default_factory=lambda: defaultdict(dict)
     )
@@ -197,21 +226,18 @@ class Store:
             del self._gone_of_backfill[backfill]
 
     def _index(self, kind: Kind, key: Key, kept: Packed | Body, *, add: bool) -> None:
-        namespace, name = key
-        index = {
-            Kind.RUN: self._runs_of_job,
-            Kind.BATCH_JOB: self._jobs_of_run,
-            Kind.JOB: self._jobs_of_calendar,
-        }.get(kind)
-        if index is None or not isinstance(kept, Packed):
+        if not isinstance(kept, Packed):
             return
-        for parent in kept.refs:
-            if add:
-                index[(namespace, parent)].add(name)
-            else:
-                index[(namespace, parent)].discard(name)
-                if not index[(namespace, parent)]:
-                    del index[(namespace, parent)]
+        namespace, name = key
+        if kind is Kind.JOB:
+            for ref in kept.refs:
+                cluster = ref.startswith(f"{Kind.CLUSTER_CALENDAR.value}/")
+                _file(self._jobs_of_calendar, ("" if cluster else namespace, ref), key, add)
+            return
+        index = {Kind.RUN: self._runs_of_job, Kind.BATCH_JOB: self._jobs_of_run}.get(kind)
+        if index is not None:
+            for parent in kept.refs:
+                _file(index, (namespace, parent), name, add)
 
     # --- reads -----------------------------------------------------------------------
 
@@ -252,18 +278,25 @@ class Store:
         ]
 
     def calendars_in(self, namespace: str) -> dict[str, Body]:
-        """The Calendars of a namespace, by name."""
-        return {
+        """What a job of the namespace may refer to, by
+        :func:`~almanac.api.names.calendar_key`: its Calendars by name, and every
+        ClusterCalendar as ``ClusterCalendar/<name>``."""
+        found = {
             n: b
             for (ns, n), b in self._objects[Kind.CALENDAR].items()
             if ns == namespace and isinstance(b, dict)
         }
+        for (_, name), body in self._objects[Kind.CLUSTER_CALENDAR].items():
+            if isinstance(body, dict):
+                found[calendar_key(Kind.CLUSTER_CALENDAR.value, name)] = body
+        return found
 
-    def jobs_referring_to(self, namespace: str, calendar: str) -> Iterable[Key]:
-        """ScheduledJobs whose spec.calendarRefs name the Calendar."""
-        return [
-            (namespace, n) for n in sorted(self._jobs_of_calendar.get((namespace, calendar), ()))
-        ]
+    def jobs_referring_to(self, kind: Kind, namespace: str, calendar: str) -> Iterable[Key]:
+        """ScheduledJobs whose spec.calendarRefs name the Calendar (of their namespace)
+        or the ClusterCalendar (``namespace`` ""; jobs of every namespace)."""
+        where = _calendar_index(kind, namespace, calendar)
+        jobs: set[Key] = self._jobs_of_calendar.get(where, set())
+        return sorted(jobs)
 
     def __len__(self) -> int:
         return sum(len(objects) for objects in self._objects.values())

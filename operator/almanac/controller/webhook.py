@@ -32,6 +32,7 @@ from aiohttp import web
 
 from almanac.api import names as api
 from almanac.api.impact import referring_jobs
+from almanac.api.names import calendar_key
 from almanac.controller import certificates
 from almanac.controller.admission import (
     RUN_CREATE_REFUSAL,
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 PATHS = {
     api.SCHEDULED_JOBS: "/validate-scheduledjob",
     api.CALENDARS: "/validate-calendar",
+    api.CLUSTER_CALENDARS: "/validate-clustercalendar",
     api.RUNS: "/validate-scheduledjobrun",
     api.BACKFILLS: "/validate-backfill",
 }
@@ -103,6 +105,8 @@ class Admission:
         userinfo: Mapping[str, Any] = request.get("userInfo") or {}
         operation = str(request.get("operation", ""))
         namespace = str(request.get("namespace") or "")
+        if resource == api.CLUSTER_CALENDARS:
+            return Verdict.of(review_calendar(body))
         if resource == api.CALENDARS:
             return Verdict.of(await self._review_calendar(body, namespace))
         if resource == api.RUNS and operation == "CREATE" and not self._is_operator(userinfo):
@@ -126,6 +130,12 @@ class Admission:
         calendars = {
             c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
         }
+        if any(
+            isinstance(r, dict) and r.get("kind") == "ClusterCalendar"
+            for r in (body.get("spec") or {}).get("calendarRefs") or []
+        ):
+            for c in await self.kube.list_cluster_calendars():
+                calendars[calendar_key("ClusterCalendar", c["metadata"]["name"])] = c
         # The engine's search is bounded, but not free: off the event loop, which on the
         # leader also fires every job.
         review = await asyncio.to_thread(

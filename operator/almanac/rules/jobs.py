@@ -15,7 +15,6 @@ again: the run's name, derived from job and instant, says it happened.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,7 +44,7 @@ from almanac.rules.plans import (
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.times import parse_time, timestamp
 
-__all__ = ["JobPlan", "decide_job", "owner_reference", "run_body"]
+__all__ = ["JobPlan", "calendars_applied", "decide_job", "owner_reference", "run_body"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,11 @@ def run_body(
     *,
     time_zone: str | None = None,
     original: str | None = None,
+    calendars: list[Body] | None = None,
 ) -> Body:
-    """A ScheduledJobRun of ``job``: a snapshot of its services, owned by it.
+    """A ScheduledJobRun of ``job``: a snapshot of its services, owned by it, and of the
+    calendars its fire obeyed (:func:`calendars_applied`), which the run's status
+    repeats for audits.
 
     ``trigger`` is one of :data:`almanac.api.names.TRIGGERS`; a kind that creates runs
     (a rerun, a backfill) only chooses it. ``time_zone`` is the zone the run's local
@@ -111,6 +113,8 @@ def run_body(
         spec["originalScheduledTime"] = original
     if time_zone:
         spec["timeZone"] = time_zone
+    if calendars:
+        spec["calendars"] = calendars
     return {
         "apiVersion": API_VERSION,
         "kind": "ScheduledJobRun",
@@ -122,6 +126,27 @@ def run_body(
         },
         "spec": spec,
     }
+
+
+def calendars_applied(job: ScheduledJob, calendars: Mapping[str, Body]) -> list[Body]:
+    """Each calendar the job's schedule was built with, and which version of it: its
+    ``resourceVersion`` and, for a feed, the kept copy's content hash (``revision``),
+    so that an audit can say which holiday list a fire obeyed."""
+    applied: list[Body] = []
+    for ref in job.spec.calendar_refs:
+        body = calendars.get(ref.key())
+        if body is None:
+            continue
+        item: Body = {
+            "kind": ref.kind,
+            "name": ref.name,
+            "resourceVersion": body["metadata"].get("resourceVersion"),
+        }
+        if (body.get("spec") or {}).get("source"):
+            kept = (body.get("status") or {}).get("source") or {}
+            item["revision"] = kept.get("revision")
+        applied.append(item)
+    return applied
 
 
 def _phase(run: Body) -> str:
@@ -149,6 +174,8 @@ class _Decision:
         self.missed_message = ""
         self.fired: datetime | None = None
         self.taken: list[str] = []
+        self.calendars: list[Body] = []
+        """What :func:`calendars_applied` says; recorded in each scheduled run."""
         self.model: ScheduledJob | None = None
         """The job as the models read it; None when its spec is invalid (then nothing is
         fired, and no run is pruned: the history limits may be what is invalid)."""
@@ -260,6 +287,7 @@ class _Decision:
             trigger,
             list(self.spec.get("services") or []),
             time_zone=self.model.spec.time_zone or self.default_time_zone,
+            calendars=self.calendars if trigger == TRIGGER_SCHEDULE else None,
         )
         self.runs[name] = body
         how = trigger
@@ -334,12 +362,7 @@ def decide_job(
         model = ScheduledJob.parse(job)
         schedule = resolve(model, calendars, default_time_zone)
     except InvalidSpec as error:
-        missing = all(
-            re.fullmatch(r"spec\.calendarRefs\[\d+\]\.name", e.path)
-            and e.message.endswith(" not found")
-            for e in error.errors
-        )
-        reason = "CalendarNotFound" if missing else "InvalidSchedule"
+        reason = _reason(error)
         d.desired["nextScheduleTime"] = None
         d.condition("False", reason, str(error))
         d.warn_once(reason, str(error))
@@ -355,6 +378,7 @@ def decide_job(
         return d.plan(consume_run_now=run_now)
 
     d.model = model
+    d.calendars = calendars_applied(model, calendars)
     if run_now:
         d.start(now.replace(microsecond=0), TRIGGER_RUN_NOW, manual_run_name(d.meta["name"], now))
 
@@ -373,6 +397,16 @@ def decide_job(
     d.desired["nextScheduleTime"] = timestamp(upcoming)
     d.condition("True", "Scheduled", f"next fire {timestamp(upcoming)}")
     return d.plan(consume_run_now=run_now, wake_at=upcoming)
+
+
+def _reason(error: InvalidSpec) -> str:
+    """The Ready condition's reason for a job that cannot be scheduled: a mistake in
+    the spec (InvalidSchedule) wins; else a Calendar whose feed has no copy yet
+    (CalendarNotFetched), else one that does not exist (CalendarNotFound)."""
+    reasons = {e.reason for e in error.errors}
+    if "" in reasons:
+        return "InvalidSchedule"
+    return "CalendarNotFetched" if "CalendarNotFetched" in reasons else "CalendarNotFound"
 
 
 #: Due fires listed one by one after a downtime; past this many only the latest are

@@ -270,7 +270,8 @@ def _rerun(
     when = now.replace(microsecond=0) + delay
     child = rerun_name(name)
     which = "failed and skipped services" if only_failed else "all services"
-    # The child stands for the parent's instant and date (rundate), however late it runs.
+    # The child stands for the parent's instant and date (rundate), however late it
+    # runs, and records the calendars that fire obeyed.
     date = run_date(run, job, default_time_zone)
     body = run_body(
         job,
@@ -281,6 +282,7 @@ def _rerun(
         parent=name,
         time_zone=date.time_zone if date else None,
         original=timestamp(date.instant) if date else None,
+        calendars=spec.get("calendars"),  # the calendars the parent's fire obeyed
     )
     message = f"created rerun {child} of {which}, starting {timestamp(when)}"
     return body, PlannedEvent("Normal", "RerunCreated", message, child)
@@ -396,6 +398,8 @@ def decide_run(
         "completionTime": timestamp(plan.completion_time),
         "services": [_service_status(s) for s in plan.services],
     }
+    if spec.get("calendars"):  # the audit record, with the run's first status write
+        desired["calendars"] = spec["calendars"]
     for item in desired["services"]:
         refusal = (no_pods or {}).get(item["name"])
         if refusal and item["phase"] == "Running":

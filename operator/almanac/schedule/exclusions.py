@@ -81,9 +81,10 @@ class ExclusionKind(StrEnum):
 OWN_SOURCE = "spec.exclusions"
 
 
-def calendar_source(name: str) -> str:
-    """``ExclusionRule.source`` of the entries of the Calendar called ``name``."""
-    return f"Calendar {name}"
+def calendar_source(name: str, kind: str = "Calendar") -> str:
+    """``ExclusionRule.source`` of the entries of the Calendar (or ClusterCalendar) called
+    ``name``."""
+    return f"{kind} {name}"
 
 
 #: Day-of-week numbers as in cron: 0 = Sunday ... 6 = Saturday.

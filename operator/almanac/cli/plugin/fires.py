@@ -26,7 +26,7 @@ from almanac.api.models import (
     ScheduledJob,
     instant_of,
 )
-from almanac.api.names import run_name
+from almanac.api.names import calendar_key, run_name
 from almanac.api.resolve import resolve
 from almanac.cli.plugin.errors import PluginError
 from almanac.cli.plugin.views import NONE, api_time, format_table, name_of
@@ -71,7 +71,10 @@ def format_next(
     head = f"ScheduledJob {name}: {quote(schedule.cron.text)} ({kind}) in {zone}"
     if job.spec.time_zone is None:
         head += " (spec.timeZone not set: the default zone, see --default-timezone)"
-    refs = [ref.name for ref in job.spec.calendar_refs]
+    refs = [
+        ref.name if ref.kind == "Calendar" else f"{ref.kind} {ref.name}"
+        for ref in job.spec.calendar_refs
+    ]
     if refs:
         head += f", calendars {', '.join(refs)}"
     if schedule.days.on_excluded is not OnExcludedDay.SKIP:
@@ -135,7 +138,7 @@ def _schedule(
         except InvalidSpec as e:
             problems.append(_invalid(f"calendar {quote(name_of(body))}", e))
         else:
-            calendars[name_of(body)] = body
+            calendars[calendar_key(str(body.get("kind") or "Calendar"), name_of(body))] = body
     if job is not None and not problems:
         try:
             schedule = resolve(job, calendars, default_time_zone)

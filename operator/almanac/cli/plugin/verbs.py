@@ -27,6 +27,7 @@ from almanac.api.names import (
     ANNOTATION_RUN_NOW,
     BACKFILLS,
     CALENDARS,
+    CLUSTER_CALENDARS,
     LABEL_JOB,
     RUNS,
     SCHEDULED_JOBS,
@@ -125,9 +126,21 @@ async def _job_and_calendars(c: Context, name: str) -> tuple[Body, list[Body]]:
     those that do not)."""
     job = await c.get(SCHEDULED_JOBS, "scheduledjob", name)
     refs = (job.get("spec") or {}).get("calendarRefs") or []
-    names = list(dict.fromkeys(str(r.get("name")) for r in refs if isinstance(r, dict)))
-    found = [await c.kube.get(CALENDARS, c.namespace, n) for n in names if n]
-    return job, [body for body in found if body is not None]
+    wanted = dict.fromkeys(
+        (str(r.get("kind") or "Calendar"), str(r.get("name")))
+        for r in refs
+        if isinstance(r, dict) and r.get("name")
+    )
+    found = []
+    for kind, name in wanted:
+        if kind == "ClusterCalendar":
+            body = await c.kube.get(CLUSTER_CALENDARS, "", name)
+        else:
+            body = await c.kube.get(CALENDARS, c.namespace, name)
+        if body is not None:
+            body.setdefault("kind", kind)
+            found.append(body)
+    return job, found
 
 
 async def calendar(c: Context, args: argparse.Namespace) -> int:
