@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -288,6 +289,10 @@ def run_from_args(args: argparse.Namespace) -> int:
             mail_allowed_domains=args.mail_allowed_domains,
             mail_rate_limit=args.mail_rate_limit,
         )
+        if args.notify_allowed_hosts is not None:  # given: wins over the variable, "" too
+            settings = dataclasses.replace(
+                settings, notify_allowed_hosts=args.notify_allowed_hosts or None
+            )
     except ValueError as error:
         print(f"almanac run: {error}", file=sys.stderr)
         return 2
