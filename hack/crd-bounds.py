@@ -149,6 +149,12 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
         "spec.failedRunsHistoryLimit": {"minimum": 0, "maximum": b.HISTORY_LIMIT_MAX},
         "spec.notifications.to": {"maxItems": b.RECIPIENTS_MAX_ITEMS},
         "spec.notifications.to[]": {"maxLength": b.RECIPIENT_MAX_LENGTH},
+        "spec.notifications.webhooks": {"maxItems": b.WEBHOOKS_MAX_ITEMS},
+        "spec.notifications.webhooks[].url": {"maxLength": b.WEBHOOK_URL_MAX_LENGTH},
+        "spec.notifications.webhooks[].urlSecretRef.name": {"maxLength": b.NAME_MAX_LENGTH},
+        "spec.notifications.webhooks[].urlSecretRef.key": {
+            "maxLength": b.SECRET_KEY_MAX_LENGTH
+        },
         **SERVICES,
         **CONDITIONS,
     },
@@ -156,6 +162,8 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
         "spec.scheduledJob": {"maxLength": b.SCHEDULED_JOB_NAME_MAX_LENGTH},
         "spec.parentRun": {"maxLength": b.RUN_NAME_MAX_LENGTH},
         "spec.timeZone": {"maxLength": b.TIME_ZONE_MAX_LENGTH},
+        "status.webhookNotifications": {"maxItems": b.WEBHOOKS_MAX_ITEMS},
+        "status.lateWebhookNotifications": {"maxItems": b.WEBHOOKS_MAX_ITEMS},
         **SERVICES,
         **CONDITIONS,
     },
