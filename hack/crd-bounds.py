@@ -152,9 +152,7 @@ BOUNDS: dict[Path, dict[str, dict[str, int]]] = {
         "spec.notifications.webhooks": {"maxItems": b.WEBHOOKS_MAX_ITEMS},
         "spec.notifications.webhooks[].url": {"maxLength": b.WEBHOOK_URL_MAX_LENGTH},
         "spec.notifications.webhooks[].urlSecretRef.name": {"maxLength": b.NAME_MAX_LENGTH},
-        "spec.notifications.webhooks[].urlSecretRef.key": {
-            "maxLength": b.SECRET_KEY_MAX_LENGTH
-        },
+        "spec.notifications.webhooks[].urlSecretRef.key": {"maxLength": b.SECRET_KEY_MAX_LENGTH},
         **SERVICES,
         **CONDITIONS,
     },

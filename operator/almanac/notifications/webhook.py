@@ -13,7 +13,8 @@ no wildcard form of it). An unset or empty list turns webhooks off.
 URL, no user or password in it, a host on the list, plain http only where listed. A
 URL's path and query may be its credential (Slack's and Teams' are), so no message,
 log line, Event or status ever shows more than ``scheme://host[:port]``
-(:func:`redact`), and a value read from a Secret is never echoed.
+(:func:`almanac.errors.redact_url`, here ``redact``), and a value read from a Secret is
+never echoed.
 
 :func:`compose_payload` makes the body: ``json``, a document with the run report's
 fields and the e-mail's subject and text; or ``slack``, ``{"text": ...}``, which Slack,
@@ -48,6 +49,7 @@ import idna
 
 from almanac.api.bounds import WEBHOOK_URL_MAX_LENGTH
 from almanac.errors import FieldError, quote
+from almanac.errors import redact_url as redact
 from almanac.notifications.message import (
     RunReport,
     notification_id,
@@ -71,7 +73,6 @@ __all__ = [
     "check_webhooks",
     "compose_payload",
     "post",
-    "redact",
     "report_document",
 ]
 
@@ -192,21 +193,6 @@ class Target:
 
     def __repr__(self) -> str:  # a traceback or a debug log must not print the URL
         return f"Target({self.shown})"
-
-
-def redact(url: str) -> str:
-    """``scheme://host[:port]`` of ``url``: all of it that may be shown. The path, the
-    query and any user information may be a credential."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        return "(not a URL)"
-    if not parts.scheme or not host:
-        return "(not a URL)"
-    shown = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme.lower()}://{shown}{f':{port}' if port else ''}"
 
 
 def check_url(url: str, allowed: HostAllowList | None) -> Target:
