@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ from almanac.notifications.webhook import (
     post,
 )
 from almanac.rules.runs import decide_run
-from tests.unit.test_deadlines import at, batch, job, run
+from tests.unit.test_deadlines import SMTP, at, batch, job, run
 from tests.unit.test_notify import T0, failed_report, succeeded_report
 from tests.unit.test_service_layer import T0 as LAYER_T0
 from tests.webhook_receiver import WebhookReceiver
@@ -466,6 +467,32 @@ def test_a_run_that_ends_writes_one_state_per_webhook(
         assert event.message == f"Not sent to spec.notifications.webhooks: {OFF}."
     for state in plan.status["webhookNotifications"]:
         assert "lastAttemptTime" not in state
+
+
+@pytest.mark.parametrize(
+    ("notifications", "smtp", "email"),
+    [
+        ({"webhooks": WEBHOOKS}, None, "NotRequested"),
+        ({"webhooks": WEBHOOKS, "to": ["ops@example.com"]}, None, "Failed"),
+        ({"webhooks": WEBHOOKS}, replace(SMTP, default_recipients=("ops@example.com",)), "Pending"),
+        ({}, None, "Failed"),
+    ],
+    ids=[
+        "webhooks only, no SMTP: no e-mail asked",
+        "webhooks and recipients, no SMTP: the e-mail fails",
+        "webhooks, SMTP: the default recipients too",
+        "no webhooks, no SMTP: the e-mail fails",
+    ],
+)
+def test_a_job_notified_by_webhooks_asks_no_e_mail_of_an_operator_without_smtp(
+    notifications: Body, smtp: Any, email: str
+) -> None:
+    the_job = job("1h", onSuccess=True, onLate=True, **notifications)
+    ended = decide_run(run(), [batch(at(70))], the_job, at(71), smtp=smtp, webhooks=SETTINGS)
+    assert ended.status["notification"]["state"] == email
+    assert ended.status["lateNotification"]["state"] == email
+    warned = "NotificationNotConfigured" in [e.reason for e in ended.events]
+    assert warned is (email == "Failed")
 
 
 def test_a_job_without_webhooks_writes_no_webhook_state() -> None:

@@ -420,10 +420,11 @@ def decide_run(
     if plan.finished:
         # Written with the final phase: a restart then knows whether a mail is due.
         wanted = ((job or {}).get("spec") or {}).get("notifications") or {}
+        mail = _mails(wanted, smtp)
         notification, problem = initial_status(
             plan.phase.value,
-            on_success=bool(wanted.get("onSuccess")),
-            on_failure=bool(wanted.get("onFailure")),
+            on_success=mail and bool(wanted.get("onSuccess")),
+            on_failure=mail and bool(wanted.get("onFailure")),
             to=wanted.get("to"),
             settings=smtp,
         )
@@ -501,7 +502,7 @@ def _late(
     events = [PlannedEvent("Warning", "RunLate", message, name, on_job=True)]
     wanted = job["spec"].get("notifications") or {}
     notification, problem = requested_status(
-        bool(wanted.get("onLate")), to=wanted.get("to"), settings=smtp
+        _mails(wanted, smtp) and bool(wanted.get("onLate")), to=wanted.get("to"), settings=smtp
     )
     desired["lateNotification"] = notification.model_dump(by_alias=True, mode="json")
     if problem is not None:
@@ -509,6 +510,14 @@ def _late(
     asked = bool(wanted.get("onLate"))
     events += _webhook_states(LATE_WEBHOOK_NOTIFICATIONS, asked, wanted, webhooks, desired, "late")
     return events
+
+
+def _mails(wanted: Body, smtp: SmtpSettings | None) -> bool:
+    """Whether the switches of ``spec.notifications`` ask for an e-mail as well: always,
+    unless the job has webhooks, names no recipient, and the operator has no SMTP server
+    (it is notified by its webhooks; an e-mail it never asked for would only add a
+    NotificationNotConfigured warning to every run)."""
+    return not wanted.get("webhooks") or bool(wanted.get("to")) or smtp is not None
 
 
 def _webhook_states(
