@@ -214,8 +214,10 @@ def test_a_webhook_the_operator_may_not_post_to_fails_with_its_reason_and_is_nev
         ({"format": "json"}, "give exactly one of url and urlSecretRef"),
         ({"url": "https://hooks.example.com/x", "format": "xml"}, "Unsupported value"),
         ({"urlSecretRef": {"name": "s", "key": "a/b"}}, "urlSecretRef.key"),
+        ({"urlSecretRef": {"name": "Chat_Hook", "key": "url"}}, "urlSecretRef.name"),
+        ({"url": "https://hooks.example.com/" + "a" * 2048}, "url: Too long"),
     ],
-    ids=["not http", "a password", "both", "neither", "a format", "a key"],
+    ids=["not http", "a password", "both", "neither", "a format", "a key", "a name", "too long"],
 )
 def test_the_api_server_refuses_a_malformed_webhook_naming_the_field(
     k: Kubectl, crds: Kubectl, webhook: dict[str, Any], says: str

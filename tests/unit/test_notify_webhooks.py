@@ -606,6 +606,17 @@ def review(webhooks: list[Body], hosts: HostAllowList | None = ALLOWED, **kw: An
             ALLOWED,
             ["spec.notifications.webhooks[0].urlSecretRef.key: is required"],
         ),
+        (
+            [{"urlSecretRef": {"name": "Chat_Hook", "key": "a/b"}}],
+            ALLOWED,
+            [
+                'spec.notifications.webhooks[0].urlSecretRef.name: "Chat_Hook" is not a Secret '
+                "name (lowercase letters, digits, '-' and '.', starting and ending with a "
+                "letter or digit)",
+                'spec.notifications.webhooks[0].urlSecretRef.key: "a/b" is not a Secret key '
+                "(letters, digits, '-', '_' and '.')",
+            ],
+        ),
     ],
     ids=[
         "an allowed url",
@@ -615,6 +626,7 @@ def review(webhooks: list[Body], hosts: HostAllowList | None = ALLOWED, **kw: An
         "both url and secret",
         "an unknown format",
         "a secret without its key",
+        "a secret name and key out of form",
     ],
 )
 def test_admission_checks_every_webhook_field(

@@ -418,12 +418,39 @@ class CalendarRef(_Model):
     """The Calendar's name."""
 
 
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def _secret_name(value: str) -> str:
+    if not _SECRET_NAME.fullmatch(value):
+        raise ValueError(
+            f"{quote(value)} is not a Secret name (lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if not _SECRET_KEY.fullmatch(value):
+        raise ValueError(f"{quote(value)} is not a Secret key (letters, digits, '-', '_' and '.')")
+    return value
+
+
 class SecretKeyRef(_Model):
     """One key of a Secret in the job's namespace."""
 
-    name: Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH)]
-    """The Secret's name."""
-    key: Annotated[str, Field(min_length=1, max_length=bounds.SECRET_KEY_MAX_LENGTH)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH),
+        AfterValidator(_secret_name),
+    ]
+    """The Secret's name (a DNS subdomain, as every object name)."""
+    key: Annotated[
+        str,
+        Field(min_length=1, max_length=bounds.SECRET_KEY_MAX_LENGTH),
+        AfterValidator(_secret_key),
+    ]
     """The key in its ``data`` whose value is the URL."""
 
 
