@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from almanac.cli.main import build_parser
 from almanac.cli.plugin.views import format_run
 from almanac.controller.admission import review_scheduled_job
 from almanac.controller.delivery import Channel, channels_of
+from almanac.controller.runner import settings_from_args
 from almanac.controller.settings import Settings
 from almanac.errors import redact_url
 from almanac.notifications.message import LateReport, subject_of, text_of
@@ -113,10 +115,30 @@ def test_a_malformed_entry_is_refused_naming_it_and_the_setting(entry: str, says
     assert "write hooks.example.com" in str(error.value)
 
 
-def test_settings_read_the_variable_and_the_flag_wins() -> None:
-    assert Settings().webhooks is None  # unset: off
-    settings = Settings(notify_allowed_hosts=ALLOWED)
-    assert settings.webhooks == WebhookSettings(ALLOWED, timeout=10.0)
+def test_settings_read_the_variable_and_the_flag_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALMANAC_NOTIFY_ALLOWED_HOSTS", raising=False)
+    assert settings_from_args(build_parser().parse_args(["run"])).webhooks is None  # off
+    monkeypatch.setenv("ALMANAC_NOTIFY_ALLOWED_HOSTS", "hooks.example.com")
+    from_env = settings_from_args(build_parser().parse_args(["run"]))
+    assert from_env.webhooks == WebhookSettings(HostAllowList.parse("hooks.example.com"), 10.0)
+    flagged = settings_from_args(
+        build_parser().parse_args(["run", "--notify-allowed-hosts", "*.example.org"])
+    )
+    assert flagged.notify_allowed_hosts is not None
+    assert str(flagged.notify_allowed_hosts) == "*.example.org"
+    assert "--notify-allowed-hosts" in flagged.notify_allowed_hosts.source
+    off = settings_from_args(build_parser().parse_args(["run", "--notify-allowed-hosts", ""]))
+    assert off.webhooks is None
+    monkeypatch.setenv("ALMANAC_NOTIFY_ALLOWED_HOSTS", "hooks.example.com/x")
+    with pytest.raises(ValueError) as error:
+        Settings.from_env()
+    assert str(error.value).startswith('ALMANAC_NOTIFY_ALLOWED_HOSTS: "hooks.example.com/x" is')
+
+
+def test_a_malformed_flag_stops_almanac_run_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--notify-allowed-hosts", "*"])
+    assert '--notify-allowed-hosts: "*" is a wildcard is *.domain' in capsys.readouterr().err
 
 
 # -- a URL, checked and redacted --------------------------------------------------------------
