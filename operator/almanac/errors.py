@@ -1,4 +1,6 @@
-"""The one error type for invalid user input, and how a user's value is quoted in it.
+"""The one error type for invalid user input, and how a user's value is quoted in it
+(:func:`quote`), or, for a URL that may carry a credential, how much of it is shown
+(:func:`redact_url`).
 
 Every module that validates what a user wrote (calendars, schedule, models, admission)
 raises :class:`InvalidSpec`; the operator turns it into ``Ready=False`` and an Event,
@@ -13,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-__all__ = ["FieldError", "InvalidSpec", "quote"]
+__all__ = ["FieldError", "InvalidSpec", "quote", "redact_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +56,19 @@ class InvalidSpec(ValueError):
 def quote(value: object) -> str:
     """How a user's value appears in a message: strings in double quotes, as in YAML/JSON."""
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: all of it that may be shown in a message, a
+    log line, an Event or a status. The path, the query and any user information may be
+    a credential (a Slack or Teams webhook's path is)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "(not a URL)"
+    if not parts.scheme or not host:
+        return "(not a URL)"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{shown}{f':{port}' if port else ''}"

@@ -154,6 +154,12 @@ class _ApiClient(client.ApiClient):
                 attempt += 1
 
 
+def error_message(error: Exception) -> str:
+    """What a failed request says: the API server's message, else the error's kind (never
+    a URL's query, which could carry a token)."""
+    return api_message(error) if isinstance(error, ApiException) else type(error).__name__
+
+
 def api_message(error: ApiException) -> str:
     """The API server's own message (Status.message), else the HTTP reason."""
     try:

@@ -68,12 +68,15 @@ __all__ = [
     "RUN_SUFFIX_MAX_LENGTH",
     "SCHEDULED_JOB_NAME_MAX_LENGTH",
     "SCHEDULE_MAX_LENGTH",
+    "SECRET_KEY_MAX_LENGTH",
     "SERVICES_MAX_ITEMS",
     "SERVICES_MIN_ITEMS",
     "SERVICE_NAME_MAX_LENGTH",
     "STARTING_DEADLINE_SECONDS_MAX",
     "TIME_ZONE_MAX_LENGTH",
     "TRUNCATED",
+    "WEBHOOKS_MAX_ITEMS",
+    "WEBHOOK_URL_MAX_LENGTH",
     "WEEKLY_MAX_ITEMS",
     "YEAR_MAX",
     "YEAR_MIN",
@@ -261,6 +264,17 @@ list, not a mailing list; one e-mail goes to all of them."""
 
 RECIPIENT_MAX_LENGTH: Final = 254
 """One recipient: RFC 5321's limit on a path (an address), 254 characters."""
+
+WEBHOOKS_MAX_ITEMS: Final = 8
+"""``notifications.webhooks``: a team's chat channel and an incident tool or two. Each is
+one POST per run and event, with its own state in the run's status."""
+
+WEBHOOK_URL_MAX_LENGTH: Final = 2048
+"""``notifications.webhooks[].url`` (and the URL a ``urlSecretRef`` names): the length
+browsers and most servers accept; Slack's and Teams' URLs are under 300."""
+
+SECRET_KEY_MAX_LENGTH: Final = 253
+"""A key of a Secret's ``data`` (Kubernetes' own limit)."""
 
 SCHEDULE_MAX_LENGTH: Final = 128
 """``schedule``: five cron fields with lists fit easily; bounds the CEL rule's cost."""

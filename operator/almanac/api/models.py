@@ -87,7 +87,10 @@ __all__ = [
     "ScheduledJobMeta",
     "ScheduledJobSpec",
     "ScheduledJobStatus",
+    "SecretKeyRef",
     "Service",
+    "Webhook",
+    "WebhookFormat",
 ]
 
 API_VERSION: Final = "almanac.dev/v1alpha1"
@@ -641,8 +644,73 @@ class CalendarRef(_Model):
         return calendar_key(self.kind, self.name)
 
 
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def _secret_name(value: str) -> str:
+    if not _SECRET_NAME.fullmatch(value):
+        raise ValueError(
+            f"{quote(value)} is not a Secret name (lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if not _SECRET_KEY.fullmatch(value):
+        raise ValueError(f"{quote(value)} is not a Secret key (letters, digits, '-', '_' and '.')")
+    return value
+
+
+class SecretKeyRef(_Model):
+    """One key of a Secret in the job's namespace."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=bounds.NAME_MAX_LENGTH),
+        AfterValidator(_secret_name),
+    ]
+    """The Secret's name (a DNS subdomain, as every object name)."""
+    key: Annotated[
+        str,
+        Field(min_length=1, max_length=bounds.SECRET_KEY_MAX_LENGTH),
+        AfterValidator(_secret_key),
+    ]
+    """The key in its ``data`` whose value is the URL."""
+
+
+class WebhookFormat(StrEnum):
+    """What a webhook's POST carries."""
+
+    JSON = "json"
+    """A JSON document with the run report's fields (docs/notifications.md)."""
+    SLACK = "slack"
+    """A Slack-compatible message, ``{"text": ...}`` (Slack, Mattermost, Rocket.Chat)."""
+
+
+class Webhook(_Model):
+    """Where a notification is POSTed: a URL given inline, or one kept in a Secret.
+    Its form and host are checked against the operator's allow-list by the admission
+    webhook and again at each delivery (:mod:`almanac.notifications.webhook`)."""
+
+    url: Annotated[str, Field(min_length=1, max_length=bounds.WEBHOOK_URL_MAX_LENGTH)] | None = None
+    """The URL, visible to anyone who can read the job: use ``urlSecretRef`` for a URL
+    whose path or query is a credential (Slack's, Teams')."""
+    url_secret_ref: SecretKeyRef | None = None
+    """A key of a Secret in the job's namespace whose value is the URL."""
+    format: WebhookFormat = WebhookFormat.JSON
+    """json (default) or slack."""
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Self:
+        if (self.url is None) == (self.url_secret_ref is None):
+            raise ValueError("give exactly one of url and urlSecretRef")
+        return self
+
+
 class Notifications(_Model):
-    """E-mail about finished and late runs."""
+    """E-mail and webhooks about finished and late runs."""
 
     on_success: bool = False
     """E-mail when a run succeeds."""
@@ -662,6 +730,9 @@ class Notifications(_Model):
         | None
     ) = None
     """Recipients; absent means the operator's configured recipients."""
+    webhooks: Annotated[list[Webhook], Field(max_length=bounds.WEBHOOKS_MAX_ITEMS)] = []
+    """Webhooks POSTed to as well as the e-mail, when onSuccess, onFailure or onLate
+    ask; each has its own delivery state in the run's status."""
 
 
 class Service(_Model):
@@ -1005,6 +1076,8 @@ def _known_fields() -> list[str]:
         KeyRef,
         CalendarRef,
         Notifications,
+        SecretKeyRef,
+        Webhook,
         Service,
         ScheduledJobSpec,
         ScheduledJob,

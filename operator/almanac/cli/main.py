@@ -575,6 +575,15 @@ def _add_run(commands: Any) -> None:
         help="e-mails per namespace per hour; more wait (default: 60, or "
         "ALMANAC_MAIL_RATE_LIMIT; 0: no limit)",
     )
+    run.add_argument(
+        "--notify-allowed-hosts",
+        type=_allowed_hosts,
+        metavar="LIST",
+        help="hosts spec.notifications.webhooks may post to, comma-separated: "
+        "hooks.example.com (that host, https), *.example.com (its subdomains, https), "
+        "http://host (that host, plain http too) (default: ALMANAC_NOTIFY_ALLOWED_HOSTS; "
+        "empty: webhooks are off)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
 
@@ -585,6 +594,17 @@ def _allowed_domains(text: str) -> Any:
 
     try:
         return AllowList.parse(text, "--mail-allowed-domains")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _allowed_hosts(text: str) -> Any:
+    """A HostAllowList, or "" for an empty list (webhooks off, even if the variable
+    names hosts)."""
+    from almanac.notifications.webhook import HostAllowList
+
+    try:
+        return HostAllowList.parse(text, "--notify-allowed-hosts") or ""
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

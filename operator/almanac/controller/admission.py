@@ -6,7 +6,9 @@ same field-naming messages as `almanac next`:
 
 - refused: a cron expression the engine rejects, an unknown time zone, an invalid
   window, any field the models refuse, and a ``spec.notifications.to`` item the operator
-  would not mail (not a bare address, or outside its allow-list of recipient domains).
+  would not mail (not a bare address, or outside its allow-list of recipient domains),
+  and a ``spec.notifications.webhooks`` item the operator would not post to (any, while
+  webhooks are off; an inline ``url`` that is not https, or not to an allowed host).
   An item already in the object being updated is not refused again (a stored object
   stays editable, e.g. by the operator consuming run-now, after the allow-list
   narrowed): the delivery checks it and fails that mail with a message instead;
@@ -36,6 +38,7 @@ from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
 from almanac.errors import InvalidSpec, quote
 from almanac.notifications.recipients import AllowList, check_recipients
+from almanac.notifications.webhook import HostAllowList, check_webhooks
 from almanac.rules.backfill import TooManyInstants, range_instants
 from almanac.schedule.engine import NeverFires
 from almanac.times import timestamp
@@ -58,16 +61,19 @@ def review_scheduled_job(
     default_time_zone: str,
     now: datetime,
     mail_domains: AllowList | None = None,
+    notify_hosts: HostAllowList | None = None,
     old: Mapping[str, Any] | None = None,
 ) -> Review:
     """calendars: the Calendar bodies of the job's namespace, by name, and the
     ClusterCalendars as ``ClusterCalendar/<name>``; mail_domains: the
     operator's recipient allow-list (None: addresses are checked for their form only);
-    old: the stored object of an UPDATE."""
+    notify_hosts: the hosts webhooks may post to (None: webhooks are off); old: the
+    stored object of an UPDATE."""
     review = Review()
     # Before the model, which knows only "is not an e-mail address" (and still reads
     # stored objects that name a display name): the recipients' own words win.
     _, refused = check_recipients(_recipients(body), mail_domains, skip=_recipients(old))
+    refused += check_webhooks(_webhooks(body), notify_hosts, skip=_webhooks(old))
     review.errors += [str(e) for e in refused]
     said = {e.path for e in refused}
     try:
@@ -232,6 +238,11 @@ def _recipients(body: Mapping[str, Any] | None) -> list[str]:
     if isinstance(to, list) and all(isinstance(t, str) for t in to):
         return to
     return []
+
+
+def _webhooks(body: Mapping[str, Any] | None) -> object:
+    """``spec.notifications.webhooks`` of a body, as written (checked item by item)."""
+    return (((body or {}).get("spec") or {}).get("notifications") or {}).get("webhooks")
 
 
 def _names(job: ScheduledJob) -> set[str]:

@@ -35,7 +35,7 @@ from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.controller import feeds, metrics
-from almanac.controller.delivery import NOTIFICATION_CHANNELS, Delivery
+from almanac.controller.delivery import Delivery, channels_of
 from almanac.controller.settings import Settings
 from almanac.controller.store import CALENDAR_KINDS, Body, Key, Kind, Store, key_of
 from almanac.controller.timers import TimerQueue
@@ -128,6 +128,7 @@ class Controller:
         self.settings = settings
         self.clock = clock
         self.smtp = smtp
+        self.webhooks = settings.webhooks
         self.store = Store()
         self.timers = TimerQueue(clock)
         self.queue = WorkQueue(self._decide, self.timers, lane=lambda item: item[0])  # type: ignore[index]
@@ -204,8 +205,8 @@ class Controller:
             metrics.forget_job(*key)
         elif kind is Kind.RUN:
             self.timers.cancel(("run", key))
-            for channel in NOTIFICATION_CHANNELS:
-                self.timers.cancel(("notify", key, channel))
+            for channel in channels_of(body):
+                self.timers.cancel(("notify", key, channel.name))
             job = (body.get("spec") or {}).get("scheduledJob")
             if job:
                 self.queue.add((Kind.JOB, (key[0], job)))
@@ -239,10 +240,9 @@ class Controller:
             self.queue.add((Kind.JOB, key))
         for key in self.store.keys(Kind.RUN):
             run = self.store.get(Kind.RUN, key)
-            status = (run or {}).get("status") or {}
             pending = any(
-                (status.get(channel) or {}).get("state") == "Pending"
-                for channel in NOTIFICATION_CHANNELS
+                (channel.read(run or {}) or {}).get("state") == "Pending"
+                for channel in channels_of(run or {})
             )
             if _phase(run) not in policy.TERMINAL or pending:
                 self.queue.add((Kind.RUN, key))
@@ -535,6 +535,7 @@ class Controller:
                 job,
                 self.clock(),
                 smtp=self.smtp,
+                webhooks=self.webhooks,
                 rerun_delay=self.settings.rerun_delay,
                 refused=refused,
                 no_pods=no_pods,
@@ -581,12 +582,16 @@ class Controller:
         body = self.store.get(Kind.RUN, key) or body
         if plan.finished_now and plan.status.get("phase"):
             _observe_finished(body)
-            if (plan.status.get("notification") or {}).get("state") == "Failed":
-                metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc()
         if plan.late_now:
             metrics.RUNS_LATE.labels(key[0], job_name).inc()
-            if (plan.status.get("lateNotification") or {}).get("state") == "Failed":
-                metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc()
+        if plan.finished_now or plan.late_now:
+            # Notifications that failed before any attempt (not configured, webhooks off).
+            failed = sum(
+                (channel.read({"status": plan.status}) or {}).get("state") == "Failed"
+                for channel in channels_of({"status": plan.status})
+            )
+            if failed:
+                metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc(failed)
         self._wake(("run", key), plan.wake_at, (Kind.RUN, key))
         self.delivery.consider(key, body)
         return True

@@ -90,6 +90,14 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
             if allowed.anything
             else "",
         )
+    if config.notify_allowed_hosts is None:
+        log.info("webhook notifications are off: ALMANAC_NOTIFY_ALLOWED_HOSTS is empty")
+    else:
+        log.info(
+            "webhook hosts allowed: %s (%s)",
+            config.notify_allowed_hosts,
+            config.notify_allowed_hosts.source,
+        )
     kube = await Kube.connect()
     kube.fence = fence
     controller = Controller(kube, config, smtp=smtp)

@@ -12,7 +12,7 @@ almanac_last_success_timestamp_seconds               scheduled time of each job'
 almanac_missed_fires_total{namespace,scheduledjob}   fires that were not started
 almanac_runs_late_total{namespace,scheduledjob}      runs still unfinished runDeadline after
                                                      they were due (condition Late)
-almanac_notification_failures_total                  e-mails given up on (Failed)
+almanac_notification_failures_total                  e-mails and webhook POSTs given up on (Failed)
 almanac_timer_last_tick_timestamp_seconds            when the timer queue last woke (liveness)
 ===================================================  ==========================================
 

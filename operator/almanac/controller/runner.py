@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -280,20 +281,32 @@ def _self_managed_certificate(args: argparse.Namespace) -> SelfManagedCertificat
     )
 
 
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The operator's settings: ALMANAC_* variables, then the flags given, which win
+    (``--notify-allowed-hosts ""`` too: webhooks off whatever the variable says). A wrong
+    value is a ValueError naming it."""
+    settings = Settings.from_env(
+        default_timezone=args.default_timezone,
+        namespaces=tuple(args.namespace) if args.namespace else None,
+        rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
+        webhook_port=args.webhook_port or None,
+        webhook_cert_dir=args.webhook_cert_dir,
+        webhook_certificate=_self_managed_certificate(args),
+        mail_allowed_domains=args.mail_allowed_domains,
+        mail_rate_limit=args.mail_rate_limit,
+    )
+    if args.notify_allowed_hosts is not None:
+        settings = dataclasses.replace(
+            settings, notify_allowed_hosts=args.notify_allowed_hosts or None
+        )
+    return settings
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """`almanac run`, with the options :mod:`almanac.cli.main` parsed. A wrong ALMANAC_*
     value is exit code 2 with the message naming it."""
     try:
-        settings = Settings.from_env(
-            default_timezone=args.default_timezone,
-            namespaces=tuple(args.namespace) if args.namespace else None,
-            rerun_delay=timedelta(seconds=args.rerun_delay) if args.rerun_delay else None,
-            webhook_port=args.webhook_port or None,
-            webhook_cert_dir=args.webhook_cert_dir,
-            webhook_certificate=_self_managed_certificate(args),
-            mail_allowed_domains=args.mail_allowed_domains,
-            mail_rate_limit=args.mail_rate_limit,
-        )
+        settings = settings_from_args(args)
     except ValueError as error:
         print(f"almanac run: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import ALLOWED_DOMAINS_VARIABLE, AllowList
+from almanac.notifications.webhook import ALLOWED_HOSTS_VARIABLE, HostAllowList, WebhookSettings
 
 RATE_LIMIT_VARIABLE = "ALMANAC_MAIL_RATE_LIMIT"
 
@@ -63,14 +64,26 @@ class Settings:
     mail_rate_limit: RateLimit = field(default_factory=RateLimit)
     """E-mails per namespace per hour (60); 0: no limit."""
 
+    notify_allowed_hosts: HostAllowList | None = None
+    """Hosts spec.notifications.webhooks may post to; None (unset or empty): webhooks
+    are off (docs/notifications.md, "Webhooks")."""
+
+    @property
+    def webhooks(self) -> WebhookSettings | None:
+        """How webhooks are posted; None when they are off."""
+        if self.notify_allowed_hosts is None:
+            return None
+        return WebhookSettings(self.notify_allowed_hosts)
+
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """ALMANAC_DEFAULT_TIMEZONE, ALMANAC_RERUN_DELAY_SECONDS, ALMANAC_NAMESPACES
         (comma separated), ALMANAC_MAIL_ALLOWED_DOMAINS (comma separated),
-        ALMANAC_MAIL_RATE_LIMIT (e-mails per namespace per hour); explicit overrides
-        (command-line flags) win. A wrong mail setting is a ValueError naming it."""
+        ALMANAC_MAIL_RATE_LIMIT (e-mails per namespace per hour),
+        ALMANAC_NOTIFY_ALLOWED_HOSTS (comma separated); explicit overrides (command-line
+        flags) win. A wrong mail or webhook setting is a ValueError naming it."""
         values: dict[str, object] = {}
         if zone := os.environ.get("ALMANAC_DEFAULT_TIMEZONE"):
             values["default_timezone"] = zone
@@ -82,6 +95,8 @@ class Settings:
             values["mail_allowed_domains"] = AllowList.parse(domains)
         if limit := os.environ.get(RATE_LIMIT_VARIABLE, "").strip():
             values["mail_rate_limit"] = parse_rate_limit(limit, RATE_LIMIT_VARIABLE)
+        if hosts := os.environ.get(ALLOWED_HOSTS_VARIABLE, "").strip():
+            values["notify_allowed_hosts"] = HostAllowList.parse(hosts)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -145,6 +145,7 @@ class Admission:
             default_time_zone=self.settings.default_timezone,
             now=datetime.now(UTC),
             mail_domains=self.mail_domains,
+            notify_hosts=self.settings.notify_allowed_hosts,
             old=old,
         )
         return Verdict.of(review)

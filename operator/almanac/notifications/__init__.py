@@ -1,7 +1,8 @@
-"""E-mail notifications of finished runs: composing, delivering, and the persisted
-retry state, whom the operator may mail and how often.
+"""Notifications of finished and late runs, by e-mail and by webhook: composing,
+delivering, and the persisted retry state, whom the operator may mail, where it may
+post, and how often.
 
-Five modules, each importing only those before it:
+Six modules, each importing only those before it:
 
 - :mod:`~almanac.notifications.recipients`: the form of a recipient and the allow-list
   of recipient domains (standard library, ``idna`` and how :mod:`almanac.errors` quotes);
@@ -10,8 +11,11 @@ Five modules, each importing only those before it:
 - :mod:`~almanac.notifications.smtp`: the operator's SMTP settings and sending one
   message (standard library and ``recipients``);
 - :mod:`~almanac.notifications.message`: a finished run's report and its e-mail;
-- :mod:`~almanac.notifications.state`: ``status.notification``, whether and when to
-  send, the back-off, and one attempt from compose to the recorded outcome.
+- :mod:`~almanac.notifications.webhook`: the hosts the operator posts to, a webhook's
+  URL checked against them, the POST's body (json or slack) and one POST (aiohttp);
+- :mod:`~almanac.notifications.state`: ``status.notification`` (and each webhook's
+  state), whether and when to send, the back-off, and one attempt from compose to the
+  recorded outcome.
 
 Imports no Kubernetes client and no kopf: the controller hands it a report of the run
 and writes back the state it returns.

@@ -1,5 +1,7 @@
 """The e-mail about a finished or a late run: what happened (:class:`RunReport`) and
-the message that tells it (:func:`compose_message`).
+the message that tells it (:func:`compose_message`). A webhook's POST
+(:mod:`almanac.notifications.webhook`) carries the same subject and text
+(:func:`subject_of`, :func:`text_of`) and the same identity (:func:`notification_id`).
 
 A late run's e-mail (``notifications.onLate``) says how late, which services are still
 running, and how to look at them; the outcome's e-mail follows when the run ends, if
@@ -28,7 +30,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from almanac.times import format_duration, format_instant
 
-__all__ = ["LateReport", "RunReport", "ServiceReport", "Trigger", "compose_message"]
+__all__ = [
+    "LateReport",
+    "RunReport",
+    "ServiceReport",
+    "Trigger",
+    "compose_message",
+    "notification_id",
+    "outcome_of",
+    "subject_of",
+    "text_of",
+]
 
 RunPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
 ServicePhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
@@ -104,25 +116,45 @@ class RunReport:
 # -- the message ----------------------------------------------------------------------------
 
 
+def outcome_of(report: RunReport) -> Literal["late", "failed", "succeeded"]:
+    """What the notification tells: ``late``, ``failed`` or ``succeeded``."""
+    return "late" if report.late else "failed" if report.phase == "Failed" else "succeeded"
+
+
+def subject_of(report: RunReport) -> str:
+    """The e-mail's Subject, also the first line of a webhook's message."""
+    headline = {"late": "LATE", "failed": "FAILED", "succeeded": "Succeeded"}[outcome_of(report)]
+    scheduled = report.scheduled_time.astimezone(ZoneInfo("UTC"))
+    return (
+        f"[Almanac] {headline} {report.namespace}/{report.job} "
+        f"run {report.run} (scheduled {scheduled:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+def text_of(report: RunReport) -> str:
+    """The e-mail's body, also the text of a webhook's message: one wording for both."""
+    return _late_body(report, report.late) if report.late else _body(report)
+
+
+def notification_id(report: RunReport) -> str:
+    """Names one notification of one run (run, namespace, outcome, the run's uid), never
+    the clock: the Message-ID's left part and a webhook's idempotency key, so a
+    notification sent twice is recognised as one."""
+    return f"{report.run}.{report.namespace}.{outcome_of(report)}.{report.run_uid}"
+
+
 def compose_message(report: RunReport, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
     """The e-mail for a finished run. Pure: the same report gives the same message."""
     if not recipients:
         raise ValueError("compose_message needs at least one recipient")
-    failed = report.phase == "Failed"
-    outcome = "late" if report.late else "failed" if failed else "succeeded"
-    headline = "LATE" if report.late else "FAILED" if failed else "Succeeded"
     message = EmailMessage()
-    scheduled = report.scheduled_time.astimezone(ZoneInfo("UTC"))
-    message["Subject"] = (
-        f"[Almanac] {headline} {report.namespace}/{report.job} "
-        f"run {report.run} (scheduled {scheduled:%Y-%m-%d %H:%M} UTC)"
-    )
+    message["Subject"] = subject_of(report)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     # The time the run ended, not the time of sending: a resent message is identical.
     message["Date"] = format_datetime(report.news_time or report.scheduled_time)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "almanac.dev"
-    message["Message-ID"] = f"<{report.run}.{report.namespace}.{outcome}.{report.run_uid}@{domain}>"
+    message["Message-ID"] = f"<{notification_id(report)}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
     message["X-Almanac-Scheduled-Job"] = report.job
     message["X-Almanac-Namespace"] = report.namespace
@@ -134,7 +166,7 @@ def compose_message(report: RunReport, *, sender: str, recipients: Sequence[str]
     message["X-Almanac-Scheduled-Time"] = format_instant(report.scheduled_time)
     if report.parent_run:
         message["X-Almanac-Parent-Run"] = report.parent_run
-    text = _late_body(report, report.late) if report.late else _body(report)
+    text = text_of(report)
     # Plain 7bit when possible, so that the raw message (a mail log, an mbox) reads like
     # the mail, and long kubectl lines are not broken by quoted-printable soft breaks.
     plain = text.isascii() and max(map(len, text.splitlines())) <= 998

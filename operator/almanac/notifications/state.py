@@ -56,9 +56,15 @@ was written. The next operator sees Pending and sends again — the same message
 same deterministic ``Message-ID`` (run, namespace, outcome and the run's uid), which mail
 systems and clients use to drop the duplicate.
 
-Top of :mod:`almanac.notifications`: imports :mod:`almanac.notifications.smtp` and
-:mod:`almanac.notifications.message` (neither imports this module), pydantic and the
-standard library; no Kubernetes client, no kopf.
+Webhooks (``spec.notifications.webhooks``) have the same states, plan, back-off,
+persistence contract and guarantee, one state per webhook and event
+(:func:`webhook_requested_status`, :func:`send_webhook`); the repeat in the window above
+carries the same ``Idempotency-Key``. They are not counted against the e-mail rate
+limit: they go only to hosts the administrator listed.
+
+Top of :mod:`almanac.notifications`: imports :mod:`almanac.notifications.smtp`,
+:mod:`almanac.notifications.message` and :mod:`almanac.notifications.webhook` (none
+imports this module), pydantic and the standard library; no Kubernetes client, no kopf.
 """
 
 from __future__ import annotations
@@ -70,10 +76,11 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from almanac.notifications import smtp
-from almanac.notifications.message import RunReport, compose_message
+from almanac.notifications import smtp, webhook
+from almanac.notifications.message import RunReport, compose_message, notification_id
 from almanac.notifications.recipients import check_recipients
 from almanac.notifications.smtp import DeliveryResult, SmtpSettings, clip_detail
+from almanac.notifications.webhook import WebhookSettings, check_url, compose_payload
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -84,6 +91,8 @@ __all__ = [
     "REASON_RECIPIENT_REFUSED",
     "REASON_RETRYING",
     "REASON_SENT",
+    "REASON_WEBHOOKS_OFF",
+    "REASON_WEBHOOK_REFUSED",
     "Done",
     "NotificationEvent",
     "NotificationStatus",
@@ -100,7 +109,9 @@ __all__ = [
     "requested_status",
     "resolve_recipients",
     "send_notification",
+    "send_webhook",
     "should_notify",
+    "webhook_requested_status",
 ]
 
 NotificationState = Literal["Pending", "Sent", "Failed", "NotRequested"]
@@ -113,6 +124,8 @@ REASON_RETRYING = "NotificationRetrying"
 REASON_FAILED = "NotificationFailed"
 REASON_RECIPIENT_REFUSED = "NotificationRecipientRefused"
 REASON_RATE_LIMITED = "NotificationRateLimited"
+REASON_WEBHOOKS_OFF = "NotificationWebhooksOff"
+REASON_WEBHOOK_REFUSED = "NotificationWebhookRefused"
 
 
 # -- whether, and to whom -------------------------------------------------------------------
@@ -377,6 +390,73 @@ async def send_notification(
     message = compose_message(report, sender=settings.sender, recipients=recipients)
     # Looked up on the module at each call, so that a test can replace it.
     result = await smtp.deliver(settings, message)
+    return record_attempt(
+        status, result, attempted_at=now, ended_at=report.news_time, policy=policy
+    )
+
+
+# -- webhooks: the same states, another way of sending ----------------------------------------
+
+
+def webhook_requested_status(
+    asked: bool, *, index: int, settings: WebhookSettings | None
+) -> tuple[NotificationStatus, NotificationEvent | None]:
+    """The first state of the POST to ``spec.notifications.webhooks[index]``, written
+    with what it tells (as :func:`requested_status` for the e-mail); Failed with an
+    Event when webhooks are off."""
+    if not asked:
+        return NotificationStatus(state="NotRequested"), None
+    if settings is None:
+        message = f"Not sent to spec.notifications.webhooks[{index}]: {webhook.OFF}."
+        return (
+            NotificationStatus(state="Failed", message=message),
+            NotificationEvent("Warning", REASON_WEBHOOKS_OFF, message),
+        )
+    return NotificationStatus(state="Pending"), None
+
+
+async def send_webhook(
+    status: NotificationStatus,
+    report: RunReport,
+    *,
+    index: int,
+    url: str | DeliveryResult,
+    format_: str,
+    settings: WebhookSettings | None,
+    now: datetime,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> tuple[NotificationStatus, NotificationEvent]:
+    """One attempt to POST to ``spec.notifications.webhooks[index]``, for a plan that
+    said :class:`Send`: the URL is checked against the operator's allow-list again (it
+    may come from a Secret that changed, or the list narrowed), then posted once and the
+    outcome recorded as an e-mail's is. ``url`` is a :class:`DeliveryResult` when the
+    caller could not read it (a Secret missing or unreadable): that counts as an attempt
+    with that outcome. A URL refused, or webhooks off, is Failed at once (no attempt):
+    sending it later would not be allowed either."""
+    where = f"spec.notifications.webhooks[{index}]"
+    refusal: tuple[str, str] | None = None
+    if settings is None:
+        refusal = REASON_WEBHOOKS_OFF, f"Not sent to {where}: {webhook.OFF}."
+    elif isinstance(url, str):
+        try:
+            target = check_url(url, settings.allowed)
+        except ValueError as error:
+            refusal = REASON_WEBHOOK_REFUSED, clip_detail(f"Not sent to {where}: {error}.")
+    if refusal is not None:
+        failed = status.model_copy(update={"state": "Failed", "message": refusal[1]})
+        return failed, NotificationEvent("Warning", *refusal)
+    if isinstance(url, DeliveryResult):
+        result = url
+    else:
+        assert settings is not None
+        # Looked up on the module at each call, so that a test can replace it.
+        result = await webhook.post(
+            target,
+            compose_payload(report, format_),
+            settings,
+            key=notification_id(report),
+            run=report.run,
+        )
     return record_attempt(
         status, result, attempted_at=now, ended_at=report.news_time, policy=policy
     )

@@ -30,7 +30,13 @@ from almanac.api.names import (
     rerun_name,
 )
 from almanac.notifications.smtp import SmtpSettings
-from almanac.notifications.state import initial_status, requested_status
+from almanac.notifications.state import (
+    initial_status,
+    requested_status,
+    should_notify,
+    webhook_requested_status,
+)
+from almanac.notifications.webhook import OFF, WebhookSettings
 from almanac.rules import orchestration as orch
 from almanac.rules import policy
 from almanac.rules.deadlines import deadline_of, job_deadline, late_condition, late_since
@@ -47,6 +53,11 @@ __all__ = [
     "job_state",
     "jobs_without_pods",
 ]
+
+#: The run's status fields with one notification state per webhook of its job: about
+#: its outcome, and about its lateness (docs/notifications.md, "Webhooks").
+WEBHOOK_NOTIFICATIONS = "webhookNotifications"
+LATE_WEBHOOK_NOTIFICATIONS = "lateWebhookNotifications"
 
 #: A Job that has made no Pod this long after its creation is looked into: the Job
 #: controller's FailedCreate Events say why (Pod Security, quota, a webhook).
@@ -330,6 +341,7 @@ def decide_run(
     now: datetime,
     *,
     smtp: SmtpSettings | None = None,
+    webhooks: WebhookSettings | None = None,
     rerun_delay: timedelta = timedelta(minutes=1),
     refused: Mapping[str, str] | None = None,
     no_pods: Mapping[str, str] | None = None,
@@ -412,16 +424,23 @@ def decide_run(
     if plan.finished:
         # Written with the final phase: a restart then knows whether a mail is due.
         wanted = ((job or {}).get("spec") or {}).get("notifications") or {}
+        mail = _mails(wanted, smtp)
         notification, problem = initial_status(
             plan.phase.value,
-            on_success=bool(wanted.get("onSuccess")),
-            on_failure=bool(wanted.get("onFailure")),
+            on_success=mail and bool(wanted.get("onSuccess")),
+            on_failure=mail and bool(wanted.get("onFailure")),
             to=wanted.get("to"),
             settings=smtp,
         )
         desired["notification"] = notification.model_dump(by_alias=True, mode="json")
         if problem is not None:
             events.append(PlannedEvent(problem.type, problem.reason, problem.message, "initial"))
+        asked = should_notify(
+            bool(wanted.get("onSuccess")), bool(wanted.get("onFailure")), plan.phase.value
+        )
+        events += _webhook_states(
+            WEBHOOK_NOTIFICATIONS, asked, wanted, webhooks, desired, "initial"
+        )
     deadline, late_now = deadline_of(run, job_deadline(job)), False
     if late_since(run) is not None:
         deadline = None  # late once: nothing more to wait for
@@ -442,7 +461,7 @@ def decide_run(
                 *(status.get("conditions") or []),
                 late_condition(deadline, str((job or {})["spec"]["runDeadline"]), now),
             ]
-            events += _late(run, job or {}, deadline, smtp, desired)
+            events += _late(run, job or {}, deadline, smtp, webhooks, desired)
     wake_deadline = None if plan.finished or late_now else deadline
     return RunPlan(
         status=changed_fields(status, desired),
@@ -467,7 +486,12 @@ def decide_run(
 
 
 def _late(
-    run: Body, job: Body, deadline: datetime, smtp: SmtpSettings | None, desired: Body
+    run: Body,
+    job: Body,
+    deadline: datetime,
+    smtp: SmtpSettings | None,
+    webhooks: WebhookSettings | None,
+    desired: Body,
 ) -> list[PlannedEvent]:
     """A run that just became late: its RunLate Event (on the job, beside RunFailed,
     once: keyed by the run) and, in ``desired``, the state of the e-mail about it,
@@ -482,9 +506,46 @@ def _late(
     events = [PlannedEvent("Warning", "RunLate", message, name, on_job=True)]
     wanted = job["spec"].get("notifications") or {}
     notification, problem = requested_status(
-        bool(wanted.get("onLate")), to=wanted.get("to"), settings=smtp
+        _mails(wanted, smtp) and bool(wanted.get("onLate")), to=wanted.get("to"), settings=smtp
     )
     desired["lateNotification"] = notification.model_dump(by_alias=True, mode="json")
     if problem is not None:
         events.append(PlannedEvent(problem.type, problem.reason, problem.message, "late"))
+    asked = bool(wanted.get("onLate"))
+    events += _webhook_states(LATE_WEBHOOK_NOTIFICATIONS, asked, wanted, webhooks, desired, "late")
+    return events
+
+
+def _mails(wanted: Body, smtp: SmtpSettings | None) -> bool:
+    """Whether the switches of ``spec.notifications`` ask for an e-mail as well: always,
+    unless the job has webhooks, names no recipient, and the operator has no SMTP server
+    (it is notified by its webhooks; an e-mail it never asked for would only add a
+    NotificationNotConfigured warning to every run)."""
+    return not wanted.get("webhooks") or bool(wanted.get("to")) or smtp is not None
+
+
+def _webhook_states(
+    field: str,
+    asked: bool,
+    wanted: Body,
+    settings: WebhookSettings | None,
+    desired: Body,
+    key: str,
+) -> list[PlannedEvent]:
+    """The first state of each of the job's webhooks for one event, in ``desired[field]``
+    (item ``i`` is ``spec.notifications.webhooks[i]``'s), written with what it tells so
+    that a restart cannot forget it; nothing when the job has no webhook. Webhooks off:
+    one Event says so (the states say it for each)."""
+    webhooks = wanted.get("webhooks") or []
+    if not isinstance(webhooks, list) or not webhooks:
+        return []
+    states: list[Body] = []
+    events: list[PlannedEvent] = []
+    for index in range(len(webhooks)):
+        state, problem = webhook_requested_status(asked, index=index, settings=settings)
+        states.append(state.model_dump(by_alias=True, mode="json", exclude_none=True))
+        if problem is not None and not events:
+            message = f"Not sent to spec.notifications.webhooks: {OFF}."
+            events.append(PlannedEvent(problem.type, problem.reason, message, f"{key}-webhooks"))
+    desired[field] = states
     return events

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from almanac.api.names import trigger_of
+from almanac.errors import redact_url
 from almanac.rules.deadlines import late_since
 from almanac.rules.plans import Body
 from almanac.rules.policy import TERMINAL
@@ -236,6 +237,7 @@ def format_run(
         ("Late", _late(run, now)),
         ("Notification", _notification(status.get("notification"))),
         ("Late e-mail", _notification(status.get("lateNotification"))),
+        *_webhook_fields(run, job),
     ]
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
@@ -295,6 +297,34 @@ def _late(run: Body, now: datetime) -> str:
     conditions = (run.get("status") or {}).get("conditions") or []
     message = next((c.get("message") for c in conditions if c.get("type") == "Late"), "")
     return f"yes, since {instant_text(format_instant(since), now)}: {message}"
+
+
+def _webhook_fields(run: Body, job: Body | None) -> list[tuple[str, str]]:
+    """One line per webhook state of the run (``Webhook 0``, ``Late webhook 0``): where it
+    goes, as the job says now (its host, or its Secret; never a URL's path), and its
+    delivery."""
+    status = run.get("status") or {}
+    hooks = (((job or {}).get("spec") or {}).get("notifications") or {}).get("webhooks") or []
+    fields = []
+    for field, label in (
+        ("webhookNotifications", "Webhook"),
+        ("lateWebhookNotifications", "Late webhook"),
+    ):
+        states = status.get(field)
+        for i, state in enumerate(states if isinstance(states, list) else []):
+            hook = hooks[i] if isinstance(hooks, list) and i < len(hooks) else None
+            fields.append((f"{label} {i}", f"{_webhook_target(hook)}: {_notification(state)}"))
+    return fields
+
+
+def _webhook_target(hook: object) -> str:
+    if not isinstance(hook, dict):
+        return "(no longer in the job)"
+    fmt = str(hook.get("format") or "json")
+    ref = hook.get("urlSecretRef")
+    if isinstance(ref, dict):
+        return f"{fmt} to the URL in Secret {ref.get('name')}, key {ref.get('key')}"
+    return f"{fmt} to {redact_url(str(hook.get('url') or ''))}"
 
 
 def _notification(value: object) -> str:
