@@ -46,9 +46,9 @@ format: venv ## apply ruff's fixes and formatting
 unit: venv ## the fast tests only: no cluster
 	@$(BIN)/pytest -m "not cluster" -q
 
-test: venv tools lint ## lint and the whole suite, against a real control plane
-	@echo "==> tests (the control plane is started for them unless make cluster-up runs one)"
-	@$(BIN)/pytest -q
+test: venv tools lint ## lint and the whole suite, two workers, a control plane each
+	@echo "==> tests, two workers (each starts its control plane: .cluster/ unless make cluster-up runs it, .cluster-gw1/)"
+	@$(BIN)/pytest -q -n 2
 
 dev: venv tools ## local control plane + CRDs + samples, and the operator in the foreground
 	@bash hack/dev.sh

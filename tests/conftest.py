@@ -2,7 +2,9 @@
 
 Tests under tests/integration/ are marked ``cluster``: they run against the real local
 control plane, which the session fixture ``kube`` reuses when ``make cluster-up`` started
-one and healthy, and otherwise starts for the session and stops at its end. Each test
+one and healthy, and otherwise starts for the session and stops at its end. ``make
+test`` runs two pytest-xdist workers, each with a control plane of its own (see
+:func:`_state`). Each test
 gets a namespace of its own from ``namespace``. ``pytest -m "not cluster"`` runs the
 fast tests alone, without a cluster.
 """
@@ -22,7 +24,19 @@ import pytest
 from tests.kube import Kubectl, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
-STATE = Path(os.environ.get("ALMANAC_CLUSTER_STATE", REPO / ".cluster"))
+
+
+def _state() -> Path:
+    """This test process's control plane: ``.cluster/`` (the one ``make cluster-up``
+    starts), and under pytest-xdist one more for each further worker (``.cluster-gw1/``),
+    so that a test that freezes etcd, installs cluster-wide objects or counts the API
+    server's requests never meets another test's."""
+    base = Path(os.environ.get("ALMANAC_CLUSTER_STATE", REPO / ".cluster"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return base if worker == "gw0" else base.with_name(f"{base.name}-{worker}")
+
+
+STATE = _state()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,9 +65,12 @@ def kube(pytestconfig: pytest.Config) -> Iterator[Kubectl]:
     started_here = False
     with capture.global_and_fixture_disabled():  # cluster start-up progress is for people
         if not _healthy():
-            print("\nStarting the local control plane for this test session...", flush=True)
+            print(f"\nStarting the local control plane in {STATE.name}/...", flush=True)
             if _cluster("up").returncode != 0:
-                pytest.fail("the local control plane did not start; see .cluster/logs/")
+                # Once more from scratch: a start can lose a race for a port it found free.
+                _cluster("down", quiet=True)
+                if _cluster("up").returncode != 0:
+                    pytest.fail(f"the local control plane did not start; see {STATE}/logs/")
             started_here = True
     yield Kubectl(STATE / "kubeconfig")
     if started_here:
