@@ -48,7 +48,7 @@ unit: venv ## the fast tests only: no cluster
 
 test: venv tools lint ## lint and the whole suite, two workers, a control plane each
 	@echo "==> tests, two workers (each starts its control plane: .cluster/ unless make cluster-up runs it, .cluster-gw1/)"
-	@$(BIN)/pytest -q -n 2
+	@$(BIN)/pytest -q -n 2 --dist worksteal
 
 dev: venv tools ## local control plane + CRDs + samples, and the operator in the foreground
 	@bash hack/dev.sh

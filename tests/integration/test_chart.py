@@ -225,6 +225,7 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
         "validate-calendar.almanac.dev",
         "validate-clustercalendar.almanac.dev",
         "validate-scheduledjobrun.almanac.dev",
+        "validate-backfill.almanac.dev",
     ]
     assert all("caBundle" not in h["clientConfig"] for h in config["webhooks"])
     for hook in config["webhooks"]:
