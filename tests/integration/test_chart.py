@@ -273,7 +273,7 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
         "60s",
     )
     config = kube.json("get", "validatingwebhookconfiguration", release)
-    assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [bundle] * 4
+    assert [h["clientConfig"].get("caBundle") for h in config["webhooks"]] == [bundle] * 5
 
 
 def test_plain_manifests_are_accepted_by_the_api_server(
