@@ -37,7 +37,14 @@ from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
 from almanac.cli.manifests import ManifestError, name_of, read_objects
-from almanac.cli.options import add_grid_options, use_color, zone
+from almanac.cli.options import (
+    OFFLINE_ZONE_HELP,
+    add_default_timezone,
+    add_edited_calendar_options,
+    add_grid_options,
+    count,
+    use_color,
+)
 from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import SkippedDay, first_fires, format_local
@@ -99,12 +106,6 @@ def _after(text: str) -> datetime:
     return moment
 
 
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
-    return int(text)
-
-
 def _add_next(commands: Any) -> None:
     next_ = commands.add_parser(
         "next",
@@ -132,7 +133,7 @@ def _add_next(commands: Any) -> None:
         "-n",
         "--count",
         metavar="COUNT",
-        type=_count,
+        type=count,
         default=10,
         help="how many instants (default: 10)",
     )
@@ -142,14 +143,7 @@ def _add_next(commands: Any) -> None:
         choices=["wide"],
         help="wide: local time beside UTC, DST notes, and the days exclusions skipped",
     )
-    next_.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=zone,
-        default="UTC",
-        help="IANA zone for a ScheduledJob without spec.timeZone, as the operator's "
-        "setting (default: UTC)",
-    )
+    add_default_timezone(next_, OFFLINE_ZONE_HELP)
     next_.set_defaults(handler=_next)
 
 
@@ -377,13 +371,7 @@ def _add_calendar_diff(commands: Any) -> None:
             "that appear or disappear. Exit 2 if a file is invalid."
         ),
     )
-    diff.add_argument(
-        "-f",
-        "--filename",
-        metavar="FILE",
-        required=True,
-        help="YAML file with the edited Calendar; - for standard input",
-    )
+    add_edited_calendar_options(diff)
     diff.add_argument(
         "--jobs",
         metavar="JOBS",
@@ -392,26 +380,12 @@ def _add_calendar_diff(commands: Any) -> None:
         "several documents)",
     )
     diff.add_argument(
-        "--days",
-        metavar="DAYS",
-        type=_count,
-        default=90,
-        help="how far ahead to compare (default: 90)",
-    )
-    diff.add_argument(
         "--after",
         metavar="RFC3339",
         type=_after,
         help="compare the fires after this instant (default: now)",
     )
-    diff.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=zone,
-        default="UTC",
-        help="IANA zone for a ScheduledJob without spec.timeZone, as the operator's "
-        "setting (default: UTC)",
-    )
+    add_default_timezone(diff, OFFLINE_ZONE_HELP)
     diff.set_defaults(handler=_calendar_diff)
 
 

@@ -1,8 +1,9 @@
 """Command-line options that both ``almanac`` and ``kubectl almanac`` take.
 
 Where it sits: the edge. ``almanac calendar -f FILE`` and ``kubectl almanac calendar JOB``
-draw the same grids, so they take the same ``--months``, ``--color`` and
-``--default-timezone`` with the same checks and messages; they are declared once, here.
+draw the same grids, and ``calendar-diff`` compares the same way offline and live, so
+they take the same ``--months``, ``--color``, ``--default-timezone``, ``-f`` and
+``--days`` with the same checks and messages; they are declared once, here.
 Imports only the standard library and :mod:`almanac.schedule.zones` (both command lines
 stay quick to start).
 """
@@ -21,6 +22,23 @@ def months(text: str) -> int:
     """``--months N``: 1 to 24 month grids."""
     if not text.isdigit() or not 1 <= int(text) <= 24:
         raise argparse.ArgumentTypeError(f"{quote(text)} is not a number of months (1 to 24)")
+    return int(text)
+
+
+#: ``--default-timezone`` of the offline verbs (``almanac``) and of the live ones.
+OFFLINE_ZONE_HELP = (
+    "IANA zone for a ScheduledJob without spec.timeZone, as the operator's setting (default: UTC)"
+)
+LIVE_ZONE_HELP = (
+    "the zone of a job without spec.timeZone: the operator's ALMANAC_DEFAULT_TIMEZONE "
+    "(default: UTC)"
+)
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1 (``--count``, ``--days``, ``--parallelism``)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
     return int(text)
 
 
@@ -48,8 +66,27 @@ def add_grid_options(parser: argparse.ArgumentParser, *, zone_help: str) -> None
         default="auto",
         help="colour the marks: auto (default) on a terminal unless NO_COLOR is set",
     )
+    add_default_timezone(parser, zone_help)
+
+
+def add_default_timezone(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--default-timezone ZONE``, checked as the operator checks ``spec.timeZone``."""
     parser.add_argument(
-        "--default-timezone", metavar="ZONE", type=zone, default="UTC", help=zone_help
+        "--default-timezone", metavar="ZONE", type=zone, default="UTC", help=help_text
+    )
+
+
+def add_edited_calendar_options(parser: argparse.ArgumentParser) -> None:
+    """``-f FILE`` (the edited Calendar) and ``--days N`` of a ``calendar-diff`` verb."""
+    parser.add_argument(
+        "-f",
+        "--filename",
+        metavar="FILE",
+        required=True,
+        help="YAML file with the edited Calendar; - for standard input",
+    )
+    parser.add_argument(
+        "--days", metavar="DAYS", type=count, default=90, help="how far ahead (default: 90)"
     )
 
 

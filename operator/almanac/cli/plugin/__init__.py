@@ -52,7 +52,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from almanac import __version__
-from almanac.cli.options import add_grid_options, zone
+from almanac.cli.options import (
+    LIVE_ZONE_HELP,
+    add_default_timezone,
+    add_edited_calendar_options,
+    add_grid_options,
+    count,
+)
 from almanac.cli.plugin import verbs
 from almanac.cli.plugin.cluster import execute
 from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK, PluginError
@@ -65,12 +71,6 @@ __all__ = ["build_parser", "main"]
 DEFAULT_WAIT_SECONDS = 10.0
 #: Runs shown by ``runs`` without ``--limit``.
 DEFAULT_LIMIT = 20
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
-    return int(text)
 
 
 def _limit(text: str) -> int:
@@ -199,18 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     next_.add_argument(
         "--count",
         metavar="COUNT",
-        type=_count,
+        type=count,
         default=10,
         help="how many fires (default: 10)",
     )
-    next_.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=zone,
-        default="UTC",
-        help="the zone of a job without spec.timeZone: the operator's "
-        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
-    )
+    add_default_timezone(next_, LIVE_ZONE_HELP)
     next_.set_defaults(verb=verbs.next_fires)
 
     grid = commands.add_parser(
@@ -226,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("job", metavar="JOB", help="the ScheduledJob")
     add_grid_options(
         grid,
-        zone_help="the zone of a job without spec.timeZone: the operator's "
-        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
+        zone_help=LIVE_ZONE_HELP,
     )
     grid.set_defaults(verb=verbs.calendar)
 
@@ -252,24 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
             "next DAYS days that appear or disappear if FILE is applied."
         ),
     )
-    diff.add_argument(
-        "-f",
-        "--filename",
-        metavar="FILE",
-        required=True,
-        help="YAML file with the edited Calendar; - for standard input",
-    )
-    diff.add_argument(
-        "--days", metavar="DAYS", type=_count, default=90, help="how far ahead (default: 90)"
-    )
-    diff.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=zone,
-        default="UTC",
-        help="the zone of a job without spec.timeZone: the operator's "
-        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
-    )
+    add_edited_calendar_options(diff)
+    add_default_timezone(diff, LIVE_ZONE_HELP)
     diff.set_defaults(verb=verbs.calendar_diff)
 
     fill = commands.add_parser(
@@ -301,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument(
         "--parallelism",
         metavar="N",
-        type=_count,
+        type=count,
         default=1,
         help="runs unfinished at once, 1-100 (default: 1)",
     )
@@ -321,14 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the instants and run names; create nothing",
     )
-    fill.add_argument(
-        "--default-timezone",
-        metavar="ZONE",
-        type=zone,
-        default="UTC",
-        help="the zone of a job without spec.timeZone: the operator's "
-        "ALMANAC_DEFAULT_TIMEZONE (default: UTC)",
-    )
+    add_default_timezone(fill, LIVE_ZONE_HELP)
     fill.set_defaults(verb=verbs.backfill)
     return parser
 
