@@ -55,6 +55,18 @@ class Operator:
         self.starts = 0
 
     def start(self, *extra: str, until: str = "almanac operator serving") -> None:
+        header = self.launch(*extra)
+        # Only this start's lines count: the log file keeps every earlier start's too.
+        wait_until(
+            f"the operator (start {self.starts}) to log {until!r}",
+            lambda: until in self.log().rpartition(header)[2] or self._died(),
+            timeout=60,
+        )
+        if self._died():
+            raise AssertionError(f"the operator exited at start:\n{self.log()[-3000:]}")
+
+    def launch(self, *extra: str) -> str:
+        """Starts the process without waiting for it; returns the header of its log."""
         self.starts += 1
         header = f"\n===== start {self.starts} =====\n"
         log = self.log_path.open("ab")
@@ -81,14 +93,7 @@ class Operator:
             env=env,
             cwd=REPO,
         )
-        # Only this start's lines count: the log file keeps every earlier start's too.
-        wait_until(
-            f"the operator (start {self.starts}) to log {until!r}",
-            lambda: until in self.log().rpartition(header)[2] or self._died(),
-            timeout=60,
-        )
-        if self._died():
-            raise AssertionError(f"the operator exited at start:\n{self.log()[-3000:]}")
+        return header
 
     def _died(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None

@@ -183,3 +183,31 @@ def test_a_failover_in_the_middle_of_deliveries_sends_each_email_once(
         smtp.release()
         first.stop()
         second.stop()
+
+
+def test_a_leader_whose_main_loop_dies_exits_non_zero_and_releases_the_lease_at_once(
+    k: Kubectl, crds: Kubectl, tmp_path: Path
+) -> None:
+    """A configuration error found once the replica leads (an SMTP port that is not a
+    number) stops kopf's main loop: the process exits 1 with the message naming the
+    variable, and gives the Lease up rather than letting it expire (a follower would
+    otherwise wait out its 15 s while nobody serves)."""
+    leader = replica(
+        k, tmp_path / "a", env={"ALMANAC_SMTP_HOST": "127.0.0.1", "ALMANAC_SMTP_PORT": "smtp"}
+    )
+    leader.launch()
+    assert leader.proc is not None
+    try:
+        leader.proc.wait(timeout=60)
+        log = leader.log()
+        assert "became the leader" in log
+        assert "ALMANAC_SMTP_PORT: 'smtp' is not a number" in log
+        assert leader.proc.returncode == 1
+        spec = k.json("get", "lease", "almanac-test")["spec"]
+        assert spec.get("holderIdentity") is None, spec  # released: an expired one keeps it
+        assert spec["leaseDurationSeconds"] == 1
+    except AssertionError:
+        print(f"--- leader log ---\n{leader.log()[-5000:]}")
+        raise
+    finally:
+        leader.stop()

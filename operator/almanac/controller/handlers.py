@@ -22,7 +22,7 @@ from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
 from almanac.kube import Kube
-from almanac.notifications.smtp import SmtpSettings
+from almanac.notifications.smtp import SmtpConfigError, SmtpSettings
 from almanac.times import timestamp
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,15 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # (kopf's default back-off grows to 21 s between attempts).
     settings.networking.error_backoffs = [0.5, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3]
     settings.watching.connect_timeout = 5
-    smtp = SmtpSettings.from_env()  # SmtpConfigError stops the operator: fix the config
+    try:
+        smtp = SmtpSettings.from_env()
+    except SmtpConfigError as error:
+        # Not retried: the process exits 1 and gives its Lease up first (kopf's own stop
+        # takes 5 s more), so the Deployment shows the message in a crash loop and another
+        # replica leads, instead of one that holds the Lease and does nothing.
+        if resign is not None:
+            await resign()
+        raise kopf.PermanentError(f"{error}: fix the operator's configuration") from None
     if smtp is None:
         log.info("e-mail notifications are off: ALMANAC_SMTP_HOST is not set")
     else:
