@@ -14,6 +14,7 @@ bound.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -59,6 +60,15 @@ class Feed:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def operator(start_operator: Callable[..., Operator]) -> Operator:
+    """The operator, fetching feeds from loopback over plain http, and from no other host."""
+    return start_operator(*ALLOW_LOOPBACK)
+
+
+ALLOW_LOOPBACK = ("--feed-allowed-hosts", "http://127.0.0.1")
 
 
 @pytest.fixture
@@ -241,6 +251,27 @@ def test_a_feed_never_fetched_holds_its_job(k: Kubectl, operator: Operator, feed
     )
 
 
+def test_a_feed_on_a_host_not_allowed_is_never_fetched_and_says_which_hosts_are(
+    k: Kubectl, operator: Operator, feed: Feed
+) -> None:
+    """The same server by another name (localhost, not the allowed 127.0.0.1): the
+    operator does not connect, and the Calendar says why, in the administrator's terms."""
+    feed.body = ics(datetime.now(UTC).date() + timedelta(days=30))
+    elsewhere = feed.url.replace("127.0.0.1", "localhost")
+    k.apply(calendar("elsewhere", source={"url": elsewhere + "?token=s3cret"}))
+    refused = wait_until(
+        "the Calendar's fetch refused", lambda: ready(k.get("cal", "elsewhere")).get("message")
+    )
+    port = elsewhere.split(":")[2].split("/")[0]
+    assert (
+        f"http://localhost:{port}: localhost is not a host the operator fetches feeds from "
+        "(allowed: http://127.0.0.1; set by the operator's --feed-allowed-hosts)"
+    ) in refused
+    assert feed.requests == 0
+    status = (k.get("cal", "elsewhere") or {})["status"]
+    assert "s3cret" not in operator.log() and "s3cret" not in json.dumps(status)
+
+
 def test_a_scheduled_run_records_the_calendars_it_obeyed(k: Kubectl, operator: Operator) -> None:
     """A ConfigMap feed and a plain Calendar: the run lists both, with the Calendars'
     resourceVersions and the feed's content hash."""
@@ -287,7 +318,9 @@ def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed
 
     pki = k.kubeconfig.parent / "pki"
     port = free_port()
-    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
+    start_operator(
+        "--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"), *ALLOW_LOOPBACK
+    )
     name = f"almanac-{k.namespace}"
     ca = (pki / "ca.crt").read_bytes()
     register(k, name, port, ca)
@@ -347,6 +380,22 @@ def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed
             )
         )
         assert "namespace is not allowed in a Calendar" in error
+        # A URL on a host the operator does not fetch from, refused with the field.
+        metadata = "https://169.254.169.254/latest/meta-data/iam/security-credentials"
+        for kubectl, kind in ((k, "Calendar"), (cluster, "ClusterCalendar")):
+            error = kubectl.apply_expecting_error(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": kind,
+                    "metadata": {"name": f"cloud-{k.namespace}", "labels": {"test": k.namespace}},
+                    "spec": {"source": {"url": metadata}},
+                }
+            )
+            assert (
+                "spec.source.url: https://169.254.169.254: 169.254.169.254 is not a host the "
+                "operator fetches feeds from (allowed: http://127.0.0.1;"
+            ) in error, error
+            assert "security-credentials" not in error
         # A job whose feed was never fetched is admitted, with a warning.
         k.apply(calendar("later", source={"url": "http://127.0.0.1:9/never.ics"}))
         result = k.apply(scheduled_job("held", calendarRefs=[{"name": "later"}]))

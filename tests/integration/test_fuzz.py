@@ -1,7 +1,7 @@
 """Hostile and extreme ScheduledJobs, generated from every field's edge values (seeded):
 each one is refused by the API server with a field path, or accepted and reported in its
-status by the operator; a canary in another namespace keeps firing on time throughout, and the operator's log
-shows no failed decision."""
+status by the operator; a canary in another namespace keeps firing on time throughout,
+and the operator's log shows no failed decision."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -28,9 +29,10 @@ from almanac.api.models import (
 )
 from almanac.api.resolve import resolve
 from almanac.controller import feeds as fetcher
-from almanac.controller.admission import review_calendar, review_scheduled_job
+from almanac.controller.admission import feed_url_errors, review_calendar, review_scheduled_job
 from almanac.controller.store import Kind, Store
 from almanac.errors import InvalidSpec
+from almanac.hosts import HostAllowList
 from almanac.rules.calendars import Fetched, FetchFailed, decide_feed, fetch_due
 from almanac.rules.jobs import decide_job
 from almanac.rules.runs import decide_run
@@ -518,11 +520,13 @@ def test_the_cluster_calendar_model_refuses_another_kind() -> None:
 class _Server:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.paths: list[str] = []
         self.delay = 0.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                server.paths.append(self.path)
                 status, headers, body = server.routes.get(self.path, (404, {}, b"no"))
                 if server.delay:
                     threading.Event().wait(server.delay)
@@ -552,8 +556,11 @@ def server() -> Iterator[_Server]:
     s.http.server_close()
 
 
-def _get(url: str) -> Any:
-    return asyncio.run(fetcher.fetch_url(url))
+LOOPBACK = HostAllowList.parse("http://127.0.0.1", "--feed-allowed-hosts")
+
+
+def _get(url: str, allowed: HostAllowList | None = LOOPBACK) -> Any:
+    return asyncio.run(fetcher.fetch_url(url, allowed))
 
 
 def test_the_fetcher_reads_a_feed_and_follows_a_few_redirects(server: _Server) -> None:
@@ -585,6 +592,73 @@ def test_the_fetcher_bounds_size_and_time_and_never_says_the_url(
     closed = _get("http://127.0.0.1:9/token-in-path.ics")
     assert isinstance(closed, FetchFailed) and closed.message.startswith("cannot connect")
     assert "token" not in closed.message and "127.0.0.1" not in closed.message
+
+
+def test_the_fetcher_goes_only_to_allowed_hosts_redirects_included(server: _Server) -> None:
+    """A feed on an allowed host cannot bounce the operator elsewhere: the redirect's
+    target is checked before it is connected to (localhost is not 127.0.0.1 here)."""
+    port = server.http.server_address[1]
+    elsewhere = {"Location": f"http://localhost:{port}/feed.ics"}
+    server.routes["/bounce?token=s3cret"] = (302, elsewhere, b"")
+    server.routes["/feed.ics"] = (200, {}, ics(date(2027, 5, 1)).encode())
+    assert _get(server.base + "/bounce?token=s3cret") == FetchFailed(
+        f"redirected to http://localhost:{port}: localhost is not a host the operator fetches "
+        "feeds from (allowed: http://127.0.0.1; set by the operator's --feed-allowed-hosts)"
+    )
+    assert server.paths == ["/bounce?token=s3cret"]
+    assert _get(server.base + "/feed.ics", None) == FetchFailed(feeds.OFF)
+    https_only = HostAllowList.parse("127.0.0.1", "--feed-allowed-hosts")
+    refused = _get(server.base + "/feed.ics", https_only)
+    assert refused == FetchFailed(
+        f"http://127.0.0.1:{port}: plain http is allowed only to hosts the operator lists as "
+        "http://host; use https (set by the operator's --feed-allowed-hosts)"
+    )
+    assert server.paths == ["/bounce?token=s3cret"]  # neither of the last two connected
+
+
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        ("https://calendar.example.com/a.ics", None),
+        ("https://eu.feeds.example.org/x/y.ics?k=1", None),
+        ("http://10.0.0.7:8080/days.ics", None),
+        ("https://10.0.0.7/days.ics", None),
+        ("http://calendar.example.com/a.ics", "plain http is allowed only to hosts"),
+        ("https://feeds.example.org/a.ics", "feeds.example.org is not a host the operator"),
+        ("https://169.254.169.254/latest/meta-data", "169.254.169.254 is not a host"),
+        ("https://Calendar.EXAMPLE.com/a.ics", None),
+        ("https://calendar.example.com.evil.test/a.ics", "is not a host the operator"),
+        ("ftp://calendar.example.com/a.ics", "not an http(s) URL"),
+    ],
+)
+def test_a_feed_url_is_checked_against_the_allowed_hosts(url: str, refusal: str | None) -> None:
+    allowed = HostAllowList.parse(
+        "calendar.example.com, *.feeds.example.org, http://10.0.0.7", "--feed-allowed-hosts"
+    )
+    if refusal is None:
+        feeds.check_url(url, allowed)
+        return
+    with pytest.raises(ValueError, match=re.escape(refusal)) as error:
+        feeds.check_url(url, allowed)
+    assert "/a.ics" not in str(error.value) and "meta-data" not in str(error.value)
+
+
+def test_a_feed_url_is_refused_at_admission_unless_allowed_or_unchanged() -> None:
+    allowed = HostAllowList.parse("calendar.example.com", "--feed-allowed-hosts")
+    inside = feed_calendar({"url": URL})
+    outside = feed_calendar({"url": "https://169.254.169.254/latest/meta-data"})
+    assert feed_url_errors(inside, allowed) == []
+    assert feed_url_errors(outside, allowed) == [
+        "spec.source.url: https://169.254.169.254: 169.254.169.254 is not a host the operator "
+        "fetches feeds from (allowed: calendar.example.com; set by the operator's "
+        "--feed-allowed-hosts)"
+    ]
+    assert feed_url_errors(inside, None) == [f"spec.source.url: {feeds.OFF}"]
+    # Stored before the list narrowed: still editable (the fetch says why it fails).
+    assert feed_url_errors(outside, allowed, old=outside) == []
+    config_map = feed_calendar({"configMapKeyRef": {"name": "days", "key": "k"}})
+    assert feed_url_errors(config_map, None) == []
+    assert feed_url_errors({"spec": {"source": "https://x"}}, None) == []  # the model's to say
 
 
 # --------------------------------------------------------------------------------------

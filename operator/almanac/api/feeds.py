@@ -24,11 +24,17 @@ import re
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from almanac.errors import redact_url
+from almanac.hosts import HostAllowList
 from almanac.schedule import ical
 
 __all__ = [
+    "ALLOWED_HOSTS_VARIABLE",
+    "OFF",
     "FeedCopyUnreadable",
+    "check_url",
     "count_dates",
     "location",
     "pack",
@@ -36,6 +42,15 @@ __all__ = [
     "revision",
     "unpack",
 ]
+
+ALLOWED_HOSTS_VARIABLE = "ALMANAC_FEED_ALLOWED_HOSTS"
+OFF = (
+    "feeds from a URL are off: the operator fetches from no host (its "
+    f"{ALLOWED_HOSTS_VARIABLE}, --feed-allowed-hosts, chart value calendarFeeds.allowedHosts, "
+    "is empty); keep the text in a ConfigMap (configMapKeyRef) or ask the administrator to "
+    "allow the feed's host"
+)
+"""Why a feed URL is refused, or not fetched, while no host is allowed."""
 
 _INTERVAL = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
@@ -106,3 +121,19 @@ def count_dates(text: str, today: date, days: int = 365) -> int:
         for day in dates.dates_in(year)
         if today <= day <= last
     )
+
+
+def check_url(url: str, allowed: HostAllowList | None) -> None:
+    """ValueError unless the operator may fetch ``url`` (an absolute http(s) URL, or a
+    redirect's target): its host on ``allowed``, plain http only where listed. The
+    message shows at most ``scheme://host``: a published calendar's path is its secret."""
+    if allowed is None:
+        raise ValueError(OFF)
+    try:
+        parts = urlsplit(url.strip())
+        host, scheme = parts.hostname, parts.scheme.lower()
+    except ValueError:
+        raise ValueError("not a URL (write https://host/path)") from None
+    if scheme not in ("http", "https") or not host:
+        raise ValueError("not an http(s) URL (write https://host/path)")
+    allowed.check(scheme, host, redact_url(url), "fetches feeds from")

@@ -26,6 +26,7 @@ an invalid manifest; a job that never fires is drawn, with the reason, and exits
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import sys
 from collections.abc import Sequence
@@ -558,6 +559,14 @@ def _add_run(commands: Any) -> None:
         "http://host (that host, plain http too) (default: ALMANAC_NOTIFY_ALLOWED_HOSTS; "
         "empty: webhooks are off)",
     )
+    run.add_argument(
+        "--feed-allowed-hosts",
+        type=functools.partial(_allowed_hosts, flag="--feed-allowed-hosts"),
+        metavar="LIST",
+        help="hosts a Calendar's spec.source.url may be fetched from, comma-separated, "
+        "written as for --notify-allowed-hosts (default: ALMANAC_FEED_ALLOWED_HOSTS; empty: "
+        "feeds from URLs are off, configMapKeyRef still works)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     run.set_defaults(handler=_run)
 
@@ -572,13 +581,12 @@ def _allowed_domains(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _allowed_hosts(text: str) -> Any:
-    """A HostAllowList, or "" for an empty list (webhooks off, even if the variable
-    names hosts)."""
-    from almanac.notifications.webhook import HostAllowList
+def _allowed_hosts(text: str, flag: str = "--notify-allowed-hosts") -> Any:
+    """A HostAllowList, or "" for an empty list (off, even if the variable names hosts)."""
+    from almanac.hosts import HostAllowList
 
     try:
-        return HostAllowList.parse(text, "--notify-allowed-hosts") or ""
+        return HostAllowList.parse(text, flag) or ""
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

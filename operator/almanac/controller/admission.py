@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from almanac.api.feeds import check_url
 from almanac.api.impact import never_fires_warnings
 from almanac.api.models import Backfill, Calendar, CalendarNotFetched, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
 from almanac.errors import InvalidSpec, quote
+from almanac.hosts import HostAllowList
 from almanac.notifications.recipients import AllowList, check_recipients
-from almanac.notifications.webhook import HostAllowList, check_webhooks
+from almanac.notifications.webhook import check_webhooks
 from almanac.rules.backfill import TooManyInstants, range_instants
 from almanac.schedule.engine import NeverFires
 from almanac.times import timestamp
@@ -229,6 +231,30 @@ def review_calendar(
     if jobs and now is not None:
         review.warnings += never_fires_warnings(body, jobs, calendars or {}, now, default_time_zone)
     return review
+
+
+def feed_url_errors(
+    body: Mapping[str, Any], allowed: HostAllowList | None, old: Mapping[str, Any] | None = None
+) -> list[str]:
+    """``spec.source.url: ...`` when the operator would not fetch a (Cluster)Calendar's
+    URL (:func:`almanac.api.feeds.check_url`). A URL equal to the stored object's is not
+    checked again: the object stays editable after the list narrowed, and its fetch says
+    why it fails."""
+    url = _feed_url(body)
+    if url is None or url == _feed_url(old):
+        return []
+    try:
+        check_url(url, allowed)
+    except ValueError as error:
+        return [f"spec.source.url: {error}"]
+    return []
+
+
+def _feed_url(body: Mapping[str, Any] | None) -> str | None:
+    spec = (body or {}).get("spec")
+    source = spec.get("source") if isinstance(spec, dict) else None
+    url = source.get("url") if isinstance(source, dict) else None
+    return url if isinstance(url, str) else None
 
 
 def _recipients(body: Mapping[str, Any] | None) -> list[str]:

@@ -502,7 +502,7 @@ class Controller:
         if due > self.clock():
             self._wake(timer, due, (kind, key))
             return True
-        outcome = await feeds.fetch(self.kube, key[0], source)
+        outcome = await feeds.fetch(self.kube, key[0], source, self.settings.feed_allowed_hosts)
         now = self.clock()
         plan = calendars.decide_feed(body, source, outcome, now)
         # Its Events are the log lines (a failure once per distinct error), in the

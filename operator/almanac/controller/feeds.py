@@ -6,10 +6,11 @@ Where it sits: called by the controller for a Calendar with ``spec.source`` when
 is not the Kubernetes API's.
 
 Limits (:mod:`almanac.api.bounds`): the whole fetch within ``FEED_TIMEOUT_SECONDS``, at
-most ``FEED_MAX_BYTES`` read, ``FEED_MAX_REDIRECTS`` redirects. The URL may hold a
-token (a published calendar's "secret address", a user and password): it is never
-logged, and the messages returned (which go into the status and Events) are our own
-words, never an exception's text, which aiohttp fills with the URL.
+most ``FEED_MAX_BYTES`` read, ``FEED_MAX_REDIRECTS`` redirects, and only from the hosts
+the administrator allows (``--feed-allowed-hosts``), the URL and each redirect alike.
+The URL may hold a token (a published calendar's "secret address", a user and
+password): it is never logged, and the messages returned (which go into the status and
+Events) are our own words, never an exception's text, which aiohttp fills with the URL.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import asyncio
 import logging
 import os
 import ssl
+from urllib.parse import urljoin
 
 import aiohttp
 
 from almanac.api import bounds
+from almanac.api.feeds import check_url
 from almanac.api.models import CalendarSource, KeyRef
+from almanac.hosts import HostAllowList
 from almanac.kube import Kube, NotAllowed
 from almanac.rules.calendars import Fetched, FetchFailed, Outcome
 
@@ -31,21 +35,31 @@ log = logging.getLogger(__name__)
 __all__ = ["fetch"]
 
 _MiB = 1024 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-async def fetch(kube: Kube, namespace: str, source: CalendarSource) -> Outcome:
+async def fetch(
+    kube: Kube, namespace: str, source: CalendarSource, allowed: HostAllowList | None
+) -> Outcome:
     """The feed's text, or why not. ``namespace``: the Calendar's (empty for a
-    ClusterCalendar, whose references name theirs)."""
+    ClusterCalendar, whose references name theirs); ``allowed``: the hosts a URL and
+    each of its redirects may go to (None: URL feeds are off)."""
     try:
-        return await _fetch(kube, namespace, source)
+        return await _fetch(kube, namespace, source, allowed)
     except NotAllowed as error:
         return FetchFailed(str(error))
 
 
-async def _fetch(kube: Kube, namespace: str, source: CalendarSource) -> Outcome:
+async def _fetch(
+    kube: Kube, namespace: str, source: CalendarSource, allowed: HostAllowList | None
+) -> Outcome:
     if source.config_map_key_ref is not None:
         return await _config_map(kube, namespace, source.config_map_key_ref)
     assert source.url is not None  # the model holds one of the two
+    try:
+        check_url(source.url, allowed)  # before the CA bundle's Secret is read
+    except ValueError as error:
+        return FetchFailed(str(error))
     ca: str | None = None
     if source.ca_bundle_secret_ref is not None:
         ref = source.ca_bundle_secret_ref
@@ -56,7 +70,7 @@ async def _fetch(kube: Kube, namespace: str, source: CalendarSource) -> Outcome:
                 f"key {ref.key!r} (or does not exist)"
             )
         ca = found
-    return await fetch_url(source.url, ca)
+    return await fetch_url(source.url, allowed, ca)
 
 
 async def _config_map(kube: Kube, namespace: str, ref: KeyRef) -> Outcome:
@@ -78,33 +92,49 @@ def _ssl_context(ca: str | None) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cadata=ca)
 
 
-async def fetch_url(url: str, ca: str | None = None) -> Outcome:
-    """GET ``url`` within the bounds; the body decoded as UTF-8 (iCalendar's charset)."""
+async def fetch_url(url: str, allowed: HostAllowList | None, ca: str | None = None) -> Outcome:
+    """GET ``url`` within the bounds; the body decoded as UTF-8 (iCalendar's charset).
+    Redirects are followed here, not by aiohttp, so that each target's host is checked
+    against ``allowed`` before it is connected to: an allowed host cannot bounce the
+    operator to one that is not (the cloud's metadata address, an internal service)."""
+    try:
+        check_url(url, allowed)
+    except ValueError as error:
+        return FetchFailed(str(error))
     try:
         context = _ssl_context(ca)
     except (ssl.SSLError, ValueError):
         return FetchFailed("caBundleSecretRef: the Secret's key holds no PEM certificate")
     timeout = aiohttp.ClientTimeout(total=bounds.FEED_TIMEOUT_SECONDS)
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout, trust_env=True) as session,
-            session.get(
-                url,
-                ssl=context,
-                # aiohttp raises on reaching its count: one more follows exactly ours.
-                max_redirects=bounds.FEED_MAX_REDIRECTS + 1,
-                headers={"Accept": "text/calendar, text/plain;q=0.5, */*;q=0.1"},
-            ) as response,
-        ):
-            if response.status != 200:
-                return FetchFailed(f"HTTP {response.status} {response.reason or ''}".strip())
-            if (response.content_length or 0) > bounds.FEED_MAX_BYTES:
-                return FetchFailed(_too_large())
-            body = await response.content.read(bounds.FEED_MAX_BYTES + 1)
-            if len(body) > bounds.FEED_MAX_BYTES:
-                return FetchFailed(_too_large())
-    except aiohttp.TooManyRedirects:
-        return FetchFailed(f"more than {bounds.FEED_MAX_REDIRECTS} redirects")
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session:
+            for _ in range(bounds.FEED_MAX_REDIRECTS + 1):
+                async with session.get(
+                    url,
+                    ssl=context,
+                    allow_redirects=False,
+                    headers={"Accept": "text/calendar, text/plain;q=0.5, */*;q=0.1"},
+                ) as response:
+                    target = response.headers.get("Location")
+                    if response.status in _REDIRECTS and target:
+                        url = urljoin(url, target)
+                        try:
+                            check_url(url, allowed)
+                        except ValueError as error:
+                            return FetchFailed(f"redirected to {error}")
+                        continue
+                    if response.status != 200:
+                        return FetchFailed(
+                            f"HTTP {response.status} {response.reason or ''}".strip()
+                        )
+                    if (response.content_length or 0) > bounds.FEED_MAX_BYTES:
+                        return FetchFailed(_too_large())
+                    body = await response.content.read(bounds.FEED_MAX_BYTES + 1)
+                    if len(body) > bounds.FEED_MAX_BYTES:
+                        return FetchFailed(_too_large())
+                    break
+            else:
+                return FetchFailed(f"more than {bounds.FEED_MAX_REDIRECTS} redirects")
     except TimeoutError:
         return FetchFailed(f"timed out after {bounds.FEED_TIMEOUT_SECONDS:g} s")
     except aiohttp.ClientSSLError:

@@ -295,6 +295,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         mail_allowed_domains=args.mail_allowed_domains,
         mail_rate_limit=args.mail_rate_limit,
     )
+    if args.feed_allowed_hosts is not None:
+        settings = dataclasses.replace(settings, feed_allowed_hosts=args.feed_allowed_hosts or None)
     if args.notify_allowed_hosts is not None:
         settings = dataclasses.replace(
             settings, notify_allowed_hosts=args.notify_allowed_hosts or None

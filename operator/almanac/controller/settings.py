@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from almanac.api import feeds
+from almanac.hosts import HostAllowList
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import ALLOWED_DOMAINS_VARIABLE, AllowList
-from almanac.notifications.webhook import ALLOWED_HOSTS_VARIABLE, HostAllowList, WebhookSettings
+from almanac.notifications.webhook import ALLOWED_HOSTS_VARIABLE, WebhookSettings
 
 RATE_LIMIT_VARIABLE = "ALMANAC_MAIL_RATE_LIMIT"
 
@@ -68,6 +70,10 @@ class Settings:
     """Hosts spec.notifications.webhooks may post to; None (unset or empty): webhooks
     are off (docs/notifications.md, "Webhooks")."""
 
+    feed_allowed_hosts: HostAllowList | None = None
+    """Hosts a Calendar's spec.source.url may be fetched from; None (unset or empty):
+    feeds from URLs are off, configMapKeyRef still works (docs/calendars.md)."""
+
     @property
     def webhooks(self) -> WebhookSettings | None:
         """How webhooks are posted; None when they are off."""
@@ -82,7 +88,8 @@ class Settings:
         """ALMANAC_DEFAULT_TIMEZONE, ALMANAC_RERUN_DELAY_SECONDS, ALMANAC_NAMESPACES
         (comma separated), ALMANAC_MAIL_ALLOWED_DOMAINS (comma separated),
         ALMANAC_MAIL_RATE_LIMIT (e-mails per namespace per hour),
-        ALMANAC_NOTIFY_ALLOWED_HOSTS (comma separated); explicit overrides (command-line
+        ALMANAC_NOTIFY_ALLOWED_HOSTS and ALMANAC_FEED_ALLOWED_HOSTS (comma separated);
+        explicit overrides (command-line
         flags) win. A wrong mail or webhook setting is a ValueError naming it."""
         values: dict[str, object] = {}
         if zone := os.environ.get("ALMANAC_DEFAULT_TIMEZONE"):
@@ -96,7 +103,9 @@ class Settings:
         if limit := os.environ.get(RATE_LIMIT_VARIABLE, "").strip():
             values["mail_rate_limit"] = parse_rate_limit(limit, RATE_LIMIT_VARIABLE)
         if hosts := os.environ.get(ALLOWED_HOSTS_VARIABLE, "").strip():
-            values["notify_allowed_hosts"] = HostAllowList.parse(hosts)
+            values["notify_allowed_hosts"] = HostAllowList.parse(hosts, ALLOWED_HOSTS_VARIABLE)
+        if hosts := os.environ.get(feeds.ALLOWED_HOSTS_VARIABLE, "").strip():
+            values["feed_allowed_hosts"] = HostAllowList.parse(hosts, feeds.ALLOWED_HOSTS_VARIABLE)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

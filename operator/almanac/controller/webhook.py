@@ -37,6 +37,7 @@ from almanac.controller import certificates
 from almanac.controller.admission import (
     RUN_CREATE_REFUSAL,
     Review,
+    feed_url_errors,
     jobs_permission_refusal,
     needs_jobs_permission,
     review_backfill,
@@ -105,10 +106,8 @@ class Admission:
         userinfo: Mapping[str, Any] = request.get("userInfo") or {}
         operation = str(request.get("operation", ""))
         namespace = str(request.get("namespace") or "")
-        if resource == api.CLUSTER_CALENDARS:
-            return Verdict.of(review_calendar(body))
-        if resource == api.CALENDARS:
-            return Verdict.of(await self._review_calendar(body, namespace))
+        if resource in (api.CALENDARS, api.CLUSTER_CALENDARS):
+            return Verdict.of(await self._review_calendar(body, old, namespace))
         if resource == api.RUNS and operation == "CREATE" and not self._is_operator(userinfo):
             return Verdict(False, RUN_CREATE_REFUSAL, 403)
         kind = {api.SCHEDULED_JOBS: "ScheduledJob", api.BACKFILLS: "Backfill"}.get(
@@ -150,10 +149,15 @@ class Admission:
         )
         return Verdict.of(review)
 
-    async def _review_calendar(self, body: Mapping[str, Any], namespace: str) -> Review:
-        """A Calendar's own fields, then what it does to the jobs that refer to it."""
+    async def _review_calendar(
+        self, body: Mapping[str, Any], old: Mapping[str, Any] | None, namespace: str
+    ) -> Review:
+        """A (Cluster)Calendar's own fields and feed host, then what a Calendar does to
+        the jobs that refer to it."""
         review = review_calendar(body)
-        if not review.allowed:
+        if review.allowed:
+            review.errors += feed_url_errors(body, self.settings.feed_allowed_hosts, old)
+        if not review.allowed or not namespace:
             return review
         jobs = await self.kube.list_objects(api.SCHEDULED_JOBS, namespace)
         name = (body.get("metadata") or {}).get("name")

@@ -1,12 +1,9 @@
 """Webhook notifications: the hosts the operator posts to, a webhook's URL checked
 against them, what a POST carries, and one POST.
 
-:class:`HostAllowList` is the administrator's list (``almanac run
---notify-allowed-hosts``, ``ALMANAC_NOTIFY_ALLOWED_HOSTS``): ``hooks.example.com``
-allows exactly that host over https, ``*.example.com`` every subdomain of it (any
-depth, not ``example.com`` itself) over https, and ``http://127.0.0.1`` that one host
-over plain http too (for a receiver inside the cluster or a test on loopback; there is
-no wildcard form of it). An unset or empty list turns webhooks off.
+The hosts are the administrator's :class:`~almanac.hosts.HostAllowList` (``almanac run
+--notify-allowed-hosts``, ``ALMANAC_NOTIFY_ALLOWED_HOSTS``). An unset or empty list
+turns webhooks off.
 
 :func:`check_url` is the one check of a URL, used by the admission webhook (an inline
 ``url``) and by every delivery (the URL read from a Secret too): an absolute http(s)
@@ -27,7 +24,7 @@ permanent failure naming the host it points to), the whole exchange times out
 (10 s), at most 64 KiB of the answer is read, proxies from the environment are not
 used, and the server's certificate is verified.
 
-Imports aiohttp, ``idna``, :mod:`almanac.errors`, :mod:`almanac.api.bounds`,
+Imports aiohttp, :mod:`almanac.hosts`, :mod:`almanac.errors`, :mod:`almanac.api.bounds`,
 :mod:`almanac.notifications.message` and the outcome type of
 :mod:`almanac.notifications.smtp`; no Kubernetes client. The controller reads a
 ``urlSecretRef``'s Secret and hands the URL in.
@@ -36,7 +33,6 @@ Imports aiohttp, ``idna``, :mod:`almanac.errors`, :mod:`almanac.api.bounds`,
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import ssl
@@ -45,11 +41,11 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
-import idna
 
 from almanac.api.bounds import WEBHOOK_URL_MAX_LENGTH
 from almanac.errors import FieldError, quote
 from almanac.errors import redact_url as redact
+from almanac.hosts import HostAllowList
 from almanac.notifications.message import (
     RunReport,
     notification_id,
@@ -94,85 +90,6 @@ OFF: Final = (
 _SLACK_MAX_TEXT = 39_000
 """Slack truncates a message's text beyond 40,000 characters; the cut is ours, marked."""
 _SHOWN_ANSWER = 200
-
-
-def _host(name: str) -> str:
-    """``name`` as compared: an IP address in its normal form, or a domain name in IDNA
-    A-label form, lower case. ValueError says why it is neither."""
-    bare = name.removeprefix("[").removesuffix("]")
-    try:
-        return str(ipaddress.ip_address(bare))
-    except ValueError:
-        pass
-    if not name or name.endswith(".") or any(c.isspace() or c in "/@:*?#" for c in name):
-        raise ValueError("not a host name")
-    try:
-        return idna.encode(name, uts46=True).decode("ascii")
-    except idna.IDNAError as error:
-        raise ValueError(f"not a host name ({error})") from None
-
-
-@dataclass(frozen=True)
-class HostAllowList:
-    """The hosts the operator posts to (names in A-label form, lower case)."""
-
-    hosts: frozenset[str] = frozenset()
-    """Allowed exactly, over https."""
-    parents: frozenset[str] = frozenset()
-    """Their subdomains are allowed (``*.example.com``), over https."""
-    plain_http: frozenset[str] = frozenset()
-    """Allowed exactly, over http as well as https (``http://127.0.0.1``)."""
-    source: str = f"set by the operator's {ALLOWED_HOSTS_VARIABLE}"
-
-    @classmethod
-    def parse(cls, text: str, variable: str = ALLOWED_HOSTS_VARIABLE) -> HostAllowList | None:
-        """A comma-separated list of ``host``, ``*.domain`` and ``http://host``; None
-        when it names no host (webhooks off). ValueError names ``variable`` and the
-        entry."""
-        hosts: set[str] = set()
-        parents: set[str] = set()
-        plain: set[str] = set()
-        for entry in (e.strip() for e in text.split(",")):
-            if not entry:
-                continue
-            rest = entry.removeprefix("http://")
-            try:
-                if rest.startswith("*.") and rest == entry:
-                    parents.add(_host(rest[2:]))
-                elif rest.startswith("*"):
-                    raise ValueError("a wildcard is *.domain, over https only")
-                else:
-                    (plain if rest != entry else hosts).add(_host(rest))
-            except ValueError as error:
-                raise ValueError(
-                    f"{variable}: {quote(entry)} is {error}; write hooks.example.com (that "
-                    "host, https), *.example.com (its subdomains, https) or http://host (that "
-                    "host, plain http allowed too); no scheme but http://, no port, no path"
-                ) from None
-        if not (hosts or parents or plain):
-            return None
-        return cls(
-            frozenset(hosts),
-            frozenset(parents),
-            frozenset(plain),
-            f"set by the operator's {variable}",
-        )
-
-    def allows(self, host: str, scheme: str) -> bool:
-        """Whether a POST to ``host`` (as :func:`_host` gives it) over ``scheme`` may go."""
-        if host in self.plain_http:
-            return scheme in ("http", "https")
-        if scheme != "https":
-            return False
-        return host in self.hosts or any(host.endswith(f".{p}") for p in self.parents)
-
-    def __str__(self) -> str:
-        shown = (
-            sorted(self.hosts)
-            + [f"*.{p}" for p in sorted(self.parents)]
-            + [f"http://{h}" for h in sorted(self.plain_http)]
-        )
-        return ", ".join(shown) or "no host"
 
 
 @dataclass(frozen=True)
@@ -221,20 +138,7 @@ def check_url(url: str, allowed: HostAllowList | None) -> Target:
             f"{shown}: a user or password in the URL (user:password@host) is not sent; put a "
             "token in the path or query and the URL in a Secret (urlSecretRef)"
         )
-    try:
-        host = _host(host_part)
-    except ValueError as error:
-        raise ValueError(f"{shown}: the host is {error}") from None
-    if not allowed.allows(host, scheme):
-        if scheme == "http" and allowed.allows(host, "https"):
-            raise ValueError(
-                f"{shown}: plain http is allowed only to hosts the operator lists as "
-                f"http://host; use https ({allowed.source})"
-            )
-        raise ValueError(
-            f"{shown}: {host} is not a host the operator posts to (allowed: {allowed}; "
-            f"{allowed.source})"
-        )
+    allowed.check(scheme, host_part, shown, "posts to")
     return Target(text, shown)
 
 
