@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -46,7 +46,7 @@ from almanac.rules import calendars, policy
 from almanac.rules.backfill import FINISHED as BACKFILL_FINISHED
 from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job
-from almanac.rules.plans import PlannedEvent
+from almanac.rules.plans import Create, PlannedEvent
 from almanac.rules.runs import decide_run, jobs_without_pods
 from almanac.rules.trust import untrusted
 from almanac.times import parse_time
@@ -374,31 +374,10 @@ class Controller:
             old = self.store.delete(Kind.RUN, (key[0], name))
             if old is not None:
                 self.timers.cancel(("run", (key[0], name)))
-        for create in plan.creates:
-            run = create.body
-            async with self.lanes.create():
-                result = await self.kube.create(api.RUNS, key[0], run)
-            name = run["metadata"]["name"]
-            if isinstance(result, Refused):
-                message = f"the API server refused run {name}: {result.message}"
-                await self.kube.event(body, "Warning", "RunRefused", message, key=name)
-                continue
-            if isinstance(result, Exists):
-                existing = await self.refresh(Kind.RUN, (key[0], name))
-                why = untrusted(existing, body, self._run_lookup(key[0])) if existing else None
-                if why is not None:  # a squatter: this fire runs nothing
-                    await self._report_untrusted(body, name, why)
-                    continue
-            if isinstance(result, Created):
-                self.own(Kind.RUN, result.body)
-                self.queue.add((Kind.RUN, (key[0], name)))
-                if plan.fired is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
-                    lateness = max(0.0, (self.clock() - plan.fired).total_seconds())
-                    metrics.FIRE_LATENESS.labels(*key).observe(lateness)
-            if create.event is not None:
-                e = create.event
-                await self.lanes.bookkeeping()
-                await self.kube.event(body, e.type, e.reason, e.message, key=e.key)
+        for run in await self._create_runs(body, body, plan.creates):
+            if plan.fired is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
+                lateness = max(0.0, (self.clock() - plan.fired).total_seconds())
+                metrics.FIRE_LATENESS.labels(*key).observe(lateness)
         await self._events(body, plan.events, None)
         if not await self._write_status(Kind.JOB, body, plan.status):
             return False
@@ -408,6 +387,40 @@ class Controller:
         metrics.set_time(metrics.LAST_SUCCESS, *key, plan.last_success)
         self._wake(("job", key), plan.wake_at, (Kind.JOB, key))
         return True
+
+    async def _create_runs(self, owner: Body, job: Body, creates: Iterable[Create]) -> list[Body]:
+        """Creates ``job``'s planned runs; returns those created now. ``owner`` (the job,
+        or the Backfill that asked) gets the Events. A run that exists already (a
+        restart between the create and the status write) is adopted: its Event is posted
+        again, under the same key, so at most once; one this operator did not create (a
+        name squatted) runs nothing and is reported. A refusal is an Event and the next
+        run is still created."""
+        namespace = key_of(owner)[0]
+        created: list[Body] = []
+        for create in creates:
+            run = create.body
+            name = run["metadata"]["name"]
+            async with self.lanes.create():
+                result = await self.kube.create(api.RUNS, namespace, run)
+            if isinstance(result, Refused):
+                message = f"the API server refused run {name}: {result.message}"
+                await self.kube.event(owner, "Warning", "RunRefused", message, key=name)
+                continue
+            if isinstance(result, Exists):
+                existing = await self.refresh(Kind.RUN, (namespace, name))
+                why = untrusted(existing, job, self._run_lookup(namespace)) if existing else None
+                if why is not None:
+                    await self._report_untrusted(owner, name, why)
+                    continue
+            if isinstance(result, Created):
+                self.own(Kind.RUN, result.body)
+                self.queue.add((Kind.RUN, (namespace, name)))
+                created.append(result.body)
+            if create.event is not None:
+                e = create.event
+                await self.lanes.bookkeeping()
+                await self.kube.event(owner, e.type, e.reason, e.message, key=e.key)
+        return created
 
     def _trusted_runs(self, job: Body) -> tuple[list[Body], list[str]]:
         """The job's runs the operator created, and the names of those it did not."""
@@ -457,27 +470,8 @@ class Controller:
             taken=taken,
             default_time_zone=self.settings.default_timezone,
         )
-        for create in plan.creates:
-            run = create.body
-            name = run["metadata"]["name"]
-            async with self.lanes.create():
-                result = await self.kube.create(api.RUNS, key[0], run)
-            if isinstance(result, Refused):
-                message = f"the API server refused run {name}: {result.message}"
-                await self.kube.event(body, "Warning", "RunRefused", message, key=name)
-                continue
-            if isinstance(result, Exists):
-                existing = await self.refresh(Kind.RUN, (key[0], name))
-                why = untrusted(existing, job, self._run_lookup(key[0])) if existing else None
-                if why is not None:  # a squatter: the next decision counts it as failed
-                    await self._report_untrusted(body, name, why)
-                continue
-            self.own(Kind.RUN, result.body)
-            self.queue.add((Kind.RUN, (key[0], name)))
-            if create.event is not None:
-                e = create.event
-                await self.lanes.bookkeeping()
-                await self.kube.event(body, e.type, e.reason, e.message, key=e.key)
+        if job is not None:
+            await self._create_runs(body, job, plan.creates)
         await self._events(body, plan.events, None)
         if not await self._write_status(Kind.BACKFILL, body, plan.status):
             return False
