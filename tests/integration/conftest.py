@@ -7,8 +7,10 @@ a test can SIGKILL and restart it), with its log kept for the failure report.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -143,6 +145,52 @@ def start_operator(
 def operator(start_operator: Callable[..., Operator]) -> Operator:
     """The operator, started with default settings, serving the test's namespace."""
     return start_operator()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
+    """A ValidatingWebhookConfiguration for the test's namespace only."""
+
+    def hook(resource: str, path: str) -> dict[str, object]:
+        return {
+            "name": f"{resource}.{name}.almanac.dev",
+            "clientConfig": {
+                "url": f"https://localhost:{port}/{path}",
+                "caBundle": base64.b64encode(ca).decode(),
+            },
+            "rules": [
+                {
+                    "apiGroups": ["almanac.dev"],
+                    "apiVersions": ["v1alpha1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": [resource],
+                }
+            ],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}},
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+        }
+
+    k.apply(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                hook("scheduledjobs", "validate-scheduledjob"),
+                hook("calendars", "validate-calendar"),
+                hook("scheduledjobruns", "validate-scheduledjobrun"),
+                hook("backfills", "validate-backfill"),
+            ],
+        }
+    )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -15,11 +15,11 @@ import yaml
 from almanac.api.models import ScheduledJob
 from almanac.api.names import run_name
 from almanac.api.resolve import resolve
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port, register
 from tests.integration.objects import API_VERSION, calendar, scheduled_job, service
 from tests.integration.test_operator import reasons, utc
 from tests.integration.test_plugin import columns, plugin
-from tests.integration.test_webhook import ALMANAC_EDIT, free_port, grant, register
+from tests.integration.test_webhook import ALMANAC_EDIT, grant
 from tests.kube import Kubectl, wait_until
 
 ZONE = "Europe/Bucharest"

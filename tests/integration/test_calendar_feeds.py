@@ -314,7 +314,7 @@ def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed
 ) -> None:
     import base64
 
-    from tests.integration.test_webhook import free_port, register
+    from tests.integration.conftest import free_port, register
 
     pki = k.kubeconfig.parent / "pki"
     port = free_port()

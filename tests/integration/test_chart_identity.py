@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.conftest import Helm, Operator
+from tests.integration.conftest import Helm, Operator, free_port
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_chart import install, manifest
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
-from tests.integration.test_webhook import ALMANAC_EDIT, free_port, grant
+from tests.integration.test_webhook import ALMANAC_EDIT, grant
 from tests.kube import Kubectl, api_refusals, wait_until
 from tests.smtp_server import SmtpServer
 

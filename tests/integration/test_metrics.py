@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_operator import finished_run, run_now, utc
 from tests.kube import Kubectl, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port
 from tests.integration.objects import scheduled_job, service
-from tests.integration.test_metrics import free_port, scrape
+from tests.integration.test_metrics import scrape
 from tests.integration.test_operator import finished_run, reasons, run_now, runs_of, utc
 from tests.integration.test_reruns_and_notifications import smtp_env
 from tests.kube import Kubectl, wait_until

@@ -2,62 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import socket
 from collections.abc import Callable
 
 import yaml
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port, register
 from tests.integration.objects import calendar, scheduled_job, service
 from tests.integration.test_operator import run_now, runs_of
 from tests.kube import Kubectl
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
-    """A ValidatingWebhookConfiguration for the test's namespace only."""
-
-    def hook(resource: str, path: str) -> dict[str, object]:
-        return {
-            "name": f"{resource}.{name}.almanac.dev",
-            "clientConfig": {
-                "url": f"https://localhost:{port}/{path}",
-                "caBundle": base64.b64encode(ca).decode(),
-            },
-            "rules": [
-                {
-                    "apiGroups": ["almanac.dev"],
-                    "apiVersions": ["v1alpha1"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": [resource],
-                }
-            ],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}},
-            "failurePolicy": "Fail",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 10,
-        }
-
-    k.apply(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": name},
-            "webhooks": [
-                hook("scheduledjobs", "validate-scheduledjob"),
-                hook("calendars", "validate-calendar"),
-                hook("scheduledjobruns", "validate-scheduledjobrun"),
-                hook("backfills", "validate-backfill"),
-            ],
-        }
-    )
 
 
 def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_calendars(

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port, register
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_operator import finished_run, reasons, run_now
-from tests.integration.test_webhook import free_port, register
 from tests.kube import Kubectl, wait_until
 from tests.webhook_receiver import WebhookReceiver
 

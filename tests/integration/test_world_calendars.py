@@ -15,9 +15,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port, register
 from tests.integration.objects import calendar, scheduled_job
-from tests.integration.test_webhook import free_port, register
 from tests.kube import Kubectl, wait_until
 
 ZONE = ZoneInfo("Europe/Bucharest")
