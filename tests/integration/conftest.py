@@ -3,6 +3,7 @@
 ``crds`` installs crds/ once per session. ``operator`` starts `almanac run` as a
 subprocess watching only the test's namespace (so tests cannot disturb each other, and
 a test can SIGKILL and restart it), with its log kept for the failure report.
+``admission`` starts it with its admission webhook registered with the API server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,43 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
             ],
         }
     )
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The operator serving its admission webhook, and the configuration registering it."""
+
+    operator: Operator
+    port: int
+    ca: bytes  # the cluster's CA, which issued the webhook's certificate
+    name: str  # of the ValidatingWebhookConfiguration
+
+
+@pytest.fixture
+def admission(
+    k: Kubectl, start_operator: Callable[..., Operator]
+) -> Iterator[Callable[..., Admission]]:
+    """Starts the operator with its admission webhook on a free port (plus any extra flags
+    and environment) and registers it for the test's namespace; the configurations are
+    deleted after the test, before the operator stops."""
+    # The certificate hack/cluster.py issued from the cluster's CA, as `make dev` uses.
+    pki = k.kubeconfig.parent / "pki"
+    registered: list[str] = []
+
+    def start(*args: str, **env: str) -> Admission:
+        port = free_port()
+        operator = start_operator(
+            "--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"), *args, **env
+        )
+        name = f"almanac-{k.namespace}"
+        ca = (pki / "ca.crt").read_bytes()
+        registered.append(name)
+        register(k, name, port, ca)
+        return Admission(operator, port, ca, name)
+
+    yield start
+    for name in registered:
+        k.run("delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False)
 
 
 @pytest.hookimpl(wrapper=True)

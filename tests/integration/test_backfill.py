@@ -15,7 +15,7 @@ import yaml
 from almanac.api.models import ScheduledJob
 from almanac.api.names import run_name
 from almanac.api.resolve import resolve
-from tests.integration.conftest import Operator, free_port, register
+from tests.integration.conftest import Admission, Operator
 from tests.integration.objects import API_VERSION, calendar, scheduled_job, service
 from tests.integration.test_operator import reasons, utc
 from tests.integration.test_plugin import columns, plugin
@@ -232,51 +232,43 @@ def test_the_plugin_lists_the_instants_then_creates_the_backfill(
 
 
 def test_the_webhook_refuses_a_range_past_now_or_over_10000_and_users_who_may_not_run_jobs(
-    k: Kubectl, start_operator: Callable[..., Operator]
+    k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
-    pki = k.kubeconfig.parent / "pki"
-    port = free_port()
-    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
-    name = f"almanac-{k.namespace}"
-    register(k, name, port, (pki / "ca.crt").read_bytes())
+    admission()
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     week = (today - timedelta(days=8), today - timedelta(days=1))
-    try:
-        k.apply(scheduled_job("minutely", "* * * * *"), scheduled_job("daily", "0 4 * * *"))
-        error = k.apply_expecting_error(backfill("huge", "minutely", *week))
-        assert 'admission webhook "backfills.' in error
-        assert "the range holds more than 10,000 instants of the schedule" in error
-        error = k.apply_expecting_error(
-            backfill("ahead", "daily", today - timedelta(days=1), today + timedelta(days=1))
-        )
-        assert "spec.to: " in error and "is later than now" in error
-        result = k.apply(backfill("early", "later", *week))
-        assert 'ScheduledJob "later" does not exist yet; the Backfill waits for it' in result.stderr
-        grant(k, "alice", [{**ALMANAC_EDIT, "resources": ["backfills"]}])
-        refused = k.run(
-            "apply",
-            "--as",
-            "alice",
-            "-f",
-            "-",
-            stdin=yaml.safe_dump(backfill("alices", "daily", *week)),
-            check=False,
-        )
-        assert refused.returncode != 0
-        assert 'alice may not create Jobs in namespace "' in refused.stderr, refused.stderr
-        k.apply(backfill("fine", "daily", *week))
-        status = wait_until(
-            "the admitted backfill to finish",
-            lambda: (
-                (s := (k.get("bf", "fine") or {}).get("status") or {}).get("phase") in FINISHED
-                and s
-            ),
-            timeout=90,
-        )
-        assert status["phase"] == "Succeeded"
-        assert status["total"] == len(predicted(k, "daily", [], *week))
-    finally:
-        k.run("delete", "validatingwebhookconfiguration", name, check=False)
+    k.apply(scheduled_job("minutely", "* * * * *"), scheduled_job("daily", "0 4 * * *"))
+    error = k.apply_expecting_error(backfill("huge", "minutely", *week))
+    assert 'admission webhook "backfills.' in error
+    assert "the range holds more than 10,000 instants of the schedule" in error
+    error = k.apply_expecting_error(
+        backfill("ahead", "daily", today - timedelta(days=1), today + timedelta(days=1))
+    )
+    assert "spec.to: " in error and "is later than now" in error
+    result = k.apply(backfill("early", "later", *week))
+    assert 'ScheduledJob "later" does not exist yet; the Backfill waits for it' in result.stderr
+    grant(k, "alice", [{**ALMANAC_EDIT, "resources": ["backfills"]}])
+    refused = k.run(
+        "apply",
+        "--as",
+        "alice",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(backfill("alices", "daily", *week)),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert 'alice may not create Jobs in namespace "' in refused.stderr, refused.stderr
+    k.apply(backfill("fine", "daily", *week))
+    status = wait_until(
+        "the admitted backfill to finish",
+        lambda: (
+            (s := (k.get("bf", "fine") or {}).get("status") or {}).get("phase") in FINISHED and s
+        ),
+        timeout=90,
+    )
+    assert status["phase"] == "Succeeded"
+    assert status["total"] == len(predicted(k, "daily", [], *week))
 
 
 def test_runs_the_history_limits_prune_are_counted_and_never_run_again(

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from almanac.api.names import API_VERSION
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Admission, Operator
 from tests.integration.objects import calendar, scheduled_job
 from tests.integration.test_world_calendars import first_working_day, next_holiday, noon_utc
 from tests.kube import Kubectl, wait_until
@@ -310,20 +310,12 @@ def test_a_scheduled_run_records_the_calendars_it_obeyed(k: Kubectl, operator: O
 
 
 def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed(
-    k: Kubectl, start_operator: Callable[..., Operator]
+    k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
     import base64
 
-    from tests.integration.conftest import free_port, register
-
-    pki = k.kubeconfig.parent / "pki"
-    port = free_port()
-    start_operator(
-        "--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"), *ALLOW_LOOPBACK
-    )
-    name = f"almanac-{k.namespace}"
-    ca = (pki / "ca.crt").read_bytes()
-    register(k, name, port, ca)
+    served = admission(*ALLOW_LOOPBACK)
+    name, port, ca = served.name, served.port, served.ca
     cluster = Kubectl(k.kubeconfig)
     # ClusterCalendars have no namespace to select: this test's are labelled.
     cluster_hook = f"almanac-ccal-{k.namespace}"
@@ -401,7 +393,6 @@ def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed
         result = k.apply(scheduled_job("held", calendarRefs=[{"name": "later"}]))
         assert "Calendar later has not been fetched yet" in result.stderr
     finally:
-        k.run("delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False)
         cluster.run(
             "delete", "validatingwebhookconfiguration", cluster_hook, "--ignore-not-found",
             check=False,

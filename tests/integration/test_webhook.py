@@ -6,43 +6,35 @@ from collections.abc import Callable
 
 import yaml
 
-from tests.integration.conftest import Operator, free_port, register
+from tests.integration.conftest import Admission
 from tests.integration.objects import calendar, scheduled_job, service
 from tests.integration.test_operator import run_now, runs_of
 from tests.kube import Kubectl
 
 
 def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_calendars(
-    k: Kubectl, start_operator: Callable[..., Operator]
+    k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
-    # The certificate hack/cluster.py issued from the cluster's CA, as `make dev` uses.
-    pki = k.kubeconfig.parent / "pki"
-    port = free_port()
-    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
-    name = f"almanac-{k.namespace}"
-    register(k, name, port, (pki / "ca.crt").read_bytes())
-    try:
-        # The schema cannot know cron or zones; the webhook does, with `almanac next`'s words.
-        error = k.apply_expecting_error(scheduled_job("badcron", "61 * * * *"))
-        assert 'admission webhook "scheduledjobs.' in error and "spec.schedule" in error
-        error = k.apply_expecting_error(scheduled_job("badzone", timeZone="Mars/Olympus"))
-        assert "spec.timeZone" in error
-        # A Calendar that does not exist yet is admitted, with a warning kubectl prints.
-        result = k.apply(scheduled_job("early", calendarRefs=[{"name": "later"}]))
-        assert 'Calendar "later" does not exist yet' in result.stderr
-        result = k.apply(
-            calendar("later", holiday=["24.12.2027"]),
-            scheduled_job("good", "30 2 * * 1-5", timeZone="Europe/Bucharest"),
-        )
-        assert k.get("sj", "good") is not None and k.get("cal", "later") is not None
-        # An edit that would stop a job referring to the Calendar is admitted, and named.
-        result = k.apply(calendar("later", annual=["01.01"]))
-        assert 'ScheduledJob "early" would never fire again with this Calendar' in result.stderr, (
-            result.stderr
-        )
-        assert k.get("cal", "later")["spec"]["annual"] == ["01.01"]
-    finally:
-        k.run("delete", "validatingwebhookconfiguration", name, check=False)
+    admission()
+    # The schema cannot know cron or zones; the webhook does, with `almanac next`'s words.
+    error = k.apply_expecting_error(scheduled_job("badcron", "61 * * * *"))
+    assert 'admission webhook "scheduledjobs.' in error and "spec.schedule" in error
+    error = k.apply_expecting_error(scheduled_job("badzone", timeZone="Mars/Olympus"))
+    assert "spec.timeZone" in error
+    # A Calendar that does not exist yet is admitted, with a warning kubectl prints.
+    result = k.apply(scheduled_job("early", calendarRefs=[{"name": "later"}]))
+    assert 'Calendar "later" does not exist yet' in result.stderr
+    result = k.apply(
+        calendar("later", holiday=["24.12.2027"]),
+        scheduled_job("good", "30 2 * * 1-5", timeZone="Europe/Bucharest"),
+    )
+    assert k.get("sj", "good") is not None and k.get("cal", "later") is not None
+    # An edit that would stop a job referring to the Calendar is admitted, and named.
+    result = k.apply(calendar("later", annual=["01.01"]))
+    assert 'ScheduledJob "early" would never fire again with this Calendar' in result.stderr, (
+        result.stderr
+    )
+    assert k.get("cal", "later")["spec"]["annual"] == ["01.01"]
 
 
 def grant(k: Kubectl, user: str, rules: list[dict[str, object]]) -> None:
@@ -73,50 +65,39 @@ CREATE_JOBS = {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"
 
 
 def test_the_webhook_lets_only_users_who_may_create_jobs_run_them_and_only_the_operator_create_runs(
-    k: Kubectl, start_operator: Callable[..., Operator]
+    k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
-    pki = k.kubeconfig.parent / "pki"
-    port = free_port()
-    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
-    name = f"almanac-{k.namespace}"
-    register(k, name, port, (pki / "ca.crt").read_bytes())
+    admission()
     grant(k, "alice", [ALMANAC_EDIT])  # may edit ScheduledJobs, may not create Jobs
     grant(k, "bob", [ALMANAC_EDIT, CREATE_JOBS])
     privileged = scheduled_job("root", services=[service("x")])
     privileged["spec"]["services"][0]["jobTemplate"]["spec"]["template"]["spec"]["hostPID"] = True
-    try:
-        result = k.run(
-            "apply", "--as", "alice", "-f", "-", stdin=yaml.safe_dump(privileged), check=False
-        )
-        assert result.returncode != 0
-        assert 'alice may not create Jobs in namespace "' in result.stderr, result.stderr
-        assert k.get("sj", "root") is None
-        # A run made by hand (for a job that does not even exist) is refused to anyone.
-        run = {
-            "apiVersion": "almanac.dev/v1alpha1",
-            "kind": "ScheduledJobRun",
-            "metadata": {"name": "handmade"},
-            "spec": {
-                "scheduledJob": "ghost",
-                "scheduledTime": "2027-01-01T00:00:00Z",
-                "services": privileged["spec"]["services"],
-            },
-        }
-        for user in ("alice", "bob"):
-            result = k.run(
-                "create", "--as", user, "-f", "-", stdin=yaml.safe_dump(run), check=False
-            )
-            assert "only the Almanac operator creates ScheduledJobRuns" in result.stderr, (
-                result.stderr
-            )
-        # Bob may create Jobs: his job is admitted, his run-now runs (the operator's own
-        # create of the run passes the webhook).
-        k.run("apply", "--as", "bob", "-f", "-", stdin=yaml.safe_dump(scheduled_job("bobs")))
-        result = k.run(
-            "annotate", "--as", "alice", "sj", "bobs", "almanac.dev/run-now=now", check=False
-        )
-        assert "alice may not create Jobs" in result.stderr, result.stderr
-        run_now(k, "bobs")
-        assert len(runs_of(k, "bobs")) == 1
-    finally:
-        k.run("delete", "validatingwebhookconfiguration", name, check=False)
+    result = k.run(
+        "apply", "--as", "alice", "-f", "-", stdin=yaml.safe_dump(privileged), check=False
+    )
+    assert result.returncode != 0
+    assert 'alice may not create Jobs in namespace "' in result.stderr, result.stderr
+    assert k.get("sj", "root") is None
+    # A run made by hand (for a job that does not even exist) is refused to anyone.
+    run = {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJobRun",
+        "metadata": {"name": "handmade"},
+        "spec": {
+            "scheduledJob": "ghost",
+            "scheduledTime": "2027-01-01T00:00:00Z",
+            "services": privileged["spec"]["services"],
+        },
+    }
+    for user in ("alice", "bob"):
+        result = k.run("create", "--as", user, "-f", "-", stdin=yaml.safe_dump(run), check=False)
+        assert "only the Almanac operator creates ScheduledJobRuns" in result.stderr, result.stderr
+    # Bob may create Jobs: his job is admitted, his run-now runs (the operator's own
+    # create of the run passes the webhook).
+    k.run("apply", "--as", "bob", "-f", "-", stdin=yaml.safe_dump(scheduled_job("bobs")))
+    result = k.run(
+        "annotate", "--as", "alice", "sj", "bobs", "almanac.dev/run-now=now", check=False
+    )
+    assert "alice may not create Jobs" in result.stderr, result.stderr
+    run_now(k, "bobs")
+    assert len(runs_of(k, "bobs")) == 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Operator, free_port, register
+from tests.integration.conftest import Admission, Operator
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_operator import finished_run, reasons, run_now
 from tests.kube import Kubectl, wait_until
@@ -229,50 +229,36 @@ def test_the_api_server_refuses_a_malformed_webhook_naming_the_field(
 
 
 def test_the_admission_webhook_refuses_a_webhook_the_operator_would_not_post_to(
-    k: Kubectl, start_operator: Callable[..., Operator]
+    k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
     """The operator's own admission webhook, registered with the API server: a host off
     the list and plain http to a host listed for https only are refused at `kubectl
     apply`, naming the field; a Secret's URL (unknown until delivery) and an allowed URL
     are admitted."""
-    pki = k.kubeconfig.parent / "pki"
-    port = free_port()
-    start_operator(
-        "--webhook-port",
-        str(port),
-        "--webhook-cert-dir",
-        str(pki / "webhook"),
-        "--notify-allowed-hosts",
-        "hooks.example.com,http://127.0.0.1",
-    )
-    name = f"almanac-{k.namespace}"
-    register(k, name, port, (pki / "ca.crt").read_bytes())
-    try:
+    admission("--notify-allowed-hosts", "hooks.example.com,http://127.0.0.1")
 
-        def job(url: str) -> dict[str, Any]:
-            return scheduled_job(
-                "hooked", notifications={"onFailure": True, "webhooks": [{"url": url}]}
-            )
-
-        error = k.apply_expecting_error(job(f"https://evil.example.net{SECRET_PATH}"))
-        assert 'admission webhook "scheduledjobs.' in error
-        assert (
-            "spec.notifications.webhooks[0].url: https://evil.example.net: evil.example.net is "
-            "not a host the operator posts to (allowed: hooks.example.com, http://127.0.0.1"
-        ) in error
-        assert "s3cr3t" not in error
-        error = k.apply_expecting_error(job("http://hooks.example.com/x"))
-        assert "spec.notifications.webhooks[0].url: http://hooks.example.com: plain http" in error
-        k.apply(job("https://hooks.example.com/x"))
-        k.apply(
-            scheduled_job(
-                "secret",
-                notifications={
-                    "onFailure": True,
-                    "webhooks": [{"urlSecretRef": {"name": "nowhere", "key": "url"}}],
-                },
-            )
+    def job(url: str) -> dict[str, Any]:
+        return scheduled_job(
+            "hooked", notifications={"onFailure": True, "webhooks": [{"url": url}]}
         )
-        assert k.get("sj", "hooked") is not None and k.get("sj", "secret") is not None
-    finally:
-        k.run("delete", "validatingwebhookconfiguration", name, check=False)
+
+    error = k.apply_expecting_error(job(f"https://evil.example.net{SECRET_PATH}"))
+    assert 'admission webhook "scheduledjobs.' in error
+    assert (
+        "spec.notifications.webhooks[0].url: https://evil.example.net: evil.example.net is "
+        "not a host the operator posts to (allowed: hooks.example.com, http://127.0.0.1"
+    ) in error
+    assert "s3cr3t" not in error
+    error = k.apply_expecting_error(job("http://hooks.example.com/x"))
+    assert "spec.notifications.webhooks[0].url: http://hooks.example.com: plain http" in error
+    k.apply(job("https://hooks.example.com/x"))
+    k.apply(
+        scheduled_job(
+            "secret",
+            notifications={
+                "onFailure": True,
+                "webhooks": [{"urlSecretRef": {"name": "nowhere", "key": "url"}}],
+            },
+        )
+    )
+    assert k.get("sj", "hooked") is not None and k.get("sj", "secret") is not None

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from tests.integration.conftest import Operator, free_port, register
+from tests.integration.conftest import Admission, Operator
 from tests.integration.objects import calendar, scheduled_job
 from tests.kube import Kubectl, wait_until
 
@@ -83,29 +83,22 @@ def test_the_crd_refuses_an_entry_with_both_a_country_and_a_market(k: Kubectl) -
 
 
 def test_the_webhook_refuses_unknown_codes_and_malformed_ical_with_the_line(
-    k: Kubectl, start_operator: Callable[..., Operator]
+    k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
-    pki = k.kubeconfig.parent / "pki"
-    port = free_port()
-    start_operator("--webhook-port", str(port), "--webhook-cert-dir", str(pki / "webhook"))
-    name = f"almanac-{k.namespace}"
-    register(k, name, port, (pki / "ca.crt").read_bytes())
-    try:
-        error = k.apply_expecting_error(calendar("typo", holidays=[{"country": "Romania"}]))
-        assert 'admission webhook "calendars.' in error
-        assert 'spec.holidays[0].country: "Romania" is not a country code' in error
-        assert "did you mean RO?" in error
-        bad = (
-            "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//t//EN\nBEGIN:VEVENT\nUID:1\n"
-            "DTSTART;VALUE=DATE:2027010\nEND:VEVENT\nEND:VCALENDAR\n"
-        )
-        error = k.apply_expecting_error(calendar("broken", ical=bad))
-        assert "spec.ical: not valid iCalendar (RFC 5545): line 6: DTSTART" in error
-        good = bad.replace("2027010", "20270106")
-        k.apply(calendar("company", ical=good))
-        assert k.get("cal", "company")["spec"]["ical"] == good
-    finally:
-        k.run("delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False)
+    admission()
+    error = k.apply_expecting_error(calendar("typo", holidays=[{"country": "Romania"}]))
+    assert 'admission webhook "calendars.' in error
+    assert 'spec.holidays[0].country: "Romania" is not a country code' in error
+    assert "did you mean RO?" in error
+    bad = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//t//EN\nBEGIN:VEVENT\nUID:1\n"
+        "DTSTART;VALUE=DATE:2027010\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
+    error = k.apply_expecting_error(calendar("broken", ical=bad))
+    assert "spec.ical: not valid iCalendar (RFC 5545): line 6: DTSTART" in error
+    good = bad.replace("2027010", "20270106")
+    k.apply(calendar("company", ical=good))
+    assert k.get("cal", "company")["spec"]["ical"] == good
 
 
 def test_the_plugin_draws_the_live_job_with_its_country_calendar(k: Kubectl, crds: Kubectl) -> None:
