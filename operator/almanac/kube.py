@@ -91,9 +91,14 @@ def now() -> datetime:
 # after a CRD is created, "storage is (re)initializing": without a retry, one busy second
 # would fail a fire, or hold the operator's start-up for kopf's 60 s retry.
 TOO_MANY_REQUESTS_RETRIES: Final = 10
-# Seconds any one request may take: with the API server (or etcd) away, a call fails
-# after this and its decision is retried, instead of hanging the reconcile.
+# Seconds the API server may take to accept a connection, or between two reads of its
+# answer: with the API server (or etcd) away, a call fails after this and its decision is
+# retried, instead of hanging the reconcile. The time a request waits for one of the
+# client's connections (100) is not counted: in a burst of 1,000 fires, requests that
+# queued behind our own others timed out without ever being sent, and their decisions
+# were retried, adding load exactly when the API server had the least to spare.
 REQUEST_TIMEOUT: Final = 20.0
+_TIMEOUT: Final = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT, sock_read=REQUEST_TIMEOUT)
 # A Lease renewal that takes longer than this has failed: the next try comes sooner.
 LEASE_TIMEOUT: Final = 5.0
 
@@ -140,7 +145,7 @@ class _ApiClient(client.ApiClient):
 
     async def request(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("_request_timeout") is None:
-            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+            kwargs["_request_timeout"] = _TIMEOUT
         attempt = 0
         while True:
             try:
@@ -152,6 +157,19 @@ class _ApiClient(client.ApiClient):
                 log.info("API server busy (%s): trying again in %.1fs", api_message(error), delay)
                 await asyncio.sleep(delay)
                 attempt += 1
+
+
+def transient_failure(error: BaseException) -> str | None:
+    """What a failed request says when the cause is the API server's state rather than a
+    bug (no answer in time, a connection refused or cut, a 5xx, a 429 retried enough):
+    worth one line in the log and a retry. None for anything else."""
+    if isinstance(error, TimeoutError):
+        return f"no answer from the API server within {REQUEST_TIMEOUT:g} s"
+    if isinstance(error, aiohttp.ClientError):
+        return f"the connection to the API server failed ({type(error).__name__})"
+    if isinstance(error, ApiException) and ((error.status or 0) >= 500 or error.status == 429):
+        return f"the API server answered {error.status}: {api_message(error)}"
+    return None
 
 
 def error_message(error: Exception) -> str:

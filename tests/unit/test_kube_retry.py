@@ -89,3 +89,73 @@ def test_the_client_skips_the_lookups_where_they_could_only_answer_none(
             await proxied.close()
 
     assert asyncio.run(sessions()) == (False, True)
+
+
+# --- what the request timeout counts ---------------------------------------------------------
+
+
+def test_a_request_waiting_for_a_free_connection_is_not_timed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four requests through a client of one connection to a server that takes 0.3 s
+    each: the last waits 0.9 s for the connection, longer than the timeout (0.5 s), and
+    still gets its answer; a server that takes longer than the timeout to answer fails."""
+    import aiohttp
+    from aiohttp import web
+    from kubernetes_asyncio import client
+
+    from almanac import kube
+
+    monkeypatch.setattr(kube, "_TIMEOUT", aiohttp.ClientTimeout(sock_connect=0.5, sock_read=0.5))
+
+    async def scenario() -> tuple[list[object], str | None]:
+        async def answer(request: web.Request) -> web.Response:
+            await asyncio.sleep(float(request.query.get("delay", "0.3")))
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_get("/x", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
+        configuration.connection_pool_maxsize = 1
+        api = kube._ApiClient(configuration)
+        k = kube.Kube(api)
+        try:
+            answers = await asyncio.gather(*(k._json("GET", "/x") for _ in range(4)))
+            try:
+                await k._json("GET", "/x", query=[("delay", "0.8")])
+                slow = None
+            except Exception as error:
+                slow = kube.transient_failure(error)
+            return list(answers), slow
+        finally:
+            await api.close()
+            await runner.cleanup()
+
+    answers, slow = asyncio.run(scenario())
+    assert answers == [{"ok": True}] * 4
+    assert slow == f"no answer from the API server within {kube.REQUEST_TIMEOUT:g} s"
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (TimeoutError(), "no answer from the API server within 20 s"),
+        (ApiException(status=503, reason="Service Unavailable"), "answered 503"),
+        (ApiException(status=429, reason="Too Many Requests"), "answered 429"),
+        (ApiException(status=409, reason="Conflict"), None),
+        (ApiException(status=422, reason="Invalid"), None),
+        (KeyError("spec"), None),
+    ],
+)
+def test_only_the_api_servers_state_is_a_transient_failure(
+    error: BaseException, says: str | None
+) -> None:
+    from almanac.kube import transient_failure
+
+    found = transient_failure(error)
+    assert (found is None) if says is None else (says in (found or ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -790,6 +791,35 @@ async def test_each_lane_has_its_own_slots() -> None:
     blocked.set()
     await queue.idle()
     assert len(done) == 6
+
+
+def test_a_busy_api_server_is_one_line_in_the_log_and_a_bug_is_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A timeout says what it was, in one WARNING line; an unexpected exception keeps its
+    traceback at ERROR. Both are retried."""
+
+    async def work(key: Any) -> None:
+        raise TimeoutError() if key == "busy" else KeyError("spec")
+
+    async def scenario() -> WorkQueue:
+        queue = WorkQueue(work, TimerQueue(lambda: T0))
+        queue.add("busy")
+        queue.add("bug")
+        await queue.idle()
+        return queue
+
+    with caplog.at_level(logging.WARNING, logger="almanac.controller.workqueue"):
+        asyncio.run(scenario())
+    busy, bug = (
+        next(r for r in caplog.records if r.getMessage().startswith(f"{key}:"))
+        for key in ("busy", "bug")
+    )
+    assert (busy.levelno, busy.exc_info) == (logging.WARNING, None)
+    assert busy.getMessage() == (
+        "busy: decision failed: no answer from the API server within 20 s; trying again in 1s"
+    )
+    assert bug.levelno == logging.ERROR and bug.exc_info is not None
 
 
 async def _until(check: Callable[[], bool]) -> None:

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 
 from almanac.controller.timers import TimerQueue
-from almanac.kube import NotLeader
+from almanac.kube import NotLeader, transient_failure
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,15 @@ class WorkQueue:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
         delay = self._timers.retry_delay(failures)
-        if failures == 1:
+        transient = transient_failure(error)
+        if failures == 1 and transient is not None:  # no traceback: it says nothing more
+            log.warning(
+                "%s: decision failed: %s; trying again in %.0fs",
+                key,
+                transient,
+                delay.total_seconds(),
+            )
+        elif failures == 1:
             log.error(
                 "%s: decision failed; trying again in %.0fs",
                 key,
@@ -123,7 +131,7 @@ class WorkQueue:
                 "%s: decision failed again (%d times in a row): %s; trying again in %.0fs",
                 key,
                 failures,
-                error,
+                transient or repr(error),
                 delay.total_seconds(),
             )
 
