@@ -9,9 +9,9 @@ a test can SIGKILL and restart it), with its log kept for the failure report.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -150,9 +150,14 @@ def operator(start_operator: Callable[..., Operator]) -> Operator:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port for the operator's webhook or metrics: hack/cluster.py's, below the
+    kernel's ephemeral range (bind(0) hands out one that any outgoing connection may
+    take as its source port before the operator binds it)."""
+    spec = importlib.util.spec_from_file_location("cluster_script", REPO / "hack" / "cluster.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return int(script.free_port())
 
 
 def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import urllib.request
 from pathlib import Path
 
-from tests.integration.conftest import Operator
+from tests.integration.conftest import Operator, free_port
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_operator import finished_run, run_now, runs_of
 from tests.integration.test_reruns_and_notifications import (
@@ -43,9 +42,7 @@ def healthy(url: str) -> bool:
 def test_only_the_lease_holder_acts_and_a_follower_takes_over(
     k: Kubectl, crds: Kubectl, tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        liveness = f"http://127.0.0.1:{sock.getsockname()[1]}/healthz"
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
     first = replica(k, tmp_path / "a")
     second = replica(k, tmp_path / "b", "--liveness", liveness)
     try:
