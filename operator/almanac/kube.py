@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -101,6 +101,8 @@ REQUEST_TIMEOUT: Final = 20.0
 _TIMEOUT: Final = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT, sock_read=REQUEST_TIMEOUT)
 # A Lease renewal that takes longer than this has failed: the next try comes sooner.
 LEASE_TIMEOUT: Final = 5.0
+# Objects per page of the start-up's LISTs (see Kube.list_all).
+LIST_PAGE: Final = 500
 
 
 def retry_delay(error: ApiException, attempt: int) -> float | None:
@@ -368,35 +370,46 @@ class Kube:
                 return None
             raise
 
-    async def list_all(self, namespace: str) -> list[tuple[str, list[Body]]]:
-        """What the operator's store starts from, by kind: the ScheduledJobs, Calendars,
-        runs, Backfills and the runs' batch Jobs of a namespace ("" for all namespaces)."""
-        result = []
+    async def list_all(self, namespace: str) -> AsyncIterator[tuple[str, list[Body]]]:
+        """What the operator's store starts from, by kind, one page (``LIST_PAGE``
+        objects) at a time: the ScheduledJobs, Calendars, runs, Backfills and the runs'
+        batch Jobs of a namespace ("" for all namespaces).
+
+        In pages so that the caller stores each page before the next is read: one answer
+        of 10,000 objects, decoded at once, set the operator's RSS (the allocator keeps
+        the peak). The pages of one kind are one consistent snapshot (``continue``)."""
         for kind, plural in (
             ("ScheduledJob", "scheduledjobs"),
             ("Calendar", "calendars"),
             ("ScheduledJobRun", "scheduledjobruns"),
             ("Backfill", "backfills"),
         ):
-            if namespace:
-                listed = await self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural
-                )
-            else:
-                listed = await self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
-            items: list[Body] = listed["items"]
-            for item in items:  # list items carry no kind
-                item.setdefault("kind", kind)
-                item.setdefault("apiVersion", API_VERSION)
-            result.append((kind, items))
+            where = f"/namespaces/{namespace}" if namespace else ""
+            path = f"/apis/{GROUP}/{VERSION}{where}/{plural}"
+            async for items in self._pages(path, []):
+                for item in items:  # list items carry no kind
+                    item.setdefault("kind", kind)
+                    item.setdefault("apiVersion", API_VERSION)
+                yield kind, items
         path = f"/apis/batch/v1/namespaces/{namespace}/jobs" if namespace else "/apis/batch/v1/jobs"
-        jobs = await self._json("GET", path, query=[("labelSelector", LABEL_RUN)])
-        batch_jobs: list[Body] = jobs["items"]
-        for job in batch_jobs:
-            job.setdefault("kind", "Job")
-            job.setdefault("apiVersion", "batch/v1")
-        result.append(("Job", batch_jobs))
-        return result
+        async for batch_jobs in self._pages(path, [("labelSelector", LABEL_RUN)]):
+            for job in batch_jobs:
+                job.setdefault("kind", "Job")
+                job.setdefault("apiVersion", "batch/v1")
+            yield "Job", batch_jobs
+
+    async def _pages(self, path: str, query: list[tuple[str, str]]) -> AsyncIterator[list[Body]]:
+        """The items of a LIST, ``LIST_PAGE`` at a time (``limit`` and ``continue``)."""
+        token = ""
+        while True:
+            page = [("limit", str(LIST_PAGE)), *query, *([("continue", token)] if token else [])]
+            listed = await self._json("GET", path, query=page)
+            items: list[Body] = listed.get("items") or []
+            token = (listed.get("metadata") or {}).get("continue") or ""
+            del listed
+            yield items
+            if not token:
+                return
 
     async def list_cluster_calendars(self) -> list[Body]:
         """Every ClusterCalendar (cluster-scoped: listed once, whatever the namespaces

@@ -10,7 +10,15 @@ on that namespace (`almanac run`, the integration tests' `Operator` helper). Rep
   `status.nextScheduleTime` on every ScheduledJob; the issue's target is 20 s for 10,000;
 - **RSS** of the operator (/proc) once it has them all in hand, and again after a minute
   at rest (the store, the timers and kopf's per-object state; target 200 MB);
-- **idle CPU**: the operator's CPU time over that minute at rest, as a share of a core.
+- **idle CPU**: the operator's CPU time over that minute at rest, as a share of a core;
+- **CPU seconds** from launch until in hand, of the operator, kube-apiserver and etcd (on
+  a machine of few cores the API server's share bounds the wall time), and the API
+  server's requests on ScheduledJobs in that time by verb (apiserver_request_total: the
+  operator's, and the watch's one WATCH);
+- **the limit**: after the operator has stopped, a bare async client (the same client
+  library, ``IN_FLIGHT`` requests at once) merge-patches ``status.nextScheduleTime`` of
+  the N objects, one request each, as the operator's start does: its wall time and
+  the CPU seconds of the client, kube-apiserver and etcd.
 
 The bare cost of the same process, `almanac run` on an empty namespace, is measured
 first, in the same run: it is the floor that N objects add to.
@@ -32,6 +40,7 @@ from pathlib import Path
 
 from kubernetes_asyncio import client, config
 from tests.benchmarks.bench_fleet import (
+    IN_FLIGHT,
     KUBECONFIG,
     Bench,
     Watch,
@@ -40,6 +49,8 @@ from tests.benchmarks.bench_fleet import (
     install_crds,
     load,
     progress,
+    request_totals,
+    scrape,
     wait_async,
 )
 from tests.benchmarks.measure_fleet import process_usage
@@ -51,6 +62,61 @@ from almanac.api.names import GROUP, SCHEDULED_JOBS, VERSION
 
 #: How long the operator is left at rest, with everything in hand, for idle CPU and RSS.
 AT_REST = 60.0
+
+#: The control plane's processes whose CPU is counted (hack/cluster.py's pid files).
+SERVERS = ("kube-apiserver", "etcd")
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds so far of each of the control plane's SERVERS."""
+    pids = KUBECONFIG.parent / "pids"
+    return {
+        name: process_usage(int((pids / f"{name}.pid").read_text().split()[0]))[1]
+        for name in SERVERS
+    }
+
+
+def cpu_cells(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{name} {after[name] - before[name]:.1f}" for name in SERVERS)
+
+
+def job_requests(text: str) -> dict[str, float]:
+    """apiserver_request_total on ScheduledJobs (and their status), by verb and resource."""
+    totals: dict[str, float] = {}
+    for (verb, resource, _), value in request_totals(text).items():
+        if resource.startswith(f"{SCHEDULED_JOBS}."):
+            name = f"{verb} {resource.split('/')[1] if '/' in resource else ''}".strip()
+            totals[name] = totals.get(name, 0.0) + value
+    return totals
+
+
+def request_cells(before: dict[str, float], after: dict[str, float]) -> str:
+    counts = {k: after[k] - before.get(k, 0.0) for k in after}
+    return ", ".join(f"{k} {v:.0f}" for k, v in sorted(counts.items()) if v)
+
+
+async def limit(bench: Bench, namespace: str, names: list[str]) -> tuple[float, float, str]:
+    """What the N status patches of a start cost with nothing else around them: a bare
+    client, IN_FLIGHT at once. (wall seconds, client CPU seconds, servers' CPU cells)"""
+    patch = {"status": {"nextScheduleTime": "2000-01-01T00:00:00Z"}}
+    servers = server_cpu()
+    cpu, t0 = time.process_time(), time.monotonic()
+    await bounded(
+        [
+            lambda name=name: bench.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                SCHEDULED_JOBS,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
+            )
+            for name in names
+        ]
+    )
+    wall, cpu = time.monotonic() - t0, time.process_time() - cpu
+    return wall, cpu, cpu_cells(servers, server_cpu())
 
 
 def floor(workdir: Path, bench: Bench) -> tuple[float, float]:
@@ -101,6 +167,8 @@ async def resident(n: int, workdir: Path) -> None:
             with Watch(workdir, path, fields) as watch:
                 operator = Operator(KUBECONFIG, namespace, workdir)
                 progress(f"starting the operator on {n} ScheduledJobs (load average {load()})")
+                requests_before = job_requests(scrape(kube))
+                servers_before = server_cpu()
                 launched = time.time()
                 operator.start()
                 assert operator.proc is not None
@@ -115,11 +183,17 @@ async def resident(n: int, workdir: Path) -> None:
                     rows = watch.first_seen(where=lambda f: f[1] != "<none>").values()
                     in_hand = max(at for at, _ in rows) - launched
                     rss_in_hand, cpu_in_hand = process_usage(pid)
+                    servers_in_hand = cpu_cells(servers_before, server_cpu())
+                    requests = request_cells(requests_before, job_requests(scrape(kube)))
                     progress(f"every nextScheduleTime set {in_hand:.1f} s after launch")
+                    load_in_hand = load()
                     await asyncio.sleep(AT_REST)  # the measurement: the operator at rest
                     rss_rest, cpu_rest = process_usage(pid)
                 finally:
                     operator.stop()
+            progress(f"the limit: {n} status patches, {IN_FLIGHT} in flight (load {load()})")
+            names = [sj["metadata"]["name"] for sj in jobs]
+            limit_wall, limit_cpu, limit_servers = await limit(bench, namespace, names)
         finally:
             bench.delete_namespace(namespace)
     idle = (cpu_rest - cpu_in_hand) / AT_REST * 100
@@ -130,6 +204,10 @@ async def resident(n: int, workdir: Path) -> None:
         f"| the floor: empty namespace | {floor_served:.1f} s | | {floor_rss:.0f} MB | |\n"
         f"| {n:,} ScheduledJobs | | {in_hand:.1f} s after launch | {rss_in_hand:.0f} MB in hand,"
         f" {rss_rest:.0f} MB after {AT_REST:.0f} s at rest | {idle:.1f} % of a core |\n\n"
+        f"Until in hand (load average then {load_in_hand}): CPU seconds: operator"
+        f" {cpu_in_hand:.1f}, {servers_in_hand}; requests on ScheduledJobs: {requests}.\n"
+        f"The limit: a bare client patching {n:,} statuses, {IN_FLIGHT} in flight:"
+        f" {limit_wall:.1f} s; CPU seconds: client {limit_cpu:.1f}, {limit_servers}.\n\n"
         f"Operator log and watches: {workdir}",
         flush=True,
     )
