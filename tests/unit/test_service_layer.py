@@ -822,6 +822,42 @@ def test_a_busy_api_server_is_one_line_in_the_log_and_a_bug_is_a_traceback(
     assert bug.levelno == logging.ERROR and bug.exc_info is not None
 
 
+@sync
+async def test_a_decision_waiting_behind_the_creates_gives_its_slot_to_another() -> None:
+    """One slot. The first decision waits to write its bookkeeping while a create is on
+    its way; the second, which ends that create, still runs: the first gave its slot up
+    while waiting (holding it, the two would wait for each other forever)."""
+    from almanac.controller.controller import CreatesFirst
+
+    lanes = CreatesFirst()
+    creating = asyncio.Event()
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def a_create() -> None:
+        async with lanes.create():
+            creating.set()
+            await release.wait()
+
+    async def work(key: Any) -> None:
+        if key == "waits":
+            await lanes.bookkeeping()
+            order.append("bookkeeping written")
+        else:
+            release.set()
+            order.append("create answered")
+
+    outside = asyncio.create_task(a_create())
+    await creating.wait()
+    queue = WorkQueue(work, TimerQueue(lambda: T0), concurrency=1)
+    queue.add("waits")
+    await asyncio.sleep(0)
+    queue.add("ends the create")
+    await asyncio.wait_for(queue.idle(), 2)
+    await outside
+    assert order == ["create answered", "bookkeeping written"]
+
+
 async def _until(check: Callable[[], bool]) -> None:
     while not check():
         await asyncio.sleep(0)
