@@ -171,6 +171,36 @@ async def test_a_due_fire_creates_one_run_and_writes_the_status_once() -> None:
     assert len(w.kube.writes) == writes
 
 
+@sync
+async def test_a_run_whose_create_answer_was_lost_is_run_when_the_retry_finds_it() -> None:
+    """The API server stored the run but its answer was lost (etcd away: a 500). The
+    retry meets AlreadyExists and reads the run, before any watch event for it: the run
+    is decided all the same, and its first Job created. (In CI the watch event then
+    found the run already stored and unchanged, and nothing decided it.)"""
+    w = World()
+    w.apply(job())
+    await w.settle()
+    created = w.kube.create
+    lost: list[str] = []
+
+    async def create_losing_the_first_answer(plural: str, namespace: str, body: Body) -> Any:
+        result = await created(plural, namespace, body)
+        if plural == "scheduledjobruns" and not lost:
+            lost.append(body["metadata"]["name"])
+            raise TimeoutError()
+        return result
+
+    w.kube.create = create_losing_the_first_answer  # type: ignore[method-assign]
+    w.now = minute(1) + timedelta(seconds=0.5)
+    key = (Kind.JOB, ("ns", "j"))
+    with pytest.raises(TimeoutError):
+        await w.controller._decide(key)
+    await w.controller._decide(key)  # the retry, with no watch event in between
+    await w.controller.queue.idle()
+    assert lost == [run_of(1)]
+    assert f"{run_of(1)}-main" in w.kube.names("jobs"), w.kube.names("jobs")
+
+
 def job_controller_step(w: World, name: str, status: Body) -> None:
     """What the Job controller and the kubelet write on a Job, one status at a time."""
     job = w.kube.objects[("jobs", "ns", name)]

@@ -416,6 +416,9 @@ class Controller:
                 if why is not None:
                     await self._report_untrusted(owner, name, why)
                     continue
+                # Ours, from an attempt whose answer was lost: decided now, because its
+                # watch event, if it comes after this read, finds nothing new.
+                self.queue.add((Kind.RUN, (namespace, name)))
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body)
                 self.queue.add((Kind.RUN, (namespace, name)))
