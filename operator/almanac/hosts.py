@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
 
 import idna
 
-from almanac.errors import quote
+from almanac.errors import quote, redact_url
 
 __all__ = ["HostAllowList", "normal_host"]
 
@@ -117,6 +118,23 @@ class HostAllowList:
         raise ValueError(
             f"{shown}: {host} is not a host the operator {reached} (allowed: {self}; {self.source})"
         )
+
+    def check_url(self, url: str, reached: str) -> SplitResult:
+        """``url`` split, if it is an absolute http(s) URL whose host may be reached
+        (:meth:`check`); ValueError otherwise, with a message that shows at most
+        ``scheme://host``: a URL's path and query are often its secret (a feed's
+        private address, a chat webhook's token)."""
+        try:
+            parts = urlsplit(url.strip())
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("not a URL (write https://host/path)") from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not host:
+            raise ValueError("not an http(s) URL (write https://host/path)")
+        self.check(scheme, host, redact_url(url), reached)
+        return parts
 
     def __str__(self) -> str:
         shown = (

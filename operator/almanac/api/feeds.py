@@ -24,9 +24,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from almanac.errors import redact_url
 from almanac.hosts import HostAllowList
 from almanac.schedule import ical
 
@@ -129,11 +127,4 @@ def check_url(url: str, allowed: HostAllowList | None) -> None:
     message shows at most ``scheme://host``: a published calendar's path is its secret."""
     if allowed is None:
         raise ValueError(OFF)
-    try:
-        parts = urlsplit(url.strip())
-        host, scheme = parts.hostname, parts.scheme.lower()
-    except ValueError:
-        raise ValueError("not a URL (write https://host/path)") from None
-    if scheme not in ("http", "https") or not host:
-        raise ValueError("not an http(s) URL (write https://host/path)")
-    allowed.check(scheme, host, redact_url(url), "fetches feeds from")
+    allowed.check_url(url, "fetches feeds from")

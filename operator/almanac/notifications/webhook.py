@@ -123,22 +123,13 @@ def check_url(url: str, allowed: HostAllowList | None) -> Target:
         raise ValueError(f"the URL is longer than {WEBHOOK_URL_MAX_LENGTH} characters")
     if any(ord(c) < 33 or ord(c) == 127 for c in text):
         raise ValueError("the URL contains a space, a line break or another control character")
-    try:
-        parts = urlsplit(text)
-        host_part = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError("not a URL (write https://host/path)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not host_part:
-        raise ValueError("not an http(s) URL (write https://host/path)")
+    parts = allowed.check_url(text, "posts to")
     shown = redact(text)
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             f"{shown}: a user or password in the URL (user:password@host) is not sent; put a "
             "token in the path or query and the URL in a Secret (urlSecretRef)"
         )
-    allowed.check(scheme, host_part, shown, "posts to")
     return Target(text, shown)
 
 
