@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,8 +160,34 @@ def free_port() -> int:
     return int(script.free_port())
 
 
-def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
-    """A ValidatingWebhookConfiguration for the test's namespace only."""
+NAMESPACED_WEBHOOKS = (
+    ("scheduledjobs", "validate-scheduledjob"),
+    ("calendars", "validate-calendar"),
+    ("scheduledjobruns", "validate-scheduledjobrun"),
+    ("backfills", "validate-backfill"),
+)
+"""The operator's webhook paths for its namespaced resources, as (resource, path)."""
+
+
+def register(
+    k: Kubectl,
+    name: str,
+    port: int,
+    ca: bytes,
+    webhooks: Sequence[tuple[str, str]] = NAMESPACED_WEBHOOKS,
+    *,
+    selector: dict[str, Any] | None = None,
+    scope: str = "*",
+) -> None:
+    """A ValidatingWebhookConfiguration sending ``webhooks`` (resource, path) to the
+    operator on ``port``. Each test's operator may judge only that test's objects, so by
+    default it selects the test's namespace; a cluster-scoped resource has no namespace to
+    select, so its test labels its objects and passes an ``objectSelector`` as
+    ``selector`` (with ``scope="Cluster"``)."""
+    if selector is None:
+        selector = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}}
+        }
 
     def hook(resource: str, path: str) -> dict[str, object]:
         return {
@@ -176,9 +202,10 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
                     "apiVersions": ["v1alpha1"],
                     "operations": ["CREATE", "UPDATE"],
                     "resources": [resource],
+                    "scope": scope,
                 }
             ],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}},
+            **selector,
             "failurePolicy": "Fail",
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
@@ -190,12 +217,7 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": name},
-            "webhooks": [
-                hook("scheduledjobs", "validate-scheduledjob"),
-                hook("calendars", "validate-calendar"),
-                hook("scheduledjobruns", "validate-scheduledjobrun"),
-                hook("backfills", "validate-backfill"),
-            ],
+            "webhooks": [hook(resource, path) for resource, path in webhooks],
         }
     )
 
