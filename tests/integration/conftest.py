@@ -9,7 +9,6 @@ a test can SIGKILL and restart it), with its log kept for the failure report.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.ports import free_port
 from tests.kube import Kubectl, wait_until
 from tests.unit.test_packaging import find_helm
 
@@ -147,17 +147,6 @@ def start_operator(
 def operator(start_operator: Callable[..., Operator]) -> Operator:
     """The operator, started with default settings, serving the test's namespace."""
     return start_operator()
-
-
-def free_port() -> int:
-    """A free port for the operator's webhook or metrics: hack/cluster.py's, below the
-    kernel's ephemeral range (bind(0) hands out one that any outgoing connection may
-    take as its source port before the operator binds it)."""
-    spec = importlib.util.spec_from_file_location("cluster_script", REPO / "hack" / "cluster.py")
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return int(script.free_port())
 
 
 NAMESPACED_WEBHOOKS = (

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.conftest import Helm, Operator, free_port
+from hack.ports import free_port
+from tests.integration.conftest import Helm, Operator
 from tests.integration.objects import scheduled_job, scheduled_job_run, service
 from tests.integration.test_chart import install, manifest
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
