@@ -24,10 +24,8 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from ports import free_port  # hack/ports.py: this script's folder is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = REPO / ".cluster"
@@ -234,29 +234,6 @@ def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free port below the kernel's ephemeral range. A port the kernel hands out for
-    bind(0) is in that range, where any outgoing connection made before the component
-    binds it (a busy machine makes thousands) may take it as its source port: the
-    component then fails with "address already in use"."""
-    try:
-        first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        first_ephemeral = 32768
-    candidates = list(range(10000, max(first_ephemeral, 10001)))
-    random.shuffle(candidates)
-    for port in candidates[:200]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:  # a machine with every low port taken: the kernel's choice
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(state: Path, name: str, argv: list[str]) -> None:

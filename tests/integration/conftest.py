@@ -9,13 +9,12 @@ a test can SIGKILL and restart it), with its log kept for the failure report.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.ports import free_port
 from tests.kube import Kubectl, wait_until
 from tests.unit.test_packaging import find_helm
 
@@ -149,19 +149,34 @@ def operator(start_operator: Callable[..., Operator]) -> Operator:
     return start_operator()
 
 
-def free_port() -> int:
-    """A free port for the operator's webhook or metrics: hack/cluster.py's, below the
-    kernel's ephemeral range (bind(0) hands out one that any outgoing connection may
-    take as its source port before the operator binds it)."""
-    spec = importlib.util.spec_from_file_location("cluster_script", REPO / "hack" / "cluster.py")
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return int(script.free_port())
+NAMESPACED_WEBHOOKS = (
+    ("scheduledjobs", "validate-scheduledjob"),
+    ("calendars", "validate-calendar"),
+    ("scheduledjobruns", "validate-scheduledjobrun"),
+    ("backfills", "validate-backfill"),
+)
+"""The operator's webhook paths for its namespaced resources, as (resource, path)."""
 
 
-def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
-    """A ValidatingWebhookConfiguration for the test's namespace only."""
+def register(
+    k: Kubectl,
+    name: str,
+    port: int,
+    ca: bytes,
+    webhooks: Sequence[tuple[str, str]] = NAMESPACED_WEBHOOKS,
+    *,
+    selector: dict[str, Any] | None = None,
+    scope: str = "*",
+) -> None:
+    """A ValidatingWebhookConfiguration sending ``webhooks`` (resource, path) to the
+    operator on ``port``. Each test's operator may judge only that test's objects, so by
+    default it selects the test's namespace; a cluster-scoped resource has no namespace to
+    select, so its test labels its objects and passes an ``objectSelector`` as
+    ``selector`` (with ``scope="Cluster"``)."""
+    if selector is None:
+        selector = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}}
+        }
 
     def hook(resource: str, path: str) -> dict[str, object]:
         return {
@@ -176,9 +191,10 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
                     "apiVersions": ["v1alpha1"],
                     "operations": ["CREATE", "UPDATE"],
                     "resources": [resource],
+                    "scope": scope,
                 }
             ],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}},
+            **selector,
             "failurePolicy": "Fail",
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
@@ -190,12 +206,7 @@ def register(k: Kubectl, name: str, port: int, ca: bytes) -> None:
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": name},
-            "webhooks": [
-                hook("scheduledjobs", "validate-scheduledjob"),
-                hook("calendars", "validate-calendar"),
-                hook("scheduledjobruns", "validate-scheduledjobrun"),
-                hook("backfills", "validate-backfill"),
-            ],
+            "webhooks": [hook(resource, path) for resource, path in webhooks],
         }
     )
 

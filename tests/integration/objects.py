@@ -69,3 +69,29 @@ def calendar(name: str, **lists: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": lists,
     }
+
+
+def scheduled_job_run(
+    name: str,
+    job: str,
+    *,
+    scheduled_time: str = "2027-01-01T00:00:00Z",
+    services: list[dict[str, Any]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A ScheduledJobRun of ``job``, as the operator would write one: tests make one by
+    hand to see the webhook or the API server refuse it, or to stand in for an operator
+    that is not running."""
+    metadata: dict[str, Any] = {"name": name}
+    if labels is not None:
+        metadata["labels"] = labels
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ScheduledJobRun",
+        "metadata": metadata,
+        "spec": {
+            "scheduledJob": job,
+            "scheduledTime": scheduled_time,
+            "services": services or [service("main")],
+        },
+    }

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from almanac.api.names import API_VERSION
-from tests.integration.conftest import Admission, Operator
+from tests.integration.conftest import Admission, Operator, register
 from tests.integration.objects import calendar, scheduled_job
 from tests.integration.test_world_calendars import first_working_day, next_holiday, noon_utc
 from tests.kube import Kubectl, wait_until
@@ -312,42 +312,18 @@ def test_a_scheduled_run_records_the_calendars_it_obeyed(k: Kubectl, operator: O
 def test_the_webhook_checks_sources_of_both_kinds_and_warns_of_an_unfetched_feed(
     k: Kubectl, admission: Callable[..., Admission]
 ) -> None:
-    import base64
-
     served = admission(*ALLOW_LOOPBACK)
-    name, port, ca = served.name, served.port, served.ca
     cluster = Kubectl(k.kubeconfig)
     # ClusterCalendars have no namespace to select: this test's are labelled.
     cluster_hook = f"almanac-ccal-{k.namespace}"
-    cluster.apply(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": cluster_hook},
-            "webhooks": [
-                {
-                    "name": f"clustercalendars.{name}.almanac.dev",
-                    "clientConfig": {
-                        "url": f"https://localhost:{port}/validate-clustercalendar",
-                        "caBundle": base64.b64encode(ca).decode(),
-                    },
-                    "rules": [
-                        {
-                            "apiGroups": ["almanac.dev"],
-                            "apiVersions": ["v1alpha1"],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["clustercalendars"],
-                            "scope": "Cluster",
-                        }
-                    ],
-                    "objectSelector": {"matchLabels": {"test": k.namespace}},
-                    "failurePolicy": "Fail",
-                    "sideEffects": "None",
-                    "admissionReviewVersions": ["v1"],
-                    "timeoutSeconds": 10,
-                }
-            ],
-        }
+    register(
+        k,
+        cluster_hook,
+        served.port,
+        served.ca,
+        [("clustercalendars", "validate-clustercalendar")],
+        selector={"objectSelector": {"matchLabels": {"test": k.namespace}}},
+        scope="Cluster",
     )
     try:
         error = k.apply_expecting_error(

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.conftest import Helm, Operator, free_port
-from tests.integration.objects import scheduled_job, service
+from hack.ports import free_port
+from tests.integration.conftest import Helm, Operator
+from tests.integration.objects import scheduled_job, scheduled_job_run, service
 from tests.integration.test_chart import install, manifest
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
 from tests.integration.test_webhook import ALMANAC_EDIT, grant
@@ -104,16 +105,9 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
             )
             assert 'alice may not create Jobs in namespace "' in refused.stderr, refused.stderr
             # Nobody but the operator creates runs, not even a cluster admin.
-            handmade = {
-                "apiVersion": "almanac.dev/v1alpha1",
-                "kind": "ScheduledJobRun",
-                "metadata": {"name": "handmade"},
-                "spec": {
-                    "scheduledJob": "ghost",
-                    "scheduledTime": "2027-01-01T00:00:00Z",
-                    "services": privileged["spec"]["services"],
-                },
-            }
+            handmade = scheduled_job_run(
+                "handmade", "ghost", services=privileged["spec"]["services"]
+            )
             refused = k.run("create", "-f", "-", stdin=json.dumps(handmade), check=False)
             assert "only the Almanac operator creates ScheduledJobRuns" in refused.stderr
             k.apply(

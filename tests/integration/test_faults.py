@@ -13,7 +13,7 @@ import pytest
 from almanac.kube import REQUEST_TIMEOUT
 from tests.conftest import STATE
 from tests.integration.conftest import Operator
-from tests.integration.objects import scheduled_job, service
+from tests.integration.objects import scheduled_job, scheduled_job_run, service
 from tests.integration.test_operator import finished_run, utc
 from tests.kube import Kubectl, wait_until
 
@@ -70,16 +70,7 @@ def test_objects_nested_2000_levels_deep_do_not_stop_the_operator(
     keeps serving and a canary fires on time."""
     deep = scheduled_job("deep")
     deep["spec"]["services"][0]["jobTemplate"]["spec"]["template"]["spec"]["x"] = "NESTED"
-    run = {
-        "apiVersion": "almanac.dev/v1alpha1",
-        "kind": "ScheduledJobRun",
-        "metadata": {"name": "deep-run"},
-        "spec": {
-            "scheduledJob": "deep",
-            "scheduledTime": "2027-01-01T00:00:00Z",
-            "services": deep["spec"]["services"],
-        },
-    }
+    run = scheduled_job_run("deep-run", "deep", services=deep["spec"]["services"])
     outcomes = []
     for obj in (deep, run):
         result = k.run("create", "-f", "-", stdin=with_nested(obj, 2000), check=False)

@@ -7,7 +7,8 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from tests.integration.conftest import Operator, free_port
+from hack.ports import free_port
+from tests.integration.conftest import Operator
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_operator import finished_run, run_now, runs_of
 from tests.integration.test_reruns_and_notifications import (

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import Operator, free_port
+from hack.ports import free_port
+from tests.integration.conftest import Operator
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_operator import finished_run, run_now, utc
 from tests.kube import Kubectl, wait_until

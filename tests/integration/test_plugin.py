@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from tests.integration.conftest import Operator
-from tests.integration.objects import calendar, scheduled_job, service
+from tests.integration.objects import calendar, scheduled_job, scheduled_job_run, service
 from tests.integration.test_operator import finished_run, reasons, run_now, runs_of
 from tests.kube import Kubectl, wait_until
 
@@ -121,16 +121,12 @@ def test_rerun_without_an_operator_leaves_the_annotation_and_says_how_to_watch(
 ) -> None:
     k.apply(scheduled_job("idle"))
     # A run as the operator would have left it; no operator is running for this namespace.
-    run = {
-        "apiVersion": "almanac.dev/v1alpha1",
-        "kind": "ScheduledJobRun",
-        "metadata": {"name": "idle-29000000", "labels": {"almanac.dev/scheduled-job": "idle"}},
-        "spec": {
-            "scheduledJob": "idle",
-            "scheduledTime": "2025-03-01T00:00:00Z",
-            "services": [service("main")],
-        },
-    }
+    run = scheduled_job_run(
+        "idle-29000000",
+        "idle",
+        scheduled_time="2025-03-01T00:00:00Z",
+        labels={"almanac.dev/scheduled-job": "idle"},
+    )
     k.apply(run)
     result = plugin(k, "rerun", "idle-29000000", "--wait", "1")
     assert result.returncode == 0, result.stderr

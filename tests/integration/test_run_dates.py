@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.conftest import Operator, free_port
+from hack.ports import free_port
+from tests.integration.conftest import Operator
 from tests.integration.objects import scheduled_job, service
 from tests.integration.test_metrics import scrape
 from tests.integration.test_operator import finished_run, reasons, run_now, runs_of, utc

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import yaml
 
 from tests.integration.conftest import Admission
-from tests.integration.objects import calendar, scheduled_job, service
+from tests.integration.objects import calendar, scheduled_job, scheduled_job_run, service
 from tests.integration.test_operator import run_now, runs_of
 from tests.kube import Kubectl
 
@@ -79,18 +79,11 @@ def test_the_webhook_lets_only_users_who_may_create_jobs_run_them_and_only_the_o
     assert 'alice may not create Jobs in namespace "' in result.stderr, result.stderr
     assert k.get("sj", "root") is None
     # A run made by hand (for a job that does not even exist) is refused to anyone.
-    run = {
-        "apiVersion": "almanac.dev/v1alpha1",
-        "kind": "ScheduledJobRun",
-        "metadata": {"name": "handmade"},
-        "spec": {
-            "scheduledJob": "ghost",
-            "scheduledTime": "2027-01-01T00:00:00Z",
-            "services": privileged["spec"]["services"],
-        },
-    }
+    handmade = scheduled_job_run("handmade", "ghost", services=privileged["spec"]["services"])
     for user in ("alice", "bob"):
-        result = k.run("create", "--as", user, "-f", "-", stdin=yaml.safe_dump(run), check=False)
+        result = k.run(
+            "create", "--as", user, "-f", "-", stdin=yaml.safe_dump(handmade), check=False
+        )
         assert "only the Almanac operator creates ScheduledJobRuns" in result.stderr, result.stderr
     # Bob may create Jobs: his job is admitted, his run-now runs (the operator's own
     # create of the run passes the webhook).

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
+from hack.ports import free_port
 from tests.kube import api_refusals
 
 
@@ -28,17 +32,8 @@ def test_api_refusals_find_refusals_and_not_digits(line: str, refusal: bool) -> 
 def test_the_control_planes_ports_are_outside_the_range_outgoing_connections_take() -> None:
     """A port from bind(0) may be taken as the source port of any outgoing connection
     before the component binds it (a CI run failed so: "address already in use")."""
-    import importlib.util
-    import socket
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent.parent / "hack" / "cluster.py"
-    spec = importlib.util.spec_from_file_location("cluster", path)
-    assert spec is not None and spec.loader is not None
-    cluster = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cluster)
     first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    ports = [cluster.free_port() for _ in range(20)]
+    ports = [free_port() for _ in range(20)]
     assert all(10000 <= p < first_ephemeral for p in ports), ports
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports[0]))  # free when chosen
