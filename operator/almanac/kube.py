@@ -1,4 +1,4 @@
-"""The one module that talks to the Kubernetes API (besides kopf's own watching).
+"""The one module that talks to the Kubernetes API.
 
 Everything else in Almanac decides; this module does. Bodies go in and out as plain
 dicts in the API's own JSON shape (camelCase), so what is written here is what
@@ -101,8 +101,64 @@ REQUEST_TIMEOUT: Final = 20.0
 _TIMEOUT: Final = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT, sock_read=REQUEST_TIMEOUT)
 # A Lease renewal that takes longer than this has failed: the next try comes sooner.
 LEASE_TIMEOUT: Final = 5.0
-# Objects per page of the start-up's LISTs (see Kube.list_all).
+# Objects per page of the LISTs (see Kube.list_pages).
 LIST_PAGE: Final = 500
+# Seconds one watch request lasts on the server's side before it ends and is made again
+# from the last resourceVersion (client-go's reflector picks 5 to 10 minutes); a bookmark
+# comes about every minute in between, so a silence of 30 s more is a dead connection.
+WATCH_SECONDS: Final = 300
+_WATCH_TIMEOUT: Final = aiohttp.ClientTimeout(sock_connect=5, sock_read=WATCH_SECONDS + 30)
+
+
+class Expired(Exception):
+    """A watch's resourceVersion is older than the API server keeps (410 Gone): what
+    changed since is known only by listing again."""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What the operator lists and watches: one kind, in one namespace ("" for all of
+    them, or for a cluster-scoped kind), optionally by label."""
+
+    kind: str
+    api_version: str
+    plural: str
+    namespace: str = ""
+    selector: str = ""
+
+    @property
+    def path(self) -> str:
+        group = "api" if self.api_version == "v1" else f"apis/{self.api_version}"
+        where = f"/namespaces/{self.namespace}" if self.namespace else ""
+        return f"/{group}{where}/{self.plural}"
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        return [("labelSelector", self.selector)] if self.selector else []
+
+    def holds(self, namespace: str) -> bool:
+        """Whether an object in ``namespace`` ("" for cluster-scoped) belongs here."""
+        return not self.namespace or namespace == self.namespace
+
+
+def collections(namespace: str) -> list[Collection]:
+    """What the operator's store holds of a namespace ("" for all): its ScheduledJobs,
+    Calendars, runs, Backfills and the runs' batch Jobs (by their label)."""
+    return [
+        Collection("ScheduledJob", API_VERSION, "scheduledjobs", namespace),
+        Collection("Calendar", API_VERSION, "calendars", namespace),
+        Collection("ScheduledJobRun", API_VERSION, "scheduledjobruns", namespace),
+        Collection("Backfill", API_VERSION, "backfills", namespace),
+        Collection("Job", "batch/v1", "jobs", namespace, selector=LABEL_RUN),
+    ]
+
+
+#: The ClusterCalendars: cluster-scoped, listed and watched once whatever the namespaces.
+CLUSTER_CALENDAR_COLLECTION: Final = Collection("ClusterCalendar", API_VERSION, CLUSTER_CALENDARS)
+
+
+def _continued(token: str) -> list[tuple[str, str]]:
+    return [("continue", token)] if token else []
 
 
 def retry_delay(error: ApiException, attempt: int) -> float | None:
@@ -370,56 +426,79 @@ class Kube:
                 return None
             raise
 
-    async def list_all(self, namespace: str) -> AsyncIterator[tuple[str, list[Body]]]:
-        """What the operator's store starts from, by kind, one page (``LIST_PAGE``
-        objects) at a time: the ScheduledJobs, Calendars, runs, Backfills and the runs'
-        batch Jobs of a namespace ("" for all namespaces).
+    async def list_pages(self, collection: Collection) -> AsyncIterator[tuple[list[Body], str]]:
+        """The objects of ``collection``, a page (``LIST_PAGE`` objects) at a time, each
+        with the list's resourceVersion, where a watch of it starts.
 
         In pages so that the caller stores each page before the next is read: one answer
         of 10,000 objects, decoded at once, set the operator's RSS (the allocator keeps
-        the peak). The pages of one kind are one consistent snapshot (``continue``)."""
-        for kind, plural in (
-            ("ScheduledJob", "scheduledjobs"),
-            ("Calendar", "calendars"),
-            ("ScheduledJobRun", "scheduledjobruns"),
-            ("Backfill", "backfills"),
-        ):
-            where = f"/namespaces/{namespace}" if namespace else ""
-            path = f"/apis/{GROUP}/{VERSION}{where}/{plural}"
-            async for items in self._pages(path, []):
-                for item in items:  # list items carry no kind
-                    item.setdefault("kind", kind)
-                    item.setdefault("apiVersion", API_VERSION)
-                yield kind, items
-        path = f"/apis/batch/v1/namespaces/{namespace}/jobs" if namespace else "/apis/batch/v1/jobs"
-        async for batch_jobs in self._pages(path, [("labelSelector", LABEL_RUN)]):
-            for job in batch_jobs:
-                job.setdefault("kind", "Job")
-                job.setdefault("apiVersion", "batch/v1")
-            yield "Job", batch_jobs
-
-    async def _pages(self, path: str, query: list[tuple[str, str]]) -> AsyncIterator[list[Body]]:
-        """The items of a LIST, ``LIST_PAGE`` at a time (``limit`` and ``continue``)."""
+        the peak). The pages are one consistent snapshot (``continue``)."""
         token = ""
         while True:
-            page = [("limit", str(LIST_PAGE)), *query, *([("continue", token)] if token else [])]
-            listed = await self._json("GET", path, query=page)
+            query = [("limit", str(LIST_PAGE)), *collection.query]
+            listed = await self._json("GET", collection.path, query=query + _continued(token))
             items: list[Body] = listed.get("items") or []
-            token = (listed.get("metadata") or {}).get("continue") or ""
+            for item in items:  # list items carry no kind
+                item.setdefault("kind", collection.kind)
+                item.setdefault("apiVersion", collection.api_version)
+            metadata = listed.get("metadata") or {}
+            token = metadata.get("continue") or ""
             del listed
-            yield items
+            yield items, str(metadata.get("resourceVersion") or "")
             if not token:
                 return
 
+    async def watch(self, collection: Collection, version: str) -> AsyncIterator[tuple[str, Body]]:
+        """The changes to ``collection`` after ``version``, as (type, object): ADDED,
+        MODIFIED, DELETED and BOOKMARK (only its resourceVersion is news). Ends when the
+        server ends the request (``WATCH_SECONDS``). Raises :class:`Expired` when
+        ``version`` is older than the API server keeps (410 Gone, as the answer or as an
+        ERROR event), and ApiException for any other error, answered or streamed.
+
+        Read in chunks and split into lines here: an object may be larger than a line
+        aiohttp's own reader accepts (64 KB; the API server stores up to 1.5 MB)."""
+        query = [
+            ("watch", "1"),
+            ("resourceVersion", version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(WATCH_SECONDS)),
+            *collection.query,
+        ]
+        response = await self.api.call_api(
+            collection.path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=_WATCH_TIMEOUT,
+        )
+        async with response:
+            if response.status == 410:
+                raise Expired(collection.path)
+            if not 200 <= response.status <= 299:
+                error = ApiException(status=response.status, reason=response.reason)
+                error.body = await response.read()
+                raise error
+            rest = b""
+            async for chunk in response.content.iter_any():
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    event_type, obj = event.get("type") or "", event.get("object") or {}
+                    if event_type == "ERROR":
+                        if obj.get("code") == 410:
+                            raise Expired(collection.path)
+                        error = ApiException(status=obj.get("code"), reason=obj.get("reason"))
+                        error.body = json.dumps(obj).encode()
+                        raise error
+                    yield event_type, obj
+
     async def list_cluster_calendars(self) -> list[Body]:
-        """Every ClusterCalendar (cluster-scoped: listed once, whatever the namespaces
-        served)."""
-        listed = await self.custom.list_cluster_custom_object(GROUP, VERSION, CLUSTER_CALENDARS)
-        items: list[Body] = listed["items"]
-        for item in items:
-            item.setdefault("kind", "ClusterCalendar")
-            item.setdefault("apiVersion", API_VERSION)
-        return items
+        """Every ClusterCalendar (the admission webhook resolves a job's references)."""
+        return [c async for page, _ in self.list_pages(CLUSTER_CALENDAR_COLLECTION) for c in page]
 
     # --- who is asking -------------------------------------------------------------
 

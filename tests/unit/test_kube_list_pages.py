@@ -1,12 +1,13 @@
-"""The start-up's LISTs in pages (Kube.list_all): every object of every page, in order,
-one page at a time, each request carrying ``limit`` and the previous page's ``continue``."""
+"""The LISTs in pages (Kube.list_pages over kube.collections): every object of every page,
+in order, one page at a time, each request carrying ``limit`` and the previous page's
+``continue``, each page with the list's resourceVersion (where the watch starts)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from almanac.kube import LIST_PAGE, Kube
+from almanac.kube import LIST_PAGE, Kube, collections
 
 
 class PagedKube(Kube):
@@ -23,14 +24,16 @@ class PagedKube(Kube):
         index = int(query.get("continue", "0"))
         token = str(index + 1) if index + 1 < len(pages) else ""
         items = [{"metadata": {"name": n}} for n in pages[index]]
-        return {"metadata": {"continue": token}, "items": items}
+        return {"metadata": {"continue": token, "resourceVersion": "77"}, "items": items}
 
 
 def listed(kube: Kube, namespace: str) -> list[tuple[str, list[str]]]:
     async def collect() -> list[tuple[str, list[str]]]:
         return [
-            (kind, [b["metadata"]["name"] for b in bodies])
-            async for kind, bodies in kube.list_all(namespace)
+            (bodies[0]["kind"] if bodies else c.kind, [b["metadata"]["name"] for b in bodies])
+            for c in collections(namespace)
+            async for bodies, version in kube.list_pages(c)
+            if version == "77"
         ]
 
     return asyncio.run(collect())

@@ -1,9 +1,11 @@
-"""Thin kopf handlers: each passes what it saw to the controller, and nothing more.
+"""Thin kopf handlers: the operator's life (start-up, clean-up, liveness) and nothing more.
 
-Only low-level event handlers are used: they see every change (spec, status,
-annotations, deletion), need no diff-base annotation and put no finalizer on the
-objects, so deleting a ScheduledJob never hangs while the operator is down, and the
-garbage collector removes its runs and Jobs through owner references.
+kopf runs the process: its start-up fills the store and starts the watches
+(:mod:`almanac.controller.watches`, our own loop, not kopf's event handlers), the timer
+queue and the resync; its clean-up stops them; its liveness endpoint reports the timer
+queue. No object gets a finalizer or an annotation from kopf, so deleting a ScheduledJob
+never hangs while the operator is down, and the garbage collector removes its runs and
+Jobs through owner references.
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
-from almanac.api import names as api
-from almanac.controller import metrics
+from almanac.controller import metrics, watches
 from almanac.controller.controller import Controller
 from almanac.controller.settings import Settings
-from almanac.controller.store import Kind
-from almanac.kube import LIST_PAGE, Kube
+from almanac.kube import CLUSTER_CALENDAR_COLLECTION, Kube, collections
 from almanac.notifications.smtp import SmtpConfigError, SmtpSettings
 from almanac.times import timestamp
 
@@ -45,41 +45,11 @@ def configure(settings: Settings, leader: Callable[[], bool] | None = None) -> N
     config, fence = settings, leader
 
 
-class NoDiffBase(kopf.DiffBaseStorage):
-    """kopf keeps a "diff base" for its change handlers (on.create, on.update): on every
-    watch event it deep-copies the body to compare with the last handled state. Almanac
-    has event handlers only (the store is its memory), so that copy is pure cost: 7 %
-    of the operator's CPU at a fire of 300 jobs, in a profile. Nothing is kept."""
-
-    def build(self, *, body: Any, extra_fields: Any = None) -> kopf.BodyEssence:
-        return cast(kopf.BodyEssence, {})
-
-    def fetch(self, *, body: Any) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
-        return None
-
-
 @kopf.on.startup()
 async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are ours to post, with reasons users can filter on; kopf's would duplicate.
     settings.posting.enabled = False
-    settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.standalone = True
-    settings.watching.server_timeout = 300
-    settings.networking.request_timeout = 60
-    # A watch cut by an API server or etcd outage reconnects within seconds of its return
-    # (kopf's default back-off grows to 21 s between attempts).
-    settings.networking.error_backoffs = [0.5, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3]
-    settings.watching.connect_timeout = 5
-    # Memory at a start with many objects (issue 14: 10,000 ScheduledJobs, RSS set by the
-    # start-up's peak, which the allocator keeps): kopf's own LIST in pages, as ours, and
-    # its per-object workers gone 0.5 s after their last event instead of 5 s: each idle
-    # worker holds its last event's body, so 10,000 of them held 10,000 decoded bodies
-    # for as long as the start's status patches kept echoing (peak 310 -> 231 MB).
-    settings.watching.chunk_size = LIST_PAGE
-    settings.queueing.idle_timeout = 0.5
     try:
         smtp = SmtpSettings.from_env()
     except SmtpConfigError as error:
@@ -118,19 +88,20 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     controller = Controller(kube, config, smtp=smtp)
     # Before the first decision the store holds every Calendar (ClusterCalendars too), run
     # and Job: a job is never scheduled without its exclusions, nor fired without seeing
-    # its active runs.
+    # its active runs. Each collection's watch starts where its list ended.
     namespaces = config.namespaces
-    for namespace in namespaces or ("",):
-        async for kind, bodies in kube.list_all(namespace):  # a page at a time
-            for body in bodies:
-                controller.store.put(Kind(kind), body)
-    for body in await kube.list_cluster_calendars():
-        controller.store.put(Kind.CLUSTER_CALENDAR, body)
+    listed = [c for namespace in namespaces or ("",) for c in collections(namespace)]
+    listed.append(CLUSTER_CALENDAR_COLLECTION)
+    versions = [await watches.fill(kube, collection, controller) for collection in listed]
     controller.decide_all()
     memo.controller = controller
     memo.tasks = [
         asyncio.create_task(controller.timers.run()),
         asyncio.create_task(controller.resync()),
+        *(
+            asyncio.create_task(watches.follow(kube, collection, controller, version))
+            for collection, version in zip(listed, versions, strict=True)
+        ),
     ]
     metrics.TIMER_TICK.set_function(
         lambda: controller.timers.last_tick.timestamp() if controller.timers.last_tick else 0
@@ -147,56 +118,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     for task in memo.tasks:
         task.cancel()
     await memo.controller.kube.close()
-
-
-def _observe(kind: Kind, event: kopf.RawEvent, memo: kopf.Memo) -> None:
-    """Hands the object, as the API sent it (a plain dict), to the controller. Never
-    raises: kopf does not retry event handlers, so the controller's queue does."""
-    controller: Controller | None = getattr(memo, "controller", None)
-    if controller is None:
-        return
-    body = cast(dict[str, Any], event.get("object") or {})
-    try:
-        controller.observe(kind, event.get("type"), body)
-    except Exception:  # one object that cannot be handled must not stop the others
-        raw = body.get("metadata")
-        metadata: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        log.exception(
-            "%s %s/%s: skipped a watch event that could not be handled",
-            kind.value,
-            metadata.get("namespace"),
-            metadata.get("name"),
-        )
-
-
-@kopf.on.event(api.GROUP, api.VERSION, api.SCHEDULED_JOBS, id="scheduledjob")
-async def scheduled_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _observe(Kind.JOB, event, memo)
-
-
-@kopf.on.event(api.GROUP, api.VERSION, api.CALENDARS, id="calendar")
-async def calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _observe(Kind.CALENDAR, event, memo)
-
-
-@kopf.on.event(api.GROUP, api.VERSION, api.CLUSTER_CALENDARS, id="clustercalendar")
-async def cluster_calendar(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _observe(Kind.CLUSTER_CALENDAR, event, memo)
-
-
-@kopf.on.event(api.GROUP, api.VERSION, api.RUNS, id="run")
-async def run(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _observe(Kind.RUN, event, memo)
-
-
-@kopf.on.event(api.GROUP, api.VERSION, api.BACKFILLS, id="backfill")
-async def backfill(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _observe(Kind.BACKFILL, event, memo)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_RUN: kopf.PRESENT}, id="job")
-async def job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _observe(Kind.BATCH_JOB, event, memo)
 
 
 @kopf.on.probe(id="timers")
