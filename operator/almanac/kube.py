@@ -128,7 +128,7 @@ class Collection:
 
     @property
     def path(self) -> str:
-        group = "api" if self.api_version == "v1" else f"apis/{self.api_version}"
+        group = "api/v1" if self.api_version == "v1" else f"apis/{self.api_version}"
         where = f"/namespaces/{self.namespace}" if self.namespace else ""
         return f"/{group}{where}/{self.plural}"
 

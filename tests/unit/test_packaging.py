@@ -360,8 +360,6 @@ OPERATOR_RULES = [
     (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
 CLUSTER_READS = [
-    (["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"]),
-    ([""], ["namespaces"], ["get", "list", "watch"]),
     (["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"]),
     (["almanac.dev"], ["clustercalendars/status"], ["get", "patch"]),
 ]

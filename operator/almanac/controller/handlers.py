@@ -50,6 +50,9 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # Events are ours to post, with reasons users can filter on; kopf's would duplicate.
     settings.posting.enabled = False
     settings.peering.standalone = True
+    # kopf watches nothing (the watches are ours): no API discovery, no watch of the
+    # CustomResourceDefinitions and namespaces for resources it would never serve.
+    settings.scanning.disabled = True
     try:
         smtp = SmtpSettings.from_env()
     except SmtpConfigError as error:
