@@ -940,3 +940,29 @@ async def test_a_shortened_deadline_applies_to_a_run_already_going() -> None:
     assert (
         late["message"] == "not finished by 2027-01-04T09:11:00Z: runDeadline 10m after it was due"
     )
+
+
+@sync
+async def test_a_job_is_not_decided_again_for_the_run_its_own_decision_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a fire the job is decided when it is due and again when its run's phase moves
+    (its history follows the runs), not once more for the run it has just created: its
+    status already counted that run."""
+    from almanac.controller import controller as module
+
+    seen: list[list[tuple[str, object]]] = []
+
+    def counting(job: Body, runs: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append([(r["metadata"]["name"], (r.get("status") or {}).get("phase")) for r in runs])
+        return decide_job(job, runs, *args, **kwargs)
+
+    decide_job = module.decide_job
+    monkeypatch.setattr(module, "decide_job", counting)
+    w = World()
+    w.apply(job())
+    await w.at(minute(1) - timedelta(seconds=30))
+    seen.clear()
+    await w.at(minute(1) + timedelta(seconds=0.5))
+    earlier = (run_of(0), "Running")  # the fire at 09:00, still running
+    assert seen == [[earlier], [earlier, (run_of(1), "Running")]]  # none sees run 1 unstarted

@@ -51,6 +51,9 @@ from almanac.rules.runs import decide_run, jobs_without_pods
 from almanac.rules.trust import untrusted
 from almanac.times import parse_time
 
+Item = tuple[Kind, Key]
+"""What the work queue decides: one object of one kind."""
+
 log = logging.getLogger(__name__)
 
 #: Every object is decided again this often, even with no event: what a lost watch
@@ -156,14 +159,26 @@ class Controller:
         if change.changed:
             self._follow(kind, key, body, change.old, own=False)
 
-    def own(self, kind: Kind, body: Body) -> None:
+    def own(self, kind: Kind, body: Body, *, by: Item | None = None) -> None:
         """A body the API server answered one of our writes with: into the store, so
-        the watch event that echoes it is no news; its dependents are enqueued."""
+        the watch event that echoes it is no news; its dependents are enqueued, except
+        ``by``, the decision that wrote it and planned with it already (a job that
+        created its run: deciding it again at once changed nothing, at a cost of a
+        tenth or so of the operator's CPU in a burst of fires)."""
         change = self.store.put(kind, body)
         if change.changed:
-            self._follow(kind, key_of(body), body, change.old, own=True)
+            self._follow(kind, key_of(body), body, change.old, own=True, by=by)
 
-    def _follow(self, kind: Kind, key: Key, body: Body, old: Body | None, *, own: bool) -> None:
+    def _follow(
+        self,
+        kind: Kind,
+        key: Key,
+        body: Body,
+        old: Body | None,
+        *,
+        own: bool,
+        by: Item | None = None,
+    ) -> None:
         namespace = key[0]
         if kind is Kind.JOB:
             metrics.track_job(*key)
@@ -183,11 +198,12 @@ class Controller:
                 self.queue.add((Kind.RUN, key))
             if old is None or _phase(old) != _phase(body):
                 job = (body.get("spec") or {}).get("scheduledJob")
-                if job:  # its active runs, last run and history follow from the runs
+                if job and by != (Kind.JOB, (namespace, job)):
+                    # its active runs, last run and history follow from the runs
                     self.queue.add((Kind.JOB, (namespace, job)))
                 backfill = (body["metadata"].get("labels") or {}).get(api.LABEL_BACKFILL)
-                if backfill:  # a slot may be free for the next instant
-                    self.queue.add((Kind.BACKFILL, (namespace, backfill)))
+                if backfill and by != (Kind.BACKFILL, (namespace, backfill)):
+                    self.queue.add((Kind.BACKFILL, (namespace, backfill)))  # a slot may be free
         elif kind is Kind.BATCH_JOB:
             run = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
             if run and not own:
@@ -420,7 +436,7 @@ class Controller:
                 # watch event, if it comes after this read, finds nothing new.
                 self.queue.add((Kind.RUN, (namespace, name)))
             if isinstance(result, Created):
-                self.own(Kind.RUN, result.body)
+                self.own(Kind.RUN, result.body, by=(Kind(owner["kind"]), key_of(owner)))
                 self.queue.add((Kind.RUN, (namespace, name)))
                 created.append(result.body)
             if create.event is not None:
