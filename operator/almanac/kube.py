@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import aiohttp
 from kubernetes_asyncio import client, config
@@ -188,8 +190,8 @@ def environment_routes_requests(environ: Mapping[str, str], home: str) -> bool:
 
 
 class _ApiClient(client.ApiClient):
-    """The kubernetes client, with a timeout on every request (``REQUEST_TIMEOUT``),
-    retrying 429 answers (see retry_delay).
+    """The kubernetes client's configuration, credentials and connection pool, which
+    :meth:`Kube._request` sends through (none of its generated API classes).
 
     The client's session trusts the environment, so aiohttp looks up a proxy and a
     netrc entry for every request, each in a worker thread (about a sixth of the
@@ -200,31 +202,6 @@ class _ApiClient(client.ApiClient):
         super().__init__(configuration)
         if not environment_routes_requests(os.environ, os.path.expanduser("~")):
             self.rest_client.pool_manager._trust_env = False
-
-    def sanitize_for_serialization(self, obj: Any) -> Any:
-        """A plain dict is sent as it is. The client would walk every body, key by key,
-        to turn typed models and dates into JSON; Almanac's bodies are the API's own
-        JSON already (strings for times), and the walk over a Job's template was an
-        eighth of the operator's CPU in a burst of 1,000 fires (py-spy). The few typed
-        models (access reviews) are still converted, and their fields by this method."""
-        if isinstance(obj, dict):
-            return obj
-        return super().sanitize_for_serialization(obj)
-
-    async def request(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("_request_timeout") is None:
-            kwargs["_request_timeout"] = _TIMEOUT
-        attempt = 0
-        while True:
-            try:
-                return await super().request(*args, **kwargs)
-            except ApiException as error:
-                delay = retry_delay(error, attempt)
-                if delay is None:
-                    raise
-                log.info("API server busy (%s): trying again in %.1fs", api_message(error), delay)
-                await asyncio.sleep(delay)
-                attempt += 1
 
 
 def transient_failure(error: BaseException) -> str | None:
@@ -262,8 +239,6 @@ class Kube:
         self.fence: Callable[[], bool] | None = None
         """When set (leader election), every write first asks it whether this replica
         still holds the Lease, and raises :class:`NotLeader` if not."""
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -283,9 +258,58 @@ class Kube:
         if self.fence is not None and not self.fence():
             raise NotLeader("this replica no longer holds the Lease: not writing")
 
-    def _dict(self, obj: Any) -> Body:
-        result: Body = self.api.sanitize_for_serialization(obj)
-        return result
+    @contextlib.asynccontextmanager
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Body | None = None,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        timeout: aiohttp.ClientTimeout = _TIMEOUT,
+        content_type: str = "application/json",
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One request on the client's connection pool, with its credentials (refreshed
+        as the client does: a token file, an exec plugin); the answer is the caller's to
+        read. Raises ApiException for an answer other than 2xx, after trying a 429 again
+        (:func:`retry_delay`).
+
+        Sent here rather than through the client's ``call_api``: that walked every body
+        key by key to serialise it (an eighth of the operator's CPU in a burst of 1,000
+        fires, py-spy), let aiohttp look the body's type up in its payload registry
+        (another 4 %), and parsed answers into typed models only for us to turn them
+        back into dicts (a third of the CPU at a fire, before this module kept dicts)."""
+        api = self.api
+        rest = api.rest_client
+        headers = {**api.default_headers, "Accept": "application/json"}
+        encoded = None if body is None else json.dumps(body).encode()
+        url = f"{api.configuration.host}{path}" + (f"?{urlencode(query)}" if query else "")
+        extra: dict[str, Any] = {}
+        if rest.proxy:
+            extra.update(proxy=rest.proxy, proxy_headers=rest.proxy_headers)
+        if rest.server_hostname:
+            extra["server_hostname"] = rest.server_hostname
+        attempt = 0
+        while True:
+            await api.update_params_for_auth(headers, [], ["BearerToken"])
+            data = None  # a payload made here, not looked up in aiohttp's registry
+            if encoded is not None:
+                data = aiohttp.payload.BytesPayload(encoded, content_type=content_type)
+            async with rest.pool_manager.request(
+                method, url, data=data, headers=headers, timeout=timeout, **extra
+            ) as response:
+                if 200 <= response.status <= 299:
+                    yield response
+                    return
+                error = ApiException(status=response.status, reason=response.reason)
+                error.body = await response.read()
+                error.headers = response.headers
+            delay = retry_delay(error, attempt)
+            if delay is None:
+                raise error
+            log.info("API server busy (%s): trying again in %.1fs", api_message(error), delay)
+            await asyncio.sleep(delay)
+            attempt += 1
 
     async def _json(
         self,
@@ -296,35 +320,23 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         answer: bool = True,
         timeout: float | None = None,
+        content_type: str = "application/json",
     ) -> Any:
         """One request whose answer stays the API's JSON, as plain dicts (None with
-        ``answer=False``: not even parsed). The client's typed models would parse every
-        field of every answer (each date by dateutil) only for us to turn them back into
-        dicts: a third of the operator's CPU at a fire, in a profile of 300 fires."""
-        return await self.api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            body=body,
-            response_types_map={200: "object", 201: "object"} if answer else {},
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _request_timeout=timeout,
-        )
+        ``answer=False``: not even parsed)."""
+        limit = _TIMEOUT if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        async with self._request(
+            method, path, body, query=query, timeout=limit, content_type=content_type
+        ) as response:
+            raw = await response.read()
+        return json.loads(raw) if answer else None
 
     # --- custom resources ---------------------------------------------------------
 
     async def get(self, plural: str, namespace: str, name: str) -> Body | None:
         """One object; ``namespace`` empty for a cluster-scoped one (ClusterCalendar)."""
         try:
-            body: Body
-            if namespace:
-                body = await self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, plural, name
-                )
-            else:
-                body = await self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+            body: Body = await self._json("GET", _custom(plural, namespace, name))
             return body
         except ApiException as error:
             if error.status == 404:
@@ -332,19 +344,15 @@ class Kube:
             raise
 
     async def list_objects(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
-        result = await self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, label_selector=selector
-        )
+        query = [("labelSelector", selector)] if selector else []
+        result = await self._json("GET", _custom(plural, namespace), query=query)
         items: list[Body] = result["items"]
         return items
 
     async def create(self, plural: str, namespace: str, body: Body) -> CreateResult:
         self._check_fence()
         try:
-            created = await self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, body
-            )
-            return Created(created)
+            return Created(await self._json("POST", _custom(plural, namespace), body))
         except ApiException as error:
             return _create_error(error)
 
@@ -352,9 +360,8 @@ class Kube:
         """Deletes in the background: the garbage collector removes what it owns."""
         self._check_fence()
         try:
-            await self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, propagation_policy="Background"
-            )
+            options = {"propagationPolicy": "Background"}
+            await self._json("DELETE", _custom(plural, namespace, name), options, answer=False)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -371,32 +378,15 @@ class Kube:
 
         With ``resource_version``, only if the object is still at that version
         (:class:`Conflict` otherwise): a decision made from an older body never
-        overwrites a newer one. None answers an object that is gone."""
+        overwrites a newer one. None answers an object that is gone. ``namespace``
+        empty for a cluster-scoped object (ClusterCalendar)."""
         self._check_fence()
         patch: Body = {"status": status}
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            patched: Body
-            if namespace:
-                patched = await self.custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    patch,
-                    _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
-                )
-            else:  # cluster-scoped (ClusterCalendar)
-                patched = await self.custom.patch_cluster_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    plural,
-                    name,
-                    patch,
-                    _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
-                )
+            path = _custom(plural, namespace, name) + "/status"
+            patched: Body = await self._json("PATCH", path, patch, content_type=MERGE_PATCH)
             return patched
         except ApiException as error:
             if error.status == 404:
@@ -421,14 +411,9 @@ class Kube:
         if resource_version:
             metadata["resourceVersion"] = resource_version
         try:
-            patched: Body = await self.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"metadata": metadata},
-                _content_type=MERGE_PATCH,  # type: ignore[call-arg]  # missing from stubs
+            path = _custom(plural, namespace, name)
+            patched: Body = await self._json(
+                "PATCH", path, {"metadata": metadata}, content_type=MERGE_PATCH
             )
             return patched
         except ApiException as error:
@@ -463,10 +448,7 @@ class Kube:
         MODIFIED, DELETED and BOOKMARK (only its resourceVersion is news). Ends when the
         server ends the request (``WATCH_SECONDS``). Raises :class:`Expired` when
         ``version`` is older than the API server keeps (410 Gone, as the answer or as an
-        ERROR event), and ApiException for any other error, answered or streamed.
-
-        Read in chunks and split into lines here: an object may be larger than a line
-        aiohttp's own reader accepts (64 KB; the API server stores up to 1.5 MB)."""
+        ERROR event), and ApiException for any other error, answered or streamed."""
         query = [
             ("watch", "1"),
             ("resourceVersion", version),
@@ -474,37 +456,16 @@ class Kube:
             ("timeoutSeconds", str(WATCH_SECONDS)),
             *collection.query,
         ]
-        response = await self.api.call_api(
-            collection.path,
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=_WATCH_TIMEOUT,
-        )
-        async with response:
-            if response.status == 410:
-                raise Expired(collection.path)
-            if not 200 <= response.status <= 299:
-                error = ApiException(status=response.status, reason=response.reason)
-                error.body = await response.read()
-                raise error
-            rest = b""
-            async for chunk in response.content.iter_any():
-                *lines, rest = (rest + chunk).split(b"\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    event_type, obj = event.get("type") or "", event.get("object") or {}
-                    if event_type == "ERROR":
-                        if obj.get("code") == 410:
-                            raise Expired(collection.path)
-                        error = ApiException(status=obj.get("code"), reason=obj.get("reason"))
-                        error.body = json.dumps(obj).encode()
-                        raise error
-                    yield event_type, obj
+        try:
+            async with self._request(
+                "GET", collection.path, query=query, timeout=_WATCH_TIMEOUT
+            ) as response:
+                async for event in _json_lines(response):
+                    yield event
+        except ApiException as error:
+            if error.status == 410:
+                raise Expired(collection.path) from None
+            raise
 
     async def list_cluster_calendars(self) -> list[Body]:
         """Every ClusterCalendar (the admission webhook resolves a job's references)."""
@@ -514,29 +475,40 @@ class Kube:
 
     async def whoami(self) -> str:
         """The user name this client authenticates as (a SelfSubjectReview)."""
-        review = await client.AuthenticationV1Api(self.api).create_self_subject_review(
-            client.V1SelfSubjectReview()
+        review = await self._json(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
-        return str(review.status.user_info.username)
+        return str(review["status"]["userInfo"]["username"])
 
     async def may(
         self, user: Mapping[str, Any], verb: str, group: str, resource: str, namespace: str
     ) -> bool:
         """Whether ``user`` (an admission request's userInfo) may ``verb`` ``resource``
         in ``namespace`` (a SubjectAccessReview, as the API server would decide)."""
-        spec = client.V1SubjectAccessReviewSpec(
-            user=user.get("username"),
-            uid=user.get("uid"),
-            groups=user.get("groups"),
-            extra=user.get("extra"),
-            resource_attributes=client.V1ResourceAttributes(
-                namespace=namespace, verb=verb, group=group, resource=resource
-            ),
+        spec = {
+            "user": user.get("username"),
+            "uid": user.get("uid"),
+            "groups": user.get("groups"),
+            "extra": user.get("extra"),
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+            },
+        }
+        review = await self._json(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {k: v for k, v in spec.items() if v is not None},
+            },
         )
-        review = await client.AuthorizationV1Api(self.api).create_subject_access_review(
-            client.V1SubjectAccessReview(spec=spec)
-        )
-        return bool(review.status.allowed)
+        return bool((review.get("status") or {}).get("allowed"))
 
     # --- batch/v1 Jobs --------------------------------------------------------------
 
@@ -593,7 +565,8 @@ class Kube:
 
     async def get_secret(self, namespace: str, name: str) -> Body | None:
         try:
-            return self._dict(await self.core.read_namespaced_secret(name, namespace))
+            secret: Body = await self._json("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            return secret
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -649,10 +622,11 @@ class Kube:
             "data": data,
         }
         try:
+            secrets = f"/api/v1/namespaces/{namespace}/secrets"
             if found is None:
-                await self.core.create_namespaced_secret(namespace, body)  # type: ignore[arg-type]
+                await self._json("POST", secrets, body, answer=False)
             else:
-                await self.core.replace_namespaced_secret(name, namespace, body)  # type: ignore[arg-type]
+                await self._json("PUT", f"{secrets}/{name}", body, answer=False)
             return True
         except ApiException as error:
             if error.status in (404, 409):
@@ -662,19 +636,19 @@ class Kube:
     async def set_ca_bundle(self, configuration: str, ca: bytes) -> bool:
         """Writes ``ca`` into every webhook's caBundle of the ValidatingWebhookConfiguration
         (unless already there); True when it changed. Retries on a conflicting write."""
-        admission = client.AdmissionregistrationV1Api(self.api)
+        path = (
+            f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{configuration}"
+        )
         bundle = base64.b64encode(ca).decode()
         while True:
-            current = self._dict(
-                await admission.read_validating_webhook_configuration(configuration)
-            )
+            current: Body = await self._json("GET", path)
             hooks = current.get("webhooks") or []
             if all(h.get("clientConfig", {}).get("caBundle") == bundle for h in hooks):
                 return False
             for hook in hooks:
                 hook.setdefault("clientConfig", {})["caBundle"] = bundle
             try:
-                await admission.replace_validating_webhook_configuration(configuration, current)  # type: ignore[arg-type]
+                await self._json("PUT", path, current, answer=False)
                 return True
             except ApiException as error:
                 if error.status != 409:
@@ -784,3 +758,28 @@ def _create_error(error: ApiException) -> CreateResult:
     if error.status in (400, 403, 422):
         return Refused(api_message(error))
     raise error
+
+
+def _custom(plural: str, namespace: str, name: str = "") -> str:
+    """The path of Almanac's objects of ``plural`` ("" namespace: cluster-scoped)."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{GROUP}/{VERSION}{where}/{plural}" + (f"/{name}" if name else "")
+
+
+async def _json_lines(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, Body]]:
+    """A watch's events, as (type, object), from its answer read in chunks and split into
+    lines here: one object may be larger than aiohttp's own line reader accepts (64 KB;
+    the API server stores up to 1.5 MB). An ERROR event raises, as an error answer would."""
+    rest = b""
+    async for chunk in response.content.iter_any():
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            event_type, obj = event.get("type") or "", event.get("object") or {}
+            if event_type == "ERROR":
+                error = ApiException(status=obj.get("code"), reason=obj.get("reason"))
+                error.body = json.dumps(obj).encode()
+                raise error
+            yield event_type, obj

@@ -29,7 +29,7 @@ from almanac.kube import Kube  # noqa: E402
 async def round_trip(kube: Kube, n: int) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(n):
-        await kube.core.read_namespace("default")
+        await kube._json("GET", "/api/v1/namespaces/default")
     return (time.process_time() - cpu) / n, (time.perf_counter() - wall) / n
 
 

@@ -596,14 +596,15 @@ def test_an_invalid_spec_with_thousands_of_errors_gives_a_bounded_ready_message(
 def test_an_event_message_is_cut_at_1_kib() -> None:
     posted: list[dict[str, Any]] = []
 
-    class Client:
-        async def call_api(self, path: str, method: str, **kwargs: Any) -> None:
-            assert (method, path) == ("POST", "/api/v1/namespaces/team/events"), (method, path)
-            posted.append(kwargs["body"])
+    class Posting(kube.Kube):
+        def __init__(self) -> None:
+            self.fence = None
 
-    api = kube.Kube.__new__(kube.Kube)
-    api.fence = None
-    api.api = Client()  # type: ignore[assignment]
+        async def _json(self, method: str, path: str, body: Any = None, **_: Any) -> None:
+            assert (method, path) == ("POST", "/api/v1/namespaces/team/events"), (method, path)
+            posted.append(body)
+
+    api = Posting()
     body = job_body()
     asyncio.run(api.event(body, "Warning", "InvalidSchedule", "m" * 5000, key="k"))
     [event] = posted
