@@ -15,8 +15,8 @@ on that namespace (`almanac run`, the integration tests' `Operator` helper). Rep
   a machine of few cores the API server's share bounds the wall time), and the API
   server's requests on ScheduledJobs in that time by verb (apiserver_request_total: the
   operator's, and the watch's one WATCH);
-- **the limit**: after the operator has stopped, a bare async client (the same client
-  library, ``IN_FLIGHT`` requests at once) merge-patches ``status.nextScheduleTime`` of
+- **the limit**: after the operator has stopped, a bare async client (the operator's own
+  request path, ``Kube.patch_status``, ``IN_FLIGHT`` requests at once) merge-patches ``status.nextScheduleTime`` of
   the N objects, one request each, as the operator's start does: its wall time and
   the CPU seconds of the client, kube-apiserver and etcd.
 
@@ -59,6 +59,7 @@ from tests.integration.objects import scheduled_job, service
 from tests.kube import Kubectl
 
 from almanac.api.names import GROUP, SCHEDULED_JOBS, VERSION
+from almanac.kube import Kube
 
 #: How long the operator is left at rest, with everything in hand, for idle CPU and RSS.
 AT_REST = 60.0
@@ -98,20 +99,12 @@ def request_cells(before: dict[str, float], after: dict[str, float]) -> str:
 async def limit(bench: Bench, namespace: str, names: list[str]) -> tuple[float, float, str]:
     """What the N status patches of a start cost with nothing else around them: a bare
     client, IN_FLIGHT at once. (wall seconds, client CPU seconds, servers' CPU cells)"""
-    patch = {"status": {"nextScheduleTime": "2000-01-01T00:00:00Z"}}
+    status = {"nextScheduleTime": "2000-01-01T00:00:00Z"}
     servers = server_cpu()
     cpu, t0 = time.process_time(), time.monotonic()
-    await bounded(
+    await bounded(  # through the operator's own lean request path, as bench_fleet's limit
         [
-            lambda name=name: bench.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                SCHEDULED_JOBS,
-                name,
-                patch,
-                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
-            )
+            lambda name=name: bench.lean.patch_status(SCHEDULED_JOBS, namespace, name, status)
             for name in names
         ]
     )
@@ -138,8 +131,9 @@ async def resident(n: int, workdir: Path) -> None:
     install_crds(kube)
     configuration = client.Configuration()
     await config.load_kube_config(config_file=str(KUBECONFIG), client_configuration=configuration)
+    lean, _ = await Kube.connect_kubeconfig(str(KUBECONFIG))
     async with client.ApiClient(configuration) as api:
-        bench = Bench(api, workdir)
+        bench = Bench(api, lean, workdir)
         progress(f"the floor: the operator on an empty namespace (load average {load()})")
         floor_rss, floor_served = floor(workdir, bench)
         namespace = bench.namespace("resident", n)
@@ -196,6 +190,7 @@ async def resident(n: int, workdir: Path) -> None:
             limit_wall, limit_cpu, limit_servers = await limit(bench, namespace, names)
         finally:
             bench.delete_namespace(namespace)
+            await lean.close()
     idle = (cpu_rest - cpu_in_hand) / AT_REST * 100
     print(
         f"Resident benchmark, N = {n}, load average after: {load()}\n\n"
