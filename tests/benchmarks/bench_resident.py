@@ -16,8 +16,9 @@ on that namespace (`almanac run`, the integration tests' `Operator` helper). Rep
   server's requests on ScheduledJobs in that time by verb (apiserver_request_total: the
   operator's, and the watch's one WATCH);
 - **the limit**: after the operator has stopped, a bare async client (the operator's own
-  request path, ``Kube.patch_status``, ``IN_FLIGHT`` requests at once) merge-patches ``status.nextScheduleTime`` of
-  the N objects, one request each, as the operator's start does: its wall time and
+  request path, ``Kube.patch_status``, ``IN_FLIGHT`` requests at once) merge-patches
+  ``status.nextScheduleTime`` of the N objects, one request each, as the operator's
+  start does: its wall time and
   the CPU seconds of the client, kube-apiserver and etcd.
 
 The bare cost of the same process, `almanac run` on an empty namespace, is measured
