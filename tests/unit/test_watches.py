@@ -135,8 +135,9 @@ def test_an_expired_watch_lists_again_and_what_is_gone_is_deleted_in_its_namespa
     expiry: tuple[list[Any], Exception | None],
 ) -> None:
     kept, gone, elsewhere = job("kept", 3), job("gone", 4), job("other", 5, namespace="ns2")
+    ours = job("ours", 61)  # our own write, answered after the list's snapshot
     kube = ScriptedKube([expiry], listed=[job("kept", 3), job("new", 40)], version="60")
-    controller = Recorder(kept, gone, elsewhere)
+    controller = Recorder(kept, gone, elsewhere, ours)
     follow(kube, controller)
     assert kube.lists == 1
     assert kube.watched_from == ["10", "60"]
@@ -148,6 +149,7 @@ def test_an_expired_watch_lists_again_and_what_is_gone_is_deleted_in_its_namespa
     assert sorted(controller.store.keys(Kind.JOB)) == [
         ("ns", "kept"),
         ("ns", "new"),
+        ("ns", "ours"),
         ("ns2", "other"),
     ]
 

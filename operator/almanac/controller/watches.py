@@ -55,7 +55,9 @@ async def fill(kube: Kube, collection: Collection, controller: Controller) -> st
 async def relist(kube: Kube, collection: Collection, controller: Controller) -> str:
     """Lists ``collection`` again after its watch expired: every object is observed (the
     store tells news from old), and every object the store holds that the list no longer
-    does is observed as deleted. Returns the list's resourceVersion."""
+    does is observed as deleted, unless the store's copy is newer than the list (our own
+    write, answered while the list was read: the watch from the list's version tells).
+    Returns the list's resourceVersion."""
     kind = Kind(collection.kind)
     listed = set()
     version = ""
@@ -66,9 +68,20 @@ async def relist(kube: Kube, collection: Collection, controller: Controller) -> 
             _observe(controller, kind, "ADDED", body)
     for key in controller.store.keys(kind):
         gone = controller.store.get(kind, key)
-        if key not in listed and collection.holds(key[0]) and gone is not None:
-            _observe(controller, kind, "DELETED", gone)
+        if key in listed or not collection.holds(key[0]) or gone is None:
+            continue
+        if _newer(gone, version):
+            continue
+        _observe(controller, kind, "DELETED", gone)
     return version
+
+
+def _newer(body: Body, version: str) -> bool:
+    """Whether ``body`` was written after the list at ``version`` (resourceVersions are
+    opaque to clients; the API server's are etcd revisions, and where one is not a
+    number the object is taken as not newer)."""
+    mine = str((body.get("metadata") or {}).get("resourceVersion") or "")
+    return mine.isdigit() and version.isdigit() and int(mine) > int(version)
 
 
 async def follow(kube: Kube, collection: Collection, controller: Controller, version: str) -> None:
