@@ -512,12 +512,6 @@ class Kube:
 
     # --- batch/v1 Jobs --------------------------------------------------------------
 
-    async def list_jobs(self, namespace: str, run: str) -> list[Body]:
-        path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
-        result = await self._json("GET", path, query=[("labelSelector", f"{LABEL_RUN}={run}")])
-        items: list[Body] = result["items"]
-        return items
-
     async def create_job(self, namespace: str, body: Body) -> CreateResult:
         self._check_fence()
         try:
