@@ -15,6 +15,15 @@ on that namespace (`almanac run`, the integration tests' `Operator` helper). Rep
   a machine of few cores the API server's share bounds the wall time), and the API
   server's requests on ScheduledJobs in that time by verb (apiserver_request_total: the
   operator's, and the watch's one WATCH);
+- with ``--fire``, **N fires at one instant**: the ScheduledJobs are daily in UTC instead,
+  at an instant T chosen when they are created, late enough for the measurements above
+  to end before it (a note says so when they did not). After the rest, the operator is
+  left running through T: the time from T until a watch on the runs' Jobs has shown all
+  N, the operator's CPU milliseconds per fire over that time, and its RSS when the last
+  Job was seen and again after a minute more (the issue's "RSS at most 200 MB after
+  10,000 fires"). The Job controller, at its client QPS, takes most of an hour to run N
+  = 10,000 Jobs to completion; the runs are measured while most are still running, which
+  is when the operator holds the most (every run, every Job, their timers);
 - **the limit**: after the operator has stopped, a bare async client (the operator's own
   request path, ``Kube.patch_status``, ``IN_FLIGHT`` requests at once) merge-patches
   ``status.nextScheduleTime`` of the N objects, one request each, as the operator's
@@ -26,7 +35,7 @@ first, in the same run: it is the floor that N objects add to.
 
 Run against a running control plane (`make cluster-up`), from the repository:
 
-    .venv/bin/python -m tests.benchmarks.bench_resident [N]
+    .venv/bin/python -m tests.benchmarks.bench_resident [N] [--fire]
 
 (default N: 10000). A measurement, not a test: nothing here asserts speed.
 """
@@ -35,8 +44,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes_asyncio import client, config
@@ -46,6 +58,7 @@ from tests.benchmarks.bench_fleet import (
     Bench,
     Watch,
     bounded,
+    clock,
     collection,
     install_crds,
     load,
@@ -59,7 +72,7 @@ from tests.integration.conftest import Operator
 from tests.integration.objects import scheduled_job, service
 from tests.kube import Kubectl
 
-from almanac.api.names import GROUP, SCHEDULED_JOBS, VERSION
+from almanac.api.names import GROUP, LABEL_RUN, SCHEDULED_JOBS, VERSION
 from almanac.kube import Kube
 
 #: How long the operator is left at rest, with everything in hand, for idle CPU and RSS.
@@ -127,26 +140,76 @@ def floor(workdir: Path, bench: Bench) -> tuple[float, float]:
     return rss, served
 
 
-async def resident(n: int, workdir: Path) -> None:
+def fire_instant(n: int) -> float:
+    """A whole minute late enough for creating N ScheduledJobs, having them in hand and
+    the rest to end before it (10,000 took 25 s to create and 34 s to have in hand here:
+    this leaves them 160 s)."""
+    soon = time.time() + 60 + 0.01 * n + AT_REST
+    return soon - soon % 60 + 60
+
+
+@dataclass
+class Fired:
+    """What N fires at one instant cost the operator (`--fire`)."""
+
+    last_job: float  # seconds after T
+    jobs: int
+    cpu_ms: float  # operator CPU from T until the last Job, per fire
+    rss_fired: float
+    rss_later: float
+    note: str
+
+    def rows(self, n: int) -> str:
+        seen = "" if self.jobs == n else f" (only {self.jobs} seen)"
+        return (
+            f"| {n:,} fires at one instant T | the last Job {self.last_job:.1f} s after T{seen} |"
+            f" {self.rss_fired:.0f} MB at the last Job, {self.rss_later:.0f} MB"
+            f" {AT_REST:.0f} s later | {self.cpu_ms:.1f} ms CPU per fire until the last Job"
+            f"{'; ' + self.note if self.note else ''} |\n"
+        )
+
+
+async def fire(n: int, pid: int, at: float, jobs: Watch) -> Fired:
+    """Leave the operator running through `at`, until the watch has shown N Jobs."""
+    note = ""
+    if time.time() > at - 2:
+        note = f"the rest ended {time.time() - at + 2:.0f} s after T-2 s"
+    progress(f"waiting for the fire at {clock(at)} (load average {load()})")
+    await asyncio.sleep(max(0.0, at - 2 - time.time()))
+    _, cpu_before = process_usage(pid)
+    if not await wait_async(lambda: len(jobs.first_seen()) >= n, 900):
+        progress(f"only {len(jobs.first_seen())} of {n} Jobs within 900 s")
+    seen = jobs.first_seen()
+    last = max((stamp for stamp, _ in seen.values()), default=at) - at
+    rss_fired, cpu_fired = process_usage(pid)
+    progress(f"{len(seen)} Jobs, the last {last:.1f} s after T; {AT_REST:.0f} s more")
+    await asyncio.sleep(AT_REST)
+    rss_later, _ = process_usage(pid)
+    cpu_ms = (cpu_fired - cpu_before) * 1000 / max(1, len(seen))
+    return Fired(last, len(seen), cpu_ms, rss_fired, rss_later, note)
+
+
+async def resident(n: int, workdir: Path, fires: bool) -> None:
     kube = Kubectl(KUBECONFIG)
     install_crds(kube)
     configuration = client.Configuration()
     await config.load_kube_config(config_file=str(KUBECONFIG), client_configuration=configuration)
     lean, _ = await Kube.connect_kubeconfig(str(KUBECONFIG))
+    fired: Fired | None = None
     async with client.ApiClient(configuration) as api:
         bench = Bench(api, lean, workdir)
         progress(f"the floor: the operator on an empty namespace (load average {load()})")
         floor_rss, floor_served = floor(workdir, bench)
         namespace = bench.namespace("resident", n)
+        at = fire_instant(n)
+        if fires:  # once a day, at T
+            stamp = datetime.fromtimestamp(at, UTC)
+            when = {"schedule": f"{stamp.minute} {stamp.hour} * * *", "timeZone": "UTC"}
+        else:  # once a day, at a time that is not now
+            when = {"schedule": "0 3 * * *", "timeZone": "Europe/Bucharest"}
         try:
             jobs = [
-                scheduled_job(
-                    f"job-{i:05d}",
-                    "0 3 * * *",
-                    timeZone="Europe/Bucharest",
-                    services=[service("main")],
-                )
-                for i in range(n)
+                scheduled_job(f"job-{i:05d}", services=[service("main")], **when) for i in range(n)
             ]
             progress(f"creating {n} ScheduledJobs (load average {load()})")
             await bounded(
@@ -159,7 +222,13 @@ async def resident(n: int, workdir: Path) -> None:
             )
             path = collection(namespace, "scheduledjobs")
             fields = ["metadata.name", "status.nextScheduleTime"]
-            with Watch(workdir, path, fields) as watch:
+            with contextlib.ExitStack() as stack:
+                watch = stack.enter_context(Watch(workdir, path, fields))
+                if fires:
+                    job_path = collection(namespace, "jobs")
+                    job_watch = stack.enter_context(
+                        Watch(workdir, job_path, ["metadata.name"], LABEL_RUN)
+                    )
                 operator = Operator(KUBECONFIG, namespace, workdir)
                 progress(f"starting the operator on {n} ScheduledJobs (load average {load()})")
                 requests_before = job_requests(scrape(kube))
@@ -184,6 +253,8 @@ async def resident(n: int, workdir: Path) -> None:
                     load_in_hand = load()
                     await asyncio.sleep(AT_REST)  # the measurement: the operator at rest
                     rss_rest, cpu_rest = process_usage(pid)
+                    if fires:
+                        fired = await fire(n, pid, at, job_watch)
                 finally:
                     operator.stop()
             progress(f"the limit: {n} status patches, {IN_FLIGHT} in flight (load {load()})")
@@ -199,8 +270,9 @@ async def resident(n: int, workdir: Path) -> None:
         "|---|---|---|---|---|\n"
         f"| the floor: empty namespace | {floor_served:.1f} s | | {floor_rss:.0f} MB | |\n"
         f"| {n:,} ScheduledJobs | | {in_hand:.1f} s after launch | {rss_in_hand:.0f} MB in hand,"
-        f" {rss_rest:.0f} MB after {AT_REST:.0f} s at rest | {idle:.1f} % of a core |\n\n"
-        f"Until in hand (load average then {load_in_hand}): CPU seconds: operator"
+        f" {rss_rest:.0f} MB after {AT_REST:.0f} s at rest | {idle:.1f} % of a core |\n"
+        + (fired.rows(n) if fired else "")
+        + f"\nUntil in hand (load average then {load_in_hand}): CPU seconds: operator"
         f" {cpu_in_hand:.1f}, {servers_in_hand}; requests on ScheduledJobs: {requests}.\n"
         f"The limit: a bare client patching {n:,} statuses, {IN_FLIGHT} in flight:"
         f" {limit_wall:.1f} s; CPU seconds: client {limit_cpu:.1f}, {limit_servers}.\n\n"
@@ -212,9 +284,14 @@ async def resident(n: int, workdir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("n", nargs="?", type=int, default=10000, metavar="N")
+    parser.add_argument(
+        "--fire",
+        action="store_true",
+        help="then let all N fire at one instant and measure the operator through it",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-resident-"))
-    asyncio.run(resident(args.n, workdir))
+    asyncio.run(resident(args.n, workdir, args.fire))
 
 
 if __name__ == "__main__":
