@@ -260,25 +260,26 @@ async def resident(n: int, workdir: Path, fires: bool) -> None:
             progress(f"the limit: {n} status patches, {IN_FLIGHT} in flight (load {load()})")
             names = [sj["metadata"]["name"] for sj in jobs]
             limit_wall, limit_cpu, limit_servers = await limit(bench, namespace, names)
+            idle = (cpu_rest - cpu_in_hand) / AT_REST * 100
+            print(
+                f"Resident benchmark, N = {n}, load average after: {load()}\n\n"
+                "| | serving after launch | every nextScheduleTime set | RSS | idle CPU |\n"
+                "|---|---|---|---|---|\n"
+                f"| the floor: empty namespace | {floor_served:.1f} s | | {floor_rss:.0f} MB | |\n"
+                f"| {n:,} ScheduledJobs | | {in_hand:.1f} s after launch |"
+                f" {rss_in_hand:.0f} MB in hand,"
+                f" {rss_rest:.0f} MB after {AT_REST:.0f} s at rest | {idle:.1f} % of a core |\n"
+                + (fired.rows(n) if fired else "")
+                + f"\nUntil in hand (load average then {load_in_hand}): CPU seconds: operator"
+                f" {cpu_in_hand:.1f}, {servers_in_hand}; requests on ScheduledJobs: {requests}.\n"
+                f"The limit: a bare client patching {n:,} statuses, {IN_FLIGHT} in flight:"
+                f" {limit_wall:.1f} s; CPU seconds: client {limit_cpu:.1f}, {limit_servers}.\n\n"
+                f"Operator log and watches: {workdir}",
+                flush=True,
+            )
         finally:
             bench.delete_namespace(namespace)
             await lean.close()
-    idle = (cpu_rest - cpu_in_hand) / AT_REST * 100
-    print(
-        f"Resident benchmark, N = {n}, load average after: {load()}\n\n"
-        "| | serving after launch | every nextScheduleTime set | RSS | idle CPU |\n"
-        "|---|---|---|---|---|\n"
-        f"| the floor: empty namespace | {floor_served:.1f} s | | {floor_rss:.0f} MB | |\n"
-        f"| {n:,} ScheduledJobs | | {in_hand:.1f} s after launch | {rss_in_hand:.0f} MB in hand,"
-        f" {rss_rest:.0f} MB after {AT_REST:.0f} s at rest | {idle:.1f} % of a core |\n"
-        + (fired.rows(n) if fired else "")
-        + f"\nUntil in hand (load average then {load_in_hand}): CPU seconds: operator"
-        f" {cpu_in_hand:.1f}, {servers_in_hand}; requests on ScheduledJobs: {requests}.\n"
-        f"The limit: a bare client patching {n:,} statuses, {IN_FLIGHT} in flight:"
-        f" {limit_wall:.1f} s; CPU seconds: client {limit_cpu:.1f}, {limit_servers}.\n\n"
-        f"Operator log and watches: {workdir}",
-        flush=True,
-    )
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ Like the timers, a lasting failure is logged at the 1st, 2nd, 4th, 8th... time i
 At most ``CONCURRENCY`` decisions of each lane run at once (controller-runtime's
 MaxConcurrentReconciles, per controller): at a start with 10,000 objects, or 1,000 fires
 at one instant, every key is queued at once, and 10,000 decisions in flight would hold
-10,000 requests' buffers in memory while the client's connection pool (100) lets only
-100 through anyway. The operator's lanes are its kinds: a thousand ScheduledJobs firing
+10,000 requests' buffers in memory while only ``IN_FLIGHT`` (32) requests go out at once
+anyway. The operator's lanes are its kinds: a thousand ScheduledJobs firing
 at once never keep their runs (which create the Jobs) waiting for a slot.
 """
 
@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 #: slot up meanwhile (:func:`slot_released`): with 5,000 fires at one instant, the first
 #: 1,000 job decisions created their runs and then held every slot waiting to write
 #: their bookkeeping behind the Job creates (CreatesFirst), and the other 4,000 runs
-#: were created in a trickle (the last Job at 82 s, 8x the limit).
-CONCURRENCY = 1000
+#: were created in a trickle (the last Job at 82 s, 8x the limit). Each decision holds
+#: the bodies it decides from until its creates are answered: 1,000 per lane held about
+#: 16 MB at once in a burst (tracemalloc), where 200 keep 32 requests busy.
+CONCURRENCY = 200
 
 
 class _Slot:
