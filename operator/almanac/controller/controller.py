@@ -155,11 +155,11 @@ class Bookkeeping:
 
 
 def _on(
-    target: Body, events: Iterable[PlannedEvent], job: Body | None = None
+    mine: Body, events: Iterable[PlannedEvent], job: Body | None = None
 ) -> tuple[tuple[Body, PlannedEvent], ...]:
-    """Each planned Event with the identity of the object it is posted on: the job for
-    those the plan puts on the job (none without a job), ``target`` for the others."""
-    mine = identity(target)
+    """Each planned Event with the :func:`identity` it is posted on: ``job``'s for those
+    the plan puts on the job (none without a job), ``mine`` for the others. One identity
+    per object and decision: thousands of decisions may be waiting with them."""
     theirs = None if job is None else identity(job)
     pairs = []
     for e in events:
@@ -447,7 +447,7 @@ class Controller:
             old = self.store.delete(Kind.RUN, (key[0], name))
             if old is not None:
                 self.timers.cancel(("run", (key[0], name)))
-        created, events = await self._create_runs(body, body, plan.creates)
+        created, run_events = await self._create_runs(body, body, plan.creates)
         for run in created:
             if plan.fired is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
                 lateness = max(0.0, (self.clock() - plan.fired).total_seconds())
@@ -461,14 +461,15 @@ class Controller:
             metrics.set_time(metrics.LAST_SUCCESS, *key, last_success)
             self._wake(("job", key), wake_at, (Kind.JOB, key))
 
-        events += _on(body, plan.events)
-        return Bookkeeping(Kind.JOB, identity(body), plan.status, events, done)
+        me = identity(body)
+        events = _on(me, (*run_events, *plan.events))
+        return Bookkeeping(Kind.JOB, me, plan.status, events, done)
 
     async def _create_runs(
         self, owner: Body, job: Body, creates: Iterable[Create]
-    ) -> tuple[list[Body], tuple[tuple[Body, PlannedEvent], ...]]:
+    ) -> tuple[list[Body], list[PlannedEvent]]:
         """Creates ``job``'s planned runs; returns those created now and their Events,
-        to be posted on ``owner`` (the job, or the Backfill that asked) with the status.
+        to be posted on ``owner`` (the job, or the Backfill that asked) with its status.
         A run that exists already (a restart between the create and the status write)
         is adopted: its Event is posted again, under the same key, so at most once; one
         this operator did not create (a name squatted) runs nothing and is reported. A
@@ -500,7 +501,7 @@ class Controller:
                 created.append(result.body)
             if create.event is not None:
                 planned.append(create.event)
-        return created, _on(owner, planned)
+        return created, planned
 
     def _trusted_runs(self, job: Body) -> tuple[list[Body], list[str]]:
         """The job's runs the operator created, and the names of those it did not."""
@@ -555,16 +556,17 @@ class Controller:
             taken=taken,
             default_time_zone=self.settings.default_timezone,
         )
-        events: tuple[tuple[Body, PlannedEvent], ...] = ()
+        run_events: list[PlannedEvent] = []
         if job is not None:
-            _, events = await self._create_runs(body, job, plan.creates)
+            _, run_events = await self._create_runs(body, job, plan.creates)
         active = plan.active
 
         def done() -> None:
             self.store.forget_gone(key, active)
 
-        events += _on(body, plan.events)
-        return Bookkeeping(Kind.BACKFILL, identity(body), plan.status, events, done)
+        me = identity(body)
+        events = _on(me, (*run_events, *plan.events))
+        return Bookkeeping(Kind.BACKFILL, me, plan.status, events, done)
 
     # --- Calendar feeds ----------------------------------------------------------------
 
@@ -596,9 +598,8 @@ class Controller:
         def done() -> None:
             self._wake(timer, again, (kind, key))
 
-        return await self._bookkeep(
-            Bookkeeping(kind, identity(body), plan.status, _on(body, plan.events), done)
-        )
+        me = identity(body)
+        return await self._bookkeep(Bookkeeping(kind, me, plan.status, _on(me, plan.events), done))
 
     # --- ScheduledJobRuns ------------------------------------------------------------------
 
@@ -690,7 +691,8 @@ class Controller:
             self._wake(("run", key), wake_at, (Kind.RUN, key))
             self.delivery.consider(key, run)
 
-        return Bookkeeping(Kind.RUN, identity(body), status, _on(body, events, job), done)
+        me = identity(body)
+        return Bookkeeping(Kind.RUN, me, status, _on(me, events, job), done)
 
     async def _pod_refusals(self, namespace: str, batch_jobs: list[Body]) -> dict[str, str]:
         """Why Jobs that made no Pod in time make none: the Job controller's latest
