@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -40,7 +40,7 @@ from almanac.controller.delivery import Delivery, channels_of
 from almanac.controller.settings import Settings
 from almanac.controller.store import CALENDAR_KINDS, Body, Key, Kind, Store, key_of
 from almanac.controller.timers import TimerQueue
-from almanac.controller.workqueue import WorkQueue, slot_released
+from almanac.controller.workqueue import Rest, WorkQueue, slot_released
 from almanac.kube import Conflict, Created, Exists, Kube, Refused
 from almanac.notifications.smtp import SmtpSettings
 from almanac.rules import calendars, policy
@@ -79,13 +79,20 @@ class CreatesFirst:
     job's and the run's status) would otherwise share the connections with the other
     fires' creates, and the last Job would wait behind a few hundred Events. While any
     create is on its way, Events and status patches wait; they trail the creates by the
-    burst's length (issue 14: "status patches may trail the creates"). Outside bursts
+    burst's length (issue 14: "status patches may trail the creates"). A decision that
+    must wait is parked by the work queue, as data (:class:`Bookkeeping`), and resumed
+    when the creates are out (``bookkeeping`` is the queue's gate). Outside bursts
     nothing waits."""
 
     def __init__(self) -> None:
         self._creating = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def open(self) -> bool:
+        """No create is on its way: bookkeeping may be written now."""
+        return self._idle.is_set()
 
     @contextlib.asynccontextmanager
     async def create(self) -> AsyncIterator[None]:
@@ -142,10 +149,10 @@ class Bookkeeping:
     Events, its one status patch, then ``done`` (timers, metrics), which reads the store
     and small values, never the decision's bodies.
 
-    It names objects by :func:`identity` only. A decision that waits to write holds this
-    and nothing else: the job, its runs, the planned and created bodies are gone with the
-    frame that decided. When each waiting decision held them, 10,000 fires at one instant
-    kept about 80 KB per fire alive at once (RSS 989 MB, issue 14)."""
+    It names objects by :func:`identity` only. A decision that waits to write is parked
+    as this and nothing else: the job, its runs, the planned and created bodies are gone
+    with the frame that decided. When each waiting decision held them, 10,000 fires at
+    one instant kept about 80 KB per fire alive at once (RSS 989 MB, issue 14)."""
 
     kind: Kind
     target: Body
@@ -184,9 +191,14 @@ class Controller:
         self.webhooks = settings.webhooks
         self.store = Store()
         self.timers = TimerQueue(clock)
-        self.queue = WorkQueue(self._decide, self.timers, lane=lambda item: item[0])  # type: ignore[index]
-        self.delivery = Delivery(self)
         self.lanes = CreatesFirst()
+        self.queue = WorkQueue(
+            self._decide,
+            self.timers,
+            lane=lambda item: item[0],  # type: ignore[index]
+            gate=self.lanes.bookkeeping,
+        )
+        self.delivery = Delivery(self)
         self._untrusted: set[Key] = set()  # runs reported as not ours
         self.serving_since = clock()
         """When this operator began serving (it is built once it holds the Lease): with
@@ -341,10 +353,13 @@ class Controller:
             self.store.put(kind, body)
         return body
 
-    async def _decide(self, item: Hashable) -> None:
+    async def _decide(self, item: Hashable) -> Rest | None:
         kind, key = cast(tuple[Kind, Key], item)
+        return await self._guarded(kind, key, self._decide_until_settled(kind, key))
+
+    async def _guarded(self, kind: Kind, key: Key, decision: Awaitable[Rest | None]) -> Rest | None:
         try:
-            await self._decide_until_settled(kind, key)
+            return await decision
         except k.API_ERRORS:
             raise  # the API server away, or not ours to act: the queue retries quietly
         except Exception as error:  # a bug or an input we did not foresee: say so
@@ -364,19 +379,41 @@ class Controller:
         with contextlib.suppress(Exception):  # reporting must not hide the failure
             await self.kube.event(body, "Warning", "ReconcileFailed", message, key=text)
 
-    async def _decide_until_settled(self, kind: Kind, key: Key) -> None:
-        for _ in range(ATTEMPTS):
-            if kind is Kind.JOB:
-                done = await self._reconcile_job(key)
-            elif kind is Kind.BACKFILL:
-                done = await self._reconcile_backfill(key)
-            elif kind in CALENDAR_KINDS:
-                done = await self._reconcile_feed(kind, key)
+    async def _decide_until_settled(
+        self, kind: Kind, key: Key, first: int = 0, work: Bookkeeping | None = None
+    ) -> Rest | None:
+        """Decides and writes until the object's status is written from its newest
+        version. A decision whose writes must wait for the burst's creates
+        (:class:`CreatesFirst`) returns the rest instead of waiting: the work queue parks
+        it, as data, until they are out."""
+        for attempt in range(first, ATTEMPTS):
+            step = work if work is not None else await self._decide_once(kind, key)
+            work = None
+            if isinstance(step, Bookkeeping):
+                if not self.lanes.open:
+                    return self._rest(kind, key, attempt, step)
+                done = await self._bookkeep(step)
             else:
-                done = await self._reconcile_run(key)
+                done = step
             if done:
-                return
+                return None
         raise RuntimeError(f"{kind} {key[0]}/{key[1]} kept changing under {ATTEMPTS} decisions")
+
+    def _rest(self, kind: Kind, key: Key, attempt: int, work: Bookkeeping) -> Rest:
+        def rest() -> Awaitable[Rest | None]:
+            return self._guarded(kind, key, self._decide_until_settled(kind, key, attempt, work))
+
+        return rest
+
+    async def _decide_once(self, kind: Kind, key: Key) -> Bookkeeping | bool:
+        """One decision up to its creates: what is left to write, or whether it is done."""
+        if kind is Kind.JOB:
+            return await self._fire_job(key)
+        if kind is Kind.BACKFILL:
+            return await self._backfill_runs(key)
+        if kind in CALENDAR_KINDS:
+            return await self._reconcile_feed(kind, key)
+        return await self._start_services(key)
 
     async def _bookkeep(self, work: Bookkeeping) -> bool:
         """Writes a decision's Events and status once no create is on its way, then runs
@@ -410,14 +447,9 @@ class Controller:
 
     # --- ScheduledJobs ---------------------------------------------------------------------
 
-    async def _reconcile_job(self, key: Key) -> bool:
-        """Fires what is due, records misses, keeps history; True when done."""
-        work = await self._fire_job(key)
-        return work if isinstance(work, bool) else await self._bookkeep(work)
-
     async def _fire_job(self, key: Key) -> Bookkeeping | bool:
-        """A job's decision up to its creates; what is left to write (or True when done,
-        False to decide again)."""
+        """Fires what is due, records misses, keeps history: a job's decision up to its
+        creates; what is left to write (or True when done, False to decide again)."""
         body = self.store.get(Kind.JOB, key)
         if body is None:
             self.timers.cancel(("job", key))
@@ -531,15 +563,11 @@ class Controller:
 
     # --- Backfills ---------------------------------------------------------------------------
 
-    async def _reconcile_backfill(self, key: Key) -> bool:
-        """Creates the runs of the next instants a Backfill's slots allow and keeps its
-        status; True when done. Creates first: a restart before the status write finds
-        the runs and adopts them (their names are derived from job and instant)."""
-        work = await self._backfill_runs(key)
-        return work if isinstance(work, bool) else await self._bookkeep(work)
-
     async def _backfill_runs(self, key: Key) -> Bookkeeping | bool:
-        """A Backfill's decision up to its creates; what is left to write."""
+        """Creates the runs of the next instants a Backfill's slots allow and keeps its
+        status: its decision up to the creates; what is left to write. Creates first: a
+        restart before the status write finds the runs and adopts them (their names are
+        derived from job and instant)."""
         body = self.store.get(Kind.BACKFILL, key)
         if body is None:
             return True
@@ -603,13 +631,9 @@ class Controller:
 
     # --- ScheduledJobRuns ------------------------------------------------------------------
 
-    async def _reconcile_run(self, key: Key) -> bool:
-        """Starts the services that are due and keeps the run's status; True when done."""
-        work = await self._start_services(key)
-        return work if isinstance(work, bool) else await self._bookkeep(work)
-
     async def _start_services(self, key: Key) -> Bookkeeping | bool:
-        """A run's decision up to its creates (its Jobs, a rerun); what is left to write."""
+        """Starts the services that are due and keeps the run's status: its decision up
+        to the creates (its Jobs, a rerun); what is left to write."""
         body = self.store.get(Kind.RUN, key)
         if body is None:
             return True

@@ -120,6 +120,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await resign()
     for task in memo.tasks:
         task.cancel()
+    memo.controller.queue.stop()
     await memo.controller.kube.close()
 
 

@@ -14,6 +14,14 @@ at one instant, every key is queued at once, and 10,000 decisions in flight woul
 10,000 requests' buffers in memory while only ``IN_FLIGHT`` (32) requests go out at once
 anyway. The operator's lanes are its kinds: a thousand ScheduledJobs firing
 at once never keep their runs (which create the Jobs) waiting for a slot.
+
+A decision that must wait for a gate before it writes (the burst's creates go first,
+:class:`~almanac.controller.controller.CreatesFirst`) returns the rest of its work
+instead of waiting: the queue parks the rest as data, its key still taken (added again
+meanwhile, it is decided again after the rest), and resumes the parked rests in order,
+a slot's worth at a time, once the gate opens. 10,000 fires at one instant left 20,000
+decisions waiting as tasks, each suspended six coroutines deep: 118,379 coroutines and
+20,032 tasks alive a minute after the burst (issue 14).
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import TypeAlias
 
 from almanac.controller.timers import TimerQueue
 from almanac.kube import NotLeader, transient_failure
@@ -39,6 +49,11 @@ log = logging.getLogger(__name__)
 #: the bodies it decides from until its creates are answered: 1,000 per lane held about
 #: 16 MB at once in a burst (tracemalloc), where 200 keep 32 requests busy.
 CONCURRENCY = 200
+
+
+Rest: TypeAlias = Callable[[], Awaitable["Rest | None"]]
+"""What a decision leaves to do once the gate is open (and what that leaves, if the
+gate closed again)."""
 
 
 class _Slot:
@@ -74,12 +89,14 @@ class WorkQueue:
 
     def __init__(
         self,
-        work: Callable[[Hashable], Awaitable[None]],
+        work: Callable[[Hashable], Awaitable[Rest | None]],
         timers: TimerQueue,
         concurrency: int = CONCURRENCY,
         lane: Callable[[Hashable], Hashable] = lambda key: None,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._work = work
+        self._gate = gate
         self._timers = timers
         self._concurrency = concurrency
         self._lane = lane
@@ -88,6 +105,8 @@ class WorkQueue:
         self._dirty: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._parked: deque[tuple[Hashable, Rest]] = deque()
+        self._resumer: asyncio.Task[None] | None = None
         self.stopped = False  # leadership lost: no more work
 
     def add(self, key: Hashable) -> None:
@@ -97,7 +116,10 @@ class WorkQueue:
             self._dirty.add(key)
             return
         self._running.add(key)
-        task = asyncio.create_task(self._serve(key))
+        self._spawn(key, None)
+
+    def _spawn(self, key: Hashable, rest: Rest | None) -> None:
+        task = asyncio.create_task(self._serve(key, rest))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -106,15 +128,48 @@ class WorkQueue:
         self._failures.pop(key, None)
         self._timers.cancel(("retry", key))
 
+    def stop(self) -> None:
+        """No more work (the operator stops): the decisions on their way are cancelled and
+        the parked ones dropped, before the client they would write with is closed. What
+        they left undone, a restarted operator decides again from the cluster."""
+        self.stopped = True
+        for key, _ in self._parked:
+            self._running.discard(key)
+        self._parked.clear()
+        for task in [*self._tasks, *([self._resumer] if self._resumer else [])]:
+            task.cancel()
+
     def __len__(self) -> int:
         return len(self._running)
 
     async def idle(self) -> None:
-        """Returns when no decision runs (tests, and a clean stop)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Returns when no decision runs or waits parked (tests, and a clean stop)."""
+        while self._tasks or self._resumer is not None:
+            waiting = [*self._tasks, *([self._resumer] if self._resumer else [])]
+            await asyncio.gather(*waiting, return_exceptions=True)
 
-    async def _serve(self, key: Hashable) -> None:
+    def _park(self, key: Hashable, rest: Rest) -> None:
+        """Keeps a decision's rest until the gate opens; its key stays taken."""
+        self._parked.append((key, rest))
+        if self._resumer is None:
+            self._resumer = asyncio.create_task(self._resume())
+
+    async def _resume(self) -> None:
+        """Serves the parked rests, in the order parked, once the gate is open, with at
+        most ``concurrency`` decisions on their way (a rest waits for its lane's slot)."""
+        try:
+            while self._parked and not self.stopped:
+                if self._gate is not None:
+                    await self._gate()
+                while self._parked and len(self._tasks) < self._concurrency:
+                    self._spawn(*self._parked.popleft())
+                if self._parked:
+                    await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._resumer = None
+
+    async def _serve(self, key: Hashable, rest: Rest | None = None) -> None:
+        parked = False
         try:
             while not self.stopped:
                 try:
@@ -126,9 +181,12 @@ class WorkQueue:
                     slot.held = True
                     _current.set(slot)  # this task's own context
                     try:
-                        # Added again while waiting for a slot: this decision sees it.
-                        self._dirty.discard(key)
-                        await self._work(key)
+                        if rest is None:
+                            # Added again while waiting for a slot: this decision sees it.
+                            self._dirty.discard(key)
+                            rest = await self._work(key)
+                        else:  # a parked rest; added again since, the key is decided after
+                            rest = await rest()
                     finally:
                         if slot.held:
                             slot.semaphore.release()
@@ -141,12 +199,17 @@ class WorkQueue:
                     self._retry_later(key, error)
                     self._dirty.discard(key)  # the retry decides from the newest state
                     return
+                if rest is not None:
+                    self._park(key, rest)
+                    parked = True
+                    return
                 if self._failures.pop(key, 0):
                     log.info("%s: decided again after failures", key)
                 if key not in self._dirty:
                     return
         finally:
-            self._running.discard(key)
+            if not parked:
+                self._running.discard(key)
 
     def _retry_later(self, key: Hashable, error: Exception) -> None:
         failures = self._failures.get(key, 0) + 1
