@@ -136,7 +136,7 @@ class WorkQueue:
         for key, _ in self._parked:
             self._running.discard(key)
         self._parked.clear()
-        for task in [*self._tasks, *([self._resumer] if self._resumer else [])]:
+        for task in self._busy():
             task.cancel()
 
     def __len__(self) -> int:
@@ -144,9 +144,12 @@ class WorkQueue:
 
     async def idle(self) -> None:
         """Returns when no decision runs or waits parked (tests, and a clean stop)."""
-        while self._tasks or self._resumer is not None:
-            waiting = [*self._tasks, *([self._resumer] if self._resumer else [])]
-            await asyncio.gather(*waiting, return_exceptions=True)
+        while busy := self._busy():
+            await asyncio.gather(*busy, return_exceptions=True)
+
+    def _busy(self) -> list[asyncio.Task[None]]:
+        """The decisions on their way, and the task that resumes the parked ones."""
+        return [*self._tasks, *([self._resumer] if self._resumer else [])]
 
     def _park(self, key: Hashable, rest: Rest) -> None:
         """Keeps a decision's rest until the gate opens; its key stays taken."""
