@@ -172,6 +172,21 @@ async def test_a_due_fire_creates_one_run_and_writes_the_status_once() -> None:
 
 
 @sync
+async def test_each_event_of_a_decision_is_posted_on_the_object_its_plan_names() -> None:
+    """A run's decision posts its own Events on the run and the run's end on its job
+    (the Bookkeeping packs both identities, and the job's only when it is needed)."""
+    w = World()
+    w.apply(job(services=[service("a")]))
+    await w.at(minute(1))
+    w.finish_job(f"{run_of(1)}-a")
+    await w.settle()
+    on = {e["reason"]: e["on"] for e in w.kube.events.values()}
+    assert on["RunCreated"] == "j"
+    assert on["ServiceStarted"] == run_of(1)
+    assert on["RunSucceeded"] == "j"
+
+
+@sync
 async def test_a_run_whose_create_answer_was_lost_is_run_when_the_retry_finds_it() -> None:
     """The API server stored the run but its answer was lost (etcd away: a 500). The
     retry meets AlreadyExists and reads the run, before any watch event for it: the run
@@ -888,6 +903,30 @@ async def test_a_decision_waiting_behind_the_creates_gives_its_slot_to_another()
     assert order == ["create answered", "bookkeeping written"]
 
 
+def _reachable(root: object) -> list[object]:
+    """What a parked rest keeps alive of its own: the values its partial, closures and
+    containers refer to (not the controller behind its bound methods)."""
+    found: list[object] = []
+    todo, seen = [root], set()
+    while todo:
+        value = todo.pop()
+        if id(value) in seen or isinstance(value, (Controller, type)):
+            continue
+        seen.add(id(value))
+        found.append(value)
+        if isinstance(value, functools.partial):
+            todo += [value.func, *value.args, *value.keywords.values()]
+        elif isinstance(value, Bookkeeping):
+            todo += [value.data, value.done]
+        elif callable(value) and hasattr(value, "__closure__"):
+            todo += [cell.cell_contents for cell in value.__closure__ or ()]
+        elif isinstance(value, dict):
+            todo += [*value.keys(), *value.values()]
+        elif isinstance(value, (list, tuple, set)):
+            todo += list(value)
+    return found
+
+
 @sync
 async def test_a_decision_that_must_wait_to_write_is_parked_without_its_bodies() -> None:
     """While another create is on its way, the job's decision (it created its run) and
@@ -916,10 +955,12 @@ async def test_a_decision_that_must_wait_to_write_is_parked_without_its_bodies()
         (Kind.RUN, ("ns", run_of(1))),
     }
     for _, rest in queue._parked:
-        captured = [cell.cell_contents for cell in getattr(rest, "__closure__", None) or ()]
-        [work] = [value for value in captured if isinstance(value, Bookkeeping)]
-        kept = [work.target, work.status, *(on for on, _ in work.events), *captured]
-        assert not [value for value in kept if isinstance(value, dict) and "spec" in value]
+        kept = _reachable(rest)
+        assert [type(v) for v in kept if isinstance(v, Bookkeeping)] == [Bookkeeping]
+        assert not [v for v in kept if isinstance(v, dict) and "metadata" in v]
+        target, status, events = next(v for v in kept if isinstance(v, Bookkeeping)).unpack()
+        assert set(target["metadata"]) == {"name", "namespace", "uid", "resourceVersion"}
+        assert status and events
     release.set()
     await outside
     await w.settle()

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -143,37 +145,59 @@ def identity(body: Body) -> Body:
     return {**kept, "metadata": {f: meta[f] for f in IDENTITY if f in meta}}
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class Bookkeeping:
     """What a decision writes once no create is on its way (:class:`CreatesFirst`): its
     Events, its one status patch, then ``done`` (timers, metrics), which reads the store
     and small values, never the decision's bodies.
 
-    It names objects by :func:`identity` only. A decision that waits to write is parked
-    as this and nothing else: the job, its runs, the planned and created bodies are gone
-    with the frame that decided. When each waiting decision held them, 10,000 fires at
-    one instant kept about 80 KB per fire alive at once (RSS 989 MB, issue 14)."""
+    Thousands wait at once (10,000 fires at one instant park 20,000 decisions, a job's
+    and a run's per fire), so it is kept as one compact JSON document: the
+    :func:`identity` of the object and of the job its Events may be posted on, the
+    status patch, and the Events. As dicts it held about 3 KB per decision, 60 MB in
+    all at the burst's end (issue 14); before that, each waiting decision held the
+    bodies it decided from, about 80 KB per fire (RSS 989 MB)."""
 
     kind: Kind
-    target: Body
-    status: Body
-    events: tuple[tuple[Body, PlannedEvent], ...] = ()
-    done: Callable[[], None] = lambda: None
+    data: bytes
+    done: Callable[[], None] = _nothing
 
+    @classmethod
+    def of(
+        cls,
+        kind: Kind,
+        target: Body,
+        status: Body,
+        events: Iterable[PlannedEvent] = (),
+        *,
+        job: Body | None = None,
+        done: Callable[[], None] = _nothing,
+    ) -> Bookkeeping:
+        """Packs a decision's writes: ``status`` on ``target``, and each Event on
+        ``target``, or on ``job`` when the plan puts it there (none without a job)."""
+        planned = [
+            (1 if e.on_job else 0, e.type, e.reason, e.message, e.key)
+            for e in events
+            if job is not None or not e.on_job
+        ]
+        identities = [identity(target)]
+        if job is not None and any(on for on, *_ in planned):
+            identities.append(identity(job))
+        data = json.dumps((identities, status, planned), separators=(",", ":")).encode()
+        return cls(kind, data, done)
 
-def _on(
-    mine: Body, events: Iterable[PlannedEvent], job: Body | None = None
-) -> tuple[tuple[Body, PlannedEvent], ...]:
-    """Each planned Event with the :func:`identity` it is posted on: ``job``'s for those
-    the plan puts on the job (none without a job), ``mine`` for the others. One identity
-    per object and decision: thousands of decisions may be waiting with them."""
-    theirs = None if job is None else identity(job)
-    pairs = []
-    for e in events:
-        on = theirs if e.on_job else mine
-        if on is not None:
-            pairs.append((on, e))
-    return tuple(pairs)
+    def unpack(self) -> tuple[Body, Body, list[tuple[Body, str, str, str, str]]]:
+        """(target, status, Events as (on, type, reason, message, key))."""
+        identities, status, planned = json.loads(self.data)
+        events = [
+            (identities[on], type_, reason, message, key)
+            for on, type_, reason, message, key in planned
+        ]
+        return identities[0], status, events
 
 
 class Controller:
@@ -400,10 +424,11 @@ class Controller:
         raise RuntimeError(f"{kind} {key[0]}/{key[1]} kept changing under {ATTEMPTS} decisions")
 
     def _rest(self, kind: Kind, key: Key, attempt: int, work: Bookkeeping) -> Rest:
-        def rest() -> Awaitable[Rest | None]:
-            return self._guarded(kind, key, self._decide_until_settled(kind, key, attempt, work))
+        return functools.partial(self._finish, kind, key, attempt, work)
 
-        return rest
+    async def _finish(self, kind: Kind, key: Key, attempt: int, work: Bookkeeping) -> Rest | None:
+        """A parked decision's rest: its bookkeeping, then deciding on if it must."""
+        return await self._guarded(kind, key, self._decide_until_settled(kind, key, attempt, work))
 
     async def _decide_once(self, kind: Kind, key: Key) -> Bookkeeping | bool:
         """One decision up to its creates: what is left to write, or whether it is done."""
@@ -419,9 +444,10 @@ class Controller:
         """Writes a decision's Events and status once no create is on its way, then runs
         its ``done``. False: the object changed meanwhile (read again; decide again)."""
         await self.lanes.bookkeeping()
-        for on, e in work.events:
-            await self.kube.event(on, e.type, e.reason, e.message, key=e.key)
-        if not await self._write_status(work.kind, work.target, work.status):
+        target, status, events = work.unpack()
+        for on, type_, reason, message, key in events:
+            await self.kube.event(on, type_, reason, message, key=key)
+        if not await self._write_status(work.kind, target, status):
             return False
         work.done()
         return True
@@ -493,9 +519,7 @@ class Controller:
             metrics.set_time(metrics.LAST_SUCCESS, *key, last_success)
             self._wake(("job", key), wake_at, (Kind.JOB, key))
 
-        me = identity(body)
-        events = _on(me, (*run_events, *plan.events))
-        return Bookkeeping(Kind.JOB, me, plan.status, events, done)
+        return Bookkeeping.of(Kind.JOB, body, plan.status, (*run_events, *plan.events), done=done)
 
     async def _create_runs(
         self, owner: Body, job: Body, creates: Iterable[Create]
@@ -592,9 +616,8 @@ class Controller:
         def done() -> None:
             self.store.forget_gone(key, active)
 
-        me = identity(body)
-        events = _on(me, (*run_events, *plan.events))
-        return Bookkeeping(Kind.BACKFILL, me, plan.status, events, done)
+        events = (*run_events, *plan.events)
+        return Bookkeeping.of(Kind.BACKFILL, body, plan.status, events, done=done)
 
     # --- Calendar feeds ----------------------------------------------------------------
 
@@ -609,9 +632,7 @@ class Controller:
         source = calendars.source_of(body)
         if source is None:  # none (any more), or an invalid spec: nothing to fetch
             self.timers.cancel(timer)
-            return await self._bookkeep(
-                Bookkeeping(kind, identity(body), calendars.without_source(body))
-            )
+            return await self._bookkeep(Bookkeeping.of(kind, body, calendars.without_source(body)))
         due = calendars.fetch_due(body, source, self.clock())
         if due > self.clock():
             self._wake(timer, due, (kind, key))
@@ -626,8 +647,7 @@ class Controller:
         def done() -> None:
             self._wake(timer, again, (kind, key))
 
-        me = identity(body)
-        return await self._bookkeep(Bookkeeping(kind, me, plan.status, _on(me, plan.events), done))
+        return await self._bookkeep(Bookkeeping.of(kind, body, plan.status, plan.events, done=done))
 
     # --- ScheduledJobRuns ------------------------------------------------------------------
 
@@ -693,30 +713,30 @@ class Controller:
             if consumed is None:
                 return True  # the run is gone
             body = consumed
-        status, wake_at = plan.status, plan.wake_at
-        finished_now, late_now = plan.finished_now, plan.late_now
+        status, wake_at, late_now = plan.status, plan.wake_at, plan.late_now
+        counted = plan.finished_now and bool(status.get("phase"))
+        # Notifications that failed before any attempt (not configured, webhooks off).
+        failed = 0
+        if plan.finished_now or late_now:
+            failed = sum(
+                (channel.read({"status": status}) or {}).get("state") == "Failed"
+                for channel in channels_of({"status": status})
+            )
 
-        def done() -> None:
+        def done() -> None:  # small values only: it may be parked (Bookkeeping)
             run = self.store.get(Kind.RUN, key)
             if run is None:  # deleted meanwhile: nothing to count, wake or deliver
                 return
-            if finished_now and status.get("phase"):
+            if counted:
                 _observe_finished(run)
             if late_now:
                 metrics.RUNS_LATE.labels(key[0], job_name).inc()
-            if finished_now or late_now:
-                # Notifications that failed before any attempt (not configured, webhooks off).
-                failed = sum(
-                    (channel.read({"status": status}) or {}).get("state") == "Failed"
-                    for channel in channels_of({"status": status})
-                )
-                if failed:
-                    metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc(failed)
+            if failed:
+                metrics.NOTIFICATION_FAILURES.labels(key[0], job_name).inc(failed)
             self._wake(("run", key), wake_at, (Kind.RUN, key))
             self.delivery.consider(key, run)
 
-        me = identity(body)
-        return Bookkeeping(Kind.RUN, me, status, _on(me, events, job), done)
+        return Bookkeeping.of(Kind.RUN, body, status, events, job=job, done=done)
 
     async def _pod_refusals(self, namespace: str, batch_jobs: list[Body]) -> dict[str, str]:
         """Why Jobs that made no Pod in time make none: the Job controller's latest
