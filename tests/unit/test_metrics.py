@@ -81,3 +81,15 @@ def test_a_gauge_set_to_nothing_and_a_forgotten_job_leave_no_series() -> None:
 def test_labels_must_match_the_family() -> None:
     with pytest.raises(ValueError, match="takes labels"):
         metrics.RUNS.labels("ns", "j")
+
+
+def test_every_family_of_a_job_shares_one_key_until_the_job_is_forgotten() -> None:
+    """Nine families each kept a (namespace, name) tuple of their own per job."""
+    metrics.track_job("ns-k", "shared")
+    metrics.NEXT_FIRE.labels("ns-k", "shared").set(1.0)
+    keys = [k for m in metrics._PER_JOB for k in m._jobs if k == ("ns-k", "shared")]
+    assert len(keys) >= 5
+    assert len({id(k) for k in keys}) == 1
+    metrics.forget_job("ns-k", "shared")
+    assert ("ns-k", "shared") not in metrics._JOB_KEYS
+    assert not [k for m in metrics._PER_JOB for k in m._jobs if k == ("ns-k", "shared")]

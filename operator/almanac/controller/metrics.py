@@ -56,6 +56,10 @@ _LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 _JOB = ("namespace", "scheduledjob")
 
+#: One (namespace, name) tuple per job, shared by every family's series of the job
+#: (nine families each kept a tuple of their own: 4 MB for 10,000 jobs).
+_JOB_KEYS: dict[tuple[str, str], tuple[str, str]] = {}
+
 
 class PerJob:
     """One family of per-job series, as compact as a float per sample.
@@ -98,6 +102,8 @@ class PerJob:
     def _get(self, job: tuple[str, str], rest: tuple[str, ...]) -> array[float]:
         """The label set's values, created at zero (the caller holds the lock)."""
         found = self._jobs.get(job)
+        if found is None:
+            job = _JOB_KEYS.setdefault(job, job)
         if not self._more_labels:
             if found is None:
                 found = self._jobs[job] = self._zero()
@@ -306,3 +312,4 @@ def forget_job(namespace: str, job: str) -> None:
     """A deleted job leaves no series behind, as kube-state-metrics does for a CronJob."""
     for metric in _PER_JOB:
         metric.forget(namespace, job)
+    _JOB_KEYS.pop((namespace, job), None)
