@@ -32,15 +32,39 @@ def test_no_kind_keeps_managed_fields_or_kubectls_applied_copy() -> None:
     for kind in Kind:
         kept = slim(kind, body(kind.value))
         assert "managedFields" not in kept["metadata"], kind
-        assert kept["metadata"]["annotations"] == {"team": "ops"}, kind
+        assert LAST_APPLIED not in (kept["metadata"].get("annotations") or {}), kind
         assert kept["metadata"]["labels"] == {"almanac.dev/run": "r"}, kind
         assert kept["status"] == {"active": 1}, kind
+        if kind is not Kind.BATCH_JOB:
+            assert kept["metadata"]["annotations"] == {"team": "ops"}, kind
 
 
 def test_a_batch_job_keeps_metadata_and_status_only_and_the_rest_keep_their_spec() -> None:
     assert "spec" not in slim(Kind.BATCH_JOB, body("Job"))
     for kind in (Kind.JOB, Kind.RUN, Kind.CALENDAR):
         assert slim(kind, body(kind.value))["spec"] == body(kind.value)["spec"], kind
+
+
+def test_a_batch_job_keeps_its_identity_and_almanacs_labels_only() -> None:
+    """The Job controller's labels, the owner and the annotations are not read."""
+    job = body("Job")
+    job["metadata"].update(
+        uid="u-1",
+        creationTimestamp="2027-01-04T09:01:00Z",
+        generation=1,
+        ownerReferences=[{"kind": "ScheduledJobRun", "name": "r", "uid": "u-0"}],
+    )
+    job["metadata"]["labels"].update(
+        {"almanac.dev/service": "a", "job-name": "a", "batch.kubernetes.io/controller-uid": "u-1"}
+    )
+    assert slim(Kind.BATCH_JOB, job)["metadata"] == {
+        "name": "a",
+        "namespace": "ns",
+        "uid": "u-1",
+        "resourceVersion": "7",
+        "creationTimestamp": "2027-01-04T09:01:00Z",
+        "labels": {"almanac.dev/run": "r", "almanac.dev/service": "a"},
+    }
 
 
 def test_the_body_given_is_not_changed_and_the_store_holds_the_slim_one() -> None:
@@ -118,3 +142,20 @@ def test_a_cluster_calendar_is_indexed_for_the_jobs_of_every_namespace() -> None
     everywhere = store.jobs_referring_to(Kind.CLUSTER_CALENDAR, "", "ro")
     assert list(everywhere) == [("a", "j"), ("b", "j")]
     assert list(store.jobs_referring_to(Kind.CALENDAR, "a", "ro")) == [("a", "j")]
+
+
+def test_keys_share_their_namespace_and_a_parent_files_its_children_in_a_tuple() -> None:
+    """Tens of thousands of keys, a handful of namespaces; most parents have one child."""
+    store = Store()
+    for name in ("a", "b"):
+        job = body("Job")
+        job["metadata"]["name"] = name
+        job["metadata"]["namespace"] = "".join(["n", "s"])  # a string of its own
+        store.put(Kind.BATCH_JOB, job)
+    first, second = store.keys(Kind.BATCH_JOB)
+    assert first[0] is second[0]
+    assert store._jobs_of_run[("ns", "r")] == ("a", "b")
+    store.delete(Kind.BATCH_JOB, ("ns", "a"))
+    assert store._jobs_of_run[("ns", "r")] == ("b",)
+    store.delete(Kind.BATCH_JOB, ("ns", "b"))
+    assert ("ns", "r") not in store._jobs_of_run
