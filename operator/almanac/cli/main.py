@@ -602,7 +602,11 @@ def _rate_limit(text: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     """Loads the operator (kopf, the Kubernetes client) only now: ``almanac next`` and
-    ``--help`` stay as quick as the interpreter."""
+    ``--help`` stay as quick as the interpreter. The client without its generated models
+    (:mod:`almanac.lean_client`), before kopf imports it whole."""
+    from almanac import lean_client
+
+    lean_client.load()
     from almanac.controller.runner import run_from_args
 
     return run_from_args(args)
