@@ -70,7 +70,7 @@ def slim(kind: Kind, body: Body) -> Body:
     often larger than the spec); a batch Job keeps its identity, creation time, Almanac's
     labels and its status only (the decisions read its labels, creation time and
     outcome; never its Pod template, owner or the Job controller's labels: 10,000 Jobs
-    held 4 MB of those). The body given is not changed: it may be a watch event's."""
+    held 3.6 MB of those). The body given is not changed: it may be a watch event's."""
     meta = body.get("metadata") or {}
     if kind is Kind.BATCH_JOB:
         kept = {f: meta[f] for f in _BATCH_JOB_METADATA if f in meta}
