@@ -28,7 +28,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -379,11 +379,15 @@ class Controller:
 
     async def _decide(self, item: Hashable) -> Rest | None:
         kind, key = cast(tuple[Kind, Key], item)
-        return await self._guarded(kind, key, self._decide_until_settled(kind, key))
+        return await self._settle(kind, key)
 
-    async def _guarded(self, kind: Kind, key: Key, decision: Awaitable[Rest | None]) -> Rest | None:
+    async def _settle(
+        self, kind: Kind, key: Key, first: int = 0, work: Bookkeeping | None = None
+    ) -> Rest | None:
+        """A decision until settled (:meth:`_decide_until_settled`), or a parked one's rest
+        (``first``, ``work``): a failure that is not the API server's is reported."""
         try:
-            return await decision
+            return await self._decide_until_settled(kind, key, first, work)
         except k.API_ERRORS:
             raise  # the API server away, or not ours to act: the queue retries quietly
         except Exception as error:  # a bug or an input we did not foresee: say so
@@ -424,11 +428,7 @@ class Controller:
         raise RuntimeError(f"{kind} {key[0]}/{key[1]} kept changing under {ATTEMPTS} decisions")
 
     def _rest(self, kind: Kind, key: Key, attempt: int, work: Bookkeeping) -> Rest:
-        return functools.partial(self._finish, kind, key, attempt, work)
-
-    async def _finish(self, kind: Kind, key: Key, attempt: int, work: Bookkeeping) -> Rest | None:
-        """A parked decision's rest: its bookkeeping, then deciding on if it must."""
-        return await self._guarded(kind, key, self._decide_until_settled(kind, key, attempt, work))
+        return functools.partial(self._settle, kind, key, attempt, work)
 
     async def _decide_once(self, kind: Kind, key: Key) -> Bookkeeping | bool:
         """One decision up to its creates: what is left to write, or whether it is done."""
