@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
+
+import orjson
 
 from almanac import kube as k
 from almanac.api import names as api
@@ -187,12 +188,12 @@ class Bookkeeping:
         identities = [identity(target)]
         if job is not None and any(on for on, *_ in planned):
             identities.append(identity(job))
-        data = json.dumps((identities, status, planned), separators=(",", ":")).encode()
+        data = orjson.dumps((identities, status, planned))
         return cls(kind, data, done)
 
     def unpack(self) -> tuple[Body, Body, list[tuple[Body, str, str, str, str]]]:
         """(target, status, Events as (on, type, reason, message, key))."""
-        identities, status, planned = json.loads(self.data)
+        identities, status, planned = orjson.loads(self.data)
         events = [
             (identities[on], type_, reason, message, key)
             for on, type_, reason, message, key in planned

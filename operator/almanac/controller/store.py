@@ -11,13 +11,14 @@ a run, the jobs that refer to a Calendar, the last phase of a Backfill's deleted
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from almanac.api.names import GROUP, LABEL_BACKFILL, LABEL_RUN, calendar_key
 
@@ -118,14 +119,12 @@ class Packed:
     :func:`~almanac.api.names.calendar_key`)."""
 
     def body(self) -> Body:
-        body: Body = json.loads(self.data)
+        body: Body = orjson.loads(self.data)
         return body
 
 
 def _pack(kind: Kind, body: Body) -> Packed:
-    return Packed(
-        json.dumps(body, separators=(",", ":")).encode(), _version(body), _refs(kind, body)
-    )
+    return Packed(orjson.dumps(body), _version(body), _refs(kind, body))
 
 
 def _refs(kind: Kind, body: Body) -> tuple[str, ...]:
