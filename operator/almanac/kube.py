@@ -23,10 +23,10 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
-import orjson
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from almanac import wire
 from almanac.api.bounds import EVENT_MESSAGE_MAX_BYTES, truncate
 from almanac.api.names import (
     API_VERSION,
@@ -232,7 +232,7 @@ def error_message(error: Exception) -> str:
 def api_message(error: ApiException) -> str:
     """The API server's own message (Status.message), else the HTTP reason."""
     try:
-        return str(orjson.loads(error.body or "").get("message") or error.reason)
+        return str(wire.loads(error.body or "").get("message") or error.reason)
     except (TypeError, ValueError):
         return str(error.reason)
 
@@ -289,7 +289,7 @@ class Kube:
         api = self.api
         rest = api.rest_client
         headers = {**api.default_headers, "Accept": "application/json"}
-        encoded = None if body is None else orjson.dumps(body)
+        encoded = None if body is None else wire.dumps(body)
         url = f"{api.configuration.host}{path}" + (f"?{urlencode(query)}" if query else "")
         extra: dict[str, Any] = {}
         if rest.proxy:
@@ -339,7 +339,7 @@ class Kube:
             ) as response,
         ):
             raw = await response.read()
-        return orjson.loads(raw) if answer else None
+        return wire.loads(raw) if answer else None
 
     # --- custom resources ---------------------------------------------------------
 
@@ -780,10 +780,10 @@ async def _json_lines(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[s
         for line in lines:
             if not line.strip():
                 continue
-            event = orjson.loads(line)
+            event = wire.loads(line)
             event_type, obj = event.get("type") or "", event.get("object") or {}
             if event_type == "ERROR":
                 error = ApiException(status=obj.get("code"), reason=obj.get("reason"))
-                error.body = orjson.dumps(obj)
+                error.body = wire.dumps(obj)
                 raise error
             yield event_type, obj

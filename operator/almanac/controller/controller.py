@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import orjson
-
 from almanac import kube as k
+from almanac import wire
 from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
@@ -188,12 +187,12 @@ class Bookkeeping:
         identities = [identity(target)]
         if job is not None and any(on for on, *_ in planned):
             identities.append(identity(job))
-        data = orjson.dumps((identities, status, planned))
+        data = wire.dumps((identities, status, planned))
         return cls(kind, data, done)
 
     def unpack(self) -> tuple[Body, Body, list[tuple[Body, str, str, str, str]]]:
         """(target, status, Events as (on, type, reason, message, key))."""
-        identities, status, planned = orjson.loads(self.data)
+        identities, status, planned = wire.loads(self.data)
         events = [
             (identities[on], type_, reason, message, key)
             for on, type_, reason, message, key in planned

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
+from almanac import wire
 from almanac.api.names import GROUP, LABEL_BACKFILL, LABEL_RUN, calendar_key
 
 Body = dict[str, Any]
@@ -119,12 +118,12 @@ class Packed:
     :func:`~almanac.api.names.calendar_key`)."""
 
     def body(self) -> Body:
-        body: Body = orjson.loads(self.data)
+        body: Body = wire.loads(self.data)
         return body
 
 
 def _pack(kind: Kind, body: Body) -> Packed:
-    return Packed(orjson.dumps(body), _version(body), _refs(kind, body))
+    return Packed(wire.dumps(body), _version(body), _refs(kind, body))
 
 
 def _refs(kind: Kind, body: Body) -> tuple[str, ...]:
