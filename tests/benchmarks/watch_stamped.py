@@ -97,11 +97,15 @@ def main() -> None:
         return f"{args.path}?{urllib.parse.urlencode(params)}"
 
     def list_all() -> str:
-        conn = connect()
-        conn.request("GET", query(), headers=headers)
-        response = conn.getresponse()
-        body = json.loads(response.read())
-        conn.close()
+        for _ in range(30):  # a 429 (a CRD's storage (re)initializing) is tried again
+            conn = connect()
+            conn.request("GET", query(), headers=headers)
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            conn.close()
+            if response.status != 429:
+                break
+            time.sleep(float(response.getheader("Retry-After") or 1))
         if response.status != 200:
             raise SystemExit(f"list {args.path}: {response.status} {body}")
         for item in body.get("items", []):
