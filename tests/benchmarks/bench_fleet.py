@@ -96,6 +96,9 @@ How to read the figures
   before T until it went quiet after the last run ended, idle seconds included) divided
   by N. "idle rate ... of it" is how much of that its idle CPU rate (measured between
   having every job in hand and T) accounts for over a window as long.
+- The burst's CPU: the CPU seconds of the operator and of each control-plane process
+  from T until the last Job was seen, and their sum as a share of the machine's cores
+  over that span (near 100 %: the burst is bound by the machine, not by a wait).
 - Requests per fire: the operator's rows are exact counts of its own requests divided
   by N. The "all clients" column includes the consequences of a fire that are not the
   operator's (the Job controller's Pod and Job status writes, kwok's Pod status patches,
@@ -271,6 +274,11 @@ class AlmanacResult:
     window: float
     requests: Requests
     log: LogCounts
+    burst_cpu: dict[str, float]
+    """CPU seconds of the operator and of each control-plane process from T until the
+    last Job was seen: where a 2-core machine's time went in the burst."""
+    burst: float
+    """That span's length in seconds."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -567,6 +575,13 @@ def job_spec() -> dict[str, Any]:
     return spec
 
 
+def control_plane_cpu() -> dict[str, float]:
+    """CPU seconds so far of each process of the local control plane (etcd,
+    kube-apiserver, kube-controller-manager, kube-scheduler, kwok), by name."""
+    pids = sorted((KUBECONFIG.parent / "pids").glob("*.pid"))
+    return {path.stem: process_usage(int(path.read_text().split()[0]))[1] for path in pids}
+
+
 def collection(namespace: str, resource: str) -> str:
     """The API path of a namespaced collection."""
     group = {"jobs": "batch/v1", "cronjobs": "batch/v1"}.get(resource, f"{GROUP}/{VERSION}")
@@ -782,8 +797,17 @@ class Bench:
                 if in_hand is not None and window_start - ready_at >= 5:
                     idle_rate = (cpu_before - cpu_ready) / (window_start - ready_at)
                 progress(f"fire at {clock(fire)}: waiting for {n} Jobs")
+                await asyncio.sleep(max(0.0, fire - time.time()))
+                _, cpu_at_t = process_usage(pid)
+                plane_at_t = control_plane_cpu()
                 if not await wait_async(lambda: len(job_watch.first_seen()) >= n, 900):
                     notes.append(f"only {len(job_watch.first_seen())} Jobs within 900 s")
+                _, cpu_burst = process_usage(pid)
+                burst_cpu = {"operator": cpu_burst - cpu_at_t}
+                burst_cpu.update(
+                    (name, cpu - plane_at_t[name]) for name, cpu in control_plane_cpu().items()
+                )
+                burst = time.time() - fire
                 seen = job_watch.first_seen()
                 last = max((at for at, _ in seen.values()), default=math.nan) - fire
                 progress(f"{len(seen)} Jobs seen, the last {last:.2f} s after T; runs ending")
@@ -829,6 +853,8 @@ class Bench:
             window=window,
             requests=requests,
             log=log,
+            burst_cpu=burst_cpu,
+            burst=burst,
             notes=notes,
         )
 
@@ -952,9 +978,30 @@ def phase_table(r: Round, qps: str) -> str:
         f"| {log.lines / r.n:.1f} lines per fire; {log.warnings} warnings/errors, "
         f"{log.failed_decisions} of them failed decisions |",
         "",
+        burst_cpu_table(alm),
+        "",
         requests_table(r.n, alm.requests),
     ]
     return "\n".join(rows)
+
+
+def burst_cpu_table(alm: AlmanacResult) -> str:
+    """Each process's CPU seconds over the burst, and what share of the machine's cores
+    they add up to: near all of them, the burst is CPU-bound."""
+    names = list(alm.burst_cpu)
+    total = sum(alm.burst_cpu.values())
+    cores = os.cpu_count() or 1
+    return "\n".join(
+        [
+            f"CPU seconds from T until the last Job was seen ({alm.burst:.1f} s, "
+            f"{cores} cores): all of them {total:.1f}, "
+            f"{100 * total / (alm.burst * cores):.0f} % of the machine",
+            "",
+            "| " + " | ".join(names) + " |",
+            "|" + "---|" * len(names),
+            "| " + " | ".join(f"{alm.burst_cpu[name]:.2f}" for name in names) + " |",
+        ]
+    )
 
 
 def next_set_cell(alm: AlmanacResult) -> str:

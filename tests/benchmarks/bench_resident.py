@@ -60,6 +60,7 @@ from tests.benchmarks.bench_fleet import (
     bounded,
     clock,
     collection,
+    control_plane_cpu,
     install_crds,
     load,
     progress,
@@ -84,11 +85,8 @@ SERVERS = ("kube-apiserver", "etcd")
 
 def server_cpu() -> dict[str, float]:
     """CPU seconds so far of each of the control plane's SERVERS."""
-    pids = KUBECONFIG.parent / "pids"
-    return {
-        name: process_usage(int((pids / f"{name}.pid").read_text().split()[0]))[1]
-        for name in SERVERS
-    }
+    cpu = control_plane_cpu()
+    return {name: cpu[name] for name in SERVERS}
 
 
 def cpu_cells(before: dict[str, float], after: dict[str, float]) -> str:
