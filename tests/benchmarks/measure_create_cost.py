@@ -12,7 +12,7 @@ namespace of its own:
 4. N fires' input and output with no decisions: for each of N ScheduledJobs, the nine
    requests a single-service fire makes (its run, its Job, two status patches each of
    the job and the run, three Events), sent through the operator's own client with the
-   operator's own bodies, while three watches (jobs, runs, batch Jobs) decode every
+   operator's own bodies, while three watches (ScheduledJobs, runs, batch Jobs) decode every
    event those writes and the Job controller's cause, until every Job has succeeded.
    The client's CPU over that, divided by N, is what the operator's CPU per fire
    (bench_fleet.py) would be if deciding cost nothing: the floor under issue 14's
