@@ -156,7 +156,8 @@ async def fires_without_decisions(n: int, kubectl: Kubectl, kube: Kube) -> str:
                 async for _, body in kube.watch(collection, version):
                     version = body["metadata"]["resourceVersion"]
                     events[collection.kind] += 1
-                    if (body.get("status") or {}).get("completionTime"):  # Complete
+                    status = body.get("status") or {}
+                    if collection.kind == "Job" and status.get("completionTime"):  # Complete
                         succeeded.add(body["metadata"]["name"])
 
         watches = [
