@@ -1,4 +1,5 @@
-"""Table tests of decide_run's view of Jobs that make no Pod (Pod Security, quota)."""
+"""Table tests of what decide_run reads of a run's Jobs: those that make no Pod (Pod Security,
+quota), and which changes of a Job decide its run again."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from almanac.rules.jobs import run_body
-from almanac.rules.runs import batch_job_body, decide_run, jobs_without_pods
+from almanac.rules.runs import batch_job_body, decide_run, job_view, jobs_without_pods
 from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
 from tests.unit.test_service_layer import T0
@@ -71,3 +72,33 @@ def test_a_refused_pod_shows_in_the_service_and_an_event_and_is_looked_at_again(
     assert plan.wake_at == T0 + timedelta(seconds=30)
     young = decide_run(run(), [batch_job(4, **SYNCED)], job(), T0)
     assert young.wake_at == T0 + timedelta(seconds=6)
+
+
+STARTED = {"startTime": "2027-01-04T09:00:01Z", "active": 1, "ready": 0}
+SUCCEEDED = {"uncountedTerminatedPods": {"succeeded": ["pod-uid"]}, "active": 0, "ready": 0}
+COMPLETE = {
+    "startTime": "2027-01-04T09:00:01Z",
+    "completionTime": "2027-01-04T09:00:30Z",
+    "succeeded": 1,
+    "conditions": [{"type": "Complete", "status": "True"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "decides"),
+    [
+        ({}, STARTED, True),  # the controller's first sync: a Pod and a start time
+        (STARTED, {**STARTED, "ready": 1}, False),  # the Pod is ready
+        (STARTED, {**STARTED, **SUCCEEDED}, False),  # its Pod ended, not counted yet
+        ({**STARTED, **SUCCEEDED}, {**STARTED, "succeeded": 1}, False),  # counted
+        ({**STARTED, "succeeded": 1}, COMPLETE, True),  # the Job's outcome
+        ({"startTime": "2027-01-04T09:00:01Z"}, STARTED, True),  # no Pod, then a Pod
+        (STARTED, {**STARTED, "conditions": [{"type": "Failed", "status": "True"}]}, True),
+    ],
+)
+def test_a_job_change_decides_its_run_only_when_it_changes_what_the_run_reads(
+    before: Body, after: Body, decides: bool
+) -> None:
+    """job_view holds what decide_run reads of a batch Job; a change outside it (the Job
+    controller's Pod counts) does not decide the run again."""
+    assert (job_view(batch_job(1, **before)) != job_view(batch_job(1, **after))) is decides

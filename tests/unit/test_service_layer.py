@@ -1078,6 +1078,43 @@ async def test_a_shortened_deadline_applies_to_a_run_already_going() -> None:
 
 
 @sync
+async def test_a_run_is_decided_again_only_for_the_job_changes_it_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Job controller writes a Job's status three times on its way to success (a
+    Pod and a start time, the Pod ready, the outcome); the run is decided again for the
+    first and the last, not for the ready count (issue 14: a decision costs about half
+    a millisecond, seven of them a fire)."""
+    from almanac.controller import controller as module
+
+    decided: list[str] = []
+
+    def counting(run: Body, *args: Any, **kwargs: Any) -> Any:
+        decided.append(run["metadata"]["name"])
+        return decide_run(run, *args, **kwargs)
+
+    decide_run = module.decide_run
+    monkeypatch.setattr(module, "decide_run", counting)
+    w = World()
+    w.apply(job(schedule="1 9 * * *"))
+    await w.at(minute(1))
+    run = run_of(1)
+    started = {"startTime": "2027-01-04T09:01:01Z", "active": 1, "ready": 0}
+    steps: dict[str, list[str]] = {}
+    for step, write in (
+        ("started", lambda: job_controller_step(w, f"{run}-main", started)),
+        ("ready", lambda: job_controller_step(w, f"{run}-main", {"ready": 1})),
+        ("done", lambda: w.finish_job(f"{run}-main")),
+    ):
+        decided.clear()
+        write()
+        await w.settle()
+        steps[step] = list(decided)
+    assert steps == {"started": [run], "ready": [], "done": [run]}
+    assert w.run(run)["status"]["phase"] == "Succeeded"
+
+
+@sync
 async def test_a_job_is_not_decided_again_for_the_run_its_own_decision_created(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

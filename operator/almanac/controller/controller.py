@@ -50,7 +50,7 @@ from almanac.rules.backfill import FINISHED as BACKFILL_FINISHED
 from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import Create, PlannedEvent
-from almanac.rules.runs import decide_run, jobs_without_pods
+from almanac.rules.runs import decide_run, job_view, jobs_without_pods
 from almanac.rules.trust import untrusted
 from almanac.times import parse_time
 
@@ -288,7 +288,7 @@ class Controller:
                     self.queue.add((Kind.BACKFILL, (namespace, backfill)))  # a slot may be free
         elif kind is Kind.BATCH_JOB:
             run = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
-            if run and not own:
+            if run and not own and (old is None or job_view(old) != job_view(body)):
                 self.queue.add((Kind.RUN, (namespace, run)))
         elif kind in CALENDAR_KINDS:
             if old is None or _content(old) != _content(body):

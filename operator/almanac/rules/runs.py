@@ -51,6 +51,7 @@ __all__ = [
     "decide_run",
     "invalid_run",
     "job_state",
+    "job_view",
     "jobs_without_pods",
 ]
 
@@ -115,6 +116,21 @@ def job_state(job: Body) -> orch.JobState:
                 parse_time(condition.get("lastTransitionTime")),
             )
     return orch.JobState(orch.Phase.RUNNING, "", parse_time(status.get("startTime")))
+
+
+def job_view(job: Body) -> tuple[object, ...]:
+    """What a run's decision reads of one of its batch Jobs: its service, creation time,
+    outcome and whether it has made a Pod yet. A change of the Job outside this (the
+    Job controller counting ready Pods, or moving a finished one from uncounted to
+    counted) decides nothing: of the three status writes the Job controller makes for a
+    Job that succeeds, it skips the middle one."""
+    meta = job["metadata"]
+    return (
+        (meta.get("labels") or {}).get(LABEL_SERVICE),
+        meta.get("creationTimestamp"),
+        job_state(job),
+        _without_pods(job),
+    )
 
 
 def _without_pods(job: Body) -> bool:
