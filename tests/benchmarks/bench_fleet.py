@@ -589,13 +589,15 @@ def collection(namespace: str, resource: str) -> str:
 
 
 class Bench:
-    def __init__(self, api: client.ApiClient, lean: Kube, workdir: Path) -> None:
+    def __init__(
+        self, api: client.ApiClient, lean: Kube, workdir: Path, *, fire_only: bool = False
+    ) -> None:
         self.kube = Kubectl(KUBECONFIG)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.lean = lean
         self.workdir = workdir
-        self.fire_only = False
+        self.fire_only = fire_only
         """Measure a fire up to its last Job, not the runs' ends (see --fire-only)."""
 
     def namespace(self, phase: str, n: int) -> str:
@@ -1115,8 +1117,7 @@ async def run(
     lean, _ = await Kube.connect_kubeconfig(str(KUBECONFIG))
     try:
         async with client.ApiClient(configuration) as api:
-            bench = Bench(api, lean, workdir)
-            bench.fire_only = fire_only
+            bench = Bench(api, lean, workdir, fire_only=fire_only)
             for n in sizes:
                 progress(f"N = {n}: the limit (load average {load()})")
                 limit = await bench.limit(n)

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,12 +74,21 @@ def run(i: int) -> Body:
     return body
 
 
-async def phase(
-    name: str, kubectl: Kubectl, calls: Callable[[str], list[Callable[[], Awaitable[Any]]]]
-) -> str:
+@contextlib.contextmanager
+def scratch_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace of its own for one phase, deleted in the background after it."""
     namespace = f"bench-create-{uuid.uuid4().hex[:5]}"
     kubectl.run("create", "namespace", namespace)
     try:
+        yield namespace
+    finally:
+        kubectl.run("delete", "namespace", namespace, "--wait=false")
+
+
+async def phase(
+    name: str, kubectl: Kubectl, calls: Callable[[str], list[Callable[[], Awaitable[Any]]]]
+) -> str:
+    with scratch_namespace(kubectl) as namespace:
         todo = calls(namespace)
         progress(f"{name}: {len(todo)} calls, {IN_FLIGHT} in flight")
         servers = server_cpu()
@@ -86,8 +96,6 @@ async def phase(
         answered = await bounded(todo)
         wall, cpu = max(answered) - t0, time.process_time() - cpu
         return f"| {name} | {wall:.2f} s | client {cpu:.1f}, {cpu_cells(servers, server_cpu())} |"
-    finally:
-        kubectl.run("delete", "namespace", namespace, "--wait=false")
 
 
 INSTANT = datetime(2027, 1, 1, tzinfo=UTC)
@@ -134,65 +142,65 @@ async def fire(kube: Kube, job: Body) -> None:
 
 async def fires_without_decisions(n: int, kubectl: Kubectl, kube: Kube) -> str:
     """Phase 4 (the module's docstring): returns its table row."""
-    namespace = f"bench-create-{uuid.uuid4().hex[:5]}"
-    kubectl.run("create", "namespace", namespace)
     watches: list[asyncio.Task[None]] = []
-    try:
-        progress(f"{n} fires without decisions: creating {n} ScheduledJobs first")
-        jobs: list[Body] = []
+    with scratch_namespace(kubectl) as namespace:
+        try:
+            progress(f"{n} fires without decisions: creating {n} ScheduledJobs first")
+            jobs: list[Body] = []
 
-        async def make(i: int) -> None:
-            created = await kube.create("scheduledjobs", namespace, scheduled_job(f"job-{i:05d}"))
-            assert isinstance(created, Created), created
-            jobs.append(created.body)
+            async def make(i: int) -> None:
+                created = await kube.create(
+                    "scheduledjobs", namespace, scheduled_job(f"job-{i:05d}")
+                )
+                assert isinstance(created, Created), created
+                jobs.append(created.body)
 
-        await bounded([lambda i=i: make(i) for i in range(n)])
-        events: Counter[str] = Counter()
-        succeeded: set[str] = set()
+            await bounded([lambda i=i: make(i) for i in range(n)])
+            events: Counter[str] = Counter()
+            succeeded: set[str] = set()
 
-        async def follow(collection: Collection) -> None:
-            version = [v async for _, v in kube.list_pages(collection)][-1]
-            while True:
-                async for _, body in kube.watch(collection, version):
-                    version = body["metadata"]["resourceVersion"]
-                    events[collection.kind] += 1
-                    status = body.get("status") or {}
-                    if collection.kind == "Job" and status.get("completionTime"):  # Complete
-                        succeeded.add(body["metadata"]["name"])
+            async def follow(collection: Collection) -> None:
+                version = [v async for _, v in kube.list_pages(collection)][-1]
+                while True:
+                    async for _, body in kube.watch(collection, version):
+                        version = body["metadata"]["resourceVersion"]
+                        events[collection.kind] += 1
+                        status = body.get("status") or {}
+                        if collection.kind == "Job" and status.get("completionTime"):  # Complete
+                            succeeded.add(body["metadata"]["name"])
 
-        watches = [
-            asyncio.create_task(follow(Collection(kind, version, plural, namespace, selector)))
-            for kind, version, plural, selector in (
-                ("ScheduledJob", API_VERSION, "scheduledjobs", ""),
-                ("ScheduledJobRun", API_VERSION, "scheduledjobruns", ""),
-                ("Job", "batch/v1", "jobs", LABEL_RUN),
+            watches = [
+                asyncio.create_task(follow(Collection(kind, version, plural, namespace, selector)))
+                for kind, version, plural, selector in (
+                    ("ScheduledJob", API_VERSION, "scheduledjobs", ""),
+                    ("ScheduledJobRun", API_VERSION, "scheduledjobruns", ""),
+                    ("Job", "batch/v1", "jobs", LABEL_RUN),
+                )
+            ]
+            await asyncio.sleep(1)  # the watches open; what they read before is not counted
+            progress(f"{n} fires without decisions: {9 * n} requests, {IN_FLIGHT} in flight")
+            servers = server_cpu()
+            cpu, t0 = time.process_time(), time.time()
+            answered = await bounded([lambda job=job: fire(kube, job) for job in jobs])
+            wall, cpu_requests = max(answered) - t0, time.process_time() - cpu
+            # The servers' CPU over the requests alone: during the wait below they also
+            # serve the Job controller and the earlier phases' namespace deletions.
+            on_servers = cpu_cells(servers, server_cpu())
+            progress(f"requests answered in {wall:.1f} s; waiting for the {n} Jobs to succeed")
+            deadline = time.time() + 1800
+            while len(succeeded) < n and time.time() < deadline:
+                await asyncio.sleep(0.5)
+            cpu_all = time.process_time() - cpu
+            seen = ", ".join(f"{kind} {count / n:.1f}" for kind, count in sorted(events.items()))
+            return (
+                f"| {n} fires' nine requests, then their watch events until every Job succeeded "
+                f"({len(succeeded)} did; watch events per fire: {seen}) | {wall:.2f} s "
+                f"| client {cpu_all:.1f} (**{cpu_all * 1000 / n:.1f} ms per fire**; the requests "
+                f"alone {cpu_requests * 1000 / n:.1f}); over the requests: {on_servers} |"
             )
-        ]
-        await asyncio.sleep(1)  # the watches open; what they read before is not counted
-        progress(f"{n} fires without decisions: {9 * n} requests, {IN_FLIGHT} in flight")
-        servers = server_cpu()
-        cpu, t0 = time.process_time(), time.time()
-        answered = await bounded([lambda job=job: fire(kube, job) for job in jobs])
-        wall, cpu_requests = max(answered) - t0, time.process_time() - cpu
-        # The servers' CPU over the requests alone: during the wait below they also
-        # serve the Job controller and the earlier phases' namespace deletions.
-        on_servers = cpu_cells(servers, server_cpu())
-        progress(f"requests answered in {wall:.1f} s; waiting for the {n} Jobs to succeed")
-        deadline = time.time() + 1800
-        while len(succeeded) < n and time.time() < deadline:
-            await asyncio.sleep(0.5)
-        cpu_all = time.process_time() - cpu
-        seen = ", ".join(f"{kind} {count / n:.1f}" for kind, count in sorted(events.items()))
-        return (
-            f"| {n} fires' nine requests, then their watch events until every Job succeeded "
-            f"({len(succeeded)} did; watch events per fire: {seen}) | {wall:.2f} s "
-            f"| client {cpu_all:.1f} (**{cpu_all * 1000 / n:.1f} ms per fire**; the requests "
-            f"alone {cpu_requests * 1000 / n:.1f}); over the requests: {on_servers} |"
-        )
-    finally:
-        for watch in watches:
-            watch.cancel()
-        kubectl.run("delete", "namespace", namespace, "--wait=false")
+        finally:
+            for watch in watches:
+                watch.cancel()
 
 
 async def main(n: int, fires: bool) -> None:
