@@ -23,8 +23,6 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from almanac import wire
 from almanac.api.bounds import EVENT_MESSAGE_MAX_BYTES, truncate
@@ -36,6 +34,7 @@ from almanac.api.names import (
     LABEL_RUN,
     VERSION,
 )
+from almanac.lean_client import ApiException, ConfigException, client, config
 from almanac.times import timestamp
 
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -253,7 +252,7 @@ class Kube:
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
             return cls(_ApiClient())
-        except config.ConfigException:
+        except ConfigException:
             configuration = client.Configuration()
             await config.load_kube_config(client_configuration=configuration)
             return cls(_ApiClient(configuration))

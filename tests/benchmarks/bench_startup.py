@@ -2,7 +2,8 @@
 
 ``almanac next`` loads no operator module (tests/unit/test_cli_imports.py): what it costs
 beyond ``python -c pass`` is pydantic, PyYAML and the engine. The plugin also loads the
-Kubernetes client it needs. Run with ``make bench``; the README quotes the medians.
+Kubernetes client's login modules (almanac.lean_client) and aiohttp, not the client's
+generated models. Run with ``make bench``; the README quotes the medians.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE = REPO / "manifests" / "samples" / "business-days.yaml"
 
 OPERATOR_ONLY = ("kopf", "prometheus_client", "almanac.controller", "almanac.notifications")
+CLIENT_MODELS = ("kubernetes_asyncio.client.models.", "kubernetes_asyncio.client.api.")
+API_MODELS = ("almanac.api.models", "pydantic")
 
 
 def modules_after(code: str) -> tuple[set[str], str]:
@@ -65,6 +67,20 @@ def test_the_plugin_loads_no_operator_module() -> None:
     )
     assert "almanac.cli.plugin" in modules
     assert loaded_operator_modules(modules) == []
+
+
+@pytest.mark.parametrize("verb", ["runs", "describe", "rerun", "run"])
+def test_the_plugins_cluster_verbs_load_neither_the_clients_models_nor_ours(verb: str) -> None:
+    """Each ``kubectl almanac`` command starts a fresh interpreter: the client's generated
+    models (almanac.lean_client) and, for the verbs that work out no fires, our pydantic
+    models are a third of its start. The command runs up to reading the kubeconfig."""
+    modules, printed = modules_after(
+        "from almanac.cli.plugin import main\n"
+        f"print(main([{verb!r}, 'x', '--kubeconfig', '/nonexistent/kubeconfig']))"
+    )
+    assert printed == "1"  # no cluster: the verb got as far as logging in
+    assert sorted(m for m in modules if m.startswith(CLIENT_MODELS)) == []
+    assert sorted(m for m in modules if m.startswith(API_MODELS)) == []
 
 
 def test_almanac_run_is_what_loads_the_operator() -> None:

@@ -13,7 +13,7 @@ cluster. The verbs only fetch, call those, and pick the exit code::
     runs JOB [--limit N]                  recent runs, newest first, phase per service
     rerun RUN [--failed-only] [--wait S]  almanac.dev/rerun=now|failed, then the child
     run JOB [--wait S]                    almanac.dev/run-now=<now>, then the manual run
-    next JOB [-n COUNT]                   the live job's next fires, skipped days and why
+    next JOB [--count N]                  the live job's next fires, skipped days and why
     calendar JOB [--months N]             month grids: the days it fires and skips, and why
     describe RUN                          a run: services, notification, Events, what next
     backfill JOB --from T --to T [--dry-run]  runs for a past range: the instants, or a Backfill

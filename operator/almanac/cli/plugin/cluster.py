@@ -20,13 +20,12 @@ import os
 import ssl
 
 import aiohttp
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config import ConfigException
 
 from almanac.cli.plugin.errors import PluginError, Unreachable
 from almanac.cli.plugin.verbs import Context
 from almanac.errors import quote
 from almanac.kube import Kube, api_message
+from almanac.lean_client import ApiException, ConfigException
 
 __all__ = ["API_DEADLINE_SECONDS", "execute"]
 
