@@ -66,6 +66,18 @@ def test_metrics_count_runs_by_result_and_show_each_jobs_next_fire(
         (("namespace", ns), ("result", "Failed"), ("scheduledjob", "bad"), ("service", "x")),
     )
     assert samples[service_count] == 1.0
+    # Decisions by kind: the fires' jobs and runs were decided, nothing failed, and the
+    # kinds nothing happened to are there at 0.
+    decisions = {
+        kind: samples[("almanac_decisions_total", (("kind", kind),))]
+        for kind in ("ScheduledJob", "ScheduledJobRun", "Backfill", "Calendar", "ClusterCalendar")
+    }
+    assert decisions["ScheduledJob"] >= 3 and decisions["ScheduledJobRun"] >= 3  # 3 runs
+    assert decisions["Backfill"] == 0.0
+    failures = {
+        k: v for (name, k), v in samples.items() if name == "almanac_decision_failures_total"
+    }
+    assert failures and set(failures.values()) == {0.0}
 
     k.run("delete", "sj", "good")
     wait_until(

@@ -72,6 +72,8 @@ METRICS = {
     "almanac_notification_failures_total",
     "almanac_untrusted_runs_total",
     "almanac_timer_last_tick_timestamp_seconds",
+    "almanac_decisions_total",
+    "almanac_decision_failures_total",
 }
 HISTOGRAMS = {
     "almanac_run_duration_seconds",
@@ -763,14 +765,17 @@ def operator_labels() -> dict[str, set[str]]:
 def test_alerts_and_dashboard_select_and_group_by_labels_the_series_carry() -> None:
     """A renamed label in metrics.py must not leave the chart selecting nothing."""
     exported = operator_labels()
-    assert set(exported) == METRICS | {"almanac_timer_last_tick_timestamp_seconds"}
+    assert set(exported) == METRICS
     target = {"job", "namespace", "instance"}  # added by Prometheus to every series
     every = set().union(*exported.values()) | {"le"}
     rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
     text = json.dumps(rule) + (CHART / "dashboards" / "almanac.json").read_text()
     for expr in promql(render("prometheus.prometheusRule.enabled=true")):
         for name, matchers in re.findall(r"\b(almanac_\w+?)(?:_bucket)?\{([^}]*)\}", expr):
-            allowed = (exported[name] | {"le"}) if exported[name] else target
+            # A per-job series' own "namespace" is the job's (honorLabels); a series
+            # without one (the timer tick, decisions by kind) carries the target's.
+            own = exported[name]
+            allowed = own | {"le"} | (set() if "namespace" in own else target)
             used = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
             assert used <= allowed, f"{expr}: {used - allowed} not labels of {name}"
         for grouped in re.findall(r"\bby \(([^)]*)\)", expr):
@@ -789,12 +794,18 @@ def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator
         "AlmanacRunLate",
         "AlmanacNotificationFailures",
         "AlmanacUntrustedRuns",
+        "AlmanacDecisionsFailing",
         "AlmanacNotFiring",
         "AlmanacOperatorDown",
     }
     assert 'almanac_runs_total{result="Failed"}' in alerts["AlmanacRunFailed"]["expr"]
     assert "almanac_runs_late_total" in alerts["AlmanacRunLate"]["expr"]
     assert "> 120" in alerts["AlmanacNotFiring"]["expr"]
+    # Failed decisions alert only once they have kept failing (an API server restart
+    # fails some for seconds), for the window.
+    failing = alerts["AlmanacDecisionsFailing"]
+    assert "rate(almanac_decision_failures_total{" in failing["expr"]
+    assert failing["for"] == "15m"
     assert (
         'up{job="almanac-metrics", namespace="almanac-system"}'
         in (alerts["AlmanacOperatorDown"]["expr"])

@@ -1138,3 +1138,78 @@ async def test_a_job_is_not_decided_again_for_the_run_its_own_decision_created(
     await w.at(minute(1) + timedelta(seconds=0.5))
     earlier = (run_of(0), "Running")  # the fire at 09:00, still running
     assert seen == [[earlier], [earlier, (run_of(1), "Running")]]  # none sees run 1 unstarted
+
+
+def decision_count(kind: Kind, family: str = "almanac_decisions_total") -> float:
+    """The operator's counter of decisions (or of failed ones) about ``kind``, as scraped."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(family, {"kind": kind.value}) or 0.0
+
+
+@sync
+async def test_the_decisions_counter_moves_once_for_each_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """almanac_decisions_total{kind}: over a single-service fire from due to success, with
+    the Job controller's three writes, it moves as often as the decisions were made."""
+    from almanac.controller import controller as module
+
+    made = {Kind.JOB: 0, Kind.RUN: 0}
+
+    def counting(kind: Kind, decide: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            made[kind] += 1
+            return decide(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(module, "decide_job", counting(Kind.JOB, module.decide_job))
+    monkeypatch.setattr(module, "decide_run", counting(Kind.RUN, module.decide_run))
+    w = World()
+    w.apply(job(schedule="1 9 * * *"))
+    await w.at(minute(1) - timedelta(seconds=30))
+    before = {kind: decision_count(kind) for kind in made}
+    made.update(dict.fromkeys(made, 0))
+    await w.at(minute(1))
+    run = run_of(1)
+    job_controller_step(w, f"{run}-main", {"startTime": "2027-01-04T09:01:01Z", "active": 1})
+    await w.settle()
+    job_controller_step(w, f"{run}-main", {"ready": 1})
+    await w.settle()
+    w.finish_job(f"{run}-main")
+    await w.settle()
+    assert w.run(run)["status"]["phase"] == "Succeeded"
+    assert made[Kind.JOB] > 0 and made[Kind.RUN] > 0
+    assert {kind: decision_count(kind) - before[kind] for kind in made} == made
+
+
+@sync
+async def test_failed_decisions_are_counted_and_a_lost_lease_is_not() -> None:
+    """almanac_decision_failures_total{kind}: a write the API server refuses and an error
+    nobody foresaw each count one (the queue retries them); losing the Lease is no
+    failure of a decision."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from almanac.kube import NotLeader
+
+    failures = "almanac_decision_failures_total"
+    w = World()
+    w.apply(job())
+    before = decision_count(Kind.JOB, failures)
+    w.kube.fail_next = [ApiException(status=503, reason="Service Unavailable"), KeyError("x")]
+    await w.at(minute(1))
+    assert decision_count(Kind.JOB, failures) - before == 1
+    await w.at(minute(1) + timedelta(seconds=1))  # retried after 1 s: fails again
+    assert decision_count(Kind.JOB, failures) - before == 2
+    await w.at(minute(1) + timedelta(seconds=3))  # and after 2 s more: done
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    assert decision_count(Kind.JOB, failures) - before == 2
+
+    lost = World()
+    lost.apply(job())
+    before = decision_count(Kind.JOB, failures)
+    lost.kube.fail_next = [NotLeader("the Lease is another replica's")]
+    await lost.at(minute(1))
+    assert lost.kube.names("scheduledjobruns") == []
+    assert decision_count(Kind.JOB, failures) == before

@@ -222,6 +222,7 @@ class Controller:
             lane=lambda item: item[0],  # type: ignore[index]
             gate=self.lanes.bookkeeping,
         )
+        metrics.track_kinds([kind.value for kind in PLURALS])  # the kinds decided about
         self.delivery = Delivery(self)
         self._untrusted: set[Key] = set()  # runs reported as not ours
         self.serving_since = clock()
@@ -388,9 +389,13 @@ class Controller:
         (``first``, ``work``): a failure that is not the API server's is reported."""
         try:
             return await self._decide_until_settled(kind, key, first, work)
+        except k.NotLeader:
+            raise  # not ours to act: no failure
         except k.API_ERRORS:
-            raise  # the API server away, or not ours to act: the queue retries quietly
+            metrics.DECISION_FAILURES.labels(kind.value).inc()
+            raise  # the API server away or refusing: the queue retries quietly
         except Exception as error:  # a bug or an input we did not foresee: say so
+            metrics.DECISION_FAILURES.labels(kind.value).inc()
             await self._report_failure(kind, key, error)
             raise
 
@@ -432,6 +437,7 @@ class Controller:
 
     async def _decide_once(self, kind: Kind, key: Key) -> Bookkeeping | bool:
         """One decision up to its creates: what is left to write, or whether it is done."""
+        metrics.DECISIONS.labels(kind.value).inc()
         if kind is Kind.JOB:
             return await self._fire_job(key)
         if kind is Kind.BACKFILL:

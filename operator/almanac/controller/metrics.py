@@ -14,6 +14,8 @@ almanac_runs_late_total{namespace,scheduledjob}      runs still unfinished runDe
                                                      they were due (condition Late)
 almanac_notification_failures_total                  e-mails and webhook POSTs given up on (Failed)
 almanac_timer_last_tick_timestamp_seconds            when the timer queue last woke (liveness)
+almanac_decisions_total{kind}                        decisions made, by kind of object
+almanac_decision_failures_total{kind}                decisions that failed (retried with back-off)
 ===================================================  ==========================================
 
 The ScheduledJob's name is the label ``scheduledjob`` (as kube-state-metrics says
@@ -271,6 +273,20 @@ UNTRUSTED_RUNS = _Counter(
 TIMER_TICK = Gauge(
     "almanac_timer_last_tick_timestamp_seconds", "When the timer queue last woke up."
 )
+#: Per kind of object (a handful of series), as controller-runtime's
+#: ``controller_runtime_reconcile_total`` counts per controller: how much work the
+#: operator does (a single-service fire is six decisions) and whether it keeps failing.
+DECISIONS = _Counter(
+    "almanac_decisions",
+    "Decisions made: an object's newest state read and what to write about it worked out.",
+    ["kind"],
+)
+DECISION_FAILURES = _Counter(
+    "almanac_decision_failures",
+    "Decisions that failed (the API server away or refusing, or an error the operator did "
+    "not foresee); each is retried with back-off.",
+    ["kind"],
+)
 
 
 def exported() -> dict[str, set[str]]:
@@ -281,7 +297,17 @@ def exported() -> dict[str, set[str]]:
     }
     names["almanac_untrusted_runs_total"] = {"namespace"}
     names["almanac_timer_last_tick_timestamp_seconds"] = set()
+    names["almanac_decisions_total"] = {"kind"}
+    names["almanac_decision_failures_total"] = {"kind"}
     return names
+
+
+def track_kinds(kinds: Sequence[str]) -> None:
+    """Creates the per-kind counters at 0, so that ``increase()`` counts the first
+    failure too."""
+    for kind in kinds:
+        DECISIONS.labels(kind)
+        DECISION_FAILURES.labels(kind)
 
 
 def serve(port: int) -> None:
