@@ -129,6 +129,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -140,6 +141,7 @@ from typing import Any
 
 import yaml
 from kubernetes_asyncio import client, config
+from prometheus_client.parser import text_string_to_metric_families
 from tests.benchmarks.measure_fleet import KUBECONFIG, process_usage
 from tests.integration.conftest import REPO, Operator
 from tests.integration.objects import scheduled_job, service
@@ -147,6 +149,7 @@ from tests.kube import Kubectl, wait_until
 
 from almanac.api.names import GROUP, LABEL_RUN, SCHEDULED_JOBS, VERSION
 from almanac.kube import Kube
+from hack.ports import free_port
 
 IN_FLIGHT = 32
 """Requests in flight from this script's async client (the limit, and all set-up)."""
@@ -279,6 +282,9 @@ class AlmanacResult:
     last Job was seen: where a 2-core machine's time went in the burst."""
     burst: float
     """That span's length in seconds."""
+    decisions: Counter[str]
+    """The operator's decisions in the fire window, by kind and ``failed`` (its
+    almanac_decisions_total and almanac_decision_failures_total)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -769,7 +775,8 @@ class Bench:
             operator = Operator(identity.kubeconfig, namespace, log_dir)
             progress("starting the operator (its own identity)")
             launched = time.time()
-            operator.start()
+            metrics_port = free_port()
+            operator.start("--metrics-port", str(metrics_port))
             assert operator.proc is not None
             pid = operator.proc.pid
             try:
@@ -792,6 +799,7 @@ class Bench:
                 ready_at = time.time()
                 await asyncio.sleep(max(0.0, fire - 2 - time.time()))
                 before = scrape(self.kube)
+                decided_before = operator_decisions(metrics_port)
                 _, cpu_before = process_usage(pid)
                 window_start = time.time()
                 # The idle CPU rate, from having them all in hand until just before T.
@@ -826,6 +834,7 @@ class Bench:
                     progress(f"{len(ended())} runs ended; waiting for the operator to go quiet")
                     after = await self._quiet(identity)
                 rss_after, cpu_after = process_usage(pid)
+                decisions = operator_decisions(metrics_port) - decided_before
                 window_end = time.time()
             finally:
                 operator.stop()
@@ -857,6 +866,7 @@ class Bench:
             log=log,
             burst_cpu=burst_cpu,
             burst=burst,
+            decisions=decisions,
             notes=notes,
         )
 
@@ -980,11 +990,38 @@ def phase_table(r: Round, qps: str) -> str:
         f"| {log.lines / r.n:.1f} lines per fire; {log.warnings} warnings/errors, "
         f"{log.failed_decisions} of them failed decisions |",
         "",
+        decisions_line(r.n, alm.decisions),
+        "",
         burst_cpu_table(alm),
         "",
         requests_table(r.n, alm.requests),
     ]
     return "\n".join(rows)
+
+
+def operator_decisions(port: int) -> Counter[str]:
+    """The operator's decisions so far, by kind, and its failed ones (as ``failed``),
+    from its own /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            if sample.name == "almanac_decisions_total":
+                counts[sample.labels["kind"]] += sample.value
+            elif sample.name == "almanac_decision_failures_total":
+                counts["failed"] += sample.value
+    return counts
+
+
+def decisions_line(n: int, decisions: Counter[str]) -> str:
+    """Decisions per fire in the window, by kind: the operator's own unit of work."""
+    kinds = sorted(k for k in decisions if k != "failed" and decisions[k])
+    each = ", ".join(f"{k} {decisions[k] / n:.2f}" for k in kinds)
+    total = sum(decisions[k] for k in kinds)
+    return (
+        f"Decisions per fire in the window: {total / n:.2f} ({each}); "
+        f"{decisions['failed']:.0f} failed in all"
+    )
 
 
 def burst_cpu_table(alm: AlmanacResult) -> str:
