@@ -223,6 +223,18 @@ def job_controller_step(w: World, name: str, status: Body) -> None:
     w.kube._bump(job)
 
 
+async def job_controller_runs(w: World, name: str) -> None:
+    """The Job controller's three status writes of a Job that succeeds (a Pod and a start
+    time, the Pod ready, the outcome), each decided upon before the next."""
+    started = {"startTime": "2027-01-04T09:01:01Z", "active": 1, "ready": 0}
+    job_controller_step(w, name, started)
+    await w.settle()
+    job_controller_step(w, name, {"ready": 1})
+    await w.settle()
+    w.finish_job(name)
+    await w.settle()
+
+
 #: Issue 14's budget for one fire that succeeds (run, Job, status patches; Events).
 FIRE_BUDGET = {1: (6, 3), 3: (10, 5)}
 
@@ -242,13 +254,7 @@ async def test_a_fire_that_succeeds_stays_within_its_write_and_event_budget(coun
     run = run_of(1)
     for n in names:
         await w.settle()
-        started = {"startTime": "2027-01-04T09:01:01Z", "active": 1, "ready": 0}
-        job_controller_step(w, f"{run}-{n}", started)
-        await w.settle()
-        job_controller_step(w, f"{run}-{n}", {"ready": 1})
-        await w.settle()
-        w.finish_job(f"{run}-{n}")
-        await w.settle()
+        await job_controller_runs(w, f"{run}-{n}")
     assert w.run(run)["status"]["phase"] == "Succeeded"
     assert w.job_status()["lastRun"] == {"name": run, "phase": "Succeeded"}
     done = w.kube.writes[before:]
@@ -1173,12 +1179,7 @@ async def test_the_decisions_counter_moves_once_for_each_decision(
     made.update(dict.fromkeys(made, 0))
     await w.at(minute(1))
     run = run_of(1)
-    job_controller_step(w, f"{run}-main", {"startTime": "2027-01-04T09:01:01Z", "active": 1})
-    await w.settle()
-    job_controller_step(w, f"{run}-main", {"ready": 1})
-    await w.settle()
-    w.finish_job(f"{run}-main")
-    await w.settle()
+    await job_controller_runs(w, f"{run}-main")
     assert w.run(run)["status"]["phase"] == "Succeeded"
     assert made[Kind.JOB] > 0 and made[Kind.RUN] > 0
     assert {kind: decision_count(kind) - before[kind] for kind in made} == made
