@@ -251,6 +251,39 @@ def test_calendar_diff_shows_the_fires_an_edit_would_move(
     assert k.get("cal", "bank-holidays")["spec"]["holiday"] == ["24.12.2099"]
 
 
+def test_calendar_diff_of_a_cluster_calendar_compares_the_jobs_of_every_namespace(
+    k: Kubectl, crds: Kubectl, tmp_path: Path
+) -> None:
+    """Each referring job, named namespace/name, with its own namespace's Calendars."""
+    name = f"company-{k.namespace}"  # cluster-scoped: one name per test namespace
+    cluster = Kubectl(k.kubeconfig)
+    other = f"{k.namespace}-other"
+    refs = [{"kind": "ClusterCalendar", "name": name}]
+    holiday = datetime.now(UTC).date() + timedelta(days=2)
+    try:
+        cluster.apply({**calendar(name, holiday=["24.12.2099"]), "kind": "ClusterCalendar"})
+        cluster.run("create", "namespace", other)
+        k.apply(scheduled_job("daily", "0 12 * * *", timeZone="UTC", calendarRefs=refs))
+        there = scheduled_job("nightly", "0 12 * * *", timeZone="UTC", calendarRefs=refs)
+        cluster.apply({**there, "metadata": {"name": "nightly", "namespace": other}})
+        edited = tmp_path / f"{name}.yaml"
+        new = calendar(name, holiday=[holiday.strftime("%d.%m.%Y")])
+        edited.write_text(json.dumps({**new, "kind": "ClusterCalendar"}))
+        result = plugin(k, "calendar-diff", "-f", str(edited), "--days", "10")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith(f"ClusterCalendar {name}: the fires this version moves")
+        fire = f"{holiday.isoformat()}T12:00:00Z"
+        assert [columns(line)[:3] for line in lines[2:4]] == [  # by namespace, then name
+            [f"{k.namespace}/daily", "disappears", fire],
+            [f"{other}/nightly", "disappears", fire],
+        ]
+        assert lines[4] == "2 ScheduledJob(s) refer to it: 0 fire(s) appear, 2 disappear."
+    finally:
+        cluster.run("delete", "clustercalendar", name, "--ignore-not-found", check=False)
+        cluster.run("delete", "namespace", other, "--ignore-not-found", "--wait=false", check=False)
+
+
 def test_next_of_a_suspended_job_says_so_and_exits_1(k: Kubectl, crds: Kubectl) -> None:
     k.apply(scheduled_job("paused", "0 12 * * *", suspend=True))
     result = plugin(k, "next", "paused")

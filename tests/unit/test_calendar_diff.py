@@ -65,7 +65,7 @@ def test_the_diff_is_the_difference_of_the_two_versions_fires(
 ) -> None:
     j = job("settlement")
     before, after = {"bank": cal(**old)}, {"bank": cal(**new)}
-    [impact] = calendar_impact(cal(**new), [j], before, SINCE, UNTIL)
+    [impact] = calendar_impact(cal(**new), [j], [cal(**old)], SINCE, UNTIL)
     assert impact.job == "settlement"
     assert {m.instant for m in impact.moved if m.appears} == fires(j, after) - fires(j, before)
     assert {m.instant for m in impact.moved if not m.appears} == fires(j, before) - fires(j, after)
@@ -78,7 +78,7 @@ def test_the_diff_is_the_difference_of_the_two_versions_fires(
 
 def test_a_disappearing_fire_names_the_rule_that_removes_it() -> None:
     [impact] = calendar_impact(
-        cal(holiday=["24.12.2027"]), [job("settlement")], {"bank": cal()}, SINCE, UNTIL
+        cal(holiday=["24.12.2027"]), [job("settlement")], [cal()], SINCE, UNTIL
     )
     [moved] = impact.moved
     assert moved.local.date().isoformat() == "2027-12-24"
@@ -87,14 +87,14 @@ def test_a_disappearing_fire_names_the_rule_that_removes_it() -> None:
 
 def test_only_the_jobs_that_refer_to_the_calendar_are_compared() -> None:
     jobs = [job("b-refers"), job("other", refs=("elsewhere",)), job("a-refers")]
-    calendars = {"bank": cal(), "elsewhere": cal("elsewhere")}
+    calendars = [cal(), cal("elsewhere")]
     impacts = calendar_impact(cal(holiday=["24.12.2027"]), jobs, calendars, SINCE, UNTIL)
     assert [i.job for i in impacts] == ["a-refers", "b-refers"]
 
 
 def test_a_calendar_not_there_yet_fires_nothing_today_so_every_fire_appears() -> None:
     j = job("settlement")
-    [impact] = calendar_impact(cal(), [j], {}, SINCE, UNTIL)
+    [impact] = calendar_impact(cal(), [j], [], SINCE, UNTIL)
     assert {m.instant for m in impact.moved} == fires(j, {"bank": cal()})
     assert all(m.appears for m in impact.moved)
 
@@ -102,7 +102,7 @@ def test_a_calendar_not_there_yet_fires_nothing_today_so_every_fire_appears() ->
 def test_an_edit_that_stops_a_job_says_so() -> None:
     weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
     j = job("weekly-report", "0 9 * * MON")
-    [impact] = calendar_impact(cal(weekly=weekdays), [j], {"bank": cal()}, SINCE, UNTIL)
+    [impact] = calendar_impact(cal(weekly=weekdays), [j], [cal()], SINCE, UNTIL)
     assert impact.never_fires
     assert impact.moved and not any(m.appears for m in impact.moved)
 
@@ -110,18 +110,18 @@ def test_an_edit_that_stops_a_job_says_so() -> None:
 def test_an_invalid_job_is_reported_not_raised() -> None:
     broken = job("broken")
     broken["spec"]["timeZone"] = "Mars/Olympus"
-    [impact] = calendar_impact(cal(), [broken], {"bank": cal()}, SINCE, UNTIL)
+    [impact] = calendar_impact(cal(), [broken], [cal()], SINCE, UNTIL)
     assert "timeZone" in impact.error and not impact.moved
 
 
 def test_an_invalid_edit_raises_with_the_field() -> None:
     with pytest.raises(InvalidSpec, match="holiday"):
-        calendar_impact(cal(holiday=["31.02.2027"]), [job("j")], {}, SINCE, UNTIL)
+        calendar_impact(cal(holiday=["31.02.2027"]), [job("j")], [], SINCE, UNTIL)
 
 
 def test_a_job_that_fires_every_minute_is_compared_up_to_a_bound() -> None:
     j = job("busy", "* * * * *")
-    [impact] = calendar_impact(cal(holiday=["02.12.2027"]), [j], {"bank": cal()}, SINCE, UNTIL)
+    [impact] = calendar_impact(cal(holiday=["02.12.2027"]), [j], [cal()], SINCE, UNTIL)
     assert impact.compared_until is not None
     assert impact.compared_until < UNTIL
     # 1 December 2027 from 02:00 local is 1,320 minutes; the holiday follows within the bound.
@@ -132,14 +132,14 @@ def test_a_job_that_fires_every_minute_is_compared_up_to_a_bound() -> None:
 def test_the_admission_warning_names_the_job_that_would_stop() -> None:
     weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
     jobs = [job("weekly-report", "0 9 * * MON"), job("daily"), job("unrelated", refs=("x",))]
-    current = {"bank": cal(), "x": cal("x")}
+    current = [cal(), cal("x")]
     edit = cal(weekly=weekdays)
     warnings = never_fires_warnings(edit, jobs, current, SINCE)
     assert len(warnings) == 1 and '"weekly-report"' in warnings[0]
     review = review_calendar(edit, jobs, current, now=SINCE)
     assert review.allowed and review.warnings == warnings
     # A job that already never fires is not news, and an invalid edit is refused instead.
-    assert never_fires_warnings(edit, jobs, {"bank": edit, "x": cal("x")}, SINCE) == []
+    assert never_fires_warnings(edit, jobs, [edit, cal("x")], SINCE) == []
     refused = review_calendar(cal(holiday=["31.02.2027"]), jobs, current, now=SINCE)
     assert not refused.allowed and not refused.warnings
 
@@ -163,4 +163,92 @@ def test_almanac_calendar_diff_offline(tmp_path: Path, capsys: pytest.CaptureFix
     assert "spec.holiday[0]" in capsys.readouterr().err
     edited.write_text(yaml.safe_dump(job("not-a-calendar")))
     assert main(argv) == 2
-    assert "holds 0 Calendars; expected exactly one" in capsys.readouterr().err
+    assert "holds 0 Calendars and ClusterCalendars; expected exactly one" in (
+        capsys.readouterr().err
+    )
+
+
+def cluster_cal(name: str = "ro-banks", **lists: Any) -> dict[str, Any]:
+    return {**calendar(name, **lists), "kind": "ClusterCalendar"}
+
+
+def refs(*refs: tuple[str, str]) -> tuple[dict[str, str], ...]:
+    return tuple({"kind": kind, "name": name} for kind, name in refs)
+
+
+def job_in(namespace: str, name: str, *calendar_refs: dict[str, str]) -> dict[str, Any]:
+    body = scheduled_job(
+        name, "30 2 * * *", timeZone="Europe/Bucharest", calendarRefs=list(calendar_refs)
+    )
+    body["metadata"]["namespace"] = namespace
+    return body
+
+
+def cal_in(namespace: str, name: str, **lists: Any) -> dict[str, Any]:
+    body = calendar(name, **lists)
+    body["metadata"]["namespace"] = namespace
+    return body
+
+
+CLUSTER_REF = {"kind": "ClusterCalendar", "name": "ro-banks"}
+BANK_REF = {"kind": "Calendar", "name": "bank"}
+
+
+def test_a_cluster_calendar_edit_compares_every_namespaces_jobs_with_their_own_calendars() -> None:
+    """Each referring job, whatever its namespace, is compared with the Calendars of its
+    own namespace beside the ClusterCalendar; a namespaced Calendar of the same name is
+    another calendar, and its jobs are not compared."""
+    jobs = [
+        job_in("ops", "cleanup", CLUSTER_REF, BANK_REF),
+        job_in("finance", "settlement", CLUSTER_REF, BANK_REF),
+        job_in("hr", "payroll", {"kind": "Calendar", "name": "ro-banks"}),
+    ]
+    calendars = [
+        cluster_cal(holiday=["24.12.2027"]),
+        cal_in("finance", "bank", holiday=["25.12.2027"]),
+        cal_in("ops", "bank", weekly=["Saturday", "Sunday"]),
+        cal_in("hr", "ro-banks"),
+    ]
+    edit = cluster_cal(holiday=["24.12.2027", "31.12.2027"], annual=["01.01"])
+    impacts = calendar_impact(edit, jobs, calendars, SINCE, UNTIL)
+    assert [i.job for i in impacts] == ["finance/settlement", "ops/cleanup"]
+    for impact, body in zip(impacts, [jobs[1], jobs[0]], strict=True):
+        namespace = body["metadata"]["namespace"]
+        own = {"bank": next(c for c in calendars[1:3] if c["metadata"]["namespace"] == namespace)}
+        before = {**own, "ClusterCalendar/ro-banks": calendars[0]}
+        after = {**own, "ClusterCalendar/ro-banks": edit}
+        gone = fires(body, before) - fires(body, after)
+        assert gone and {m.instant for m in impact.moved if not m.appears} == gone
+        assert not any(m.appears for m in impact.moved) and not impact.error
+
+
+def test_a_calendar_edit_evaluates_a_job_that_also_refers_to_a_cluster_calendar() -> None:
+    j = job_in("finance", "settlement", BANK_REF, CLUSTER_REF)
+    current = [cal_in("finance", "bank"), cluster_cal(holiday=["24.12.2027"])]
+    edit = cal_in("finance", "bank", holiday=["31.12.2027"])
+    [impact] = calendar_impact(edit, [j], current, SINCE, UNTIL)
+    assert not impact.error
+    assert [m.local.date().isoformat() for m in impact.moved] == ["2027-12-31"]
+
+
+def test_almanac_calendar_diff_offline_for_a_cluster_calendar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = tmp_path / "jobs.yaml"
+    manifest = [
+        job_in("finance", "settlement", CLUSTER_REF),
+        job_in("ops", "cleanup", CLUSTER_REF),
+        cluster_cal(),
+    ]
+    jobs.write_text(yaml.safe_dump_all(manifest))
+    edited = tmp_path / "ro-banks.yaml"
+    edited.write_text(yaml.safe_dump(cluster_cal(holiday=["24.12.2027"])))
+    argv = ["calendar-diff", "-f", str(edited), "--jobs", str(jobs)]
+    assert main([*argv, "--after", "2027-12-01T00:00:00Z"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ClusterCalendar ro-banks: the fires this version moves")
+    assert [line.split()[:2] for line in out[2:4]] == [
+        ["finance/settlement", "disappears"],
+        ["ops/cleanup", "disappears"],
+    ]
+    assert out[-1] == "2 ScheduledJob(s) refer to it: 0 fire(s) appear, 2 disappear."

@@ -1,10 +1,13 @@
-"""What a Calendar edit moves: for each ScheduledJob that refers to the Calendar, the
-fires over a period that appear or disappear when the new version replaces the old one.
+"""What a Calendar edit moves: for each ScheduledJob that refers to the Calendar (or the
+ClusterCalendar), the fires over a period that appear or disappear when the new version
+replaces the old one.
 
 Three callers, one answer: ``almanac calendar-diff`` (offline: the jobs and the current
-Calendars from a file), ``kubectl almanac calendar-diff`` (the jobs and Calendars of the
-Calendar's namespace, from the cluster) and the admission webhook, which warns when an
-edit would make a referring job never fire again. Schedules are built the one way the
+calendars from a file), ``kubectl almanac calendar-diff`` (the jobs and calendars of the
+Calendar's namespace, or of every namespace for a ClusterCalendar, from the cluster) and
+the admission webhook, which warns when a Calendar edit would make a referring job never
+fire again. Each job is evaluated with the calendars it can refer to: the Calendars of
+its own namespace and every ClusterCalendar. Schedules are built the one way the
 operator builds them (:func:`almanac.api.resolve.resolve`), so what the diff shows is
 what the operator will do.
 
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from almanac.api.models import Calendar, ScheduledJob
-from almanac.api.names import CALENDAR_KINDS
+from almanac.api.models import Calendar, ClusterCalendar, ScheduledJob
+from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import NeverFires, Schedule
@@ -69,41 +72,81 @@ class JobImpact:
     """Set when the comparison stopped early (FIRES_COMPARED fires on a side)."""
 
 
-def referring_jobs(calendar_name: str, jobs: Sequence[Body]) -> list[Body]:
-    """The jobs whose ``spec.calendarRefs`` name the (namespaced) Calendar, in name
-    order; a reference to a ClusterCalendar of the same name is another calendar."""
+def referring_jobs(
+    calendar_name: str, jobs: Sequence[Body], kind: str = CALENDAR_KINDS[0]
+) -> list[Body]:
+    """The jobs whose ``spec.calendarRefs`` name the calendar of ``kind`` (a Calendar
+    unless said), in namespace and name order; a reference to the other kind of the same
+    name is another calendar."""
     found = [
         job
         for job in jobs
         if any(
             isinstance(ref, Mapping)
             and ref.get("name") == calendar_name
-            and (ref.get("kind") or CALENDAR_KINDS[0]) == CALENDAR_KINDS[0]
+            and (ref.get("kind") or CALENDAR_KINDS[0]) == kind
             for ref in ((job.get("spec") or {}).get("calendarRefs") or [])
         )
     ]
-    return sorted(found, key=lambda job: str((job.get("metadata") or {}).get("name")))
+    return sorted(found, key=lambda job: (_namespace(job), _name(job)))
+
+
+def _name(body: Body) -> str:
+    return str((body.get("metadata") or {}).get("name"))
+
+
+def _namespace(body: Body) -> str:
+    return str((body.get("metadata") or {}).get("namespace") or "")
+
+
+def calendars_of(job: Body, calendars: Sequence[Body]) -> dict[str, Body]:
+    """What ``job`` can refer to among ``calendars`` (bodies of either kind), by
+    :func:`~almanac.api.names.calendar_key`: every ClusterCalendar, and the Calendars of
+    its namespace. A body without a namespace (a manifest file's) is of every namespace,
+    as ``kubectl apply -n`` would make it."""
+    namespace = _namespace(job)
+    found = {}
+    for body in calendars:
+        kind = str(body.get("kind") or CALENDAR_KINDS[0])
+        theirs = _namespace(body)
+        if kind == CALENDAR_KINDS[0] and namespace and theirs and theirs != namespace:
+            continue
+        found[calendar_key(kind, _name(body))] = body
+    return found
+
+
+def _parse_calendar(body: Body) -> Calendar:
+    """A Calendar or a ClusterCalendar, as its ``kind`` says; :class:`InvalidSpec` when
+    it is invalid."""
+    if body.get("kind") == CALENDAR_KINDS[1]:
+        return ClusterCalendar.parse(body)
+    return Calendar.parse(body)
 
 
 def calendar_impact(
     new: Body,
     jobs: Sequence[Body],
-    calendars: Mapping[str, Body],
+    calendars: Sequence[Body],
     since: datetime,
     until: datetime,
     default_time_zone: str = "UTC",
 ) -> list[JobImpact]:
-    """For each job of ``jobs`` that refers to the Calendar ``new``, the fires in
-    (since, until] that appear and disappear when ``new`` replaces the Calendar of that
-    name in ``calendars`` (the current bodies of the namespace, by name; a Calendar not
-    there yet fires nothing today, as in the operator). :class:`InvalidSpec` when
-    ``new`` itself is invalid."""
-    calendar = Calendar.parse(new)
-    name = calendar.metadata.name
-    edited = {**calendars, name: new}
+    """For each job of ``jobs`` that refers to ``new`` (a Calendar or a ClusterCalendar),
+    the fires in (since, until] that appear and disappear when ``new`` replaces the
+    calendar of that kind and name among ``calendars`` (the current bodies, of either
+    kind; a calendar not there yet fires nothing today, as in the operator). For a
+    ClusterCalendar, the jobs of every namespace, named ``namespace/name``.
+    :class:`InvalidSpec` when ``new`` itself is invalid."""
+    calendar = _parse_calendar(new)
+    kind, name = calendar.kind, calendar.metadata.name
+    cluster_wide = kind == CALENDAR_KINDS[1]
     impacts = []
-    for body in referring_jobs(name, jobs):
-        job_name = str((body.get("metadata") or {}).get("name"))
+    for body in referring_jobs(name, jobs, kind):
+        job_name = _name(body)
+        if cluster_wide and _namespace(body):
+            job_name = f"{_namespace(body)}/{job_name}"
+        current = calendars_of(body, calendars)
+        edited = {**current, calendar_key(kind, name): new}
         try:
             job = ScheduledJob.parse(body)
         except InvalidSpec as error:
@@ -115,7 +158,7 @@ def calendar_impact(
             impacts.append(JobImpact(job_name, suspended=job.spec.suspend, error=str(error)))
             continue
         try:
-            before: Schedule | None = resolve(job, calendars, default_time_zone)
+            before: Schedule | None = resolve(job, current, default_time_zone)
         except InvalidSpec:
             before = None  # it fires nothing today (a Calendar it needs is missing)
         old, old_cut = _fires(before, since, until)
@@ -165,28 +208,30 @@ def _fires(
 def never_fires_warnings(
     new: Body,
     jobs: Sequence[Body],
-    calendars: Mapping[str, Body],
+    calendars: Sequence[Body],
     now: datetime,
     default_time_zone: str = "UTC",
 ) -> list[str]:
-    """The admission warnings for a Calendar edit: each referring job that fires today
+    """The admission warnings for a calendar edit: each referring job that fires today
     and would never fire again with ``new``, named with the reason. Nothing for an
     invalid ``new`` (the review refuses it) or a job that does not fire today."""
     try:
-        name = Calendar.parse(new).metadata.name
+        calendar = _parse_calendar(new)
     except InvalidSpec:
         return []
+    key = calendar_key(calendar.kind, calendar.metadata.name)
     warnings = []
-    for body in referring_jobs(name, jobs):
+    for body in referring_jobs(calendar.metadata.name, jobs, calendar.kind):
+        current = calendars_of(body, calendars)
         try:
             job = ScheduledJob.parse(body)
-            before = resolve(job, calendars, default_time_zone).next_fire(now)
-            after = resolve(job, {**calendars, name: new}, default_time_zone).next_fire(now)
+            before = resolve(job, current, default_time_zone).next_fire(now)
+            after = resolve(job, {**current, key: new}, default_time_zone).next_fire(now)
         except InvalidSpec:
             continue
         if isinstance(after, NeverFires) and not isinstance(before, NeverFires):
             warnings.append(
                 f'ScheduledJob "{job.metadata.name}" would never fire again with this '
-                f"Calendar: {after.message}"
+                f"{calendar.kind}: {after.message}"
             )
     return warnings

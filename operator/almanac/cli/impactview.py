@@ -29,14 +29,13 @@ def format_impact(
     since: datetime,
     until: datetime,
 ) -> list[str]:
-    """The report for Calendar ``calendar`` (``where``: "namespace x", or the file the
-    jobs came from) over (since, until]."""
+    """The report for ``calendar`` ("Calendar bank", "ClusterCalendar ro-banks";
+    ``where``: "namespace x", "every namespace", or the file the jobs came from) over
+    (since, until]."""
     period = f"{format_instant(since)} to {format_instant(until)}"
     if not impacts:
-        return [
-            f"No ScheduledJob in {where} refers to Calendar {calendar}: the edit moves no fire."
-        ]
-    lines = [f"Calendar {calendar}: the fires this version moves, {period}"]
+        return [f"No ScheduledJob in {where} refers to {calendar}: the edit moves no fire."]
+    lines = [f"{calendar}: the fires this version moves, {period}"]
     rows = []
     notes = []
     for impact in impacts:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from almanac import __version__
-from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.models import Calendar, ClusterCalendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
 from almanac.cli.manifests import ManifestError, name_of, read_objects
@@ -364,12 +364,14 @@ def _invalid(what: str, error: InvalidSpec) -> str:
 def _add_calendar_diff(commands: Any) -> None:
     diff = commands.add_parser(
         "calendar-diff",
-        help="the fires a Calendar edit adds and removes, for each ScheduledJob that refers to it",
+        help="the fires a (Cluster)Calendar edit adds and removes, for each ScheduledJob "
+        "that refers to it",
         description=(
-            "Compare the Calendar in FILE with the current one of the same name in JOBS (a "
-            "YAML file with the ScheduledJobs and the Calendars as they are now) and print, "
-            "for each ScheduledJob that refers to it, the fires over the next DAYS days "
-            "that appear or disappear. Exit 2 if a file is invalid."
+            "Compare the Calendar or ClusterCalendar in FILE with the current one of the same "
+            "kind and name in JOBS (a YAML file with the ScheduledJobs, Calendars and "
+            "ClusterCalendars as they are now) and print, for each ScheduledJob that refers "
+            "to it, the fires over the next DAYS days that appear or disappear. Exit 2 if a "
+            "file is invalid."
         ),
     )
     add_edited_calendar_options(diff)
@@ -377,8 +379,8 @@ def _add_calendar_diff(commands: Any) -> None:
         "--jobs",
         metavar="JOBS",
         required=True,
-        help="YAML file with the ScheduledJobs and the current Calendars (kind: List or "
-        "several documents)",
+        help="YAML file with the ScheduledJobs and the current Calendars and ClusterCalendars "
+        "(kind: List or several documents)",
     )
     diff.add_argument(
         "--after",
@@ -396,30 +398,35 @@ def _calendar_diff(args: argparse.Namespace) -> int:
 
     try:
         source, objects = read_objects(args.filename)
-        edited = [o for o in objects if o.get("kind") == "Calendar"]
+        edited = [o for o in objects if o.get("kind") in CALENDAR_KINDS]
         if len(edited) != 1:
-            raise _Usage(f"{source} holds {len(edited)} Calendars; expected exactly one")
+            raise _Usage(
+                f"{source} holds {len(edited)} Calendars and ClusterCalendars; expected exactly one"
+            )
+        kind = str(edited[0]["kind"])
         try:
-            new = Calendar.parse(edited[0])
+            new = (Calendar if kind == CALENDAR_KINDS[0] else ClusterCalendar).parse(edited[0])
         except InvalidSpec as e:
-            what = f"Calendar {name_of(edited[0])}"
+            what = f"{kind} {name_of(edited[0])}"
             raise _Usage(f"{source} is invalid:\n{_invalid(what, e)}") from None
         where, current = read_objects(args.jobs)
     except ManifestError as e:
         print(f"almanac calendar-diff: {e}", file=sys.stderr)
         return EXIT_INVALID
-    namespace = new.metadata.namespace
+    # A Calendar's jobs are those of its namespace (all, when either side says none); a
+    # ClusterCalendar's, those of every namespace.
+    namespace = new.metadata.namespace if kind == CALENDAR_KINDS[0] else None
 
     def ours(body: dict[str, Any]) -> bool:
         theirs = (body.get("metadata") or {}).get("namespace")
         return namespace is None or theirs is None or theirs == namespace
 
     jobs = [o for o in current if o.get("kind") == "ScheduledJob" and ours(o)]
-    calendars = {name_of(o): o for o in current if o.get("kind") == "Calendar" and ours(o)}
+    calendars = [o for o in current if o.get("kind") in CALENDAR_KINDS]
     since = args.after or datetime.now(UTC)
     until = since + timedelta(days=args.days)
     impacts = calendar_impact(edited[0], jobs, calendars, since, until, args.default_timezone)
-    for line in format_impact(new.metadata.name, where, impacts, since, until):
+    for line in format_impact(f"{kind} {new.metadata.name}", where, impacts, since, until):
         print(line)
     return EXIT_OK
 

@@ -83,7 +83,7 @@ def add_edited_calendar_options(parser: argparse.ArgumentParser) -> None:
         "--filename",
         metavar="FILE",
         required=True,
-        help="YAML file with the edited Calendar; - for standard input",
+        help="YAML file with the edited Calendar or ClusterCalendar; - for standard input",
     )
     parser.add_argument(
         "--days", metavar="DAYS", type=count, default=90, help="how far ahead (default: 90)"

@@ -214,14 +214,14 @@ RUN_CREATE_REFUSAL = (
 def review_calendar(
     body: Mapping[str, Any],
     jobs: Sequence[Mapping[str, Any]] = (),
-    calendars: Mapping[str, Mapping[str, Any]] | None = None,
+    calendars: Sequence[Mapping[str, Any]] = (),
     *,
     default_time_zone: str = "UTC",
     now: datetime | None = None,
 ) -> Review:
     """Refuses an invalid Calendar; warns, naming each, about the ScheduledJobs of
-    ``jobs`` (its namespace's) that fire with ``calendars`` (the namespace's Calendars as
-    they are) and would never fire again with this version."""
+    ``jobs`` (its namespace's) that fire with ``calendars`` (the namespace's Calendars and
+    the ClusterCalendars, as they are) and would never fire again with this version."""
     review = Review()
     try:
         Calendar.parse(body)
@@ -229,7 +229,7 @@ def review_calendar(
         review.errors += [str(e) for e in error.errors]
         return review
     if jobs and now is not None:
-        review.warnings += never_fires_warnings(body, jobs, calendars or {}, now, default_time_zone)
+        review.warnings += never_fires_warnings(body, jobs, calendars, now, default_time_zone)
     return review
 
 

@@ -163,9 +163,10 @@ class Admission:
         name = (body.get("metadata") or {}).get("name")
         if not referring_jobs(str(name), jobs):
             return review
-        calendars = {
-            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
-        }
+        calendars = [
+            *await self.kube.list_objects(api.CALENDARS, namespace),
+            *await self.kube.list_cluster_calendars(),
+        ]
         return await asyncio.to_thread(
             review_calendar,
             body,

@@ -237,11 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     diff = commands.add_parser(
         "calendar-diff",
         parents=[after],
-        help="the fires a Calendar edit adds and removes, before you apply it",
+        help="the fires a (Cluster)Calendar edit adds and removes, before you apply it",
         description=(
-            "Compare the Calendar in FILE with the live one of the same name and print, "
-            "for each ScheduledJob of its namespace that refers to it, the fires over the "
-            "next DAYS days that appear or disappear if FILE is applied."
+            "Compare the Calendar or ClusterCalendar in FILE with the live one of the same "
+            "kind and name and print, for each ScheduledJob that refers to it (of the "
+            "Calendar's namespace; of every namespace for a ClusterCalendar), the fires over "
+            "the next DAYS days that appear or disappear if FILE is applied."
         ),
     )
     add_edited_calendar_options(diff)

@@ -156,10 +156,12 @@ async def calendar(c: Context, args: argparse.Namespace) -> int:
 
 async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
     """``calendar-diff -f FILE [--days N]``: what applying the Calendar in FILE would move,
-    for the ScheduledJobs of its namespace (the file's, else ``-n``'s) as they are now."""
+    for the ScheduledJobs of its namespace (the file's, else ``-n``'s) as they are now;
+    for a ClusterCalendar, for those of every namespace."""
     from datetime import timedelta
 
     from almanac.api.impact import calendar_impact
+    from almanac.api.names import CALENDAR_KINDS
     from almanac.cli.impactview import format_impact
     from almanac.cli.manifests import ManifestError, read_objects
     from almanac.errors import InvalidSpec
@@ -168,20 +170,30 @@ async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
         source, objects = read_objects(args.filename)
     except ManifestError as e:
         raise PluginError(str(e)) from None
-    edited = [o for o in objects if o.get("kind") == "Calendar"]
+    edited = [o for o in objects if o.get("kind") in CALENDAR_KINDS]
     if len(edited) != 1:
-        raise PluginError(f"{source} holds {len(edited)} Calendars; expected exactly one")
-    namespace = (edited[0].get("metadata") or {}).get("namespace") or c.namespace
+        raise PluginError(
+            f"{source} holds {len(edited)} Calendars and ClusterCalendars; expected exactly one"
+        )
+    kind = str(edited[0]["kind"])
+    if kind == CALENDAR_KINDS[0]:
+        namespace = (edited[0].get("metadata") or {}).get("namespace") or c.namespace
+        where = f"namespace {namespace}"
+    else:
+        namespace, where = "", "any namespace"  # "": every namespace's
     jobs = await c.kube.list_objects(SCHEDULED_JOBS, namespace)
-    calendars = {name_of(b): b for b in await c.kube.list_objects(CALENDARS, namespace)}
+    calendars = [  # listed items carry their kind
+        *await c.kube.list_objects(CALENDARS, namespace),
+        *await c.kube.list_objects(CLUSTER_CALENDARS, ""),
+    ]
     since = _now()
     until = since + timedelta(days=args.days)
     try:
         impacts = calendar_impact(edited[0], jobs, calendars, since, until, args.default_timezone)
     except InvalidSpec as e:
-        raise PluginError(f"{source}: the Calendar is invalid:\n{e}") from None
-    name = name_of(edited[0])
-    print("\n".join(format_impact(name, f"namespace {namespace}", impacts, since, until)))
+        raise PluginError(f"{source}: the {kind} is invalid:\n{e}") from None
+    title = f"{kind} {name_of(edited[0])}"
+    print("\n".join(format_impact(title, where, impacts, since, until)))
     return EXIT_OK
 
 
