@@ -679,3 +679,82 @@ def test_almanac_next_reports_a_feed_as_not_evaluated_offline(
         "from a feed (spec.source), which almanac does not fetch"
     ) in err
     assert "3f9c0a7e" not in err  # nor the feed's address
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "docs" / "examples"
+
+
+def test_almanac_next_evaluates_a_feed_given_as_a_local_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--feed CALENDAR=FILE``: the fires are those of the same Calendar with the file's
+    text pasted as ``spec.ical`` (the operator's copy of a fetch is read the same way)."""
+    from almanac.cli.main import main
+
+    manifest = EXAMPLES / "company-feed.yaml"
+    ics = EXAMPLES / "acme-days-off.ics"
+    after = ["-n", "12", "--after", "2026-12-20T00:00:00Z"]
+    assert main(["next", "-f", str(manifest), "--feed", f"acme-days-off={ics}", *after]) == 0
+    with_feed = capsys.readouterr().out.splitlines()
+    pasted = []
+    for body in yaml.safe_load_all(manifest.read_text()):
+        if body["kind"] == "Calendar":
+            body["spec"] = {"ical": ics.read_text()}
+        pasted.append(body)
+    inline = tmp_path / "inline.yaml"
+    inline.write_text(yaml.safe_dump_all(pasted))
+    assert main(["next", "-f", str(inline), *after]) == 0
+    assert with_feed == capsys.readouterr().out.splitlines()
+    assert "2026-12-28T08:00:00Z" not in with_feed  # a Monday of the feed's change freeze
+
+
+@pytest.mark.parametrize(
+    ("feed", "says"),
+    [
+        ("nope={ics}", "--feed nope: no Calendar of that name with spec.source here"),
+        ("acme-days-off", "--feed acme-days-off: expected CALENDAR=FILE"),
+        ("acme-days-off={missing}", "cannot read"),
+        (
+            "acme-days-off={bad}",
+            "not valid iCalendar (RFC 5545): line 2: BEGIN:VEVENT is never closed",
+        ),
+    ],
+    ids=["no such feed", "no file", "unreadable file", "invalid text"],
+)
+def test_a_feed_file_that_cannot_be_used_is_refused_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], feed: str, says: str
+) -> None:
+    from almanac.cli.main import main
+
+    bad = tmp_path / "bad.ics"
+    bad.write_text("BEGIN:VCALENDAR\nBEGIN:VEVENT\n")
+    paths = {"ics": EXAMPLES / "acme-days-off.ics", "missing": tmp_path / "none", "bad": bad}
+    argv = ["next", "-f", str(EXAMPLES / "company-feed.yaml"), "--feed", feed.format(**paths)]
+    assert main(argv) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_calendar_diff_offline_reads_a_feed_from_a_local_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The feed's text serves both versions: an edit of the Calendar's other lists is
+    compared with the feed's days in place."""
+    from almanac.cli.main import main
+
+    manifest = EXAMPLES / "company-feed.yaml"
+    [current] = [b for b in yaml.safe_load_all(manifest.read_text()) if b["kind"] == "Calendar"]
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(
+        yaml.safe_dump({**current, "spec": {**current["spec"], "holiday": ["04.01.2027"]}})
+    )
+    argv = ["calendar-diff", "-f", str(edited), "--jobs", str(manifest), "--days", "30"]
+    argv += [
+        "--after",
+        "2026-12-20T00:00:00Z",
+        "--feed",
+        f"acme-days-off={EXAMPLES / 'acme-days-off.ics'}",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split()[:3] == ["acme-deploy", "disappears", "2027-01-04T08:00:00Z"]
+    assert out[-1] == "1 ScheduledJob(s) refer to it: 0 fire(s) appear, 1 disappear."

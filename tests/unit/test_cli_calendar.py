@@ -304,7 +304,7 @@ def test_the_grids_in_the_docs_are_what_the_command_prints(
     repository's root)."""
     monkeypatch.chdir(REPO)
     blocks = SHOWN.findall(DOC.read_text())
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for command, shown in blocks:
         code, out, err = run(capsys, *command.split()[1:])
         assert code == 0, err

@@ -37,11 +37,12 @@ from almanac import __version__
 from almanac.api.models import Calendar, ClusterCalendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
-from almanac.cli.manifests import ManifestError, name_of, read_objects
+from almanac.cli.manifests import ManifestError, name_of, read_objects, with_feed_copies
 from almanac.cli.options import (
     OFFLINE_ZONE_HELP,
     add_default_timezone,
     add_edited_calendar_options,
+    add_feed_files,
     add_grid_options,
     count,
     use_color,
@@ -145,13 +146,14 @@ def _add_next(commands: Any) -> None:
         help="wide: local time beside UTC, DST notes, and the days exclusions skipped",
     )
     add_default_timezone(next_, OFFLINE_ZONE_HELP)
+    add_feed_files(next_)
     next_.set_defaults(handler=_next)
 
 
 def _next(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     try:
-        job, schedule = _load(args.filename, args.default_timezone)
+        job, schedule = _load(args.filename, args.default_timezone, args.feed)
     except ManifestError as e:
         print(f"almanac next: {e}", file=err)
         return EXIT_INVALID
@@ -262,6 +264,7 @@ def _add_calendar(commands: Any) -> None:
     add_grid_options(
         grid, zone_help="IANA zone for a ScheduledJob without spec.timeZone (default: UTC)"
     )
+    add_feed_files(grid)
     grid.set_defaults(handler=_calendar)
 
 
@@ -270,7 +273,7 @@ def _calendar(args: argparse.Namespace) -> int:
 
     out, err = sys.stdout, sys.stderr
     try:
-        job, schedule = _load(args.filename, args.default_timezone)
+        job, schedule = _load(args.filename, args.default_timezone, args.feed)
     except ManifestError as e:
         print(f"almanac calendar: {e}", file=err)
         return EXIT_INVALID
@@ -292,10 +295,13 @@ def _calendar(args: argparse.Namespace) -> int:
     return EXIT_NEVER_FIRES if schedule.never_fires else EXIT_OK
 
 
-def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule]:
+def _load(
+    filename: str, default_time_zone: str, feeds: Sequence[str] = ()
+) -> tuple[ScheduledJob, Schedule]:
     """The manifest's one ScheduledJob and its schedule (built by :func:`resolve`, as the
-    operator builds it); _Usage with every problem."""
+    operator builds it, with the ``--feed`` copies); _Usage with every problem."""
     source, objects = read_objects(filename)
+    objects = with_feed_copies(objects, feeds, datetime.now(UTC))
     jobs = [o for o in objects if o.get("kind") == "ScheduledJob"]
     if len(jobs) != 1:
         raise _Usage(f"{source} holds {len(jobs)} ScheduledJobs; expected exactly one")
@@ -330,16 +336,16 @@ def _load(filename: str, default_time_zone: str) -> tuple[ScheduledJob, Schedule
             if unfetched and len(unfetched) == len(e.errors):
                 # Offline, nothing is fetched: a feed is not evaluated (its copy is in
                 # the live Calendar's status, which `kubectl almanac next` reads).
-                feeds = [
+                unread = [
                     f"{ref.kind} {ref.name} (spec.calendarRefs[{i}])"
                     for i, ref in enumerate(job.spec.calendar_refs)
                     if f"spec.calendarRefs[{i}]" in unfetched
                 ]
                 raise _Usage(
-                    f"{source}: not evaluated offline: {', '.join(feeds)} takes its days "
-                    "from a feed (spec.source), which almanac does not fetch; `kubectl "
-                    "almanac next JOB` uses the operator's copy, or paste the feed's text "
-                    "as spec.ical"
+                    f"{source}: not evaluated offline: {', '.join(unread)} takes its days "
+                    "from a feed (spec.source), which almanac does not fetch; give its text "
+                    "with --feed CALENDAR=FILE, or `kubectl almanac next JOB` uses the "
+                    "operator's copy"
                 ) from None
             problems.append(_invalid(f"ScheduledJob {job.metadata.name}", e))
     if problems:
@@ -389,6 +395,7 @@ def _add_calendar_diff(commands: Any) -> None:
         help="compare the fires after this instant (default: now)",
     )
     add_default_timezone(diff, OFFLINE_ZONE_HELP)
+    add_feed_files(diff)
     diff.set_defaults(handler=_calendar_diff)
 
 
@@ -410,6 +417,9 @@ def _calendar_diff(args: argparse.Namespace) -> int:
             what = f"{kind} {name_of(edited[0])}"
             raise _Usage(f"{source} is invalid:\n{_invalid(what, e)}") from None
         where, current = read_objects(args.jobs)
+        # A feed's text serves the edited version and the current one alike.
+        both = with_feed_copies([edited[0], *current], args.feed, datetime.now(UTC))
+        edited, current = both[:1], both[1:]
     except ManifestError as e:
         print(f"almanac calendar-diff: {e}", file=sys.stderr)
         return EXIT_INVALID

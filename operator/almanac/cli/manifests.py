@@ -7,12 +7,13 @@ At the edge: files and standard input.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import yaml
 
-__all__ = ["ManifestError", "name_of", "read_objects"]
+__all__ = ["ManifestError", "name_of", "read_objects", "with_feed_copies"]
 
 
 class ManifestError(Exception):
@@ -46,6 +47,54 @@ def read_objects(filename: str) -> tuple[str, list[dict[str, Any]]]:
     except yaml.YAMLError as e:
         raise ManifestError(f"{source} is not valid YAML: {e}") from None
     return source, [o for d in documents for o in _objects(d)]
+
+
+def with_feed_copies(
+    objects: list[dict[str, Any]], feeds: Sequence[str], now: datetime
+) -> list[dict[str, Any]]:
+    """``objects`` with each ``--feed CALENDAR=FILE``'s text kept in that Calendar's
+    status, as the operator keeps a fetched copy (:func:`almanac.rules.calendars.
+    decide_feed`, the same checks and bounds): offline, nothing is fetched. ManifestError
+    for a file that cannot be read, text the operator would not keep, or a CALENDAR the
+    objects hold no Calendar with ``spec.source`` of."""
+    from almanac.api.models import CalendarSource
+    from almanac.api.names import CALENDAR_KINDS, calendar_key
+    from almanac.rules.calendars import Fetched, decide_feed
+
+    copies: dict[str, dict[str, Any]] = {}
+    for feed in feeds:
+        key, sep, filename = feed.partition("=")
+        if not sep or not key or not filename:
+            raise ManifestError(f"--feed {feed}: expected CALENDAR=FILE")
+        try:
+            with open(filename, encoding="utf-8") as f:
+                copies[key] = {"file": filename, "text": f.read()}
+        except (OSError, UnicodeDecodeError) as e:
+            raise ManifestError(f"--feed {feed}: cannot read {filename}: {e}") from None
+    result, used = [], set()
+    for body in objects:
+        kind = body.get("kind")
+        key = calendar_key(str(kind), name_of(body)) if kind in CALENDAR_KINDS else ""
+        source = (body.get("spec") or {}).get("source")
+        copy = copies.get(key) if key and source else None
+        if copy is not None:
+            used.add(key)
+            try:
+                parsed = CalendarSource.model_validate(source)
+            except ValueError:
+                parsed = None  # invalid: the Calendar's own check names the field
+            if parsed is not None:
+                plan = decide_feed({**body, "status": {}}, parsed, Fetched(copy["text"]), now)
+                kept = plan.status["source"]
+                if kept.get("lastError"):
+                    message = kept["lastError"]["message"]
+                    raise ManifestError(f"--feed {key}={copy['file']}: {message}")
+                body = {**body, "status": {**(body.get("status") or {}), "source": kept}}
+        result.append(body)
+    if unused := set(copies) - used:
+        names = ", ".join(sorted(unused))
+        raise ManifestError(f"--feed {names}: no Calendar of that name with spec.source here")
+    return result
 
 
 def _objects(document: object) -> Iterator[dict[str, Any]]:

@@ -76,6 +76,19 @@ def add_default_timezone(parser: argparse.ArgumentParser, help_text: str) -> Non
     )
 
 
+def add_feed_files(parser: argparse.ArgumentParser) -> None:
+    """``--feed CALENDAR=FILE`` (repeatable): offline, a feed's text from a local file."""
+    parser.add_argument(
+        "--feed",
+        metavar="CALENDAR=FILE",
+        action="append",
+        default=[],
+        help="the iCalendar text of the feed (spec.source) of Calendar CALENDAR "
+        "(ClusterCalendar/NAME for a ClusterCalendar), read from FILE as if the operator "
+        "had fetched it; repeat for each feed",
+    )
+
+
 def add_edited_calendar_options(parser: argparse.ArgumentParser) -> None:
     """``-f FILE`` (the edited Calendar) and ``--days N`` of a ``calendar-diff`` verb."""
     parser.add_argument(
