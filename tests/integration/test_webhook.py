@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import yaml
 
-from tests.integration.conftest import Admission
+from tests.integration.conftest import Admission, register
 from tests.integration.objects import calendar, scheduled_job, scheduled_job_run, service
 from tests.integration.test_operator import run_now, runs_of
 from tests.kube import Kubectl
@@ -35,6 +35,44 @@ def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_cal
         result.stderr
     )
     assert k.get("cal", "later")["spec"]["annual"] == ["01.01"]
+
+
+def test_a_cluster_calendar_edit_that_would_stop_a_job_is_admitted_with_a_warning(
+    k: Kubectl, admission: Callable[..., Admission]
+) -> None:
+    """A ClusterCalendar's referring jobs are of every namespace: the warning names the
+    job with its namespace."""
+    served = admission()
+    name = f"closed-{k.namespace}"  # cluster-scoped: one name per test namespace
+    cluster = Kubectl(k.kubeconfig)
+    # ClusterCalendars have no namespace to select: this test's is labelled.
+    hook = f"almanac-ccal-{k.namespace}"
+    register(
+        k, hook, served.port, served.ca, [("clustercalendars", "validate-clustercalendar")],
+        selector={"objectSelector": {"matchLabels": {"test": k.namespace}}}, scope="Cluster",
+    )  # fmt: skip
+
+    def cluster_calendar(**lists: object) -> dict[str, object]:
+        body = calendar(name, **lists)
+        return {
+            **body,
+            "kind": "ClusterCalendar",
+            "metadata": {**body["metadata"], "labels": {"test": k.namespace}},
+        }
+
+    refs = [{"kind": "ClusterCalendar", "name": name}]
+    try:
+        cluster.apply(cluster_calendar(holiday=["24.12.2027"]))
+        k.apply(scheduled_job("new-year", calendarRefs=refs))  # 1 January, 00:00
+        result = cluster.apply(cluster_calendar(annual=["01.01"]))
+        expected = f'ScheduledJob "{k.namespace}/new-year" would never fire again with this '
+        assert expected + "ClusterCalendar" in result.stderr, result.stderr
+        assert cluster.get("clustercalendar", name)["spec"]["annual"] == ["01.01"]
+    finally:
+        cluster.run(
+            "delete", "validatingwebhookconfiguration", hook, "--ignore-not-found", check=False
+        )
+        cluster.run("delete", "clustercalendar", name, "--ignore-not-found", check=False)
 
 
 def grant(k: Kubectl, user: str, rules: list[dict[str, object]]) -> None:

@@ -252,3 +252,20 @@ def test_almanac_calendar_diff_offline_for_a_cluster_calendar(
         ["ops/cleanup", "disappears"],
     ]
     assert out[-1] == "2 ScheduledJob(s) refer to it: 0 fire(s) appear, 2 disappear."
+
+
+def test_the_admission_warning_of_a_cluster_calendar_names_the_job_with_its_namespace() -> None:
+    jobs = [
+        job_in("finance", "new-year", CLUSTER_REF),
+        job_in("ops", "new-year", CLUSTER_REF),
+        job_in("hr", "new-year", {"kind": "Calendar", "name": "ro-banks"}),
+    ]
+    for body in jobs:
+        body["spec"]["schedule"] = "0 0 1 1 *"
+    edit = cluster_cal(annual=["01.01"])
+    warnings = never_fires_warnings(edit, jobs, [cluster_cal()], SINCE)
+    assert [w.split(" would")[0] for w in warnings] == [
+        'ScheduledJob "finance/new-year"',
+        'ScheduledJob "ops/new-year"',
+    ]
+    assert all("with this ClusterCalendar: " in w for w in warnings)

@@ -230,8 +230,11 @@ def never_fires_warnings(
         except InvalidSpec:
             continue
         if isinstance(after, NeverFires) and not isinstance(before, NeverFires):
+            who = job.metadata.name
+            if calendar.kind == CALENDAR_KINDS[1] and _namespace(body):
+                who = f"{_namespace(body)}/{who}"  # jobs of every namespace
             warnings.append(
-                f'ScheduledJob "{job.metadata.name}" would never fire again with this '
-                f"{calendar.kind}: {after.message}"
+                f'ScheduledJob "{who}" would never fire again with this {calendar.kind}: '
+                f"{after.message}"
             )
     return warnings

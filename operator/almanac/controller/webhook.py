@@ -152,19 +152,23 @@ class Admission:
     async def _review_calendar(
         self, body: Mapping[str, Any], old: Mapping[str, Any] | None, namespace: str
     ) -> Review:
-        """A (Cluster)Calendar's own fields and feed host, then what a Calendar does to
-        the jobs that refer to it."""
+        """A (Cluster)Calendar's own fields and feed host, then what it does to the jobs
+        that refer to it: those of its namespace, or for a ClusterCalendar those of every
+        namespace this operator serves."""
         review = review_calendar(body)
         if review.allowed:
             review.errors += feed_url_errors(body, self.settings.feed_allowed_hosts, old)
-        if not review.allowed or not namespace:
+        if not review.allowed:
             return review
-        jobs = await self.kube.list_objects(api.SCHEDULED_JOBS, namespace)
+        # "": every namespace, in one LIST each.
+        served = (namespace,) if namespace else self.settings.namespaces or ("",)
+        jobs = [j for n in served for j in await self.kube.list_objects(api.SCHEDULED_JOBS, n)]
         name = (body.get("metadata") or {}).get("name")
-        if not referring_jobs(str(name), jobs):
+        kind = str(body.get("kind") or "Calendar")
+        if not referring_jobs(str(name), jobs, kind):
             return review
         calendars = [
-            *await self.kube.list_objects(api.CALENDARS, namespace),
+            *[c for n in served for c in await self.kube.list_objects(api.CALENDARS, n)],
             *await self.kube.list_cluster_calendars(),
         ]
         return await asyncio.to_thread(
