@@ -1,7 +1,7 @@
 """Reading manifests as the API server would store them, for the offline verbs and
 the plugin's ``-f``: YAML files of one or more documents, ``kind: List`` unwrapped.
 
-At the edge: files and standard input.
+At the edge: files and standard input (and, offline, a feed's text from a file).
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import yaml
+
+from almanac.api.models import CalendarSource
+from almanac.api.names import CALENDAR_KINDS, calendar_key
+from almanac.rules.calendars import Fetched, decide_feed
 
 __all__ = ["ManifestError", "name_of", "read_objects", "with_feed_copies"]
 
@@ -57,10 +61,6 @@ def with_feed_copies(
     decide_feed`, the same checks and bounds): offline, nothing is fetched. ManifestError
     for a file that cannot be read, text the operator would not keep, or a CALENDAR the
     objects hold no Calendar with ``spec.source`` of."""
-    from almanac.api.models import CalendarSource
-    from almanac.api.names import CALENDAR_KINDS, calendar_key
-    from almanac.rules.calendars import Fetched, decide_feed
-
     copies: dict[str, dict[str, Any]] = {}
     for feed in feeds:
         key, sep, filename = feed.partition("=")
