@@ -6,10 +6,10 @@ Three callers, one answer: ``almanac calendar-diff`` (offline: the jobs and the 
 calendars from a file), ``kubectl almanac calendar-diff`` (the jobs and calendars of the
 Calendar's namespace, or of every namespace for a ClusterCalendar, from the cluster) and
 the admission webhook, which warns when a Calendar or ClusterCalendar edit would make a
-referring job never fire again. Each job is evaluated with the calendars it can refer to: the Calendars of
-its own namespace and every ClusterCalendar. Schedules are built the one way the
-operator builds them (:func:`almanac.api.resolve.resolve`), so what the diff shows is
-what the operator will do.
+referring job never fire again. Each job is evaluated with the calendars it can refer
+to: the Calendars of its own namespace and every ClusterCalendar. Schedules are built
+the one way the operator builds them (:func:`almanac.api.resolve.resolve`), so what the
+diff shows is what the operator will do.
 
 Pure: bodies and instants in, :class:`JobImpact` out.
 """
