@@ -269,3 +269,47 @@ def test_the_admission_warning_of_a_cluster_calendar_names_the_job_with_its_name
         'ScheduledJob "ops/new-year"',
     ]
     assert all("with this ClusterCalendar: " in w for w in warnings)
+
+
+class Forbidden:
+    """A cluster where the user may get objects but not list them cluster-wide."""
+
+    def __init__(self) -> None:
+        self.listed: list[tuple[str, str]] = []
+
+    async def list_objects(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        from almanac.lean_client import ApiException
+
+        self.listed.append((plural, namespace))
+        error = ApiException(status=403, reason="Forbidden")
+        error.body = (
+            '{"message": "scheduledjobs.almanac.dev is forbidden: User \\"dev\\" cannot list '
+            'resource \\"scheduledjobs\\" in API group \\"almanac.dev\\" at the cluster scope"}'
+        )
+        raise error
+
+
+def test_the_plugins_diff_of_a_cluster_calendar_says_what_to_do_when_listing_is_forbidden(
+    tmp_path: Path,
+) -> None:
+    import argparse
+    import asyncio
+
+    from almanac.cli.plugin.errors import PluginError
+    from almanac.cli.plugin.verbs import Context, calendar_diff
+
+    edited = tmp_path / "ro-banks.yaml"
+    edited.write_text(yaml.safe_dump(cluster_cal(holiday=["24.12.2027"])))
+    kube = Forbidden()
+    args = argparse.Namespace(filename=str(edited), days=30, default_timezone="UTC")
+    with pytest.raises(PluginError) as refused:
+        asyncio.run(calendar_diff(Context(kube, "finance"), args))  # type: ignore[arg-type]
+    assert kube.listed == [("scheduledjobs", "")]  # every namespace's
+    message = str(refused.value)
+    assert message.startswith(
+        "calendar-diff lists the ScheduledJobs and Calendars of all namespaces and the "
+        "ClusterCalendars, which you may not (403: scheduledjobs.almanac.dev is forbidden"
+    )
+    assert message.endswith(
+        "compare offline instead: almanac calendar-diff -f FILE --jobs MANIFEST"
+    )

@@ -41,7 +41,8 @@ from almanac.cli.plugin.errors import EXIT_OK, NotFound, PluginError
 from almanac.cli.plugin.outcomes import event_key, rerun_outcome, run_now_outcome, unseen
 from almanac.cli.plugin.views import format_run, format_runs, name_of
 from almanac.errors import quote
-from almanac.kube import Body, Created, Exists, Kube
+from almanac.kube import Body, Created, Exists, Kube, api_message
+from almanac.lean_client import ApiException
 
 __all__ = [
     "Context",
@@ -180,12 +181,21 @@ async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
         namespace = (edited[0].get("metadata") or {}).get("namespace") or c.namespace
         where = f"namespace {namespace}"
     else:
-        namespace, where = "", "any namespace"  # "": every namespace's
-    jobs = await c.kube.list_objects(SCHEDULED_JOBS, namespace)
-    calendars = [  # listed items carry their kind
-        *await c.kube.list_objects(CALENDARS, namespace),
-        *await c.kube.list_objects(CLUSTER_CALENDARS, ""),
-    ]
+        namespace, where = "", "all namespaces"  # "": every namespace's
+    try:
+        jobs = await c.kube.list_objects(SCHEDULED_JOBS, namespace)
+        calendars = [  # listed items carry their kind
+            *await c.kube.list_objects(CALENDARS, namespace),
+            *await c.kube.list_objects(CLUSTER_CALENDARS, ""),
+        ]
+    except ApiException as e:
+        if e.status != 403:
+            raise
+        raise PluginError(
+            f"calendar-diff lists the ScheduledJobs and Calendars of {where} and the "
+            f"ClusterCalendars, which you may not (403: {api_message(e)}); compare offline "
+            "instead: almanac calendar-diff -f FILE --jobs MANIFEST"
+        ) from None
     since = _now()
     until = since + timedelta(days=args.days)
     try:
