@@ -785,6 +785,21 @@ def test_alerts_and_dashboard_select_and_group_by_labels_the_series_carry() -> N
     assert {a or b for a, b in shown} <= every
 
 
+def test_the_install_guide_lists_every_series_and_alert_the_operator_and_chart_have() -> None:
+    """docs/install.md's "Monitoring" tables: the series with their labels as
+    metrics.exported() says, and the alerts as the chart's PrometheusRule has them."""
+    text = (REPO / "docs" / "install.md").read_text()
+    rows = re.findall(r"^\| `(almanac_\w+)` \| \w+ \| ([^|]*)\|", text, re.MULTILINE)
+    documented = {  # the labels: the words before a parenthesis, comma-separated
+        name: {word.strip() for word in labels.split("(")[0].split(",") if word.strip()}
+        for name, labels in rows
+    }
+    assert documented == operator_labels()
+    rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(re.findall(r"^  \| `(Almanac\w+)` \|", text, re.MULTILINE)) == alerts
+
+
 def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator() -> None:
     rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
