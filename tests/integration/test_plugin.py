@@ -284,6 +284,53 @@ def test_calendar_diff_of_a_cluster_calendar_compares_the_jobs_of_every_namespac
         cluster.run("delete", "namespace", other, "--ignore-not-found", "--wait=false", check=False)
 
 
+def test_calendar_diff_of_a_cluster_calendar_says_what_to_do_when_listing_is_forbidden(
+    k: Kubectl, crds: Kubectl, tmp_path: Path
+) -> None:
+    """A ServiceAccount that may read its own namespace's objects only: a ClusterCalendar's
+    diff needs every namespace's, and the API server's 403 comes with what to do."""
+    from tests.integration.test_chart_identity import token_kubeconfig
+
+    k.run("create", "serviceaccount", "reader")
+    k.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "reader"},
+            "rules": [
+                {
+                    "apiGroups": ["almanac.dev"],
+                    "resources": ["scheduledjobs", "calendars"],
+                    "verbs": ["get", "list"],
+                }
+            ],
+        }
+    )
+    k.run(
+        "create", "rolebinding", "reader", "--role=reader", f"--serviceaccount={k.namespace}:reader"
+    )
+    kubeconfig = token_kubeconfig(k, str(k.namespace), "reader", tmp_path / "reader.kubeconfig")
+    edited = tmp_path / "company.yaml"
+    edited.write_text(
+        json.dumps({**calendar("company", holiday=["24.12.2099"]), "kind": "ClusterCalendar"})
+    )
+    result = plugin(k, "calendar-diff", "-f", str(edited), kubeconfig=kubeconfig)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith(
+        "Error: calendar-diff lists the ScheduledJobs and Calendars of all namespaces and the "
+        "ClusterCalendars, which you may not (403: scheduledjobs.almanac.dev is forbidden"
+    ), result.stderr
+    assert "compare offline instead: almanac calendar-diff -f FILE --jobs MANIFEST" in (
+        result.stderr
+    )
+    # The same user diffs a Calendar of its own namespace as before: ClusterCalendars are
+    # listed only when a job there refers to one.
+    edited.write_text(json.dumps(calendar("company", holiday=["24.12.2099"])))
+    result = plugin(k, "calendar-diff", "-f", str(edited), kubeconfig=kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"No ScheduledJob in namespace {k.namespace} refers to")
+
+
 def test_next_of_a_suspended_job_says_so_and_exits_1(k: Kubectl, crds: Kubectl) -> None:
     k.apply(scheduled_job("paused", "0 12 * * *", suspend=True))
     result = plugin(k, "next", "paused")

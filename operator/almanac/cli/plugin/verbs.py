@@ -184,10 +184,14 @@ async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
         namespace, where = "", "all namespaces"  # "": every namespace's
     try:
         jobs = await c.kube.list_objects(SCHEDULED_JOBS, namespace)
-        calendars = [  # listed items carry their kind
-            *await c.kube.list_objects(CALENDARS, namespace),
-            *await c.kube.list_objects(CLUSTER_CALENDARS, ""),
-        ]
+        calendars = await c.kube.list_objects(CALENDARS, namespace)  # items carry their kind
+        # ClusterCalendars only when needed: a namespace's user may not list them.
+        if kind == CALENDAR_KINDS[1] or any(
+            isinstance(ref, dict) and ref.get("kind") == CALENDAR_KINDS[1]
+            for job in jobs
+            for ref in (job.get("spec") or {}).get("calendarRefs") or []
+        ):
+            calendars += await c.kube.list_objects(CLUSTER_CALENDARS, "")
     except ApiException as e:
         if e.status != 403:
             raise
