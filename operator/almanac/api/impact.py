@@ -34,7 +34,9 @@ __all__ = [
     "Moved",
     "calendar_impact",
     "never_fires_warnings",
+    "parse_calendar",
     "referring_jobs",
+    "refers_to_a_cluster_calendar",
 ]
 
 Body = Mapping[str, Any]
@@ -115,7 +117,14 @@ def calendars_of(job: Body, calendars: Sequence[Body]) -> dict[str, Body]:
     return found
 
 
-def _parse_calendar(body: Body) -> Calendar:
+def refers_to_a_cluster_calendar(job: Body) -> bool:
+    """Whether ``job``'s ``spec.calendarRefs`` name a ClusterCalendar (then whoever
+    resolves it must list them too)."""
+    refs = (job.get("spec") or {}).get("calendarRefs") or []
+    return any(isinstance(ref, Mapping) and ref.get("kind") == CALENDAR_KINDS[1] for ref in refs)
+
+
+def parse_calendar(body: Body) -> Calendar:
     """A Calendar or a ClusterCalendar, as its ``kind`` says; :class:`InvalidSpec` when
     it is invalid."""
     if body.get("kind") == CALENDAR_KINDS[1]:
@@ -137,7 +146,7 @@ def calendar_impact(
     kind; a calendar not there yet fires nothing today, as in the operator). For a
     ClusterCalendar, the jobs of every namespace, named ``namespace/name``.
     :class:`InvalidSpec` when ``new`` itself is invalid."""
-    calendar = _parse_calendar(new)
+    calendar = parse_calendar(new)
     kind, name = calendar.kind, calendar.metadata.name
     cluster_wide = kind == CALENDAR_KINDS[1]
     impacts = []
@@ -216,7 +225,7 @@ def never_fires_warnings(
     and would never fire again with ``new``, named with the reason. Nothing for an
     invalid ``new`` (the review refuses it) or a job that does not fire today."""
     try:
-        calendar = _parse_calendar(new)
+        calendar = parse_calendar(new)
     except InvalidSpec:
         return []
     key = calendar_key(calendar.kind, calendar.metadata.name)

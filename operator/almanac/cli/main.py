@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from almanac import __version__
-from almanac.api.models import Calendar, ClusterCalendar, ScheduledJob
+from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
 from almanac.cli.manifests import ManifestError, name_of, read_objects, with_feed_copies
@@ -400,7 +400,7 @@ def _add_calendar_diff(commands: Any) -> None:
 
 
 def _calendar_diff(args: argparse.Namespace) -> int:
-    from almanac.api.impact import calendar_impact
+    from almanac.api.impact import calendar_impact, parse_calendar
     from almanac.cli.impactview import format_impact
 
     try:
@@ -412,7 +412,7 @@ def _calendar_diff(args: argparse.Namespace) -> int:
             )
         kind = str(edited[0]["kind"])
         try:
-            new = (Calendar if kind == CALENDAR_KINDS[0] else ClusterCalendar).parse(edited[0])
+            new = parse_calendar(edited[0])
         except InvalidSpec as e:
             what = f"{kind} {name_of(edited[0])}"
             raise _Usage(f"{source} is invalid:\n{_invalid(what, e)}") from None

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from almanac.api import names as api
-from almanac.api.impact import referring_jobs
+from almanac.api.impact import referring_jobs, refers_to_a_cluster_calendar
 from almanac.api.names import calendar_key
 from almanac.controller import certificates
 from almanac.controller.admission import (
@@ -129,10 +129,7 @@ class Admission:
         calendars = {
             c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
         }
-        if any(
-            isinstance(r, dict) and r.get("kind") == "ClusterCalendar"
-            for r in (body.get("spec") or {}).get("calendarRefs") or []
-        ):
+        if refers_to_a_cluster_calendar(body):
             for c in await self.kube.list_cluster_calendars():
                 calendars[calendar_key("ClusterCalendar", c["metadata"]["name"])] = c
         # The engine's search is bounded, but not free: off the event loop, which on the

@@ -161,7 +161,7 @@ async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
     for a ClusterCalendar, for those of every namespace."""
     from datetime import timedelta
 
-    from almanac.api.impact import calendar_impact
+    from almanac.api.impact import calendar_impact, refers_to_a_cluster_calendar
     from almanac.api.names import CALENDAR_KINDS
     from almanac.cli.impactview import format_impact
     from almanac.cli.manifests import ManifestError, read_objects
@@ -186,11 +186,7 @@ async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
         jobs = await c.kube.list_objects(SCHEDULED_JOBS, namespace)
         calendars = await c.kube.list_objects(CALENDARS, namespace)  # items carry their kind
         # ClusterCalendars only when needed: a namespace's user may not list them.
-        if kind == CALENDAR_KINDS[1] or any(
-            isinstance(ref, dict) and ref.get("kind") == CALENDAR_KINDS[1]
-            for job in jobs
-            for ref in (job.get("spec") or {}).get("calendarRefs") or []
-        ):
+        if kind == CALENDAR_KINDS[1] or any(map(refers_to_a_cluster_calendar, jobs)):
             calendars += await c.kube.list_objects(CLUSTER_CALENDARS, "")
     except ApiException as e:
         if e.status != 403:
