@@ -167,12 +167,14 @@ def register(
     *,
     selector: dict[str, Any] | None = None,
     scope: str = "*",
+    timeout_seconds: int = 10,
 ) -> None:
     """A ValidatingWebhookConfiguration sending ``webhooks`` (resource, path) to the
-    operator on ``port``. Each test's operator may judge only that test's objects, so by
-    default it selects the test's namespace; a cluster-scoped resource has no namespace to
-    select, so its test labels its objects and passes an ``objectSelector`` as
-    ``selector`` (with ``scope="Cluster"``)."""
+    operator on ``port``, which the API server waits ``timeout_seconds`` for. Each test's
+    operator may judge only that test's objects, so by default it selects the test's
+    namespace; a cluster-scoped resource has no namespace to select, so its test labels
+    its objects and passes an ``objectSelector`` as ``selector`` (with
+    ``scope="Cluster"``)."""
     if selector is None:
         selector = {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.namespace}}
@@ -198,7 +200,7 @@ def register(
             "failurePolicy": "Fail",
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 10,
+            "timeoutSeconds": timeout_seconds,
         }
 
     k.apply(

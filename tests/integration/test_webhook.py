@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import date, timedelta
 
 import yaml
 
 from tests.integration.conftest import Admission, register
 from tests.integration.objects import calendar, scheduled_job, scheduled_job_run, service
 from tests.integration.test_operator import run_now, runs_of
-from tests.kube import Kubectl
+from tests.kube import Kubectl, wait_until
 
 
 def test_the_webhook_refuses_what_the_engine_rejects_and_warns_about_missing_calendars(
@@ -73,6 +75,39 @@ def test_a_cluster_calendar_edit_that_would_stop_a_job_is_admitted_with_a_warnin
             "delete", "validatingwebhookconfiguration", hook, "--ignore-not-found", check=False
         )
         cluster.run("delete", "clustercalendar", name, "--ignore-not-found", check=False)
+
+
+def test_a_calendar_edit_is_answered_within_the_api_servers_wait_however_many_jobs_refer(
+    k: Kubectl, admission: Callable[..., Admission]
+) -> None:
+    """With ``failurePolicy: Fail`` a late answer refuses the edit itself. Each of these
+    jobs takes the review some milliseconds (its Calendar has 4,000 holidays), 300 of
+    them far more than half a second; the webhook checks what it can in half the wait
+    the API server sends (1 s here) and says how many it did not check."""
+    days = [(date(2027, 1, 1) + timedelta(days=3 * i)).strftime("%d.%m.%Y") for i in range(4000)]
+    refs = [{"name": "busy"}]
+    k.apply(
+        calendar("busy", holiday=days),
+        *(scheduled_job(f"job-{i}", calendarRefs=refs) for i in range(300)),
+    )
+    served = admission()
+    # Decided, so that the operator's start does not hold the review up.
+    wait_until(
+        "every job decided",
+        lambda: all(j.get("status", {}).get("nextScheduleTime") for j in k.items("sj")),
+        timeout=120,
+    )
+    k.run("delete", "validatingwebhookconfiguration", served.name)
+    register(
+        k, served.name, served.port, served.ca, [("calendars", "validate-calendar")],
+        timeout_seconds=1,
+    )  # fmt: skip
+    result = k.apply(calendar("busy", holiday=days[1:]))
+    found = re.search(
+        r"(\d+) of the 300 ScheduledJobs that refer to this Calendar were not", result.stderr
+    )
+    assert found and 0 < int(found.group(1)) <= 300, result.stderr
+    assert k.get("cal", "busy")["spec"]["holiday"] == days[1:]
 
 
 def grant(k: Kubectl, user: str, rules: list[dict[str, object]]) -> None:

@@ -144,6 +144,37 @@ def test_the_admission_warning_names_the_job_that_would_stop() -> None:
     assert not refused.allowed and not refused.warnings
 
 
+@pytest.mark.parametrize(
+    ("deadline", "named", "not_checked"),
+    [
+        (None, 5, ""),  # no deadline: every referring job
+        (100, 5, ""),  # a deadline not reached
+        (2, 2, "3 of the 5"),  # the clock reads 0, 1, 2: two jobs checked
+        (0, 0, "5 of the 5"),  # already past: none checked, and said
+    ],
+)
+def test_the_admission_warnings_stop_at_the_deadline_and_say_what_was_not_checked(
+    deadline: int | None, named: int, not_checked: str
+) -> None:
+    """Each of the five Monday jobs would stop (the edit excludes every weekday); the
+    clock moves one per reading, and the jobs are checked in name order."""
+    weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+    jobs = [job(f"weekly-{i}", "0 9 * * MON") for i in range(5)] + [job("x", refs=("x",))]
+    readings = itertools.count()
+    warnings = never_fires_warnings(
+        cal(weekly=weekdays), jobs, [cal(), cal("x")], SINCE,
+        deadline=deadline, clock=lambda: next(readings),
+    )  # fmt: skip
+    stopping = [w for w in warnings if "would never fire again" in w]
+    assert [w.split('"')[1] for w in stopping] == [f"weekly-{i}" for i in range(named)]
+    rest = [w for w in warnings if w not in stopping]
+    if not_checked:
+        assert len(rest) == 1 and rest[0].startswith(not_checked + " ScheduledJobs"), rest
+        assert "kubectl almanac calendar-diff -f" in rest[0]
+    else:
+        assert rest == []
+
+
 def test_almanac_calendar_diff_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(yaml.safe_dump_all([job("settlement"), cal()]))

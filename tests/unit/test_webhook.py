@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from almanac.controller.webhook import (
     Admission,
     Verdict,
     WebhookServer,
+    answer_within,
     provision,
     tls_context,
 )
@@ -171,6 +173,27 @@ def test_a_missing_calendar_is_admitted_with_a_warning() -> None:
     assert verdict.allowed and verdict.warnings == ()
 
 
+def test_a_calendar_edit_whose_jobs_cannot_be_listed_in_time_is_admitted_with_a_warning() -> None:
+    """The API server stops waiting at the deadline, and ``failurePolicy: Fail`` then
+    refuses the edit: the review answers at the deadline, whatever the LIST does."""
+
+    class Stalled(FakeKube):
+        async def list_objects(self, plural: str, namespace: str, selector: str = "") -> Any:
+            await asyncio.Event().wait()  # an API server that never answers
+
+    edit = {"kind": "Calendar", "metadata": {"name": "banks"}, "spec": {"annual": ["01.01"]}}
+    call = request("UPDATE", "alice", edit)
+    admission = Admission(Stalled(), Settings(), OPERATOR)  # type: ignore[arg-type]
+
+    async def review() -> Verdict:
+        return await admission.review("calendars", call, time.monotonic() + 0.05)
+
+    verdict = asyncio.run(review())
+    assert verdict.allowed
+    assert [w.split(" that refer")[0] for w in verdict.warnings] == ["The ScheduledJobs"]
+    assert "kubectl almanac calendar-diff" in verdict.warnings[0]
+
+
 def test_without_its_own_name_the_webhook_refuses_every_run_create() -> None:
     """Fail closed: an operator that could not learn who it is cannot tell its own
     creates from a squatter's."""
@@ -198,6 +221,26 @@ def test_the_response_is_an_admission_review_with_status_and_warnings() -> None:
 
 WHERE = SelfManagedCertificate.for_service("almanac-system", "tls", "almanac", "almanac-webhook")
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "seconds"),
+    [
+        ("5s", 2.5),  # the chart's timeoutSeconds, as the API server writes it
+        ("1s", 0.5),
+        ("30s", 15.0),
+        ("2.5s", 1.25),
+        (None, 5.0),  # no parameter: the API's default wait, 10 s
+        ("", 5.0),
+        ("5", 5.0),  # not a duration the API server writes: the default
+        ("1m0s", 5.0),
+        ("-5s", 5.0),
+    ],
+)
+def test_a_review_takes_half_the_wait_the_api_server_sends(
+    timeout: str | None, seconds: float
+) -> None:
+    assert answer_within(timeout) == seconds
 
 
 def test_the_certificate_names_the_service_as_the_api_server_calls_it() -> None:

@@ -17,7 +17,8 @@ Pure: bodies and instants in, :class:`JobImpact` out.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "Moved",
     "calendar_impact",
     "never_fires_warnings",
+    "not_checked_warning",
     "parse_calendar",
     "referring_jobs",
     "refers_to_a_cluster_calendar",
@@ -220,25 +222,43 @@ def never_fires_warnings(
     calendars: Sequence[Body],
     now: datetime,
     default_time_zone: str = "UTC",
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
     """The admission warnings for a calendar edit: each referring job that fires today
     and would never fire again with ``new``, named with the reason. Nothing for an
-    invalid ``new`` (the review refuses it) or a job that does not fire today."""
+    invalid ``new`` (the review refuses it) or a job that does not fire today.
+
+    With ``deadline`` (a ``clock`` reading) the jobs left when it passes are not
+    checked, and one warning says how many and how to check them: the webhook must
+    answer before the API server stops waiting for it, which (``failurePolicy: Fail``)
+    would refuse the edit itself. A ClusterCalendar shared by 10,000 jobs took 5.8 s to
+    check, over the chart's 5 s. The version with the edit is built first; the one
+    without only for the rare job that would then never fire."""
     try:
         calendar = parse_calendar(new)
     except InvalidSpec:
         return []
     key = calendar_key(calendar.kind, calendar.metadata.name)
+    referring = referring_jobs(calendar.metadata.name, jobs, calendar.kind)
     warnings = []
-    for body in referring_jobs(calendar.metadata.name, jobs, calendar.kind):
+    for checked, body in enumerate(referring):
+        if deadline is not None and clock() >= deadline:
+            warnings.append(
+                not_checked_warning(calendar.kind, len(referring) - checked, len(referring))
+            )
+            break
         current = calendars_of(body, calendars)
         try:
             job = ScheduledJob.parse(body)
-            before = resolve(job, current, default_time_zone).next_fire(now)
             after = resolve(job, {**current, key: new}, default_time_zone).next_fire(now)
+            if not isinstance(after, NeverFires):
+                continue
+            before = resolve(job, current, default_time_zone).next_fire(now)
         except InvalidSpec:
             continue
-        if isinstance(after, NeverFires) and not isinstance(before, NeverFires):
+        if not isinstance(before, NeverFires):
             who = job.metadata.name
             if calendar.kind == CALENDAR_KINDS[1] and _namespace(body):
                 who = f"{_namespace(body)}/{who}"  # jobs of every namespace
@@ -247,3 +267,14 @@ def never_fires_warnings(
                 f"{after.message}"
             )
     return warnings
+
+
+def not_checked_warning(kind: str, unchecked: int = 0, of: int = 0) -> str:
+    """The admission warning for the referring jobs a calendar edit's review had no time
+    to check (``of`` 0: it had no time to list them), and how to check them."""
+    which = f"{unchecked} of the {of} ScheduledJobs" if of else "The ScheduledJobs"
+    return (
+        f"{which} that refer to this {kind} were not checked before the admission webhook's "
+        "timeout; to see what the edit does to every one of them: "
+        "kubectl almanac calendar-diff -f FILE"
+    )

@@ -218,10 +218,13 @@ def review_calendar(
     *,
     default_time_zone: str = "UTC",
     now: datetime | None = None,
+    deadline: float | None = None,
 ) -> Review:
     """Refuses an invalid Calendar; warns, naming each, about the ScheduledJobs of
     ``jobs`` (its namespace's) that fire with ``calendars`` (the namespace's Calendars and
-    the ClusterCalendars, as they are) and would never fire again with this version."""
+    the ClusterCalendars, as they are) and would never fire again with this version; as
+    many as can be checked before ``deadline`` (a :func:`time.monotonic` reading), and a
+    warning for the rest."""
     review = Review()
     try:
         Calendar.parse(body)
@@ -229,7 +232,9 @@ def review_calendar(
         review.errors += [str(e) for e in error.errors]
         return review
     if jobs and now is not None:
-        review.warnings += never_fires_warnings(body, jobs, calendars, now, default_time_zone)
+        review.warnings += never_fires_warnings(
+            body, jobs, calendars, now, default_time_zone, deadline=deadline
+        )
     return review
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from almanac.api import names as api
-from almanac.api.impact import referring_jobs, refers_to_a_cluster_calendar
+from almanac.api.impact import not_checked_warning, referring_jobs, refers_to_a_cluster_calendar
 from almanac.api.names import calendar_key
 from almanac.controller import certificates
 from almanac.controller.admission import (
@@ -100,14 +102,18 @@ class Admission:
         refused to everyone, the operator included: fail closed)."""
         self.mail_domains = mail_domains(settings)
 
-    async def review(self, resource: str, request: Mapping[str, Any]) -> Verdict:
+    async def review(
+        self, resource: str, request: Mapping[str, Any], deadline: float | None = None
+    ) -> Verdict:
+        """``deadline`` (a :func:`time.monotonic` reading): when the answer is due; the
+        work a review can cut short (a calendar edit's warnings) stops there."""
         body: Mapping[str, Any] = request.get("object") or {}
         old: Mapping[str, Any] | None = request.get("oldObject")
         userinfo: Mapping[str, Any] = request.get("userInfo") or {}
         operation = str(request.get("operation", ""))
         namespace = str(request.get("namespace") or "")
         if resource in (api.CALENDARS, api.CLUSTER_CALENDARS):
-            return Verdict.of(await self._review_calendar(body, old, namespace))
+            return Verdict.of(await self._review_calendar(body, old, namespace, deadline))
         if resource == api.RUNS and operation == "CREATE" and not self._is_operator(userinfo):
             return Verdict(False, RUN_CREATE_REFUSAL, 403)
         kind = {api.SCHEDULED_JOBS: "ScheduledJob", api.BACKFILLS: "Backfill"}.get(
@@ -147,27 +153,29 @@ class Admission:
         return Verdict.of(review)
 
     async def _review_calendar(
-        self, body: Mapping[str, Any], old: Mapping[str, Any] | None, namespace: str
+        self,
+        body: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+        namespace: str,
+        deadline: float | None,
     ) -> Review:
         """A (Cluster)Calendar's own fields and feed host, then what it does to the jobs
         that refer to it: those of its namespace, or for a ClusterCalendar those of every
-        namespace this operator serves."""
+        namespace this operator serves, as many as ``deadline`` leaves time for."""
         review = review_calendar(body)
         if review.allowed:
             review.errors += feed_url_errors(body, self.settings.feed_allowed_hosts, old)
         if not review.allowed:
             return review
-        # "": every namespace, in one LIST each.
-        served = (namespace,) if namespace else self.settings.namespaces or ("",)
-        jobs = [j for n in served for j in await self.kube.list_objects(api.SCHEDULED_JOBS, n)]
-        name = (body.get("metadata") or {}).get("name")
         kind = str(body.get("kind") or "Calendar")
-        if not referring_jobs(str(name), jobs, kind):
+        try:  # the jobs of 10,000 took seconds to list on a busy operator
+            async with asyncio.timeout_at(deadline):
+                jobs, calendars = await self._referring_jobs(body, namespace)
+        except TimeoutError:
+            review.warnings.append(not_checked_warning(kind))
             return review
-        calendars = [
-            *[c for n in served for c in await self.kube.list_objects(api.CALENDARS, n)],
-            *await self.kube.list_cluster_calendars(),
-        ]
+        if not jobs:
+            return review
         return await asyncio.to_thread(
             review_calendar,
             body,
@@ -175,7 +183,26 @@ class Admission:
             calendars,
             default_time_zone=self.settings.default_timezone,
             now=datetime.now(UTC),
+            deadline=deadline,
         )
+
+    async def _referring_jobs(
+        self, body: Mapping[str, Any], namespace: str
+    ) -> tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
+        """The ScheduledJobs that refer to the (Cluster)Calendar ``body``, and the
+        calendars they can refer to (none when no job refers to it)."""
+        # "": every namespace, in one LIST each.
+        served = (namespace,) if namespace else self.settings.namespaces or ("",)
+        jobs = [j for n in served for j in await self.kube.list_objects(api.SCHEDULED_JOBS, n)]
+        name = (body.get("metadata") or {}).get("name")
+        referring = referring_jobs(str(name), jobs, str(body.get("kind") or "Calendar"))
+        if not referring:
+            return [], []
+        calendars = [
+            *[c for n in served for c in await self.kube.list_objects(api.CALENDARS, n)],
+            *await self.kube.list_cluster_calendars(),
+        ]
+        return referring, calendars
 
     async def _review_backfill(
         self, body: Mapping[str, Any], namespace: str, operation: str
@@ -331,12 +358,26 @@ class WebhookServer:
                 uid = str(call["uid"])
             except (ValueError, KeyError, TypeError):
                 return web.json_response({"error": "not an AdmissionReview"}, status=400)
-            verdict = await self.admission.review(resource, call)
+            deadline = time.monotonic() + answer_within(request.query.get("timeout"))
+            verdict = await self.admission.review(resource, call, deadline)
             if not verdict.allowed:
                 log.info("admission refused (%s): %s", resource, verdict.message)
             return web.json_response(verdict.response(uid))
 
         return handle
+
+
+#: The API server's wait for a webhook when it does not say (``timeoutSeconds``' default).
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+def answer_within(timeout: str | None) -> float:
+    """Seconds a review may take: half the API server's wait. The API server sends that
+    wait as the ``timeout`` query parameter, ``timeoutSeconds`` (1 to 30) written as a Go
+    duration: ``5s``. Half, because the answer must still be written, sent and read, by
+    a process that on the leader also fires every job."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)s", timeout or "")
+    return (float(match.group(1)) if match else DEFAULT_TIMEOUT_SECONDS) / 2
 
 
 def _fingerprint(cert_dir: str | None) -> bytes:
