@@ -25,6 +25,8 @@ KINDS = {
     "scheduledjobs": "ScheduledJob",
     "scheduledjobruns": "ScheduledJobRun",
     "calendars": "Calendar",
+    "clustercalendars": "ClusterCalendar",
+    "backfills": "Backfill",
     "jobs": "Job",
 }
 
@@ -163,6 +165,10 @@ class FakeKube:
             for (p, ns, _), b in self.objects.items()
             if (p, ns) == (plural, namespace)
         ]
+
+    async def list_cluster_calendars(self) -> list[Body]:
+        """The ClusterCalendars, stored with the namespace ""."""
+        return await self.list_objects("clustercalendars", "")
 
     # --- what the webhook asks ----------------------------------------------------------
 

@@ -194,6 +194,39 @@ def test_a_calendar_edit_whose_jobs_cannot_be_listed_in_time_is_admitted_with_a_
     assert "kubectl almanac calendar-diff" in verdict.warnings[0]
 
 
+@pytest.mark.parametrize(("kind", "plural", "namespace"), [
+    ("Calendar", "calendars", "ns"),
+    ("ClusterCalendar", "clustercalendars", ""),
+])  # fmt: skip
+def test_a_backfill_is_reviewed_with_the_calendars_of_either_kind_its_job_refers_to(
+    kind: str, plural: str, namespace: str
+) -> None:
+    """Over a weekend the job's calendar excludes, the Backfill has nothing to run, and
+    the review says so; a ClusterCalendar's job was said to be invalid ("not found")."""
+    kube = FakeKube()
+    kube.allowed.add(("alice", "create", JOBS, "ns"))
+    kube.put("scheduledjobs", job(calendarRefs=[{"kind": kind, "name": "bank"}]))
+    weekends = {"weekly": ["Saturday", "Sunday"]}
+    kube.put(plural, {"metadata": {"name": "bank", "namespace": namespace}, "spec": weekends})
+    backfill = {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "Backfill",
+        "metadata": {"name": "weekend", "namespace": "ns"},
+        "spec": {
+            "scheduledJob": "nightly",
+            "from": "2026-11-07T00:00:00Z",  # a Saturday
+            "to": "2026-11-09T00:00:00Z",
+        },
+    }
+    call = request("CREATE", "alice", backfill)
+    verdict = asyncio.run(Admission(kube, Settings(), OPERATOR).review("backfills", call))  # type: ignore[arg-type]
+    assert verdict.allowed
+    assert [w.split(": ", 1)[1] for w in verdict.warnings] == [
+        'ScheduledJob "nightly" fires no instant in [2026-11-07T00:00:00Z, '
+        "2026-11-09T00:00:00Z): the Backfill succeeds without a run"
+    ], verdict.warnings
+
+
 def test_without_its_own_name_the_webhook_refuses_every_run_create() -> None:
     """Fail closed: an operator that could not learn who it is cannot tell its own
     creates from a squatter's."""

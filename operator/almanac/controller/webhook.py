@@ -132,12 +132,7 @@ class Admission:
             return Verdict(True)
         if resource == api.BACKFILLS:
             return await self._review_backfill(body, namespace, operation)
-        calendars = {
-            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
-        }
-        if refers_to_a_cluster_calendar(body):
-            for c in await self.kube.list_cluster_calendars():
-                calendars[calendar_key("ClusterCalendar", c["metadata"]["name"])] = c
+        calendars = await self._calendars_for(body, namespace)
         # The engine's search is bounded, but not free: off the event loop, which on the
         # leader also fires every job.
         review = await asyncio.to_thread(
@@ -217,9 +212,7 @@ class Admission:
             if isinstance(job_name, str) and job_name
             else None
         )
-        calendars = {
-            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
-        }
+        calendars = await self._calendars_for(job, namespace) if job else {}
         # Up to 10,000 instants of the engine: off the event loop.
         review = await asyncio.to_thread(
             review_backfill,
@@ -230,6 +223,20 @@ class Admission:
             now=datetime.now(UTC),
         )
         return Verdict.of(review)
+
+    async def _calendars_for(
+        self, job: Mapping[str, Any], namespace: str
+    ) -> dict[str, Mapping[str, Any]]:
+        """What a ScheduledJob of ``namespace`` can refer to, by
+        :func:`~almanac.api.names.calendar_key`: the namespace's Calendars, and the
+        ClusterCalendars when the job names one."""
+        calendars: dict[str, Mapping[str, Any]] = {
+            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
+        }
+        if refers_to_a_cluster_calendar(job):
+            for c in await self.kube.list_cluster_calendars():
+                calendars[calendar_key("ClusterCalendar", c["metadata"]["name"])] = c
+        return calendars
 
     def _is_operator(self, userinfo: Mapping[str, Any]) -> bool:
         return self.identity is not None and userinfo.get("username") == self.identity
