@@ -8,6 +8,7 @@ texts are refused with the line at fault.
 
 from __future__ import annotations
 
+import copy
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -17,7 +18,9 @@ import holidays
 import pytest
 
 from almanac.api import bounds
+from almanac.api import resolve as resolve_module
 from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.resolve import resolve
 from almanac.controller.admission import review_calendar
 from almanac.errors import InvalidSpec
 from almanac.schedule.engine import Schedule
@@ -172,6 +175,40 @@ def test_a_country_year_is_computed_once_per_process() -> None:
     info = countries._year.cache_info()
     assert first == 3  # 2025 (the day before the search starts), 2026 and 2027
     assert info.misses == first and info.hits == 2 * first
+
+
+def test_a_calendar_is_parsed_once_per_content_for_every_job_that_refers_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every decision of every referring job resolves its schedule: a Calendar is parsed
+    and worked out once per content. An edit is seen at once, even one that carries the
+    stored version's UID and resourceVersion (an edit under admission review, or a file
+    saved from the cluster and edited, as calendar-diff reads)."""
+    parsed: list[list[str]] = []
+    parse = Calendar.parse.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Calendar], body: dict[str, Any]) -> Calendar:
+        parsed.append(body["spec"].get("holiday", []))
+        return parse(cls, body)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Calendar, "parse", classmethod(counting))
+    monkeypatch.setattr(resolve_module, "_PARSED", {}, raising=False)
+    spec = {"weekly": ["Saturday", "Sunday"], "holidays": [{"country": "RO"}]}
+    stored = {"metadata": {"name": "bank", "uid": "u-1", "resourceVersion": "7"}, "spec": spec}
+    jobs = [job("0 9 * * *", refs=("bank",)) for _ in range(3)]
+    christmas_eve = datetime(2027, 12, 23, 12, tzinfo=UTC)  # a Thursday
+    fires = [resolve(j, {"bank": stored}).next_fire(christmas_eve) for j in jobs]
+    assert parsed == [[]]
+    assert fires == [datetime(2027, 12, 24, 9, tzinfo=UTC)] * 3
+    # The edit, with the stored version's metadata: 24 December added.
+    edited = {**stored, "spec": {**spec, "holiday": ["24.12.2027"]}}
+    after = [resolve(j, {"bank": edited}).next_fire(christmas_eve) for j in jobs]
+    assert parsed == [[], ["24.12.2027"]]
+    assert after == [datetime(2027, 12, 27, 9, tzinfo=UTC)] * 3  # 25 and 26 are holidays
+    # The stored version again, as a new LIST decodes it: not parsed again.
+    again = copy.deepcopy(stored)
+    assert resolve(jobs[0], {"bank": again}).next_fire(christmas_eve) == fires[0]
+    assert parsed == [[], ["24.12.2027"]]
 
 
 UNKNOWN = [

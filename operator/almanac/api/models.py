@@ -35,6 +35,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -508,6 +509,7 @@ class Calendar(_Lenient):
     """The exclusion lists."""
     status: CalendarStatus | None = None
     """Written by the operator: the feed's kept copy."""
+    _exclusions: Exclusions | None = PrivateAttr(default=None)
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> Self:
@@ -573,7 +575,14 @@ class Calendar(_Lenient):
     def exclusions(self) -> Exclusions:
         """The engine's form, each rule attributed to ``Calendar <name>``: the four
         lists, and a date set per ``holidays`` entry, for ``ical`` and for the kept copy
-        of ``source`` (:class:`CalendarNotFetched` without one)."""
+        of ``source`` (:class:`CalendarNotFetched` without one). Worked out once per
+        model: a Calendar that many jobs refer to is parsed once per version
+        (:func:`almanac.api.resolve.parse_calendars`), and each of their decisions asks."""
+        if self._exclusions is None:
+            self._exclusions = self._work_out_exclusions()
+        return self._exclusions
+
+    def _work_out_exclusions(self) -> Exclusions:
         source = self.source_name()
         lists = self.spec.to_exclusions(source, "spec")
         dated: list[DateSet] = [
