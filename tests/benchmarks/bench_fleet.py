@@ -40,6 +40,9 @@ last, so that a change in what else runs on the machine shows as two different l
    controller-manager's QPS 20 while the next phase runs: about 20 requests a second
    beside the bench). At 5,000 waiting for the runs to end and the namespaces to go
    would take most of an hour.
+   With `--calendar` every ScheduledJob refers to one Calendar (Romania's public
+   holidays and 24 dates in 2027, none of them today), as a finance team's jobs do:
+   each of their decisions builds the schedule with it.
 
 **Lateness** is always the moment a watch (`kubectl get -w`, its lines time-stamped by a
 separate small process, so the stamps do not wait on this script's event loop) first
@@ -144,7 +147,7 @@ from kubernetes_asyncio import client, config
 from prometheus_client.parser import text_string_to_metric_families
 from tests.benchmarks.measure_fleet import KUBECONFIG, process_usage
 from tests.integration.conftest import REPO, Operator
-from tests.integration.objects import scheduled_job, service
+from tests.integration.objects import calendar, scheduled_job, service
 from tests.kube import Kubectl, wait_until
 
 from almanac.api.names import GROUP, LABEL_RUN, SCHEDULED_JOBS, VERSION
@@ -153,6 +156,13 @@ from hack.ports import free_port
 
 IN_FLIGHT = 32
 """Requests in flight from this script's async client (the limit, and all set-up)."""
+
+#: The Calendar of ``--calendar``: a bank's days off, none of them today.
+BANK_HOLIDAYS = calendar(
+    "bank-holidays",
+    holidays=[{"country": "RO"}],
+    holiday=[f"{day:02d}.{month:02d}.2027" for month in range(1, 13) for day in (2, 16)],
+)
 
 BENCH_LABEL = "bench.almanac.dev/fleet"
 IDENTITY_NAMESPACE = "almanac-bench-identity"
@@ -596,7 +606,13 @@ def collection(namespace: str, resource: str) -> str:
 
 class Bench:
     def __init__(
-        self, api: client.ApiClient, lean: Kube, workdir: Path, *, fire_only: bool = False
+        self,
+        api: client.ApiClient,
+        lean: Kube,
+        workdir: Path,
+        *,
+        fire_only: bool = False,
+        with_calendar: bool = False,
     ) -> None:
         self.kube = Kubectl(KUBECONFIG)
         self.batch = client.BatchV1Api(api)
@@ -605,6 +621,8 @@ class Bench:
         self.workdir = workdir
         self.fire_only = fire_only
         """Measure a fire up to its last Job, not the runs' ends (see --fire-only)."""
+        self.with_calendar = with_calendar
+        """Every ScheduledJob refers to one Calendar (see --calendar)."""
 
     def namespace(self, phase: str, n: int) -> str:
         name = f"bench-{phase}-{n}-{uuid.uuid4().hex[:5]}"
@@ -743,8 +761,16 @@ class Bench:
                 "startTime": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "endTime": datetime.fromtimestamp(fire + 30, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
+        refs: dict[str, Any] = {}
+        if self.with_calendar:
+            await self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "calendars", BANK_HOLIDAYS
+            )
+            refs["calendarRefs"] = [{"name": BANK_HOLIDAYS["metadata"]["name"]}]
         jobs = [
-            scheduled_job(f"job-{i:05d}", timeZone="UTC", services=[service("main")], **when)
+            scheduled_job(
+                f"job-{i:05d}", timeZone="UTC", services=[service("main")], **when, **refs
+            )
             for i in range(n)
         ]
         progress(f"creating {n} ScheduledJobs due at {clock(fire)}")
@@ -1130,7 +1156,12 @@ def install_crds(kube: Kubectl) -> None:
 
 
 async def run(
-    sizes: list[int], skip_cronjob: bool, daily: bool, fire_only: bool, workdir: Path
+    sizes: list[int],
+    skip_cronjob: bool,
+    daily: bool,
+    fire_only: bool,
+    workdir: Path,
+    with_calendar: bool = False,
 ) -> None:
     kube = Kubectl(KUBECONFIG)
     qps = controller_manager_qps()
@@ -1141,6 +1172,11 @@ async def run(
             "ScheduledJobs: once a day, at T (--daily)\n"
             if daily
             else "ScheduledJobs: every minute in a window [T, T+30 s]\n"
+        )
+        + (
+            "each referring to a Calendar of Romania's holidays (--calendar)\n"
+            if with_calendar
+            else ""
         ),
         flush=True,
     )
@@ -1154,7 +1190,7 @@ async def run(
     lean, _ = await Kube.connect_kubeconfig(str(KUBECONFIG))
     try:
         async with client.ApiClient(configuration) as api:
-            bench = Bench(api, lean, workdir, fire_only=fire_only)
+            bench = Bench(api, lean, workdir, fire_only=fire_only, with_calendar=with_calendar)
             for n in sizes:
                 progress(f"N = {n}: the limit (load average {load()})")
                 limit = await bench.limit(n)
@@ -1196,11 +1232,19 @@ def main() -> None:
         "(client QPS 20) takes most of an hour to end the runs and delete the Jobs; tear "
         "the control plane down after (make cluster-down)",
     )
+    parser.add_argument(
+        "--calendar",
+        action="store_true",
+        help="every ScheduledJob refers to one Calendar, a bank's: Romania's public "
+        "holidays and 24 dates in 2027 (none of them today), as a finance team's jobs do",
+    )
     args = parser.parse_args()
     if shutil.which("kubectl") is None:
         sys.exit("kubectl is not on PATH")
     workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
-    asyncio.run(run(args.sizes, args.skip_cronjob, args.daily, args.fire_only, workdir))
+    asyncio.run(
+        run(args.sizes, args.skip_cronjob, args.daily, args.fire_only, workdir, args.calendar)
+    )
 
 
 if __name__ == "__main__":

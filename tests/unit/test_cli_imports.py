@@ -83,6 +83,21 @@ def test_the_plugins_cluster_verbs_load_neither_the_clients_models_nor_ours(verb
     assert sorted(m for m in modules if m.startswith(API_MODELS)) == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["--help"], "0"), (["runs", "--help"], "0"), (["runs"], "2"), (["nosuchverb"], "2")],
+    ids=" ".join,
+)
+def test_the_plugins_help_and_usage_errors_load_no_client(argv: list[str], code: str) -> None:
+    """``kubectl almanac --help`` and a mistyped command line answer before asyncio, the
+    client and aiohttp are imported (0.30 s of a 0.31 s start before)."""
+    modules, printed = modules_after(f"from almanac.cli.plugin import main\nprint(main({argv!r}))")
+    assert printed.splitlines()[-1] == code
+    loaded = sorted(m for m in modules if m.split(".")[0] in ("asyncio", "aiohttp"))
+    assert loaded + sorted(m for m in modules if m.startswith("kubernetes_asyncio")) == []
+    assert "almanac.kube" not in modules
+
+
 def test_almanac_run_is_what_loads_the_operator() -> None:
     """The check above can fail: the runner does bring kopf in."""
     modules, _ = modules_after("import almanac.controller.runner")

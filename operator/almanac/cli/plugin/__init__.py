@@ -27,9 +27,10 @@ the operator consumes (docs/api.md, "Reruns and manual runs"); the plugin then w
 boundedly, for what the operator answers: the new run, or a refusing Event.
 
 The package, one module a concern; each one's docstring says what it may import, and
-none of them imports this one but ``__main__``. This one imports :mod:`.cluster`,
-:mod:`.verbs` and :mod:`.errors`, :mod:`almanac.errors` and the engine's zone parser
-(``--default-timezone``)::
+none of them imports this one but ``__main__``. This one imports :mod:`.errors`,
+:mod:`almanac.errors` and the engine's zone parser (``--default-timezone``), and
+:mod:`.cluster` (with :mod:`.verbs`, the client and aiohttp) only once the command line
+has parsed: ``--help`` and a usage error need none of them::
 
     __init__   this: the command line (build_parser) and main, the console script
     __main__   python -m almanac.cli.plugin
@@ -44,7 +45,6 @@ none of them imports this one but ``__main__``. This one imports :mod:`.cluster`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -59,8 +59,6 @@ from almanac.cli.options import (
     add_grid_options,
     count,
 )
-from almanac.cli.plugin import verbs
-from almanac.cli.plugin.cluster import execute
 from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK, PluginError
 from almanac.errors import quote
 
@@ -141,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIMIT,
         help=f"show at most N runs (default: {DEFAULT_LIMIT}; 0: all)",
     )
-    runs.set_defaults(verb=verbs.runs)
+    runs.set_defaults(verb="runs")
 
     wait_help = (
         "how long to wait for the operator's answer, in seconds "
@@ -167,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument(
         "--wait", metavar="SECONDS", type=_seconds, default=DEFAULT_WAIT_SECONDS, help=wait_help
     )
-    rerun.set_defaults(verb=verbs.rerun)
+    rerun.set_defaults(verb="rerun")
 
     run = commands.add_parser(
         "run",
@@ -183,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--wait", metavar="SECONDS", type=_seconds, default=DEFAULT_WAIT_SECONDS, help=wait_help
     )
-    run.set_defaults(verb=verbs.run_now)
+    run.set_defaults(verb="run_now")
 
     next_ = commands.add_parser(
         "next",
@@ -204,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many fires (default: 10)",
     )
     add_default_timezone(next_, LIVE_ZONE_HELP)
-    next_.set_defaults(verb=verbs.next_fires)
+    next_.set_defaults(verb="next_fires")
 
     grid = commands.add_parser(
         "calendar",
@@ -221,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         grid,
         zone_help=LIVE_ZONE_HELP,
     )
-    grid.set_defaults(verb=verbs.calendar)
+    grid.set_defaults(verb="calendar")
 
     describe = commands.add_parser(
         "describe",
@@ -232,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     describe.add_argument("run", metavar="RUN", help="the ScheduledJobRun")
-    describe.set_defaults(verb=verbs.describe)
+    describe.set_defaults(verb="describe")
 
     diff = commands.add_parser(
         "calendar-diff",
@@ -247,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_edited_calendar_options(diff)
     add_default_timezone(diff, LIVE_ZONE_HELP)
-    diff.set_defaults(verb=verbs.calendar_diff)
+    diff.set_defaults(verb="calendar_diff")
 
     fill = commands.add_parser(
         "backfill",
@@ -299,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the instants and run names; create nothing",
     )
     add_default_timezone(fill, LIVE_ZONE_HELP)
-    fill.set_defaults(verb=verbs.backfill)
+    fill.set_defaults(verb="backfill")
     return parser
 
 
@@ -313,6 +311,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The client logs warnings (a missing kubeconfig file) that would add a second,
     # less clear line to ours.
     logging.getLogger("kubernetes_asyncio").setLevel(logging.CRITICAL)
+    # Only now: asyncio, the client and aiohttp are most of the start-up, and --help and
+    # a usage error need none of them.
+    import asyncio
+
+    from almanac.cli.plugin.cluster import execute
+
     try:
         return asyncio.run(execute(args))
     except PluginError as e:

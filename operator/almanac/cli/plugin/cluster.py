@@ -21,6 +21,7 @@ import ssl
 
 import aiohttp
 
+from almanac.cli.plugin import verbs
 from almanac.cli.plugin.errors import PluginError, Unreachable
 from almanac.cli.plugin.verbs import Context
 from almanac.errors import quote
@@ -87,13 +88,14 @@ def _why(error: BaseException) -> str:
 
 
 async def execute(args: argparse.Namespace) -> int:
-    """Runs ``args.verb`` in the cluster and namespace ``args`` name; its exit code."""
+    """Runs the verb ``args.verb`` names (a function of :mod:`.verbs`) in the cluster and
+    namespace ``args`` name; its exit code."""
     kube, context_namespace = await _connect(args.kubeconfig, args.context)
     server = str(kube.api.configuration.host)
     context = Context(kube, args.namespace or context_namespace or "default")
     try:
         async with asyncio.timeout(API_DEADLINE_SECONDS + getattr(args, "wait", 0.0)):
-            code: int = await args.verb(context, args)
+            code: int = await getattr(verbs, args.verb)(context, args)
             return code
     except BrokenPipeError:
         raise  # our reader went away (| head), not the server

@@ -2,7 +2,8 @@
 exit code.
 
 ``runs``, ``rerun``, ``run``, ``next`` and ``describe`` are ``async (Context, args) ->
-int``; :func:`almanac.cli.plugin.build_parser` sets one as ``args.verb``, and
+int``; :func:`almanac.cli.plugin.build_parser` sets one's name as ``args.verb`` (so
+that ``--help`` and a usage error import neither this module nor the client), and
 :mod:`.cluster` runs it within the deadline. ``rerun`` and ``run`` set the annotation the
 operator consumes, then poll, boundedly, for its answer (:mod:`.outcomes`).
 
