@@ -209,6 +209,10 @@ def test_a_calendar_is_parsed_once_per_content_for_every_job_that_refers_to_it(
     again = copy.deepcopy(stored)
     assert resolve(jobs[0], {"bank": again}).next_fire(christmas_eve) == fires[0]
     assert parsed == [[], ["24.12.2027"]]
+    # A YAML file's body that JSON cannot hold is parsed, and refused, as before.
+    odd = {"metadata": {"name": "bank", "creationTimestamp": christmas_eve}, "spec": {1: 2}}
+    with pytest.raises(InvalidSpec, match=r"spec\[1\]"):
+        resolve(jobs[0], {"bank": odd})
 
 
 UNKNOWN = [

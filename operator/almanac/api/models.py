@@ -576,7 +576,7 @@ class Calendar(_Lenient):
         """The engine's form, each rule attributed to ``Calendar <name>``: the four
         lists, and a date set per ``holidays`` entry, for ``ical`` and for the kept copy
         of ``source`` (:class:`CalendarNotFetched` without one). Worked out once per
-        model: a Calendar that many jobs refer to is parsed once per version
+        model: a Calendar that many jobs refer to is parsed once per content
         (:func:`almanac.api.resolve.parse_calendars`), and each of their decisions asks."""
         if self._exclusions is None:
             self._exclusions = self._work_out_exclusions()

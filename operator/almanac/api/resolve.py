@@ -63,7 +63,10 @@ def _parsed(model: type[Calendar], body: Mapping[str, Any]) -> Calendar:
     out once, :meth:`Calendar.exclusions`). By content, not by UID and resourceVersion:
     an edit under review, or a file saved from the cluster and edited, still carries the
     stored version's. An invalid body is parsed each time (it raises)."""
-    key = (model.__name__, hashlib.blake2b(wire.dumps(body), digest_size=16).digest())
+    try:
+        key = (model.__name__, hashlib.blake2b(wire.dumps(body), digest_size=16).digest())
+    except TypeError:  # a YAML file's body that is not JSON (a number as a key, a date)
+        return model.parse(body)
     found = _PARSED.get(key)
     if found is None:
         found = model.parse(body)
