@@ -34,6 +34,7 @@ __all__ = [
     "JobImpact",
     "Moved",
     "calendar_impact",
+    "calendars_of",
     "never_fires_warnings",
     "not_checked_warning",
     "parse_calendar",

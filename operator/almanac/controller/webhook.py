@@ -33,8 +33,12 @@ from typing import Any
 from aiohttp import web
 
 from almanac.api import names as api
-from almanac.api.impact import not_checked_warning, referring_jobs, refers_to_a_cluster_calendar
-from almanac.api.names import calendar_key
+from almanac.api.impact import (
+    calendars_of,
+    not_checked_warning,
+    referring_jobs,
+    refers_to_a_cluster_calendar,
+)
 from almanac.controller import certificates
 from almanac.controller.admission import (
     RUN_CREATE_REFUSAL,
@@ -227,16 +231,12 @@ class Admission:
     async def _calendars_for(
         self, job: Mapping[str, Any], namespace: str
     ) -> dict[str, Mapping[str, Any]]:
-        """What a ScheduledJob of ``namespace`` can refer to, by
-        :func:`~almanac.api.names.calendar_key`: the namespace's Calendars, and the
-        ClusterCalendars when the job names one."""
-        calendars: dict[str, Mapping[str, Any]] = {
-            c["metadata"]["name"]: c for c in await self.kube.list_objects(api.CALENDARS, namespace)
-        }
+        """What a ScheduledJob of ``namespace`` can refer to (:func:`calendars_of`): the
+        namespace's Calendars, and the ClusterCalendars when the job names one."""
+        bodies = await self.kube.list_objects(api.CALENDARS, namespace)  # items carry kind
         if refers_to_a_cluster_calendar(job):
-            for c in await self.kube.list_cluster_calendars():
-                calendars[calendar_key("ClusterCalendar", c["metadata"]["name"])] = c
-        return calendars
+            bodies += await self.kube.list_cluster_calendars()
+        return calendars_of(job, bodies)
 
     def _is_operator(self, userinfo: Mapping[str, Any]) -> bool:
         return self.identity is not None and userinfo.get("username") == self.identity

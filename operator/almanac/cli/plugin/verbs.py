@@ -188,7 +188,7 @@ async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
         calendars = await c.kube.list_objects(CALENDARS, namespace)  # items carry their kind
         # ClusterCalendars only when needed: a namespace's user may not list them.
         if kind == CALENDAR_KINDS[1] or any(map(refers_to_a_cluster_calendar, jobs)):
-            calendars += await c.kube.list_objects(CLUSTER_CALENDARS, "")
+            calendars += await c.kube.list_cluster_calendars()
     except ApiException as e:
         if e.status != 403:
             raise
