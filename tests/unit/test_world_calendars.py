@@ -163,7 +163,8 @@ def test_a_job_whose_only_dates_are_holidays_fires_after_the_last_year() -> None
 
 def test_a_country_year_is_computed_once_per_process() -> None:
     """The engine asks for each year it reaches at every decision: the package is asked
-    once per (country, year, ...)."""
+    once per (country, year, ...), and the schedules built later from the same Calendar
+    do not even ask the cache (they share the exclusions that learned the year)."""
     from almanac.schedule import countries
 
     countries._year.cache_clear()
@@ -174,7 +175,35 @@ def test_a_country_year_is_computed_once_per_process() -> None:
         first = first or countries._year.cache_info().misses
     info = countries._year.cache_info()
     assert first == 3  # 2025 (the day before the search starts), 2026 and 2027
-    assert info.misses == first and info.hits == 2 * first
+    assert info.misses == first and info.hits == 0
+
+
+def test_jobs_that_match_the_same_dates_under_the_same_calendar_share_what_it_worked_out() -> None:
+    """The operator builds a schedule at each decision, the webhook one per referring
+    job: jobs whose day fields and Calendars are the same share one CandidateDays (and
+    what it learned of each month), whatever their hours; any other job has its own,
+    and sharing changes no fire."""
+    from almanac.schedule import days as days_module
+    from almanac.schedule import exclusions as exclusions_module
+
+    bank = calendar(holidays=[{"country": "RO"}], weekly=["Saturday", "Sunday"])
+    weekdays_at_2, weekdays_at_6 = (
+        schedule_of(bank, cron="0 2 * * 1-5"),
+        schedule_of(bank, cron="30 6 * * 1-5"),
+    )
+    firsts = schedule_of(bank, cron="0 2 1 * *")
+    other_bank = schedule_of(calendar(holidays=[{"country": "FR"}]), cron="0 2 * * 1-5")
+    assert weekdays_at_2.days is weekdays_at_6.days
+    assert firsts.days is not weekdays_at_2.days
+    assert other_bank.days is not weekdays_at_2.days
+
+    since = datetime(2026, 12, 1, tzinfo=UTC)
+    shared = list(zip(range(300), weekdays_at_6.fires(since), strict=False))
+    days_module._SHARED.clear()
+    exclusions_module._UNIONS.clear()
+    alone = schedule_of(bank, cron="30 6 * * 1-5")
+    assert alone.days is not weekdays_at_6.days
+    assert list(zip(range(300), alone.fires(since), strict=False)) == shared
 
 
 def test_a_calendar_is_parsed_once_per_content_for_every_job_that_refers_to_it(

@@ -505,7 +505,7 @@ class Calendar(_Lenient):
     """``Calendar``, or ``ClusterCalendar`` (:class:`ClusterCalendar`)."""
     metadata: ObjectMeta
     """Name and namespace; ScheduledJobs refer to the name."""
-    spec: CalendarSpec = CalendarSpec()
+    spec: CalendarSpec = Field(default_factory=CalendarSpec)
     """The exclusion lists."""
     status: CalendarStatus | None = None
     """Written by the operator: the feed's kept copy."""
@@ -778,7 +778,7 @@ class ScheduledJobSpec(_Model):
     local time in ``timeZone``; with ``Z`` or ``+02:00``, that instant. Years 1970-2200."""
     end_time: _DateTime | None = None
     """Nothing fires after this (inclusive). Same format and years as ``startTime``."""
-    exclusions: ExclusionLists = ExclusionLists()
+    exclusions: ExclusionLists = Field(default_factory=ExclusionLists)
     """Days on which nothing fires, as local dates in ``timeZone``."""
     calendar_refs: Annotated[
         list[CalendarRef], Field(max_length=bounds.CALENDAR_REFS_MAX_ITEMS)
@@ -817,7 +817,7 @@ class ScheduledJobSpec(_Model):
     """Finished successful runs to keep (CronJob's default, 3), at most 1,000."""
     failed_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 1
     """Finished failed runs to keep (CronJob's default, 1), at most 1,000."""
-    notifications: Notifications = Notifications()
+    notifications: Notifications = Field(default_factory=Notifications)
     """E-mail on success and/or failure."""
     services: Annotated[
         list[Service],
@@ -873,11 +873,7 @@ class ScheduledJobSpec(_Model):
                 errors.append(
                     FieldError(f"spec.calendarRefs[{i}]", str(e), reason="CalendarNotFetched")
                 )
-        # One union of every source (adding them one by one would copy the rules each time).
-        exclusions = Exclusions(
-            (rule for source in sources for rule in source.rules),
-            (dated for source in sources for dated in source.dated),
-        )
+        exclusions = Exclusions.union(sources)
         try:
             schedule = Schedule.build(
                 self.schedule,

@@ -301,6 +301,22 @@ class CronExpression:
         """Parse ``text``; a ``ValueError`` says what is wrong and what is expected."""
         return _parse_cron(text)
 
+    @property
+    def day_fields(self) -> tuple[object, ...]:
+        """Everything that says which dates match (not the minutes and hours): equal for
+        two expressions that match the same dates, e.g. ``0 2 * * 1-5`` and ``30 6 * * 1-5``."""
+        return (
+            self.days_of_month,
+            self.months,
+            self.days_of_week,
+            self.dom_star,
+            self.dow_star,
+            self.tokens,
+            self.day_of_month_text,
+            self.month_end_tokens,
+            self.week_tokens,
+        )
+
     def day_matches(
         self,
         day_of_month: int,

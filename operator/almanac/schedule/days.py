@@ -31,6 +31,7 @@ is excluded.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -88,6 +89,13 @@ _Month = tuple[tuple[int, ...], frozenset[int], dict[int, tuple[int, ...]], tupl
 _Shape = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
+#: How many :meth:`CandidateDays.shared` keeps (a cluster's distinct combinations of day
+#: fields and Calendars are a few dozen; each keeps what it worked out of some months).
+SHARED_KEPT = 256
+_SHARED: dict[tuple[object, ...], CandidateDays] = {}
+_SHARED_LOCK = threading.Lock()  # the webhook reviews in a thread of its own
+
+
 class CandidateDays:
     """The local dates a cron expression's month and day fields match and that no
     exclusion removes, month by month, with each month shape computed once; with
@@ -103,6 +111,28 @@ class CandidateDays:
         "_on_excluded",
         "_shapes",
     )
+
+    @classmethod
+    def shared(
+        cls,
+        cron: CronExpression,
+        exclusions: Exclusions,
+        on_excluded: OnExcludedDay = OnExcludedDay.SKIP,
+        max_shift: int = 7,
+    ) -> CandidateDays:
+        """The candidate days of every schedule with the same day fields, exclusions and
+        shift (the last :data:`SHARED_KEPT`): what one works out about a month, every job
+        that matches the same dates and obeys the same Calendars reuses, as the operator
+        builds a schedule at each decision and the webhook one per referring job."""
+        key = (cron.day_fields, exclusions, on_excluded, max_shift)
+        found = _SHARED.get(key)
+        if found is None:
+            found = cls(cron, exclusions, on_excluded, max_shift)
+            with _SHARED_LOCK:
+                _SHARED[key] = found
+                while len(_SHARED) > SHARED_KEPT:
+                    del _SHARED[next(iter(_SHARED))]  # the oldest
+        return found
 
     def __init__(
         self,

@@ -186,7 +186,7 @@ class Schedule:
         # Date sets (an iCalendar's timed events) fall on local dates of the job's zone.
         self.exclusions = (exclusions if exclusions is not None else Exclusions()).in_zone(zone)
         self._hm = tuple(h * 3600 + m * 60 for h in cron.hours for m in cron.minutes)
-        self.days = CandidateDays(cron, self.exclusions, on_excluded_day, max_shift_days)
+        self.days = CandidateDays.shared(cron, self.exclusions, on_excluded_day, max_shift_days)
         last_holiday = self.exclusions.last_holiday
         self._holiday_anchor = last_holiday.toordinal() if last_holiday else 0
         if self.days.business and last_holiday:

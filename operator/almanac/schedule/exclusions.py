@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
@@ -247,6 +248,13 @@ class DateSet(Protocol):
         ...
 
 
+#: How many unions :meth:`Exclusions.union` keeps: one per distinct combination of a
+#: job's own lists and its Calendars, so a cluster's few hundred fit.
+UNIONS_KEPT = 1024
+_UNIONS: dict[tuple[Exclusions, ...], Exclusions] = {}
+_UNIONS_LOCK = threading.Lock()  # the webhook reviews in a thread of its own
+
+
 class Exclusions:
     """The union of exclusion lists and computed date sets from several sources;
     immutable (what it learns of a date set's years is kept, not changed).
@@ -258,9 +266,11 @@ class Exclusions:
         "_annual",
         "_dated_days",
         "_dated_rules",
+        "_hash",
         "_holidays",
         "_monthly",
         "_weekly",
+        "_zoned",
         "dated",
         "rules",
     )
@@ -275,6 +285,8 @@ class Exclusions:
         # year -> (year, month) -> days, and date -> rules; filled by _dated_year.
         self._dated_days: dict[int, dict[int, frozenset[int]]] = {}
         self._dated_rules: dict[date, list[ExclusionRule]] = {}
+        self._zoned: dict[tzinfo, Exclusions] = {}  # in_zone's answers
+        self._hash: int | None = None
         annual: dict[int, set[int]] = {}
         holidays: dict[tuple[int, int], set[int]] = {}
         monthly: set[int] = set()
@@ -335,6 +347,42 @@ class Exclusions:
     def __add__(self, other: Exclusions) -> Exclusions:
         return Exclusions(self.rules + other.rules, self.dated + other.dated)
 
+    @classmethod
+    def union(cls, sources: Sequence[Exclusions]) -> Exclusions:
+        """The exclusions of every source, in order, as one object shared by every
+        caller that unites equal sources (the last :data:`UNIONS_KEPT`).
+
+        Why shared: the operator builds a job's schedule at each decision, and the
+        webhook and calendar-diff one per job; what an object learns (a country's
+        holidays of a year, :meth:`in_zone`'s copies) is then learned once for all the
+        jobs that refer to the same Calendars, not once per job and decision."""
+        given = tuple(source for source in sources if source)
+        if len(given) == 1:
+            return given[0]
+        found = _UNIONS.get(given)
+        if found is None:
+            found = cls(
+                (rule for source in given for rule in source.rules),
+                (dated for source in given for dated in source.dated),
+            )
+            with _UNIONS_LOCK:
+                _UNIONS[given] = found
+                while len(_UNIONS) > UNIONS_KEPT:
+                    del _UNIONS[next(iter(_UNIONS))]  # the oldest
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Exclusions):
+            return NotImplemented
+        return self.rules == other.rules and self.dated == other.dated
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash((self.rules, self.dated))
+        return self._hash
+
     def __bool__(self) -> bool:
         return bool(self.rules) or bool(self.dated)
 
@@ -347,7 +395,11 @@ class Exclusions:
         :class:`~almanac.schedule.engine.Schedule` holds."""
         if not self.dated:
             return self
-        return Exclusions(self.rules, (d.in_zone(zone) for d in self.dated))
+        zoned = self._zoned.get(zone)
+        if zoned is None:
+            zoned = Exclusions(self.rules, (d.in_zone(zone) for d in self.dated))
+            self._zoned[zone] = zoned
+        return zoned
 
     def excludes(self, day: date) -> bool:
         """Whether nothing fires on the local date ``day``."""
@@ -406,7 +458,10 @@ class Exclusions:
         year (and recording, per date, the rules that say why)."""
         months = self._dated_days.get(year)
         if months is None:
+            # Worked out aside and published last: a shared object (:meth:`union`) may be
+            # asked the same year by the webhook's thread and the event loop at once.
             days: dict[int, set[int]] = {}
+            rules: dict[date, list[ExclusionRule]] = {}
             for dated in self.dated:
                 for day, label in sorted(dated.dates_in(year).items()):
                     if day.year != year:
@@ -414,6 +469,7 @@ class Exclusions:
                     days.setdefault(day.month, set()).add(day.day)
                     entry = f"{day.day:02d}.{day.month:02d}.{day.year:04d}"
                     rule = ExclusionRule(dated.kind, entry, day, dated.source, dated.path, label)
-                    self._dated_rules.setdefault(day, []).append(rule)
+                    rules.setdefault(day, []).append(rule)
+            self._dated_rules.update(rules)
             months = self._dated_days[year] = {m: frozenset(d) for m, d in days.items()}
         return months
