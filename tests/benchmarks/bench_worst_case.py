@@ -161,13 +161,16 @@ def _decide(spec: dict[str, Any]) -> str:
 
 
 def _clear_caches() -> None:
-    from almanac.schedule import cron, engine, zones
+    from almanac.schedule import cron, days, engine, exclusions, zones
 
     for module in (cron, engine, zones):
         for value in vars(module).values():
             clear: Callable[[], None] | None = getattr(value, "cache_clear", None)
             if clear is not None:
                 clear()
+    # What schedules share with the next schedule of the same days and Calendars.
+    days._SHARED.clear()
+    exclusions._UNIONS.clear()
 
 
 def _median(run: Callable[[], object], runs: int, *, cold: bool) -> float:
