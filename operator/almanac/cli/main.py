@@ -50,8 +50,7 @@ from almanac.cli.options import (
 from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import SkippedDay, first_fires, format_local
-from almanac.schedule.zones import parse_date_time
-from almanac.times import format_instant
+from almanac.times import format_instant, parse_instant
 
 __all__ = ["build_parser", "main"]
 
@@ -97,15 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _after(text: str) -> datetime:
+    """``--after``: an RFC 3339 instant with an offset, read as a Backfill's ``from`` and
+    ``to`` are (:func:`almanac.times.parse_instant`), fractions and lower-case t/z too."""
     try:
-        moment = parse_date_time(text)
+        return parse_instant(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{quote(text)} has no offset; RFC 3339 needs Z or one like +02:00"
-        )
-    return moment
 
 
 def _add_next(commands: Any) -> None:

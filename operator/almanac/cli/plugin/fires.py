@@ -24,7 +24,6 @@ from almanac.api.models import (
     BackfillOrder,
     Calendar,
     ScheduledJob,
-    instant_of,
 )
 from almanac.api.names import calendar_key, run_name
 from almanac.api.resolve import resolve
@@ -35,7 +34,7 @@ from almanac.rules.backfill import TooManyInstants, range_instants
 from almanac.rules.plans import Body
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
-from almanac.times import format_instant
+from almanac.times import format_instant, parse_instant
 
 __all__ = ["backfill_body", "check_backfill", "format_backfill", "format_calendar", "format_next"]
 
@@ -191,7 +190,7 @@ def backfill_body(
         stamps = []
         for value in (start, end):
             try:
-                stamps.append(instant_of(value).astimezone(UTC).strftime("%Y%m%d%H%M"))
+                stamps.append(parse_instant(value).astimezone(UTC).strftime("%Y%m%d%H%M"))
             except ValueError:
                 stamps.append("invalid")  # the model names the field below
         name = f"{job}-{stamps[0]}-{stamps[1]}"
