@@ -273,22 +273,24 @@ def _calendar(args: argparse.Namespace) -> int:
     except ManifestError as e:
         print(f"almanac calendar: {e}", file=err)
         return EXIT_INVALID
+    now = datetime.now(UTC)
     if args.first is None:
-        today = datetime.now(UTC).astimezone(schedule.zone)
+        today = now.astimezone(schedule.zone)
         year, month = today.year, today.month
     else:
         year, month = args.first
-    lines = render_months(
+    grids = render_months(
         schedule,
         f"ScheduledJob {job.metadata.name}",
         year,
         month,
         args.months,
+        now=now,
         color=use_color(args.color, out),
     )
-    for line in lines:
+    for line in grids.lines:
         print(line, file=out)
-    return EXIT_NEVER_FIRES if schedule.never_fires else EXIT_OK
+    return EXIT_NEVER_FIRES if grids.never else EXIT_OK
 
 
 def _load(
