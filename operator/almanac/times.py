@@ -2,15 +2,24 @@
 
 Ground floor (imports nothing of Almanac): the engine, the decisions, the API gateway,
 e-mails and the command lines all print ``2027-01-04T00:30:00Z`` and ``3m12s`` the same
-way, and read Kubernetes times back with :func:`parse_time`.
+way, read Kubernetes times back with :func:`parse_time`, and read the instants users
+write (a Backfill's ``from`` and ``to``, ``almanac next --after``) with :func:`parse_instant`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_duration", "format_instant", "parse_duration", "parse_time", "timestamp"]
+__all__ = [
+    "format_duration",
+    "format_instant",
+    "parse_duration",
+    "parse_instant",
+    "parse_time",
+    "timestamp",
+]
 
 #: A duration as Kubernetes and Go write one, in whole hours, minutes and seconds, largest
 #: first: ``2h``, ``90m``, ``1h30m``, ``45s``. Fractions and days are left out on purpose:
@@ -33,6 +42,33 @@ def timestamp(when: datetime | None) -> str | None:
 def parse_time(value: str | None) -> datetime | None:
     """A Kubernetes time (``2027-01-04T00:30:00Z``) as an aware datetime; None for none."""
     return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+#: An RFC 3339 instant (section 5.6 ``date-time``): an offset is required, a fraction of a
+#: second (up to microseconds) is allowed, and ``T`` and ``Z`` may be lower case (the NOTE
+#: in section 5.6).
+_RFC3339_INSTANT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
+)
+_INSTANT_EXAMPLES = '(e.g. "2027-01-04T00:00:00Z" or "2027-01-04T02:00:00+02:00")'
+
+
+def parse_instant(text: str) -> datetime:
+    """An instant a user wrote, RFC 3339 with an offset (``2027-01-04T00:00:00Z``,
+    ``2027-01-04t02:00:00.5+02:00``), as an aware datetime, fraction kept. One reader for
+    every such instant, so that what a Backfill accepts the command lines accept too.
+    ValueError, saying what is expected, for anything else; years are the caller's to
+    bound."""
+    quoted = json.dumps(text, ensure_ascii=False)  # as almanac.errors.quote does
+    if not _RFC3339_INSTANT.fullmatch(text):
+        missing = " (it has no offset)" if _RFC3339_INSTANT.fullmatch(text + "Z") else ""
+        raise ValueError(
+            f"{quoted} is not an RFC 3339 instant with an offset{missing} {_INSTANT_EXAMPLES}"
+        )
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{quoted} is not a valid date and time") from None
 
 
 def format_duration(delta: timedelta) -> str:

@@ -101,6 +101,32 @@ def _expand(text: str, low: int, high: int, names: dict[str, int]) -> set[int]:
     return out
 
 
+_WEEK = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]  # one week, Sunday to Saturday
+
+
+def _weekdays(text: str) -> set[int]:
+    """The day-of-week field read from docs/schedule.md's words, with the week as a list of
+    days rather than a numeric range: ``0``-``6`` and the names are Sunday to Saturday and
+    ``7`` is Sunday again; ``a-b`` are the days from a to b as written (so ``1-7`` ends on a
+    Sunday); ``N/n`` is every n-th day from N to the end of the week, Saturday (as CronJob
+    and croniter read it; ``7/n`` starts on Sunday); ``*`` is the whole week."""
+    out: set[int] = set()
+    for part in text.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span in ("*", "?"):
+            days = _WEEK
+        elif "-" in span:
+            a, b = (_number(x, _DOWS) for x in span.split("-"))
+            days = (_WEEK * 2)[a : b + 1]
+        elif step_text:
+            days = _WEEK[_number(span, _DOWS) % 7 :]
+        else:
+            days = [_WEEK[_number(span, _DOWS) % 7]]
+        out.update(_DOWS[day] for day in days[::step])
+    return out
+
+
 _DOM_TOKEN = re.compile(r"(L(-[0-9]+)?|[0-9]+W|LW|[0-9]+B|LB(-[0-9]+)?)", re.IGNORECASE)
 _DOW_TOKEN = re.compile(r"([0-9]|[A-Za-z]{3})(#[0-9]|L)", re.IGNORECASE)
 
@@ -150,7 +176,7 @@ class OracleCron:
         assert len(fields) == 5, text
         dom_text, dom_tokens = _plain(fields[2], _DOM_TOKEN)
         dow_text, dow_tokens = _plain(fields[4], _DOW_TOKEN)
-        dows = {d % 7 for d in _expand(dow_text, 0, 7, _DOWS)} if dow_text else set()
+        dows = _weekdays(dow_text) if dow_text else set()
         return cls(
             minutes=frozenset(_expand(fields[0], 0, 59, {})),
             hours=frozenset(_expand(fields[1], 0, 23, {})),

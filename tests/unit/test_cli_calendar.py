@@ -4,6 +4,7 @@ package say, and the heavy packages load only when a Calendar uses them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import textwrap
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import holidays
 import pytest
@@ -127,8 +129,8 @@ def test_the_grid_counts_every_fire_of_a_day_dst_days_included() -> None:
     assert marks[date(2026, 10, 25)].fires == 25
     assert marks[date(2026, 6, 1)].fires == 24
     # the grid's count for a month is the engine's count of fires in it
-    lines = render_months(schedule, "ScheduledJob hourly", 2026, 3, 1)
     first = datetime(2026, 3, 1, tzinfo=schedule.zone)
+    lines = render_months(schedule, "ScheduledJob hourly", 2026, 3, 1, now=first).lines
     end = datetime(2026, 4, 1, tzinfo=schedule.zone)
     total = 0
     for fire in schedule.fires(first - timedelta(microseconds=1)):
@@ -282,14 +284,69 @@ def test_the_plugin_draws_the_live_job_from_the_current_month_in_its_zone() -> N
 
     job, ro, acme = yaml.safe_load_all(BANK.replace("SCHEDULE", "30 2 * * *"))
     now = datetime.fromisoformat("2026-12-31T23:30:00+00:00")
-    lines = format_calendar(job, [ro, acme], now, 2)
+    lines = format_calendar(job, [ro, acme], now, 2).lines
     assert lines[0] == 'ScheduledJob settlement: "30 2 * * *" (fixed-time) in Europe/Bucharest'
     months = [line.strip() for line in lines if line.strip() in ("January 2027", "February 2027")]
     assert months == ["January 2027", "February 2027"]
     suspended = {**job, "spec": {**job["spec"], "suspend": True}}
-    assert "(suspended: " in format_calendar(suspended, [ro, acme], now, 1)[0]
+    assert "(suspended: " in format_calendar(suspended, [ro, acme], now, 1).lines[0]
     args = build_parser().parse_args(["calendar", "j", "--months", "6", "-n", "finance"])
     assert (args.job, args.months, args.namespace) == ("j", 6, "finance")
+
+
+# api.md (`almanac calendar`): "Exit codes as `almanac next`: 0, 2 for an invalid manifest,
+# and 1 when the schedule never fires (the grids are drawn all the same, with the reason)".
+# `almanac next` says never for every reason, not only those known without a start;
+# `kubectl almanac calendar JOB` draws and exits the same way.
+NEVER = [
+    ("no such date, known without a start (NoSuchDate)",
+     {"schedule": "0 0 30 2 *"}, "February has no day 30"),
+    ("the window ended (WindowEnded)",
+     {"schedule": "0 12 * * *", "endTime": "2020-01-01T00:00:00Z"}, "window ended"),
+    ("every time in a dst gap (EveryTimeInGap)",
+     {"schedule": "* 2 8-14 3 */7", "timeZone": "America/New_York"}, "daylight-saving gap"),
+]  # fmt: skip
+
+
+def never_job(spec: dict[str, str]) -> dict[str, object]:
+    return {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJob",
+        "metadata": {"name": "j", "namespace": "ns"},
+        "spec": {**spec, "services": [{"name": "main", "jobTemplate": {}}]},
+    }
+
+
+@pytest.mark.parametrize(("spec", "reason"), [r[1:] for r in NEVER], ids=[r[0] for r in NEVER])
+def test_calendar_exits_1_with_the_reason_whenever_almanac_next_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: dict[str, str], reason: str
+) -> None:
+    path = tmp_path / "never.yaml"
+    path.write_text(json.dumps(never_job(spec)))
+    assert run(capsys, "next", "-f", str(path))[0] == 1  # the model cited
+    code, out, _ = run(capsys, "calendar", "-f", str(path), "--months", "1", "--from", "2027-03")
+    assert code == 1
+    assert "never fires" in out and reason in out
+    assert "March 2027" in out  # drawn all the same
+
+
+@pytest.mark.parametrize(("spec", "reason"), [r[1:] for r in NEVER], ids=[r[0] for r in NEVER])
+def test_the_plugin_calendar_exits_1_with_the_reason_as_almanac_calendar_does(
+    capsys: pytest.CaptureFixture[str], spec: dict[str, str], reason: str
+) -> None:
+    from almanac.cli.plugin import build_parser
+    from almanac.cli.plugin.verbs import Context, calendar
+    from almanac.kube import Kube
+    from tests.unit.fake_kube import FakeKube
+
+    kube = FakeKube()
+    kube.put("scheduledjobs", never_job(spec))
+    args = build_parser().parse_args(["calendar", "j", "--months", "1", "--color", "never"])
+    code = asyncio.run(calendar(Context(cast(Kube, kube), "ns"), args))
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "never fires" in out and reason in out
+    assert "Mo     Tu     We" in out  # drawn all the same
 
 
 DOC = REPO / "docs" / "calendars.md"

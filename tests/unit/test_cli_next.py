@@ -104,6 +104,25 @@ def test_after_with_an_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (code, out) == (0, "2027-01-02T12:00:00Z\n")  # 13:00Z is past today's noon UTC
 
 
+# api.md: "`--after`: RFC 3339 with `Z` or an offset", read as a Backfill's from and to:
+# RFC 3339 allows a fraction of a second and a lower-case t and z (section 5.6, NOTE).
+AFTERS = [
+    ("a fraction of a second", "2027-01-01T11:59:59.5Z", "2027-01-01T12:00:00Z"),
+    ("a fraction with an offset", "2027-01-01T13:59:59.250+02:00", "2027-01-01T12:00:00Z"),
+    ("lower-case t and z", "2027-01-01t11:59:59z", "2027-01-01T12:00:00Z"),
+    ("a fraction past a fire: strictly after it", "2027-01-01T12:00:00.5Z", "2027-01-02T12:00:00Z"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("after", "expected"), [r[1:] for r in AFTERS], ids=[r[0] for r in AFTERS])
+def test_after_takes_any_rfc3339_instant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], after: str, expected: str
+) -> None:
+    manifest = write(tmp_path, job('schedule: "0 12 * * *"'))
+    code, out, err = run(capsys, "-f", manifest, "--after", after, "-n", "1")
+    assert (code, out, err) == (0, f"{expected}\n", "")
+
+
 def test_fewer_lines_when_the_window_ends(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -417,7 +436,10 @@ def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 COMMAND_LINES = [
     ("after without an offset", ["--after", "2027-01-01T00:00:00"], "has no offset"),
-    ("after that is not a date-time", ["--after", "tomorrow"], "is not a date-time"),
+    ("after that is not an instant", ["--after", "tomorrow"],
+     '"tomorrow" is not an RFC 3339 instant with an offset'),
+    ("after with a space for the t", ["--after", "2027-01-01 00:00:00Z"],
+     "is not an RFC 3339 instant with an offset"),
     ("count zero", ["-n", "0"], '"0" is not a whole number of at least 1'),
     ("unknown default zone", ["--default-timezone", "Mars/Base"], "is not an IANA time zone"),
     ("unknown output", ["-o", "json"], "invalid choice"),

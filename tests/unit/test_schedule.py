@@ -165,6 +165,9 @@ FIRES = [
     ("7 is sunday, and a range may end on it",
      "0 0 * * 5-7", "UTC", "2027-01-01T00:00",
      ["2027-01-02T00:00", "2027-01-03T00:00", "2027-01-08T00:00"]),
+    ("day-of-week 1/2 ends on saturday: monday, wednesday, friday, never sunday",
+     "0 0 * * 1/2", "UTC", "2027-01-01T00:00",
+     ["2027-01-04T00:00", "2027-01-06T00:00", "2027-01-08T00:00", "2027-01-11T00:00"]),
     # Names and macros.
     ("month and day names, any case",
      "0 6 * feb,Mar mon-wed", "UTC", "2027-01-01T00:00",
@@ -702,6 +705,32 @@ def test_cron_expression_knows_fixed_time_from_wildcard() -> None:
     assert not CronExpression.parse("0 */2 * * *").fixed_time
     assert not CronExpression.parse("@hourly").fixed_time
     assert CronExpression.parse("@daily").fixed_time
+
+
+# docs/schedule.md: "`N/n` means `N` to the end of the range in steps of `n` (as Kubernetes
+# CronJob and croniter read it)": the day-of-week range ends on Saturday (6), though 7
+# also names Sunday; an explicit range such as 1-7 keeps its Sunday.
+DAY_OF_WEEK_STEPS = [
+    ("1/2 is monday, wednesday and friday, not sunday", "1/2", {1, 3, 5}),
+    ("5/1 is friday and saturday, not sunday", "5/1", {5, 6}),
+    ("MON/3 is monday and thursday, not sunday", "MON/3", {1, 4}),
+    ("4/3 is thursday only", "4/3", {4}),
+    ("7 is sunday, so 7/2 is SUN/2", "7/2", {0, 2, 4, 6}),
+    ("*/2 is sunday, tuesday, thursday and saturday", "*/2", {0, 2, 4, 6}),
+    ("an explicit range keeps its 7: 1-7/2 ends on sunday", "1-7/2", {1, 3, 5, 0}),
+    ("an explicit range keeps its 7: 1-7/3 is monday, thursday and sunday", "1-7/3", {1, 4, 0}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "weekdays"),
+    [r[1:] for r in DAY_OF_WEEK_STEPS],
+    ids=[r[0] for r in DAY_OF_WEEK_STEPS],
+)
+def test_day_of_week_steps_read_as_croniter_reads_them(field: str, weekdays: set[int]) -> None:
+    expression = f"0 0 * * {field}"
+    assert set(croniter.croniter(expression).expanded[4]) == weekdays  # the model cited
+    assert CronExpression.parse(expression).days_of_week == weekdays
 
 
 def test_cron_expression_folds_7_into_sunday() -> None:

@@ -50,8 +50,7 @@ from almanac.cli.options import (
 from almanac.errors import InvalidSpec, quote
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import SkippedDay, first_fires, format_local
-from almanac.schedule.zones import parse_date_time
-from almanac.times import format_instant
+from almanac.times import format_instant, parse_instant
 
 __all__ = ["build_parser", "main"]
 
@@ -97,15 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _after(text: str) -> datetime:
+    """``--after``: an RFC 3339 instant with an offset, read as a Backfill's ``from`` and
+    ``to`` are (:func:`almanac.times.parse_instant`), fractions and lower-case t/z too."""
     try:
-        moment = parse_date_time(text)
+        return parse_instant(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{quote(text)} has no offset; RFC 3339 needs Z or one like +02:00"
-        )
-    return moment
 
 
 def _add_next(commands: Any) -> None:
@@ -277,22 +273,24 @@ def _calendar(args: argparse.Namespace) -> int:
     except ManifestError as e:
         print(f"almanac calendar: {e}", file=err)
         return EXIT_INVALID
+    now = datetime.now(UTC)
     if args.first is None:
-        today = datetime.now(UTC).astimezone(schedule.zone)
+        today = now.astimezone(schedule.zone)
         year, month = today.year, today.month
     else:
         year, month = args.first
-    lines = render_months(
+    grids = render_months(
         schedule,
         f"ScheduledJob {job.metadata.name}",
         year,
         month,
         args.months,
+        now=now,
         color=use_color(args.color, out),
     )
-    for line in lines:
+    for line in grids.lines:
         print(line, file=out)
-    return EXIT_NEVER_FIRES if schedule.never_fires else EXIT_OK
+    return EXIT_NEVER_FIRES if grids.never else EXIT_OK
 
 
 def _load(

@@ -2,8 +2,9 @@
 
 Where it sits: pure, at the edge of the command lines: ``almanac calendar -f FILE`` and
 ``kubectl almanac calendar JOB`` build a :class:`~almanac.schedule.engine.Schedule` the
-one way the operator does and pass it here with the first month and how many. It reads
-no clock and no file; it imports the engine's public parts and :mod:`almanac.errors`.
+one way the operator does and pass it here with the first month and how many, and the
+instant they count as now. It reads no clock and no file; it imports the engine's public
+parts, :mod:`almanac.errors` and :mod:`almanac.times`.
 
 Why grids: a list of the next ten fires does not show that a bank's job skips the three
 days around Christmas, or that a Calendar edit moved a whole week; a month at a glance
@@ -32,8 +33,9 @@ from datetime import date, datetime, timedelta
 from almanac.errors import quote
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.schedule.exclusions import ExclusionKind, ExclusionRule
+from almanac.times import format_instant
 
-__all__ = ["DayMark", "month_marks", "render_months"]
+__all__ = ["DayMark", "MonthGrids", "month_marks", "render_months"]
 
 _GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 _COMPUTED = (ExclusionKind.HOLIDAY, ExclusionKind.HOLIDAYS, ExclusionKind.ICAL)
@@ -94,6 +96,15 @@ def _paint(text: str, colour: str, on: bool) -> str:
     return f"{colour}{text}{_RESET}" if on and colour else text
 
 
+@dataclass(frozen=True, slots=True)
+class MonthGrids:
+    """The lines to print, and why the job never fires after now (None: it fires), which
+    both command lines turn into exit code 1, as ``almanac next`` does."""
+
+    lines: list[str]
+    never: NeverFires | None
+
+
 def render_months(
     schedule: Schedule,
     title: str,
@@ -101,10 +112,14 @@ def render_months(
     month: int,
     count: int,
     *,
+    now: datetime,
     color: bool = False,
-) -> list[str]:
-    """The lines of ``count`` month grids from ``year``-``month``, each with its legend,
-    under a header naming the job, its schedule and its zone, and the key to the marks."""
+) -> MonthGrids:
+    """``count`` month grids from ``year``-``month``, each with its legend, under a header
+    naming the job, its schedule and its zone, and the key to the marks. When the job
+    never fires after ``now`` (any reason :meth:`Schedule.next_fire` gives, not only those
+    known without a start: a window that ended, every time in a DST gap), the header says
+    why, and the grids are drawn all the same (past months may hold fires)."""
     marks = month_marks(schedule, year, month, count)
     kind = "fixed-time" if schedule.cron.fixed_time else "wildcard"
     lines = [
@@ -113,13 +128,15 @@ def render_months(
         + _paint("-a", _RED, color) + " skipped (why: under the month)   "
         + "blank: no match, or outside the window",
     ]  # fmt: skip
-    never = schedule.never_fires
-    if isinstance(never, NeverFires):
-        lines.append(f"  never fires: {never.message}")
+    upcoming = schedule.next_fire(now)
+    never = upcoming if isinstance(upcoming, NeverFires) else None
+    if never is not None:
+        when = "" if schedule.never_fires else f" after {format_instant(now)}"
+        lines.append(f"  never fires{when}: {never.message}")
     for y, m in _months(year, month, count):
         lines.append("")
         lines += _month(y, m, marks, color)
-    return lines
+    return MonthGrids(lines, never)
 
 
 def _month(year: int, month: int, marks: dict[date, DayMark], color: bool) -> list[str]:

@@ -84,6 +84,21 @@ def _parse_value(token: str, name: str, low: int, high: int, names: tuple[str, .
     raise ValueError(f"{quote(token)} in the {name} field is not supported ({_SYNTAX})")
 
 
+def _step_end(name: str, high: int) -> int:
+    """Where ``*``, ``*/n`` and ``N/n`` stop. The day-of-week range ends on Saturday (6), as
+    robfig/cron (Kubernetes CronJob) and croniter end it: 7 is only another name for
+    Sunday, and running on to it would add a Sunday, so ``1/2`` would fire on Sundays too.
+    An explicit range keeps what was written: ``1-7/2`` is Monday, Wednesday, Friday and
+    Sunday."""
+    return 6 if name == "day-of-week" else high
+
+
+def _step_start(name: str, first: int) -> int:
+    """Where ``N/n`` starts: in the day-of-week field 7 is Sunday, so ``7/2`` is ``0/2``
+    (``SUN/2``), as croniter reads it (robfig/cron refuses 7)."""
+    return first % 7 if name == "day-of-week" else first
+
+
 def _parse_field(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> set[int]:
     values: set[int] = set()
     for item in text.split(","):
@@ -96,7 +111,7 @@ def _parse_field(text: str, name: str, low: int, high: int, names: tuple[str, ..
                 raise ValueError(f"step {quote(step_text)} in the {name} field is not a number > 0")
             step = int(step_text)
         if span in ("*", "?"):
-            first, last = low, high
+            first, last = low, _step_end(name, high)
         else:
             a, dash, b = span.partition("-")
             first = _parse_value(a, name, low, high, names)
@@ -104,9 +119,11 @@ def _parse_field(text: str, name: str, low: int, high: int, names: tuple[str, ..
                 last = _parse_value(b, name, low, high, names)
                 if first > last:
                     raise ValueError(f"range {quote(span)} in the {name} field runs backwards")
-            else:
+            elif slash:
                 # "5/15" means 5-59/15, as in Kubernetes CronJob (robfig/cron) and croniter.
-                last = high if slash else first
+                first, last = _step_start(name, first), _step_end(name, high)
+            else:
+                last = first
         values.update(range(first, last + 1, step))
     return values
 

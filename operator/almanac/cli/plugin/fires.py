@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from almanac.api.models import (
     API_VERSION,
@@ -24,7 +25,6 @@ from almanac.api.models import (
     BackfillOrder,
     Calendar,
     ScheduledJob,
-    instant_of,
 )
 from almanac.api.names import calendar_key, run_name
 from almanac.api.resolve import resolve
@@ -35,7 +35,10 @@ from almanac.rules.backfill import TooManyInstants, range_instants
 from almanac.rules.plans import Body
 from almanac.schedule.engine import NeverFires, OnExcludedDay, Schedule
 from almanac.schedule.explain import Fire, SkippedDay, first_fires, format_local
-from almanac.times import format_instant
+from almanac.times import format_instant, parse_instant
+
+if TYPE_CHECKING:
+    from almanac.cli.monthgrid import MonthGrids
 
 __all__ = ["backfill_body", "check_backfill", "format_backfill", "format_calendar", "format_next"]
 
@@ -158,11 +161,12 @@ def format_calendar(
     default_time_zone: str = "UTC",
     *,
     color: bool = False,
-) -> list[str]:
+) -> MonthGrids:
     """``calendar``: ``months`` month grids from the current month in the job's zone
     (:mod:`almanac.cli.monthgrid`), the days it fires and the days it skips, and why.
     Raises :class:`PluginError` as :func:`format_next` does, but draws a suspended job
-    (saying so) and one that never fires (the grid says why)."""
+    (saying so) and one that never fires after ``now`` (the grid says why, and
+    ``never`` tells the verb to exit 1, as ``almanac calendar`` does)."""
     from almanac.cli.monthgrid import render_months
 
     job, schedule = _schedule(job_body, calendar_bodies, default_time_zone)
@@ -170,7 +174,7 @@ def format_calendar(
     title = f"ScheduledJob {name_of(job_body)}"
     if job.spec.suspend:
         title += " (suspended: nothing fires until spec.suspend is false)"
-    return render_months(schedule, title, today.year, today.month, months, color=color)
+    return render_months(schedule, title, today.year, today.month, months, now=now, color=color)
 
 
 def _day(day: date) -> str:
@@ -191,7 +195,7 @@ def backfill_body(
         stamps = []
         for value in (start, end):
             try:
-                stamps.append(instant_of(value).astimezone(UTC).strftime("%Y%m%d%H%M"))
+                stamps.append(parse_instant(value).astimezone(UTC).strftime("%Y%m%d%H%M"))
             except ValueError:
                 stamps.append("invalid")  # the model names the field below
         name = f"{job}-{stamps[0]}-{stamps[1]}"

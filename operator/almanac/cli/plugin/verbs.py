@@ -38,7 +38,7 @@ from almanac.api.names import (
     SCHEDULED_JOBS,
     rerun_name,
 )
-from almanac.cli.plugin.errors import EXIT_OK, NotFound, PluginError
+from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK, NotFound, PluginError
 from almanac.cli.plugin.outcomes import event_key, rerun_outcome, run_now_outcome, unseen
 from almanac.cli.plugin.views import format_run, format_runs, name_of
 from almanac.errors import quote
@@ -151,9 +151,9 @@ async def calendar(c: Context, args: argparse.Namespace) -> int:
 
     job, calendars = await _job_and_calendars(c, args.job)
     color = use_color(args.color, sys.stdout)
-    lines = format_calendar(job, calendars, _now(), args.months, args.default_timezone, color=color)
-    print("\n".join(lines))
-    return EXIT_OK
+    grids = format_calendar(job, calendars, _now(), args.months, args.default_timezone, color=color)
+    print("\n".join(grids.lines))
+    return EXIT_ERROR if grids.never else EXIT_OK
 
 
 async def calendar_diff(c: Context, args: argparse.Namespace) -> int:
