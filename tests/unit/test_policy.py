@@ -184,6 +184,29 @@ def test_pruning_with_limits_zero_removes_every_finished_run() -> None:
     assert to_prune(runs, 0, 0) == ["a", "b"]
 
 
+@pytest.mark.parametrize(
+    ("limits", "held", "pruned"),
+    [
+        ((0, 0), set(), ["a", "ko0", "b", "ko2"]),
+        ((0, 0), {"b"}, ["a", "ko0", "ko2"]),
+        ((0, 0), {"a", "b"}, ["ko0", "ko2"]),
+        ((0, 1), set(), ["a", "ko0", "b"]),
+        # a held run takes no place within the limit: the newest failure is kept beside it
+        ((0, 1), {"ko0"}, ["a", "b"]),
+    ],
+)
+def test_held_runs_are_never_pruned_and_take_no_place_within_the_limits(
+    limits: tuple[int, int], held: set[str], pruned: list[str]
+) -> None:
+    runs = [
+        run("a", 0, "Succeeded"),
+        run("ko0", 1, "Failed"),
+        run("b", 2, "Failed"),
+        run("ko2", 3, "Failed"),
+    ]
+    assert to_prune(runs, *limits, held=held) == pruned
+
+
 async def _wait_for_calls(queue: TimerQueue, keys: list[str], count: int) -> list[str]:
     calls: list[str] = []
     done = asyncio.Event()

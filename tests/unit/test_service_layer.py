@@ -497,6 +497,49 @@ async def test_a_failed_write_is_retried_until_it_succeeds() -> None:
     assert w.job_status()["lastScheduleTime"] == "2027-01-04T09:01:00Z"
 
 
+@pytest.mark.parametrize("failed_status_writes", [2, 3])
+@sync
+async def test_a_fire_is_never_created_twice_when_its_run_is_pruned_before_its_status_lands(
+    monkeypatch: pytest.MonkeyPatch, failed_status_writes: int
+) -> None:
+    """api.md "ScheduledJobRun": "a fire can never be created twice (not across
+    restarts, not across replicas)". The run of 09:01 fails at once and its history
+    limit is 0, while the status write recording the fire (lastScheduleTime) fails:
+    the run, the only record of the fire until that write lands, is not pruned, so no
+    decision sees 09:01 due again."""
+    w = World()
+    w.kube.refuse_jobs["a"] = "jobs.batch is forbidden: exceeded quota"  # fails at once
+    w.apply(job(schedule="1 9 * * *", failedRunsHistoryLimit=0, services=[service("a")]))
+    await w.settle()
+    real = w.kube.patch_status
+    failures = {"left": failed_status_writes}
+
+    async def flaky(plural: str, namespace: str, name: str, status: Body, rv: Any = None) -> Any:
+        if plural == "scheduledjobs" and "lastScheduleTime" in status and failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("503 Service Unavailable")
+        return await real(plural, namespace, name, status, rv)
+
+    monkeypatch.setattr(w.kube, "patch_status", flaky)
+    created: list[str] = []
+    create = w.kube.create
+
+    async def counting(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns":
+            created.append(body["metadata"]["name"])
+        return await create(plural, namespace, body)
+
+    monkeypatch.setattr(w.kube, "create", counting)
+    await w.at(minute(1))
+    for seconds in (1, 3, 7, 15):  # the retries' back-off
+        await w.at(minute(1) + timedelta(seconds=seconds))
+    assert w.job_status().get("lastScheduleTime") == "2027-01-04T09:01:00Z"
+    assert created == [run_of(1)], created
+    w.controller.decide_all()  # the next decision (a resync) prunes it: recorded now
+    await w.settle()
+    assert w.kube.names("scheduledjobruns") == []
+
+
 @sync
 async def test_two_replicas_deliver_a_notification_once(monkeypatch: pytest.MonkeyPatch) -> None:
     sent = accept_mail(monkeypatch)

@@ -12,7 +12,7 @@ fell while the job was suspended are never started on resume: all are recorded a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -168,11 +168,23 @@ def summarize(runs: Iterable[dict[str, Any]], now: datetime) -> RunSummary:
     )
 
 
-def to_prune(runs: Iterable[dict[str, Any]], keep_succeeded: int, keep_failed: int) -> list[str]:
-    """Names of finished runs beyond the history limits, oldest first (as CronJob)."""
+def to_prune(
+    runs: Iterable[dict[str, Any]],
+    keep_succeeded: int,
+    keep_failed: int,
+    *,
+    held: Collection[str] = (),
+) -> list[str]:
+    """Names of finished runs beyond the history limits, oldest first (as CronJob).
+
+    ``held`` names runs that must stay whatever the limits, because deleting them now
+    would lose something (:mod:`almanac.rules.jobs` says what). They are left out of the
+    answer without taking a place within the limits (the newest runs are the ones kept
+    beside them), and the first decision after one is released prunes it."""
     ordered = sorted(runs, key=lambda r: (_scheduled(r), r["metadata"]["name"]))
     prune: set[str] = set()
     for phase, keep in (("Succeeded", keep_succeeded), ("Failed", keep_failed)):
         finished = [r["metadata"]["name"] for r in ordered if _phase(r) == phase]
         prune.update(finished[: max(0, len(finished) - keep)])
+    prune.difference_update(held)
     return [r["metadata"]["name"] for r in ordered if r["metadata"]["name"] in prune]
