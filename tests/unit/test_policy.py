@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from almanac.controller.timers import TimerQueue
-from almanac.rules.policy import decide, summarize, to_prune
+from almanac.rules.policy import decide, notifying, summarize, to_prune
 
 T0 = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -205,6 +205,25 @@ def test_held_runs_are_never_pruned_and_take_no_place_within_the_limits(
         run("ko2", 3, "Failed"),
     ]
     assert to_prune(runs, *limits, held=held) == pruned
+
+
+@pytest.mark.parametrize(
+    ("status", "pending"),
+    [
+        ({}, False),
+        ({"notification": {"state": "Pending", "attempts": 3}}, True),
+        ({"notification": {"state": "Sent"}, "lateNotification": {"state": "Pending"}}, True),
+        ({"notification": {"state": "Failed"}, "lateNotification": {"state": "Sent"}}, False),
+        ({"notification": {"state": "NotRequested"}}, False),
+        ({"webhookNotifications": [{"state": "Sent"}, {"state": "Pending"}]}, True),
+        ({"lateWebhookNotifications": [{"state": "Pending"}]}, True),
+        ({"webhookNotifications": [{"state": "Failed"}, None]}, False),
+    ],
+)
+def test_a_run_is_notifying_while_any_of_its_notifications_is_pending(
+    status: dict[str, Any], pending: bool
+) -> None:
+    assert notifying({"metadata": {"name": "r"}, "status": status}) is pending
 
 
 async def _wait_for_calls(queue: TimerQueue, keys: list[str], count: int) -> list[str]:

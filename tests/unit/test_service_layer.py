@@ -599,6 +599,48 @@ async def test_a_notification_that_failed_for_now_is_retried_after_its_back_off(
     assert w.kube.reasons().count("NotificationRetrying") == 1
 
 
+@pytest.mark.parametrize("once_back", ["Sent", "Permanent"])
+@sync
+async def test_a_run_is_not_pruned_while_its_notification_is_pending_and_is_once_it_is_final(
+    monkeypatch: pytest.MonkeyPatch, once_back: str
+) -> None:
+    """notifications.md "Guarantee": "A notification that is due cannot be forgotten";
+    the state lives in the run's status. With the default failedRunsHistoryLimit (1),
+    the next failure would prune the first run while its e-mail is still retrying
+    (Pending): the run stays until the e-mail is final, then the history limit
+    applies."""
+    tried: list[str] = []
+    down = {"on": True}
+
+    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
+        if down["on"]:
+            return notify.DeliveryResult("Temporary", "451 try again", ())
+        tried.append(message["X-Almanac-Run"])
+        return notify.DeliveryResult(once_back, "the server's answer", ("ops@example.com",))
+
+    monkeypatch.setattr(notify, "deliver", deliver)
+    w = World(SMTP)
+    w.apply(
+        job(
+            schedule="*/2 * * * *",
+            services=[service("a")],
+            notifications={"onFailure": True, "to": ["ops@example.com"]},
+        )
+    )
+    await w.at(minute(0) + timedelta(seconds=1))
+    w.finish_job(f"{run_of(0)}-a", ok=False)
+    await w.settle()
+    assert w.run(run_of(0))["status"]["notification"]["state"] == "Pending"
+    await w.at(minute(2) + timedelta(seconds=1))
+    w.finish_job(f"{run_of(2)}-a", ok=False)
+    await w.settle()
+    assert w.kube.names("scheduledjobruns") == [run_of(0), run_of(2)]  # beyond the limit
+    down["on"] = False  # the mail server is back within the retry window
+    await w.at(minute(3))
+    assert sorted(tried) == [run_of(0), run_of(2)]
+    assert w.kube.names("scheduledjobruns") == [run_of(2)]  # final: pruned now
+
+
 @sync
 async def test_a_new_leader_delivers_a_notification_its_predecessor_left_pending(
     monkeypatch: pytest.MonkeyPatch,

@@ -336,16 +336,23 @@ class _Decision:
 
     def history(self) -> datetime | None:
         """active, lastRun and lastSuccessfulTime from the runs; prunes beyond the limits,
-        except the runs that must stay (:meth:`unrecorded_fires`)."""
+        except the runs that must stay: those of fires the status does not record yet
+        (:meth:`unrecorded_fires`) and those with a notification still to deliver. A
+        run's notification states live in its status and nowhere else (notifications.md,
+        "Guarantee"): deleted while one is Pending (with the default
+        failedRunsHistoryLimit of 1, the next failure would prune the run whose failure
+        e-mail is still retrying), that e-mail would never be sent. The run is pruned
+        once its notifications are final (at most a day after it ended)."""
         runs = [r for r in self.runs.values() if _phase(r) != "Deleted"]
         prune = []
         if self.model is not None:
             spec = self.model.spec
+            notifying = [r["metadata"]["name"] for r in runs if policy.notifying(r)]
             prune = policy.to_prune(
                 runs,
                 spec.successful_runs_history_limit,
                 spec.failed_runs_history_limit,
-                held=self.unrecorded_fires(runs),
+                held={*self.unrecorded_fires(runs), *notifying},
             )
         self.deletes += [name for name in prune if name not in self.deletes]
         kept = (r for r in runs if r["metadata"]["name"] not in prune)

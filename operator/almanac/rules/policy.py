@@ -168,6 +168,29 @@ def summarize(runs: Iterable[dict[str, Any]], now: datetime) -> RunSummary:
     )
 
 
+#: A run's status fields holding the states of its notifications (docs/notifications.md):
+#: the e-mails' (one state each) and the webhooks' (a list, one state per webhook).
+NOTIFICATION_FIELDS = (
+    "notification",
+    "lateNotification",
+    "webhookNotifications",
+    "lateWebhookNotifications",
+)
+
+
+def notifying(run: dict[str, Any]) -> bool:
+    """Whether a notification of the run is still to be delivered: one of its states is
+    Pending (not sent yet, rate-limited, or retrying after a temporary failure). Every
+    Pending state becomes final within a day of the run's end (the retry policy's age)."""
+    status = run.get("status") or {}
+    for name in NOTIFICATION_FIELDS:
+        value = status.get(name)
+        states = value if isinstance(value, list) else [value]
+        if any(isinstance(s, dict) and s.get("state") == "Pending" for s in states):
+            return True
+    return False
+
+
 def to_prune(
     runs: Iterable[dict[str, Any]],
     keep_succeeded: int,
