@@ -27,6 +27,7 @@ from almanac.controller.workqueue import WorkQueue
 from almanac.notifications import smtp as notify
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import AllowList
+from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
 from tests.unit.fake_kube import FakeKube
 
@@ -256,7 +257,11 @@ async def test_a_fire_that_succeeds_stays_within_its_write_and_event_budget(coun
         await w.settle()
         await job_controller_runs(w, f"{run}-{n}")
     assert w.run(run)["status"]["phase"] == "Succeeded"
-    assert w.job_status()["lastRun"] == {"name": run, "phase": "Succeeded"}
+    assert w.job_status()["lastRun"] == {
+        "name": run,
+        "phase": "Succeeded",
+        "scheduledTime": "2027-01-04T09:01:00Z",
+    }
     done = w.kube.writes[before:]
     objects = [wr for wr in done if wr[0] != "event"]
     events = [wr for wr in done if wr[0] == "event"]
@@ -421,7 +426,11 @@ async def test_services_run_in_order_async_beside_mandatory_stops(
     status = w.run(name)["status"]
     assert [s["phase"] for s in status["services"]] == phases
     assert status["phase"] == run_phase
-    assert w.job_status()["lastRun"] == {"name": name, "phase": run_phase}
+    assert w.job_status()["lastRun"] == {
+        "name": name,
+        "phase": run_phase,
+        "scheduledTime": "2027-01-04T09:01:00Z",
+    }
 
 
 @sync
@@ -467,6 +476,43 @@ async def test_history_limits_prune_the_oldest_finished_runs() -> None:
         w.finish_job(f"{run_of(m)}-a")
         await w.settle()
     assert w.kube.names("scheduledjobruns") == [run_of(3)]
+
+
+@pytest.mark.parametrize(
+    ("limits", "outcomes", "kept"),
+    [
+        ({"successfulRunsHistoryLimit": 0}, [True], []),
+        ({"successfulRunsHistoryLimit": 0}, [True, False], [2]),
+        ({"failedRunsHistoryLimit": 0}, [True, False], [1]),
+        ({"successfulRunsHistoryLimit": 0, "failedRunsHistoryLimit": 0}, [True, False], []),
+    ],
+)
+@sync
+async def test_the_jobs_status_keeps_its_last_run_and_success_when_pruning_removes_them(
+    limits: Body, outcomes: list[bool], kept: list[int]
+) -> None:
+    """api.md "ScheduledJob" status `lastRun` ("the run as its job sees it ... then
+    `Succeeded` or `Failed`") and `lastSuccessfulTime`, "History limits": a limit of 0
+    prunes the latest run in the decision that sees it finish; the status still names
+    it, and CronJob keeps lastSuccessfulTime whatever it prunes. Not once: every later
+    decision (here a resync) keeps them too."""
+    w = World()
+    w.apply(job(schedule="1,2 9 * * *", services=[service("a")], **limits))
+    for m, ok in enumerate(outcomes, start=1):
+        await w.at(minute(m))
+        w.finish_job(f"{run_of(m)}-a", ok)
+        await w.settle()
+    for _ in range(2):
+        assert w.kube.names("scheduledjobruns") == [run_of(m) for m in kept]
+        last = len(outcomes)
+        assert w.job_status()["lastRun"] == {
+            "name": run_of(last),
+            "phase": "Succeeded" if outcomes[-1] else "Failed",
+            "scheduledTime": timestamp(minute(last)),
+        }
+        assert w.job_status()["lastSuccessfulTime"] == "2027-01-04T09:01:00Z"
+        w.controller.decide_all()
+        await w.settle()
 
 
 @sync

@@ -355,8 +355,8 @@ class _Decision:
                 held={*self.unrecorded_fires(runs), *notifying},
             )
         self.deletes += [name for name in prune if name not in self.deletes]
-        kept = (r for r in runs if r["metadata"]["name"] not in prune)
-        summary = policy.summarize(kept, self.now)
+        # Summarised with the runs pruned now: a limit of 0 prunes the latest run.
+        summary = policy.summarize(runs, self.now, self.status)
         self.desired |= summary.as_status()
         return parse_time(summary.last_successful_time)
 
