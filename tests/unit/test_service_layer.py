@@ -468,6 +468,62 @@ async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> No
 
 
 @sync
+async def test_fires_while_suspended_are_missed_on_resume_and_none_starts() -> None:
+    """api.md "Missed fires": "A suspended job's fires are always
+    recorded as missed on resume, whatever `catchUp` says"; `suspend: true` = the job
+    does not fire."""
+    w = World()
+    w.apply(job(services=[service("a")]))
+    await w.at(minute(1))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    before = w.job_status()["missedSchedules"]["count"]  # 09:00, before the World began
+    spec = w.kube.objects[("scheduledjobs", "ns", "j")]["spec"]
+    w.apply({"metadata": {"name": "j"}, "spec": {**spec, "suspend": True}})
+    await w.at(minute(1) + timedelta(seconds=30))
+    for m in (2, 3, 4):
+        await w.at(minute(m) + timedelta(seconds=1))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    assert w.job_status().get("nextScheduleTime") is None
+    spec = w.kube.objects[("scheduledjobs", "ns", "j")]["spec"]
+    w.apply({"metadata": {"name": "j"}, "spec": {**spec, "suspend": False}})
+    await w.at(minute(4) + timedelta(seconds=30))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    missed = w.job_status()["missedSchedules"]
+    assert (missed["count"] - before, missed["lastMissedTime"]) == (3, "2027-01-04T09:04:00Z")
+    assert "suspended" in missed["message"]
+    await w.at(minute(5))  # the next fire after the resume is an ordinary one
+    assert run_of(5) in w.kube.names("scheduledjobruns")
+
+
+@sync
+async def test_a_rerun_runs_its_parents_services_not_the_jobs_edited_ones() -> None:
+    """api.md "Reruns": the rerun "runs the parent's service
+    snapshot", once, one minute later."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    parent = run_of(1)
+    w.finish_job(f"{parent}-a")
+    await w.settle()
+    w.finish_job(f"{parent}-b", ok=False)
+    await w.settle()
+    spec = w.kube.objects[("scheduledjobs", "ns", "j")]["spec"]
+    w.apply({"metadata": {"name": "j"}, "spec": {**spec, "services": [service("z")]}})
+    w.apply(
+        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
+        "scheduledjobruns",
+    )
+    await w.at(minute(1) + timedelta(seconds=40))
+    child = f"{parent}-r1"
+    assert [s["name"] for s in w.run(child)["spec"]["services"]] == ["b"]
+    assert w.run(child)["spec"]["scheduledTime"] == "2027-01-04T09:02:40Z"
+    assert "jobs" not in {p for (p, _, n) in w.kube.objects if n.startswith(child)}
+    await w.at(minute(2) + timedelta(seconds=41))
+    assert w.kube.names("jobs").count(f"{child}-b") == 1
+    assert f"{child}-z" not in w.kube.names("jobs")
+
+
+@sync
 async def test_history_limits_prune_the_oldest_finished_runs() -> None:
     w = World()
     w.apply(job(successfulRunsHistoryLimit=1, services=[service("a")]))
