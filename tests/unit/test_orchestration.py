@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from almanac.rules.orchestration import JobState, Phase, RunState, ServiceStatus, plan
+from almanac.rules.orchestration import JobState, Phase, RunState, ServiceStatus, job_name, plan
 
 T0 = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
 R, S, OK, KO, SK = Phase.RUNNING, Phase.SUCCEEDED, Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED
@@ -176,6 +176,30 @@ def test_a_service_whose_job_was_refused_stays_failed_and_is_not_recreated() -> 
         (SK, "not started: mandatory service a failed"),
     ]
     assert result.phase == KO
+
+
+@pytest.mark.parametrize(
+    ("recorded", "creates", "phases", "run_phase"),
+    [
+        # its Job removed after it succeeded (ttlSecondsAfterFinished, kubectl delete job)
+        (OK, ["b"], [OK, R], R),
+        # refused by the API server, or its Job removed after it failed
+        (KO, ["b"], [KO, R], R),
+        # created but not seen yet (or deleted while it ran): created again, AlreadyExists
+        # says it is there
+        (R, ["a"], [R, P], R),
+    ],
+)
+def test_a_services_recorded_outcome_is_final_when_its_job_is_gone(
+    recorded: Phase, creates: list[str], phases: list[Phase], run_phase: Phase
+) -> None:
+    """api.md "ScheduledJobRun": each service is one Job and runs once; a finished
+    service whose Job is gone is not started again."""
+    was = {"a": ServiceStatus("a", recorded, job_name("nightly-1", "a"))}
+    result = plan(RunState("nightly-1", seq("a", "b"), T0, T0, recorded=was))
+    assert result.create == creates
+    assert [s.phase for s in result.services] == phases
+    assert result.phase == run_phase
 
 
 def test_start_and_completion_times_are_set_once() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from almanac.controller.timers import TimerQueue
-from almanac.rules.policy import decide, summarize, to_prune
+from almanac.rules.policy import decide, notifying, summarize, to_prune
 
 T0 = datetime(2027, 1, 4, 0, 30, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -157,10 +157,17 @@ def test_summary_lists_active_runs_the_latest_run_and_the_latest_success() -> No
     ]
     summary = summarize(runs, at(3))
     assert summary.active == ["r3", "r4"]
-    assert summary.last_run == {"name": "r4", "phase": "Pending"}, "scheduled after now"
+    r4 = "2027-01-04T00:34:00Z"
+    assert summary.last_run == {"name": "r4", "phase": "Pending", "scheduledTime": r4}, (
+        "scheduled after now"
+    )
     # From its scheduled time an unfinished run is Running to its job, whatever its own
     # status says yet (the job's status is not written for the run's first step).
-    assert summarize(runs, at(4)).last_run == {"name": "r4", "phase": "Running"}
+    assert summarize(runs, at(4)).last_run == {
+        "name": "r4",
+        "phase": "Running",
+        "scheduledTime": r4,
+    }
     assert summary.last_successful_time == "2027-01-04T00:31:00Z"
 
 
@@ -170,6 +177,73 @@ def test_summary_of_no_runs_clears_the_fields() -> None:
         "lastRun": None,
         "lastSuccessfulTime": None,
     }
+
+
+def last(name: str, minute: int, phase: str) -> dict[str, str]:
+    return {"name": name, "phase": phase, "scheduledTime": _at(minute)}
+
+
+def _at(minute: int) -> str:
+    return at(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    ("runs", "recorded", "last_run", "last_success"),
+    [
+        # the run pruned by this decision is among the runs: it is the latest
+        ([run("ok1", 1, "Succeeded"), run("ko2", 2, "Failed")], {}, last("ko2", 2, "Failed"), 1),
+        # pruned by an earlier decision: what the status recorded stands
+        (
+            [run("ok1", 1, "Succeeded")],
+            {"lastRun": last("ko2", 2, "Failed"), "lastSuccessfulTime": _at(1)},
+            last("ko2", 2, "Failed"),
+            1,
+        ),
+        (
+            [],
+            {"lastRun": last("ok2", 2, "Succeeded"), "lastSuccessfulTime": _at(2)},
+            last("ok2", 2, "Succeeded"),
+            2,
+        ),
+        # until a run scheduled after it exists
+        (
+            [run("ok1", 1, "Succeeded"), run("r3", 3, "Running")],
+            {"lastRun": last("ko2", 2, "Failed")},
+            last("r3", 3, "Running"),
+            1,
+        ),
+        (
+            [run("ok3", 3, "Succeeded")],
+            {"lastRun": last("ok2", 2, "Succeeded"), "lastSuccessfulTime": _at(2)},
+            last("ok3", 3, "Succeeded"),
+            3,
+        ),
+        # one deleted unfinished, or recorded before lastRun had its scheduledTime:
+        # told from the runs there are
+        (
+            [run("ok1", 1, "Succeeded")],
+            {"lastRun": last("r2", 2, "Running")},
+            last("ok1", 1, "Succeeded"),
+            1,
+        ),
+        (
+            [run("ok1", 1, "Succeeded")],
+            {"lastRun": {"name": "ko2", "phase": "Failed"}},
+            last("ok1", 1, "Succeeded"),
+            1,
+        ),
+    ],
+)
+def test_the_summary_keeps_what_the_status_recorded_of_runs_no_longer_there(
+    runs: list[dict[str, Any]],
+    recorded: dict[str, Any],
+    last_run: dict[str, str],
+    last_success: int,
+) -> None:
+    """api.md "History limits": `lastRun` names the latest run even when its limit is 0;
+    `lastSuccessfulTime` is never cleared by pruning (CronJob keeps it)."""
+    summary = summarize(runs, at(4), recorded)
+    assert (summary.last_run, summary.last_successful_time) == (last_run, _at(last_success))
 
 
 def test_pruning_keeps_the_newest_runs_of_each_result_and_every_active_one() -> None:
@@ -182,6 +256,48 @@ def test_pruning_keeps_the_newest_runs_of_each_result_and_every_active_one() -> 
 def test_pruning_with_limits_zero_removes_every_finished_run() -> None:
     runs = [run("a", 0, "Succeeded"), run("b", 1, "Failed"), run("c", 2, "Running")]
     assert to_prune(runs, 0, 0) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "held", "pruned"),
+    [
+        ((0, 0), set(), ["a", "ko0", "b", "ko2"]),
+        ((0, 0), {"b"}, ["a", "ko0", "ko2"]),
+        ((0, 0), {"a", "b"}, ["ko0", "ko2"]),
+        ((0, 1), set(), ["a", "ko0", "b"]),
+        # a held run takes no place within the limit: the newest failure is kept beside it
+        ((0, 1), {"ko0"}, ["a", "b"]),
+    ],
+)
+def test_held_runs_are_never_pruned_and_take_no_place_within_the_limits(
+    limits: tuple[int, int], held: set[str], pruned: list[str]
+) -> None:
+    runs = [
+        run("a", 0, "Succeeded"),
+        run("ko0", 1, "Failed"),
+        run("b", 2, "Failed"),
+        run("ko2", 3, "Failed"),
+    ]
+    assert to_prune(runs, *limits, held=held) == pruned
+
+
+@pytest.mark.parametrize(
+    ("status", "pending"),
+    [
+        ({}, False),
+        ({"notification": {"state": "Pending", "attempts": 3}}, True),
+        ({"notification": {"state": "Sent"}, "lateNotification": {"state": "Pending"}}, True),
+        ({"notification": {"state": "Failed"}, "lateNotification": {"state": "Sent"}}, False),
+        ({"notification": {"state": "NotRequested"}}, False),
+        ({"webhookNotifications": [{"state": "Sent"}, {"state": "Pending"}]}, True),
+        ({"lateWebhookNotifications": [{"state": "Pending"}]}, True),
+        ({"webhookNotifications": [{"state": "Failed"}, None]}, False),
+    ],
+)
+def test_a_run_is_notifying_while_any_of_its_notifications_is_pending(
+    status: dict[str, Any], pending: bool
+) -> None:
+    assert notifying({"metadata": {"name": "r"}, "status": status}) is pending
 
 
 async def _wait_for_calls(queue: TimerQueue, keys: list[str], count: int) -> list[str]:

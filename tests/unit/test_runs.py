@@ -102,3 +102,29 @@ def test_a_job_change_decides_its_run_only_when_it_changes_what_the_run_reads(
     """job_view holds what decide_run reads of a batch Job; a change outside it (the Job
     controller's Pod counts) does not decide the run again."""
     assert (job_view(batch_job(1, **before)) != job_view(batch_job(1, **after))) is decides
+
+
+def test_a_succeeded_service_whose_job_was_deleted_is_not_started_again() -> None:
+    """api.md "ScheduledJobRun": "the non-async services run one at a time in list
+    order" and "Each service is one batch/v1 Job": a service that succeeded is done. A
+    Job removed after it finished (ttlSecondsAfterFinished in its jobTemplate, or
+    `kubectl delete job`) must not make the operator run that service a second time."""
+    j = scheduled_job("j", services=[service("a"), service("b")])
+    j["metadata"].update(uid="uid-j", namespace="ns")
+    r = run_body(j, "j-1", T0, "Schedule", j["spec"]["services"])
+    r["metadata"].update(uid="uid-r", resourceVersion="7")
+    r["status"] = {
+        "phase": "Running",
+        "startTime": timestamp(T0),
+        "services": [
+            {"name": "a", "phase": "Succeeded", "jobName": "j-1-a"},
+            {"name": "b", "phase": "Running", "jobName": "j-1-b"},
+        ],
+    }
+    b = batch_job_body(r, j["spec"]["services"][1])
+    b["metadata"]["creationTimestamp"] = timestamp(T0)
+    b["status"] = {"startTime": timestamp(T0), "active": 1}
+    plan = decide_run(r, [b], j, T0 + timedelta(minutes=1))  # a's Job is gone
+    assert list(plan.creates) == []
+    phases = {s["name"]: s["phase"] for s in plan.status.get("services", r["status"]["services"])}
+    assert phases == {"a": "Succeeded", "b": "Running"}

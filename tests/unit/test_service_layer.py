@@ -27,6 +27,7 @@ from almanac.controller.workqueue import WorkQueue
 from almanac.notifications import smtp as notify
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import AllowList
+from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
 from tests.unit.fake_kube import FakeKube
 
@@ -256,7 +257,11 @@ async def test_a_fire_that_succeeds_stays_within_its_write_and_event_budget(coun
         await w.settle()
         await job_controller_runs(w, f"{run}-{n}")
     assert w.run(run)["status"]["phase"] == "Succeeded"
-    assert w.job_status()["lastRun"] == {"name": run, "phase": "Succeeded"}
+    assert w.job_status()["lastRun"] == {
+        "name": run,
+        "phase": "Succeeded",
+        "scheduledTime": "2027-01-04T09:01:00Z",
+    }
     done = w.kube.writes[before:]
     objects = [wr for wr in done if wr[0] != "event"]
     events = [wr for wr in done if wr[0] == "event"]
@@ -421,7 +426,11 @@ async def test_services_run_in_order_async_beside_mandatory_stops(
     status = w.run(name)["status"]
     assert [s["phase"] for s in status["services"]] == phases
     assert status["phase"] == run_phase
-    assert w.job_status()["lastRun"] == {"name": name, "phase": run_phase}
+    assert w.job_status()["lastRun"] == {
+        "name": name,
+        "phase": run_phase,
+        "scheduledTime": "2027-01-04T09:01:00Z",
+    }
 
 
 @sync
@@ -459,6 +468,62 @@ async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> No
 
 
 @sync
+async def test_fires_while_suspended_are_missed_on_resume_and_none_starts() -> None:
+    """api.md "Missed fires": "A suspended job's fires are always
+    recorded as missed on resume, whatever `catchUp` says"; `suspend: true` = the job
+    does not fire."""
+    w = World()
+    w.apply(job(services=[service("a")]))
+    await w.at(minute(1))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    before = w.job_status()["missedSchedules"]["count"]  # 09:00, before the World began
+    spec = w.kube.objects[("scheduledjobs", "ns", "j")]["spec"]
+    w.apply({"metadata": {"name": "j"}, "spec": {**spec, "suspend": True}})
+    await w.at(minute(1) + timedelta(seconds=30))
+    for m in (2, 3, 4):
+        await w.at(minute(m) + timedelta(seconds=1))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    assert w.job_status().get("nextScheduleTime") is None
+    spec = w.kube.objects[("scheduledjobs", "ns", "j")]["spec"]
+    w.apply({"metadata": {"name": "j"}, "spec": {**spec, "suspend": False}})
+    await w.at(minute(4) + timedelta(seconds=30))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    missed = w.job_status()["missedSchedules"]
+    assert (missed["count"] - before, missed["lastMissedTime"]) == (3, "2027-01-04T09:04:00Z")
+    assert "suspended" in missed["message"]
+    await w.at(minute(5))  # the next fire after the resume is an ordinary one
+    assert run_of(5) in w.kube.names("scheduledjobruns")
+
+
+@sync
+async def test_a_rerun_runs_its_parents_services_not_the_jobs_edited_ones() -> None:
+    """api.md "Reruns": the rerun "runs the parent's service
+    snapshot", once, one minute later."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    parent = run_of(1)
+    w.finish_job(f"{parent}-a")
+    await w.settle()
+    w.finish_job(f"{parent}-b", ok=False)
+    await w.settle()
+    spec = w.kube.objects[("scheduledjobs", "ns", "j")]["spec"]
+    w.apply({"metadata": {"name": "j"}, "spec": {**spec, "services": [service("z")]}})
+    w.apply(
+        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
+        "scheduledjobruns",
+    )
+    await w.at(minute(1) + timedelta(seconds=40))
+    child = f"{parent}-r1"
+    assert [s["name"] for s in w.run(child)["spec"]["services"]] == ["b"]
+    assert w.run(child)["spec"]["scheduledTime"] == "2027-01-04T09:02:40Z"
+    assert "jobs" not in {p for (p, _, n) in w.kube.objects if n.startswith(child)}
+    await w.at(minute(2) + timedelta(seconds=41))
+    assert w.kube.names("jobs").count(f"{child}-b") == 1
+    assert f"{child}-z" not in w.kube.names("jobs")
+
+
+@sync
 async def test_history_limits_prune_the_oldest_finished_runs() -> None:
     w = World()
     w.apply(job(successfulRunsHistoryLimit=1, services=[service("a")]))
@@ -467,6 +532,43 @@ async def test_history_limits_prune_the_oldest_finished_runs() -> None:
         w.finish_job(f"{run_of(m)}-a")
         await w.settle()
     assert w.kube.names("scheduledjobruns") == [run_of(3)]
+
+
+@pytest.mark.parametrize(
+    ("limits", "outcomes", "kept"),
+    [
+        ({"successfulRunsHistoryLimit": 0}, [True], []),
+        ({"successfulRunsHistoryLimit": 0}, [True, False], [2]),
+        ({"failedRunsHistoryLimit": 0}, [True, False], [1]),
+        ({"successfulRunsHistoryLimit": 0, "failedRunsHistoryLimit": 0}, [True, False], []),
+    ],
+)
+@sync
+async def test_the_jobs_status_keeps_its_last_run_and_success_when_pruning_removes_them(
+    limits: Body, outcomes: list[bool], kept: list[int]
+) -> None:
+    """api.md "ScheduledJob" status `lastRun` ("the run as its job sees it ... then
+    `Succeeded` or `Failed`") and `lastSuccessfulTime`, "History limits": a limit of 0
+    prunes the latest run in the decision that sees it finish; the status still names
+    it, and CronJob keeps lastSuccessfulTime whatever it prunes. Not once: every later
+    decision (here a resync) keeps them too."""
+    w = World()
+    w.apply(job(schedule="1,2 9 * * *", services=[service("a")], **limits))
+    for m, ok in enumerate(outcomes, start=1):
+        await w.at(minute(m))
+        w.finish_job(f"{run_of(m)}-a", ok)
+        await w.settle()
+    for _ in range(2):
+        assert w.kube.names("scheduledjobruns") == [run_of(m) for m in kept]
+        last = len(outcomes)
+        assert w.job_status()["lastRun"] == {
+            "name": run_of(last),
+            "phase": "Succeeded" if outcomes[-1] else "Failed",
+            "scheduledTime": timestamp(minute(last)),
+        }
+        assert w.job_status()["lastSuccessfulTime"] == "2027-01-04T09:01:00Z"
+        w.controller.decide_all()
+        await w.settle()
 
 
 @sync
@@ -495,6 +597,49 @@ async def test_a_failed_write_is_retried_until_it_succeeds() -> None:
         await w.at(minute(1) + timedelta(seconds=seconds))
     assert w.kube.names("scheduledjobruns") == [run_of(1)]
     assert w.job_status()["lastScheduleTime"] == "2027-01-04T09:01:00Z"
+
+
+@pytest.mark.parametrize("failed_status_writes", [2, 3])
+@sync
+async def test_a_fire_is_never_created_twice_when_its_run_is_pruned_before_its_status_lands(
+    monkeypatch: pytest.MonkeyPatch, failed_status_writes: int
+) -> None:
+    """api.md "ScheduledJobRun": "a fire can never be created twice (not across
+    restarts, not across replicas)". The run of 09:01 fails at once and its history
+    limit is 0, while the status write recording the fire (lastScheduleTime) fails:
+    the run, the only record of the fire until that write lands, is not pruned, so no
+    decision sees 09:01 due again."""
+    w = World()
+    w.kube.refuse_jobs["a"] = "jobs.batch is forbidden: exceeded quota"  # fails at once
+    w.apply(job(schedule="1 9 * * *", failedRunsHistoryLimit=0, services=[service("a")]))
+    await w.settle()
+    real = w.kube.patch_status
+    failures = {"left": failed_status_writes}
+
+    async def flaky(plural: str, namespace: str, name: str, status: Body, rv: Any = None) -> Any:
+        if plural == "scheduledjobs" and "lastScheduleTime" in status and failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("503 Service Unavailable")
+        return await real(plural, namespace, name, status, rv)
+
+    monkeypatch.setattr(w.kube, "patch_status", flaky)
+    created: list[str] = []
+    create = w.kube.create
+
+    async def counting(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns":
+            created.append(body["metadata"]["name"])
+        return await create(plural, namespace, body)
+
+    monkeypatch.setattr(w.kube, "create", counting)
+    await w.at(minute(1))
+    for seconds in (1, 3, 7, 15):  # the retries' back-off
+        await w.at(minute(1) + timedelta(seconds=seconds))
+    assert w.job_status().get("lastScheduleTime") == "2027-01-04T09:01:00Z"
+    assert created == [run_of(1)], created
+    w.controller.decide_all()  # the next decision (a resync) prunes it: recorded now
+    await w.settle()
+    assert w.kube.names("scheduledjobruns") == []
 
 
 @sync
@@ -554,6 +699,48 @@ async def test_a_notification_that_failed_for_now_is_retried_after_its_back_off(
     notification = w.run(run_of(1))["status"]["notification"]
     assert (notification["state"], notification["attempts"]) == ("Sent", 2)
     assert w.kube.reasons().count("NotificationRetrying") == 1
+
+
+@pytest.mark.parametrize("once_back", ["Sent", "Permanent"])
+@sync
+async def test_a_run_is_not_pruned_while_its_notification_is_pending_and_is_once_it_is_final(
+    monkeypatch: pytest.MonkeyPatch, once_back: str
+) -> None:
+    """notifications.md "Guarantee": "A notification that is due cannot be forgotten";
+    the state lives in the run's status. With the default failedRunsHistoryLimit (1),
+    the next failure would prune the first run while its e-mail is still retrying
+    (Pending): the run stays until the e-mail is final, then the history limit
+    applies."""
+    tried: list[str] = []
+    down = {"on": True}
+
+    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
+        if down["on"]:
+            return notify.DeliveryResult("Temporary", "451 try again", ())
+        tried.append(message["X-Almanac-Run"])
+        return notify.DeliveryResult(once_back, "the server's answer", ("ops@example.com",))
+
+    monkeypatch.setattr(notify, "deliver", deliver)
+    w = World(SMTP)
+    w.apply(
+        job(
+            schedule="*/2 * * * *",
+            services=[service("a")],
+            notifications={"onFailure": True, "to": ["ops@example.com"]},
+        )
+    )
+    await w.at(minute(0) + timedelta(seconds=1))
+    w.finish_job(f"{run_of(0)}-a", ok=False)
+    await w.settle()
+    assert w.run(run_of(0))["status"]["notification"]["state"] == "Pending"
+    await w.at(minute(2) + timedelta(seconds=1))
+    w.finish_job(f"{run_of(2)}-a", ok=False)
+    await w.settle()
+    assert w.kube.names("scheduledjobruns") == [run_of(0), run_of(2)]  # beyond the limit
+    down["on"] = False  # the mail server is back within the retry window
+    await w.at(minute(3))
+    assert sorted(tried) == [run_of(0), run_of(2)]
+    assert w.kube.names("scheduledjobruns") == [run_of(2)]  # final: pruned now
 
 
 @sync

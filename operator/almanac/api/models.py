@@ -899,6 +899,9 @@ class LastRun(_Status):
     """The ScheduledJobRun's name."""
     phase: str | None = None
     """Pending | Running | Succeeded | Failed."""
+    scheduled_time: str | None = None
+    """The run's ``spec.scheduledTime``: a run pruned by the history limits stays the
+    last run until a run scheduled after it exists (:func:`almanac.rules.policy.summarize`)."""
 
 
 class MissedSchedules(_Status):

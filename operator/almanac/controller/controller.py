@@ -279,10 +279,15 @@ class Controller:
         elif kind is Kind.RUN:
             if not own:
                 self.queue.add((Kind.RUN, key))
-            if old is None or _phase(old) != _phase(body):
+            if (
+                old is None
+                or _phase(old) != _phase(body)
+                or policy.notifying(old) != policy.notifying(body)
+            ):
                 job = (body.get("spec") or {}).get("scheduledJob")
                 if job and by != (Kind.JOB, (namespace, job)):
-                    # its active runs, last run and history follow from the runs
+                    # its active runs, last run and history follow from the runs (a run
+                    # whose notifications became final may be pruned now)
                     self.queue.add((Kind.JOB, (namespace, job)))
                 backfill = (body["metadata"].get("labels") or {}).get(api.LABEL_BACKFILL)
                 if backfill and by != (Kind.BACKFILL, (namespace, backfill)):
@@ -343,11 +348,7 @@ class Controller:
             self.queue.add((Kind.JOB, key))
         for key in self.store.keys(Kind.RUN):
             run = self.store.get(Kind.RUN, key)
-            pending = any(
-                (channel.read(run or {}) or {}).get("state") == "Pending"
-                for channel in channels_of(run or {})
-            )
-            if _phase(run) not in policy.TERMINAL or pending:
+            if _phase(run) not in policy.TERMINAL or policy.notifying(run or {}):
                 self.queue.add((Kind.RUN, key))
         for key in self.store.keys(Kind.BACKFILL):
             if _phase(self.store.get(Kind.BACKFILL, key)) not in BACKFILL_FINISHED:

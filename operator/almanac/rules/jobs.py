@@ -153,6 +153,15 @@ def _phase(run: Body) -> str:
     return str((run.get("status") or {}).get("phase") or "Pending")
 
 
+def _scheduled_time(run: Body) -> datetime | None:
+    """The run's ``spec.scheduledTime``; None if it has none that reads as a time."""
+    value = (run.get("spec") or {}).get("scheduledTime")
+    try:
+        return parse_time(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 class _Decision:
     """Accumulates one job's plan; :func:`decide_job` drives it."""
 
@@ -298,18 +307,56 @@ class _Decision:
         self.creates.append(Create(body, PlannedEvent("Normal", "RunCreated", message, name)))
         return True
 
+    def unrecorded_fires(self, runs: Sequence[Body]) -> list[str]:
+        """The runs of fires after the last one the job's *stored* status records.
+
+        Such a run is the only record that its fire happened: the status saying so
+        (``lastScheduleTime``, or the fire counted as missed) is in this decision's
+        patch, or in an earlier one that did not land. Deleted, its fire would be due
+        again and created a second time (api.md "ScheduledJobRun": a fire is never
+        created twice). So it is not pruned until a decision reads a status that
+        records it.
+
+        Why not write the status first and delete after: that holds only while the
+        executor keeps that order and nothing reads a status it wrote but the cache does
+        not hold yet; this rule holds under every order of failures (a failed or lost
+        status patch, a failed delete, a crash between them, a cache behind the API
+        server's status only holds more runs back). Its cost: a finished run of a fire
+        whose status had not landed stays past the limits until the job's next decision
+        (a run ending, the next fire, the periodic resync)."""
+        since = _fires_recorded_through(self.meta, self.status)
+        held = []
+        for run in runs:
+            scheduled, name = _scheduled_time(run), run["metadata"]["name"]
+            # A fire's name (a Backfill's run of an instant takes it too: the fire finds
+            # its name taken and records it as started).
+            if scheduled and scheduled > since and name == run_name(self.meta["name"], scheduled):
+                held.append(name)
+        return held
+
     def history(self) -> datetime | None:
-        """active, lastRun and lastSuccessfulTime from the runs; prunes beyond the limits."""
+        """active, lastRun and lastSuccessfulTime from the runs; prunes beyond the limits,
+        except the runs that must stay: those of fires the status does not record yet
+        (:meth:`unrecorded_fires`) and those with a notification still to deliver. A
+        run's notification states live in its status and nowhere else (notifications.md,
+        "Guarantee"): deleted while one is Pending (with the default
+        failedRunsHistoryLimit of 1, the next failure would prune the run whose failure
+        e-mail is still retrying), that e-mail would never be sent. The run is pruned
+        once its notifications are final (at most a day after it ended)."""
         runs = [r for r in self.runs.values() if _phase(r) != "Deleted"]
         prune = []
         if self.model is not None:
             spec = self.model.spec
+            notifying = [r["metadata"]["name"] for r in runs if policy.notifying(r)]
             prune = policy.to_prune(
-                runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
+                runs,
+                spec.successful_runs_history_limit,
+                spec.failed_runs_history_limit,
+                held={*self.unrecorded_fires(runs), *notifying},
             )
         self.deletes += [name for name in prune if name not in self.deletes]
-        kept = (r for r in runs if r["metadata"]["name"] not in prune)
-        summary = policy.summarize(kept, self.now)
+        # Summarised with the runs pruned now: a limit of 0 prunes the latest run.
+        summary = policy.summarize(runs, self.now, self.status)
         self.desired |= summary.as_status()
         return parse_time(summary.last_successful_time)
 
@@ -445,6 +492,17 @@ def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[
     return due, True
 
 
+def _fires_recorded_through(meta: Body, status: Body) -> datetime:
+    """The last fire the job's status records as handled (started or missed), else its
+    creation: the fires after it are due."""
+    candidates = [
+        parse_time(meta.get("creationTimestamp")),
+        parse_time(status.get("lastScheduleTime")),
+        parse_time((status.get("missedSchedules") or {}).get("lastMissedTime")),
+    ]
+    return max(c for c in candidates if c is not None)
+
+
 def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) -> None:
     """Starts the due fires ``catchUp`` asks for and records the others as missed
     (``policy.decide``).
@@ -455,12 +513,7 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
     All``, fires whose runs exist already (an earlier decision whose status write did
     not land) count as started.
     """
-    candidates = [
-        parse_time(d.meta.get("creationTimestamp")),
-        parse_time(d.status.get("lastScheduleTime")),
-        parse_time((d.status.get("missedSchedules") or {}).get("lastMissedTime")),
-    ]
-    since = max(c for c in candidates if c is not None)
+    since = _fires_recorded_through(d.meta, d.status)
     due, uncounted = due_fires(schedule, since, d.now)
     ready: Body = next(
         (c for c in d.status.get("conditions") or [] if c.get("type") == "Ready"), {}

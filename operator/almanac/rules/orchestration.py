@@ -16,6 +16,8 @@ The rules (``docs/api.md``, "ScheduledJobRun"):
   started: those become Skipped. A failed non-mandatory service stops nothing.
 - The run ends when nothing runs and nothing is left to start: Succeeded when every
   service it started succeeded, Failed otherwise.
+- A service runs once: the outcome its run's status records stands when its Job is gone
+  (removed by ``ttlSecondsAfterFinished`` or by hand after it finished).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class ServiceStatus:
 @dataclass(frozen=True)
 class RunState:
     """Everything the plan depends on. ``recorded`` is the run's current status.services:
-    it keeps what no Job shows, a service whose Job could not be created (Failed)."""
+    it keeps what no Job shows, a service whose Job could not be created (Failed) or
+    whose Job was removed after it finished."""
 
     run_name: str
     services: Sequence[Service]
@@ -179,8 +182,11 @@ def _observed(state: RunState, name: str) -> ServiceStatus:
             started or job.start_time,
             job.completion_time,
         )
-    if recorded is not None and recorded.phase in (Phase.FAILED, Phase.SKIPPED):
-        return recorded  # e.g. its Job was refused by the API server
+    if recorded is not None and recorded.phase in DONE:
+        # A recorded outcome is final: its Job was refused by the API server, or removed
+        # after it finished (ttlSecondsAfterFinished, `kubectl delete job`). A service
+        # that succeeded and whose Job is gone is done, not due again.
+        return recorded
     if recorded is not None and recorded.phase == Phase.RUNNING:
         # Created but not yet seen (or deleted behind our back): creating it again is
         # harmless, AlreadyExists means it is there.

@@ -12,7 +12,7 @@ fell while the job was suspended are never started on resume: all are recorded a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -152,27 +152,96 @@ def _summary_phase(run: dict[str, Any], now: str) -> str:
     return "Pending" if _scheduled(run) > now else "Running"
 
 
-def summarize(runs: Iterable[dict[str, Any]], now: datetime) -> RunSummary:
-    """Active runs, the latest run (phase as :func:`_summary_phase` tells it) and when
-    the latest success was scheduled."""
+def summarize(
+    runs: Iterable[dict[str, Any]], now: datetime, recorded: dict[str, Any] | None = None
+) -> RunSummary:
+    """Active runs, the latest run (phase as :func:`_summary_phase` tells it, and its
+    scheduled time) and when the latest success was scheduled.
+
+    ``runs`` are all the job's runs, those pruned by the same decision included: a
+    history limit of 0 prunes the latest run in the decision that sees it finish.
+    ``recorded`` is the job's stored status: what it says of runs no longer there
+    stands, as CronJob keeps ``lastSuccessfulTime`` whatever it prunes. Its ``lastRun``
+    stays while it is finished and no run sorts after it (one deleted unfinished is
+    not the job's news); its ``lastSuccessfulTime`` while no success is later."""
     ordered = sorted(runs, key=lambda r: (_scheduled(r), r["metadata"]["name"]))
     active = [r["metadata"]["name"] for r in ordered if _phase(r) not in TERMINAL]
-    last = ordered[-1] if ordered else None
-    successes = [r for r in ordered if _phase(r) == "Succeeded"]
-    return RunSummary(
-        active,
-        {"name": last["metadata"]["name"], "phase": _summary_phase(last, timestamp(now) or "")}
-        if last
-        else None,
-        _scheduled(successes[-1]) if successes else None,
-    )
+    last_run: dict[str, str] | None = None
+    if ordered:
+        last = ordered[-1]
+        last_run = {
+            "name": last["metadata"]["name"],
+            "phase": _summary_phase(last, timestamp(now) or ""),
+            "scheduledTime": _scheduled(last),
+        }
+    gone = _gone_last_run(recorded, {r["metadata"]["name"] for r in ordered})
+    if gone is not None and (
+        last_run is None
+        or (last_run["scheduledTime"], last_run["name"]) < (gone["scheduledTime"], gone["name"])
+    ):
+        last_run = gone
+    successes = [_scheduled(r) for r in ordered if _phase(r) == "Succeeded"]
+    stored_success = (recorded or {}).get("lastSuccessfulTime")
+    if stored_success:
+        successes.append(str(stored_success))
+    return RunSummary(active, last_run, max(successes) if successes else None)
 
 
-def to_prune(runs: Iterable[dict[str, Any]], keep_succeeded: int, keep_failed: int) -> list[str]:
-    """Names of finished runs beyond the history limits, oldest first (as CronJob)."""
+def _gone_last_run(recorded: dict[str, Any] | None, names: set[str]) -> dict[str, str] | None:
+    """The ``lastRun`` the status recorded, if its run is no longer there and had
+    finished, with the scheduled time to compare it by (a status written before
+    ``lastRun`` had one is told from the runs there are)."""
+    stored = (recorded or {}).get("lastRun")
+    if not isinstance(stored, dict):
+        return None
+    fields = {k: stored.get(k) for k in ("name", "phase", "scheduledTime")}
+    if not all(isinstance(v, str) and v for v in fields.values()):
+        return None
+    if fields["name"] in names or fields["phase"] not in TERMINAL:
+        return None
+    return {k: str(v) for k, v in fields.items()}
+
+
+#: A run's status fields holding the states of its notifications (docs/notifications.md):
+#: the e-mails' (one state each) and the webhooks' (a list, one state per webhook).
+NOTIFICATION_FIELDS = (
+    "notification",
+    "lateNotification",
+    "webhookNotifications",
+    "lateWebhookNotifications",
+)
+
+
+def notifying(run: dict[str, Any]) -> bool:
+    """Whether a notification of the run is still to be delivered: one of its states is
+    Pending (not sent yet, rate-limited, or retrying after a temporary failure). Every
+    Pending state becomes final within a day of the run's end (the retry policy's age)."""
+    status = run.get("status") or {}
+    for name in NOTIFICATION_FIELDS:
+        value = status.get(name)
+        states = value if isinstance(value, list) else [value]
+        if any(isinstance(s, dict) and s.get("state") == "Pending" for s in states):
+            return True
+    return False
+
+
+def to_prune(
+    runs: Iterable[dict[str, Any]],
+    keep_succeeded: int,
+    keep_failed: int,
+    *,
+    held: Collection[str] = (),
+) -> list[str]:
+    """Names of finished runs beyond the history limits, oldest first (as CronJob).
+
+    ``held`` names runs that must stay whatever the limits, because deleting them now
+    would lose something (:mod:`almanac.rules.jobs` says what). They are left out of the
+    answer without taking a place within the limits (the newest runs are the ones kept
+    beside them), and the first decision after one is released prunes it."""
     ordered = sorted(runs, key=lambda r: (_scheduled(r), r["metadata"]["name"]))
     prune: set[str] = set()
     for phase, keep in (("Succeeded", keep_succeeded), ("Failed", keep_failed)):
         finished = [r["metadata"]["name"] for r in ordered if _phase(r) == phase]
         prune.update(finished[: max(0, len(finished) - keep)])
+    prune.difference_update(held)
     return [r["metadata"]["name"] for r in ordered if r["metadata"]["name"] in prune]
