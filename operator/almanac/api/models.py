@@ -923,7 +923,7 @@ class ScheduledJobStatus(_Status):
     last_schedule_time: str | None = None
     """The latest fire that created a run."""
     last_successful_time: str | None = None
-    """When the latest successful run completed."""
+    """The scheduled time of the latest successful run (the fire it stands for)."""
     active: list[str] = []
     """Names of the runs not finished yet."""
     last_run: LastRun | None = None
