@@ -53,6 +53,22 @@ def ics(*days: date, summary: str = "Day off") -> str:
     return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n{events}END:VCALENDAR\r\n"
 
 
+def _without_events(components: int) -> str:
+    """iCalendar text of ``components`` VTODOs and no VEVENT (well under a ConfigMap's
+    1 MiB at 12,000)."""
+    body = "".join(
+        f"BEGIN:VTODO\r\nUID:t{i}@x\r\nSUMMARY:t\r\nEND:VTODO\r\n" for i in range(components)
+    )
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n{body}END:VCALENDAR\r\n"
+
+
+def _one_event_of_lines(lines: int) -> str:
+    """One event with ``lines`` extra (X-) properties: a few short lines each."""
+    extra = "".join(f"X-A{i}:b\r\n" for i in range(lines))
+    event = f"BEGIN:VEVENT\r\nUID:a@t\r\nDTSTART;VALUE=DATE:20270501\r\n{extra}END:VEVENT\r\n"
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n{event}END:VCALENDAR\r\n"
+
+
 def feed_calendar(
     source: dict[str, Any] | None = None,
     *,
@@ -415,8 +431,28 @@ def test_an_unchanged_feed_writes_only_the_times() -> None:
             Fetched(ics(*(date(2027, 1, 1) + timedelta(days=i) for i in range(2001)))),
             "the feed has 2001 events (VEVENT); at most 2000 are allowed",
         ),
+        (
+            # Half a MiB of VTODOs and no event: each was parsed and kept in the parse
+            # cache, and the events' bounds counted none of them.
+            Fetched(_without_events(12_000)),
+            f"the feed has 12001 components (BEGIN lines); at most "
+            f"{bounds.ICAL_MAX_COMPONENTS} are allowed: the events (VEVENT), an alarm "
+            "(VALARM) each and the time zones (VTIMEZONE) they use. Almanac reads only the "
+            "events: leave out the rest (VTODO, VJOURNAL, X- components)",
+        ),
+        (
+            Fetched(_one_event_of_lines(bounds.ICAL_MAX_CONTENT_LINES)),
+            f"the feed has more than {bounds.ICAL_MAX_CONTENT_LINES} content lines; at most "
+            f"{bounds.ICAL_MAX_CONTENT_LINES} are allowed",
+        ),
     ],
-    ids=["unreachable", "not iCalendar", "too many events"],
+    ids=[
+        "unreachable",
+        "not iCalendar",
+        "too many events",
+        "too many components of other kinds",
+        "too many content lines",
+    ],
 )
 def test_a_failed_fetch_keeps_the_last_copy_and_says_so(outcome: Any, message: str) -> None:
     body = fetched(feed_calendar(), ics(date(2027, 5, 1)))

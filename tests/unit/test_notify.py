@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import select
+import smtplib
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -202,6 +203,16 @@ def test_port_defaults_to_the_usual_one_for_the_security(security: str, port: in
             "would send the SMTP password in clear text",
         ),
         ({"ALMANAC_SMTP_CA_FILE": "/nonexistent/ca.crt"}, "ALMANAC_SMTP_CA_FILE: /nonexistent"),
+        # smtplib sends AUTH as ASCII: never said which character, nor where.
+        (
+            {"ALMANAC_SMTP_USERNAME": "u", "ALMANAC_SMTP_PASSWORD": "secret-\u00e9"},
+            "the SMTP password (ALMANAC_SMTP_PASSWORD or ALMANAC_SMTP_PASSWORD_FILE) has a "
+            "character outside ASCII",
+        ),
+        (
+            {"ALMANAC_SMTP_USERNAME": "secret-\u00e9", "ALMANAC_SMTP_PASSWORD": "p"},
+            "ALMANAC_SMTP_USERNAME has a character outside ASCII",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -210,7 +221,7 @@ def test_wrong_settings_name_the_variable(env: dict[str, str], error: str) -> No
     with pytest.raises(SmtpConfigError) as raised:
         SmtpSettings.from_env(full)
     assert error in str(raised.value)
-    assert "secret" not in str(raised.value)
+    assert not [w for w in ("secret", "\u00e9", "\\xe9", "position") if w in str(raised.value)]
 
 
 # -- whether, and to whom -----------------------------------------------------------------
@@ -778,6 +789,52 @@ def test_starttls_with_authentication(tls_files: TlsFiles) -> None:
         assert result.outcome == "Permanent"
         assert "rejected the credentials: 535" in result.detail
         assert "wrong" not in result.detail
+
+
+def _outside_ascii(self: smtplib.SMTP, challenge: bytes | None = None) -> str:
+    return "\0almanac\0s3cr\u00e9t-\u00e4"  # smtplib encodes it as ASCII: UnicodeEncodeError
+
+
+def _quoting(self: smtplib.SMTP, challenge: bytes | None = None) -> str:
+    raise smtplib.SMTPException("AUTH loop; last response: (334, b's3cr\u00e9t-\u00e4')")
+
+
+def _failing(self: smtplib.SMTP, challenge: bytes | None = None) -> str:
+    raise ValueError("s3cr\u00e9t-\u00e4 at position 4")
+
+
+@pytest.mark.parametrize(
+    ("auth_plain", "reason"),
+    [
+        (_outside_ascii, "has a character outside ASCII, which smtplib cannot send"),
+        (_quoting, "login failed in the client (SMTPException); the server offers AUTH"),
+        (_failing, "login failed in the client (ValueError); the server offers AUTH"),
+    ],
+    ids=["a password outside ASCII", "smtplib quoting a reply", "any other error"],
+)
+def test_a_login_failing_in_the_client_never_describes_the_credentials(
+    tls_files: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    auth_plain: Callable[..., str],
+    reason: str,
+) -> None:
+    """The detail goes into the run's status and Events, which every namespace whose
+    job mails reads: an exception's own text (smtplib's UnicodeEncodeError names the
+    password's character and its position) would carry a fragment of the operator's
+    shared credential across tenants. The settings refuse such a password when read;
+    here it reaches smtplib anyway, as AUTH PLAIN's response."""
+    monkeypatch.setattr(smtplib.SMTP, "auth_plain", auth_plain)
+    users = {"almanac": "s3cr\u00e9t-\u00e4"}
+    with SmtpServer(tls_context=tls_files.server_context(), users=users) as server:
+        settings = settings_for(
+            server, security="starttls", ca_file=tls_files.ca_cert, username="almanac", password="p"
+        )
+        message = compose_message(failed_report(), sender=SENDER, recipients=["ops@example.com"])
+        result = run(deliver(settings, message))
+    assert result.outcome == "Permanent"
+    assert reason in result.detail
+    leaks = ("s3cr", "\\xe9", "\u00e9", "\\xe4", "\u00e4", "position")
+    assert not [leak for leak in leaks if leak in result.detail], result.detail
 
 
 def test_untrusted_certificate_is_permanent(tls_files: TlsFiles) -> None:

@@ -56,6 +56,8 @@ EVERYTHING_ON = [
     "smtp.username=almanac",
     "smtp.existingSecret=almanac-smtp",
     "smtp.ca.existingConfigMap=smtp-ca",
+    "networkPolicy.enabled=true",
+    "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.10/32",
 ]
 
 # The metrics the operator exports (names and labels are the contract with the chart's
@@ -325,6 +327,10 @@ def test_schema_covers_every_default_value() -> None:
         (["config.logFormat=text"], "at '/config/logFormat'"),
         (["watchNamespaces={Team_A}"], "at '/watchNamespaces/0'"),
         (["smtpHost=x"], "additional properties 'smtpHost' not allowed"),
+        (
+            ["networkPolicy.enabled=true"],
+            "networkPolicy.enabled is true but networkPolicy.webhookFrom is empty",
+        ),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
@@ -582,6 +588,58 @@ def test_almanac_run_accepts_every_flag_the_chart_passes() -> None:
 
 # --------------------------------------------------------------------------------------
 # webhook
+
+API_SERVER = {"ipBlock": {"cidr": "10.0.0.10/32"}}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+@pytest.mark.parametrize(
+    ("values", "admitted"),
+    [
+        ([], None),  # off by default: no policy at all
+        (
+            [
+                "networkPolicy.enabled=true",
+                "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.10/32",
+                "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels"
+                ".kubernetes\\.io/metadata\\.name=monitoring",
+            ],
+            {"https-webhook": [API_SERVER], "http-metrics": [PROMETHEUS]},
+        ),
+        (
+            [
+                "networkPolicy.enabled=true",
+                "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.10/32",
+            ],
+            {"https-webhook": [API_SERVER]},  # no metricsFrom: nobody scrapes
+        ),
+        (["networkPolicy.enabled=true", "webhook.enabled=false"], {}),
+    ],
+    ids=["default", "webhook and metrics", "webhook only", "no webhook, no metrics"],
+)
+def test_the_network_policy_admits_each_port_only_from_its_peers(
+    values: list[str], admitted: dict[str, list[Any]] | None
+) -> None:
+    """The webhook answers any TLS client (no client certificate): any pod could post a
+    review made up "for" another namespace and read that namespace's ScheduledJob names
+    in the warnings. With networkPolicy.enabled only the API server reaches the webhook
+    port and only Prometheus the metrics port; nothing else is open."""
+    objects = render(*values)
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    if admitted is None:
+        assert not policies
+        return
+    [policy] = policies
+    spec = policy["spec"]
+    assert (
+        spec["podSelector"]["matchLabels"]
+        == (only(objects, "Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    assert spec["policyTypes"] == ["Ingress"]
+    rules = {port["port"]: rule["from"] for rule in spec["ingress"] for port in rule["ports"]}
+    assert rules == admitted
+    named = {p["name"] for p in container(objects)["ports"]}
+    assert set(rules) <= named, "the policy names a port the container does not have"
 
 
 def test_webhook_on_by_default_with_the_operators_own_certificate() -> None:

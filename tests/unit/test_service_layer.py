@@ -12,6 +12,7 @@ import asyncio
 import copy
 import functools
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from almanac.controller import controller as controller_module
 from almanac.controller.controller import Bookkeeping, Controller, CreatesFirst
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
@@ -27,6 +29,8 @@ from almanac.controller.workqueue import WorkQueue
 from almanac.notifications import smtp as notify
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import AllowList
+from almanac.rules import calendars
+from almanac.rules.calendars import Fetched
 from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
 from tests.unit.fake_kube import FakeKube
@@ -1029,6 +1033,43 @@ async def test_each_lane_has_its_own_slots() -> None:
     blocked.set()
     await queue.idle()
     assert len(done) == 6
+
+
+@sync
+async def test_a_feed_is_checked_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetched feed is parsed, checked and a year of it expanded (up to 5 MiB of text,
+    seconds): in a worker thread, so that no fire, watch or webhook answer waits."""
+    w = World()
+    w.kube.put(
+        "calendars",
+        {
+            "apiVersion": "almanac.dev/v1alpha1",
+            "kind": "Calendar",
+            "metadata": {"name": "team", "namespace": "ns", "generation": 1},
+            "spec": {"source": {"configMapKeyRef": {"name": "days-off", "key": "cal.ics"}}},
+        },
+    )
+    w.controller.store.put(Kind.CALENDAR, w.kube.stored("calendars", "team") or {})
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:a@t\r\n"
+        "DTSTART;VALUE=DATE:20270501\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    threads: list[threading.Thread] = []
+    decide = calendars.decide_feed
+
+    def recording(*args: Any) -> Any:
+        threads.append(threading.current_thread())
+        return decide(*args)
+
+    async def fetch(*_: Any) -> Fetched:
+        return Fetched(text)
+
+    monkeypatch.setattr(calendars, "decide_feed", recording)
+    monkeypatch.setattr(controller_module.feeds, "fetch", fetch)
+    await w.controller._reconcile_feed(Kind.CALENDAR, ("ns", "team"))
+    assert threads and threads[0] is not threading.main_thread()
+    kept = (w.kube.stored("calendars", "team") or {}).get("status", {}).get("source", {})
+    assert kept.get("events") == 1, kept
 
 
 def test_a_busy_api_server_is_one_line_in_the_log_and_a_bug_is_a_traceback(

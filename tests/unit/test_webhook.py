@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from almanac.controller import certificates
+from almanac.controller import certificates, webhook
 from almanac.controller.settings import SelfManagedCertificate, Settings
 from almanac.controller.webhook import (
     Admission,
@@ -225,6 +226,47 @@ def test_a_backfill_is_reviewed_with_the_calendars_of_either_kind_its_job_refers
         'ScheduledJob "nightly" fires no instant in [2026-11-07T00:00:00Z, '
         "2026-11-09T00:00:00Z): the Backfill succeeds without a run"
     ], verdict.warnings
+
+
+def _big_calendar() -> dict[str, Any]:
+    """A Calendar whose inline ``spec.ical`` (up to 256 KiB) takes a while to check."""
+    todos = "".join(f"BEGIN:VTODO\r\nUID:t{i}@x\r\nEND:VTODO\r\n" for i in range(200))
+    ical = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n{todos}END:VCALENDAR\r\n"
+    return {
+        "kind": "Calendar",
+        "metadata": {"name": "big", "namespace": "ns"},
+        "spec": {"ical": ical},
+    }
+
+
+@pytest.mark.parametrize(
+    ("resource", "check", "body"),
+    [
+        ("calendars", "review_calendar", _big_calendar()),
+        ("scheduledjobs", "review_scheduled_job", job()),
+    ],
+)
+def test_every_review_checks_the_object_off_the_event_loop(
+    resource: str, check: str, body: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every replica serves the webhook in the operator's process: a check (an inline
+    iCalendar parsed, a schedule searched) on the event loop would stall the leader's
+    fires for everyone, at each review (a server-side dry run in a loop is enough)."""
+    threads: list[threading.Thread] = []
+    real = getattr(webhook, check)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(webhook, check, recording)
+    kube = FakeKube()
+    kube.allowed.add(("alice", "create", JOBS, "ns"))
+    verdict = asyncio.run(
+        Admission(kube, Settings(), OPERATOR).review(resource, request("CREATE", "alice", body))  # type: ignore[arg-type]
+    )
+    assert verdict.allowed, verdict.message
+    assert threads and all(t is not threading.main_thread() for t in threads)
 
 
 def test_without_its_own_name_the_webhook_refuses_every_run_create() -> None:

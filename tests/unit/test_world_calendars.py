@@ -373,6 +373,37 @@ ICAL = [
 
 
 @pytest.mark.parametrize(
+    ("sizes", "held"),
+    [
+        ([40, 40], [40, 40]),
+        ([40, 40, 40], [40, 40]),  # past the budget: the least recently used goes
+        ([10, 10, 10, 10], [10, 10, 10]),  # past the entries
+        ([101], []),  # heavier than the whole budget: computed, never kept
+    ],
+)
+def test_the_parse_cache_is_bounded_by_what_it_holds(sizes: list[int], held: list[int]) -> None:
+    """A count of entries alone let 64 texts of a megabyte keep their parse (20-30 bytes
+    a character): the cache is bounded by the weight of its texts too."""
+    from almanac.schedule import ical
+
+    cache: ical._ByText[str, str] = ical._ByText(100, 3, len)
+    texts = [chr(ord("a") + i) * size for i, size in enumerate(sizes)]
+    made = [cache.get(text, text.upper) for text in texts]
+    assert made == [text.upper() for text in texts]
+
+    def missing() -> str:
+        raise LookupError  # a probe that inserts nothing
+
+    def kept(text: str) -> bool:
+        try:
+            return cache.get(text, missing) == text.upper()
+        except LookupError:
+            return False
+
+    assert [len(text) for text in texts if kept(text)] == held
+
+
+@pytest.mark.parametrize(
     ("events", "zone", "year", "expected"),
     [row[1:] for row in ICAL],
     ids=[row[0] for row in ICAL],
@@ -488,6 +519,15 @@ def test_ical_bounds() -> None:
         InvalidSpec, match=rf"spec.ical: has {limit + 1} recurring events \(RRULE or RDATE\)"
     ):
         calendar(ical=ics(*[f"UID:{i}{weekly}" for i in range(limit + 1)]))
+    # Components of any kind, counted before the text is parsed (only events are read).
+    todos = "BEGIN:VTODO\nEND:VTODO\n" * bounds.ICAL_MAX_COMPONENTS
+    with pytest.raises(
+        InvalidSpec,
+        match=rf"spec.ical: has {bounds.ICAL_MAX_COMPONENTS + 1} components \(BEGIN lines\); "
+        rf"at most {bounds.ICAL_MAX_COMPONENTS} are allowed: the events \(VEVENT\)",
+    ):
+        calendar(ical=ics().replace("END:VCALENDAR", todos + "END:VCALENDAR"))
+    calendar(ical=ics().replace("END:VCALENDAR", todos[22:] + "END:VCALENDAR"))
     huge = ics("UID:1\nDTSTART;VALUE=DATE:20260101\nDESCRIPTION:" + "x" * bounds.ICAL_MAX_LENGTH)
     with pytest.raises(InvalidSpec, match=r"spec.ical: is \d+ characters long; at most 262144"):
         calendar(ical=huge)

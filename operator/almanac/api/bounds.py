@@ -48,6 +48,8 @@ __all__ = [
     "HOLIDAYS_MAX_ITEMS",
     "HOLIDAYS_SUBDIVISION_MAX_LENGTH",
     "HOLIDAY_MAX_ITEMS",
+    "ICAL_MAX_COMPONENTS",
+    "ICAL_MAX_CONTENT_LINES",
     "ICAL_MAX_EVENTS",
     "ICAL_MAX_LENGTH",
     "ICAL_MAX_RECURRING_EVENTS",
@@ -222,6 +224,22 @@ reaches, once per year, text and zone in a process: at most one occurrence a day
 that repeat within a day are refused), so 100 daily events are 36,600 occurrences, about
 0.5 s for that year the first time; a company's calendar has a handful (holidays,
 release freezes, maintenance windows)."""
+
+ICAL_MAX_COMPONENTS: Final = 2 * ICAL_MAX_EVENTS + 500
+"""``ical`` and a feed: components of any kind (BEGIN lines, the VCALENDAR included),
+4,500, counted before the text is parsed. The events' bounds alone left the rest
+unbounded: a ConfigMap of 25,000 VTODOs and no event cost 1.4 s and 35 MiB to parse.
+This is the largest calendar of events admitted, each with an alarm (VALARM), and 500
+for the time zones (a VTIMEZONE and its STANDARD and DAYLIGHT parts); Almanac reads
+only the events, so other components (VTODO, VJOURNAL, X-) have no place of their own.
+4,500 components parse into about 6 MiB, as 2,000 events with an alarm each do."""
+
+ICAL_MAX_CONTENT_LINES: Final = 50_000
+"""``ical`` and a feed: content lines (after unfolding), counted before the text is
+parsed, since properties are as unbounded as components were (one VEVENT of 150,000
+``X-`` lines in 1.8 MiB kept 54 MiB). 25 a event at the 2,000 events: an Outlook
+export's event, alarm included, has about 25. 50,000 lines parse into about 18 MiB.
+Inline ``ical`` rarely gets near: 256 KiB is about 10,000 lines of an event's length."""
 
 FEED_MAX_BYTES: Final = 5 * 1024 * 1024
 """``spec.source``: the most a fetch reads (5 MiB), from a URL or a ConfigMap key (which

@@ -151,12 +151,15 @@ class _SubfieldError(ValueError):
 
 def _ical(value: str) -> str:
     """An iCalendar text that icalendar and recurring-ical-events read and expand, with
-    at most :data:`~almanac.api.bounds.ICAL_MAX_EVENTS` events."""
+    at most :data:`~almanac.api.bounds.ICAL_MAX_EVENTS` events, and components and
+    content lines within their bounds."""
     try:
         ical.check(
             value,
             max_events=bounds.ICAL_MAX_EVENTS,
             max_recurring=bounds.ICAL_MAX_RECURRING_EVENTS,
+            max_components=bounds.ICAL_MAX_COMPONENTS,
+            max_lines=bounds.ICAL_MAX_CONTENT_LINES,
         )
     except ical.ICalendarProblem as e:
         raise ValueError(f"not valid iCalendar (RFC 5545): {e}") from None

@@ -646,7 +646,12 @@ class Controller:
             return True
         outcome = await feeds.fetch(self.kube, key[0], source, self.settings.feed_allowed_hosts)
         now = self.clock()
-        plan = calendars.decide_feed(body, source, outcome, now)
+        # Off the event loop: the decision parses and checks the whole feed (up to
+        # FEED_MAX_BYTES) and expands its next year, seconds for a large one, during
+        # which no job would fire and no webhook answer. It reads only its arguments
+        # (the store's bodies are replaced, never changed in place) and the iCalendar
+        # caches, which are thread-safe.
+        plan = await asyncio.to_thread(calendars.decide_feed, body, source, outcome, now)
         # Its Events are the log lines (a failure once per distinct error), in the
         # fetcher's own words: never the URL.
         again = now + source.interval()

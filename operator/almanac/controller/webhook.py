@@ -161,7 +161,10 @@ class Admission:
         """A (Cluster)Calendar's own fields and feed host, then what it does to the jobs
         that refer to it: those of its namespace, or for a ClusterCalendar those of every
         namespace this operator serves, as many as ``deadline`` leaves time for."""
-        review = review_calendar(body)
+        # Off the event loop too: the model parses and checks an inline ``spec.ical`` (up
+        # to 256 KiB), and a server-side dry run of a new text in a loop would otherwise
+        # hold the leader's fires.
+        review = await asyncio.to_thread(review_calendar, body)
         if review.allowed:
             review.errors += feed_url_errors(body, self.settings.feed_allowed_hosts, old)
         if not review.allowed:

@@ -108,6 +108,21 @@ class SmtpSettings:
                 "ALMANAC_SMTP_USERNAME and a password (ALMANAC_SMTP_PASSWORD or "
                 "ALMANAC_SMTP_PASSWORD_FILE) go together; set both or neither"
             )
+        # smtplib sends SMTP AUTH (PLAIN, LOGIN, CRAM-MD5) encoded as ASCII, with no
+        # way to ask for UTF-8 (RFC 4616's) short of writing AUTH ourselves: a login
+        # with any other character could never succeed, so it is refused when read.
+        # The message never shows the character or where it is.
+        if self.username is not None and not self.username.isascii():
+            raise SmtpConfigError(
+                "ALMANAC_SMTP_USERNAME has a character outside ASCII; SMTP AUTH is sent as "
+                "ASCII (Python's smtplib), so use an ASCII user name"
+            )
+        if self.password is not None and not self.password.isascii():
+            raise SmtpConfigError(
+                "the SMTP password (ALMANAC_SMTP_PASSWORD or ALMANAC_SMTP_PASSWORD_FILE) has "
+                "a character outside ASCII; SMTP AUTH is sent as ASCII (Python's smtplib), "
+                "so use an ASCII password"
+            )
         if self.username is not None and self.security == "none":
             raise SmtpConfigError(
                 "ALMANAC_SMTP_SECURITY=none would send the SMTP password in clear text; "
@@ -263,7 +278,7 @@ def _send(
             client.starttls(context=context)
             client.ehlo()
         if settings.username is not None and settings.password is not None:
-            client.login(settings.username, settings.password)
+            _login(client, settings.username, settings.password)
         refused = client.send_message(message)
     except BaseException:
         client.close()
@@ -281,8 +296,55 @@ def _send(
     return accepted, refused
 
 
+class _LoginFailed(Exception):
+    """A login that failed in the client, not by the server's reply nor the connection:
+    ``reason`` is ours. The exception's own text may quote the credentials (smtplib's
+    UnicodeEncodeError for a password outside ASCII names the character and its
+    position), and the detail goes into the run's status and Events, which the job's
+    namespace reads: the operator's SMTP credential must not cross into it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _login(client: smtplib.SMTP, username: str, password: str) -> None:
+    """``client.login``, with any failure of the client's own made a :class:`_LoginFailed`
+    that says what failed and never how (no exception text)."""
+    try:
+        client.login(username, password)
+    except (
+        smtplib.SMTPResponseException,
+        smtplib.SMTPNotSupportedError,
+        smtplib.SMTPServerDisconnected,
+    ):
+        raise  # the server's reply or the connection, in their own words
+    except UnicodeError:
+        raise _LoginFailed(
+            "the SMTP user name or password has a character outside ASCII, which smtplib "
+            "cannot send (SMTP AUTH is sent as ASCII)"
+        ) from None
+    except smtplib.SMTPException as error:  # an OSError too: before the sockets' own
+        raise _LoginFailed(_client_failure(client, error)) from None
+    except OSError:
+        raise  # the connection's (a timeout, TLS)
+    except Exception as error:
+        raise _LoginFailed(_client_failure(client, error)) from None
+
+
+def _client_failure(client: smtplib.SMTP, error: Exception) -> str:
+    """What failed (the exception's type) and what the server offers, not the text."""
+    offered = " ".join(client.esmtp_features.get("auth", "").split()) or "nothing"
+    return (
+        f"login failed in the client ({type(error).__name__}); the server offers AUTH "
+        f"{offered} (smtplib speaks CRAM-MD5, PLAIN, LOGIN)"
+    )
+
+
 def _classify(error: Exception, settings: SmtpSettings) -> DeliveryResult:
     server = f"{settings.host}:{settings.port}"
+    if isinstance(error, _LoginFailed):
+        return DeliveryResult("Permanent", clip_detail(f"{server}: {error.reason}"))
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         replies = error.recipients
         temporary = any(400 <= code < 500 for code, _ in replies.values())

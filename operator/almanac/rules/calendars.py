@@ -87,7 +87,11 @@ def _checked(text: str) -> tuple[int, str] | FetchFailed:
     """(events, packed copy) of a fetched text, or why it cannot be kept."""
     try:
         events, _ = ical.check(
-            text, max_events=bounds.ICAL_MAX_EVENTS, max_recurring=bounds.ICAL_MAX_RECURRING_EVENTS
+            text,
+            max_events=bounds.ICAL_MAX_EVENTS,
+            max_recurring=bounds.ICAL_MAX_RECURRING_EVENTS,
+            max_components=bounds.ICAL_MAX_COMPONENTS,
+            max_lines=bounds.ICAL_MAX_CONTENT_LINES,
         )
     except ical.ICalendarProblem as e:
         return FetchFailed(f"not valid iCalendar (RFC 5545): {e}")

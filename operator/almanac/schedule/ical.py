@@ -23,21 +23,27 @@ parser, after unfolding, remembering the line each started on), matches BEGIN/EN
 then places each error ``icalendar`` records on a component at the line of the property
 it names. The message is ``line N: reason``.
 
-Cost: parsing and checking are done once per distinct text per process
-(:func:`_calendar`, :func:`_problem`), and each year is expanded once per text and zone
-(:func:`_year`); importing the two packages takes about 100 ms, only when a Calendar has
-``ical``. A year's work is bounded: a recurrence rule that repeats an event within a day
-(``FREQ=HOURLY``, ``BYHOUR=9,17``) is refused, as it could only exclude the same day again
-at the price of an occurrence each time, and the API bounds how many events recur.
+Cost: parsing and checking are done once per distinct text per process while the
+caches hold it (:func:`_calendar`, :func:`_problem`; bounded by what they hold, not
+only by how many texts), and each year is expanded once per text and zone
+(:func:`_year`). What is parsed at all is bounded first: the caller's bounds on
+components and content lines are counted before icalendar reads the text. Importing
+the two packages takes about 100 ms, only when a Calendar has ``ical``. A year's work
+is bounded: a recurrence rule that repeats an event within a day (``FREQ=HOURLY``,
+``BYHOUR=9,17``) is refused, as it could only exclude the same day again at the price
+of an occurrence each time, and the API bounds how many events recur.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from almanac.errors import quote
@@ -203,24 +209,101 @@ _WITHIN_A_DAY = ("BYHOUR", "BYMINUTE", "BYSECOND")
 
 
 class ICalendarTooBig(ValueError):
-    """More events than the caller allows (the API's bounds)."""
+    """More events, components or content lines than the caller allows (the API's
+    bounds)."""
 
 
-@functools.lru_cache(maxsize=64)
-def _calendar(text: str) -> Any:
-    """icalendar's calendar, once per distinct text per process: the operator parses a
-    Calendar at each decision."""
+_Key = TypeVar("_Key", bound=Hashable)
+_Value = TypeVar("_Value")
+
+
+class _ByText(Generic[_Key, _Value]):
+    """A least-recently-used cache keyed by iCalendar text, bounded by what its entries
+    hold (``weigh``, about bytes) as well as by their number. An entry count alone let
+    64 texts of a megabyte each (a ConfigMap feed needs no allowed host) keep their
+    parsed form, 20-30 bytes per character, until the operator ran out of memory; an
+    entry heavier than the whole budget is computed and not kept. Thread-safe: the
+    operator and the webhook parse in worker threads (two threads may compute one text
+    at once, and the second copy replaces the first)."""
+
+    def __init__(self, budget: int, entries: int, weigh: Callable[[_Key], int]) -> None:
+        self._budget = budget
+        self._entries = entries
+        self._weigh = weigh
+        self._held: OrderedDict[_Key, tuple[_Value, int]] = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: _Key, make: Callable[[], _Value]) -> _Value:
+        with self._lock:
+            found = self._held.get(key)
+            if found is not None:
+                self._held.move_to_end(key)
+                return found[0]
+        value = make()
+        weight = self._weigh(key)
+        if weight > self._budget:
+            return value
+        with self._lock:
+            old = self._held.pop(key, None)
+            if old is not None:
+                self._weight -= old[1]
+            self._held[key] = (value, weight)
+            self._weight += weight
+            while self._weight > self._budget or len(self._held) > self._entries:
+                _, (_, dropped) = self._held.popitem(last=False)
+                self._weight -= dropped
+        return value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self._weight = 0
+
+
+def _parsed_weight(text: str) -> int:
+    """About the bytes icalendar's parse of ``text`` keeps (measured: 300-360 bytes a
+    content line besides the text itself, which the values hold)."""
+    return 2 * len(text) + 400 * text.count("\n")
+
+
+@dataclass(slots=True)
+class _Parsed:
+    calendar: Any
+    query: Any = None
+    """recurring-ical-events' query over the calendar, made when first asked."""
+
+
+# About 32 MiB of parsed calendars: hundreds of a company's calendars, or one of the
+# largest feeds the bounds admit (about 18 MiB) with room to spare.
+_PARSED: _ByText[str, _Parsed] = _ByText(32 * 1024 * 1024, 64, _parsed_weight)
+
+
+def _parse(text: str) -> _Parsed:
+    """icalendar's calendar, once per distinct text per process while the cache holds
+    it: the operator parses a Calendar at each decision."""
+    return _PARSED.get(text, lambda: _Parsed(_read(text)))
+
+
+def _read(text: str) -> Any:
     import icalendar
 
     return icalendar.Calendar.from_ical(text)
 
 
-@functools.lru_cache(maxsize=64)
-def _query(text: str) -> Any:
-    """recurring-ical-events' query over a checked text, once per text per process."""
-    import recurring_ical_events
+def _calendar(text: str) -> Any:
+    """icalendar's calendar of ``text`` (:func:`_parse`)."""
+    return _parse(text).calendar
 
-    return recurring_ical_events.of(_calendar(text))
+
+def _query(text: str) -> Any:
+    """recurring-ical-events' query over a checked text, kept with its parse."""
+    parsed = _parse(text)
+    if parsed.query is None:
+        import recurring_ical_events
+
+        parsed.query = recurring_ical_events.of(parsed.calendar)
+    return parsed.query
 
 
 def _check_event(component: Any, span: tuple[str, int, int], lines: list[_Line]) -> None:
@@ -281,13 +364,68 @@ def _check_event(component: Any, span: tuple[str, int, int], lines: list[_Line])
             raise ICalendarProblem(where, f"RRULE: {_reason(e)}") from None
 
 
-@functools.lru_cache(maxsize=64)
-def _problem(text: str, max_events: int, max_recurring: int) -> ValueError | tuple[int, int]:
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """The caller's bounds (the API's): events, recurring events, components, lines."""
+
+    events: int
+    recurring: int
+    components: int
+    lines: int
+
+
+# The texts checked and what was found: the texts are the weight (a result is a few
+# bytes). 16 MiB holds the largest feed (5 MiB) and hundreds of inline calendars.
+_PROBLEMS: _ByText[tuple[str, _Limits], ValueError | tuple[int, int]] = _ByText(
+    16 * 1024 * 1024, 64, lambda key: len(key[0])
+)
+
+# Lines that start a content line (not a continuation, not blank): counted before the
+# text is unfolded, so that a text of a million short lines is refused without building
+# a million lines first.
+_LINE_START = re.compile(r"^[^ \t\r\n]", re.MULTILINE)
+
+
+def _count_lines(text: str, limits: _Limits) -> None:
+    """ICalendarTooBig past the bound on content lines, counted on the raw text: the
+    properties of a component are as unbounded as the components are (one VEVENT of
+    150,000 ``X-`` lines in 1.8 MiB kept 54 MiB)."""
+    for starts, _ in enumerate(_LINE_START.finditer(text), start=1):
+        if starts > limits.lines:
+            raise ICalendarTooBig(
+                f"has more than {limits.lines} content lines; at most {limits.lines} are allowed"
+            )
+
+
+def _count_components(lines: list[_Line], limits: _Limits) -> None:
+    """ICalendarTooBig past the bounds on the unfolded lines and the components (BEGIN
+    lines), before icalendar parses them. The events' bounds alone left the rest
+    unbounded: 25,000 VTODOs in a 1 MiB ConfigMap, not one event among them, cost 1.4 s
+    and 35 MiB to parse."""
+    if len(lines) > limits.lines:
+        raise ICalendarTooBig(f"has {len(lines)} content lines; at most {limits.lines} are allowed")
+    components = sum(1 for line in lines if line.name == "BEGIN")
+    if components > limits.components:
+        raise ICalendarTooBig(
+            f"has {components} components (BEGIN lines); at most {limits.components} are "
+            f"allowed: the events (VEVENT), an alarm (VALARM) each and the time zones "
+            f"(VTIMEZONE) they use. Almanac reads only the events: leave out the rest "
+            f"(VTODO, VJOURNAL, X- components)"
+        )
+
+
+def _problem(text: str, limits: _Limits) -> ValueError | tuple[int, int]:
     """What is wrong with ``text`` (an :class:`ICalendarProblem` or
     :class:`ICalendarTooBig`), or its (events, recurring events); kept per text, so
     that the operator's parse at each decision does not check it again."""
+    return _PROBLEMS.get((text, limits), lambda: _find_problem(text, limits))
+
+
+def _find_problem(text: str, limits: _Limits) -> ValueError | tuple[int, int]:
     try:
+        _count_lines(text, limits)
         lines = _content_lines(text)
+        _count_components(lines, limits)
         spans = _structure(lines, parse=False)
         try:
             calendar = _calendar(text)
@@ -308,14 +446,14 @@ def _problem(text: str, max_events: int, max_recurring: int) -> ValueError | tup
         ]
         recurring = sum(1 for c, _ in events if "RRULE" in c or "RDATE" in c)
         # Counted before each event is checked: the checks cost, the bound is the point.
-        if len(events) > max_events:
+        if len(events) > limits.events:
             raise ICalendarTooBig(
-                f"has {len(events)} events (VEVENT); at most {max_events} are allowed"
+                f"has {len(events)} events (VEVENT); at most {limits.events} are allowed"
             )
-        if recurring > max_recurring:
+        if recurring > limits.recurring:
             raise ICalendarTooBig(
-                f"has {recurring} recurring events (RRULE or RDATE); at most {max_recurring} "
-                f"are allowed"
+                f"has {recurring} recurring events (RRULE or RDATE); at most "
+                f"{limits.recurring} are allowed"
             )
         for component, span in events:
             _check_event(component, span, lines)
@@ -324,11 +462,14 @@ def _problem(text: str, max_events: int, max_recurring: int) -> ValueError | tup
     return len(events), recurring
 
 
-def check(text: str, *, max_events: int, max_recurring: int) -> tuple[int, int]:
+def check(
+    text: str, *, max_events: int, max_recurring: int, max_components: int, max_lines: int
+) -> tuple[int, int]:
     """Raise :class:`ICalendarProblem` (line and reason) unless ``text`` is one
     VCALENDAR whose events can be expanded, or :class:`ICalendarTooBig` past the
-    bounds; return (events, recurring events)."""
-    found = _problem(text, max_events, max_recurring)
+    bounds (events, recurring events, components of any kind, content lines, the last
+    two counted before the text is parsed); return (events, recurring events)."""
+    found = _problem(text, _Limits(max_events, max_recurring, max_components, max_lines))
     if isinstance(found, ValueError):
         raise found
     return found
