@@ -213,11 +213,18 @@ class _Decision:
 
     def warn_once(self, reason: str, message: str) -> None:
         """One Warning per problem and generation (none again when the condition
-        already says it: the Event may have expired)."""
+        already says it: the Event may have expired). A suspended job's condition says
+        Suspended and names the problem in its message, so there the message tells."""
         ready: Body = next(
             (c for c in self.status.get("conditions") or [] if c.get("type") == "Ready"), {}
         )
-        if (ready.get("reason"), ready.get("observedGeneration")) != (reason, self.generation):
+        now_said: Body = next(iter(self.desired.get("conditions") or []), {})
+        said = ready.get("observedGeneration") == self.generation and (
+            ready.get("reason") == reason
+            or (ready.get("reason"), ready.get("message"))
+            == (now_said.get("reason"), now_said.get("message"))
+        )
+        if not said:
             self.events.append(PlannedEvent("Warning", reason, message, f"{self.generation}"))
 
     def miss(self, instants: Sequence[datetime], message: str) -> None:
@@ -358,13 +365,24 @@ def decide_job(
     d = _Decision(job, runs, now, default_time_zone)
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
+    # Read before the spec is checked: suspension must be known whatever else is wrong
+    # with the job, since a Ready reason of Suspended is what tells the decision that
+    # resumes it that the fires which fell meanwhile are all missed.
+    suspended = d.spec.get("suspend") is True
     try:
         model = ScheduledJob.parse(job)
         schedule = resolve(model, calendars, default_time_zone)
     except InvalidSpec as error:
         reason = _reason(error)
         d.desired["nextScheduleTime"] = None
-        d.condition("False", reason, str(error))
+        if suspended:
+            d.condition(
+                "False",
+                "Suspended",
+                f"suspend is true: the job does not fire; nor could it ({reason}): {error}",
+            )
+        else:
+            d.condition("False", reason, str(error))
         d.warn_once(reason, str(error))
         if run_now:
             d.events.append(
