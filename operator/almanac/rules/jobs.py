@@ -431,7 +431,7 @@ def _reason(error: InvalidSpec) -> str:
 #: looked for (a `* * * * *` job down for a month has 43,200, a year 525,600).
 DUE_LISTED = 1000
 #: How far back from now the latest due fires are looked for, nearest first: a window
-#: is searched only when the one before it held no fire.
+#: is searched only when the one before it held too few of them.
 LOOKBACK = (
     timedelta(hours=1),
     timedelta(days=1),
@@ -441,11 +441,16 @@ LOOKBACK = (
 )
 
 
-def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[datetime], bool]:
-    """The fires in (since, now], oldest first, and whether some of them are left out:
-    after DUE_LISTED of them, only those in the nearest LOOKBACK window that holds any
-    follow (the latest is never left out, so the right fire starts; the count of missed
-    ones is then a lower bound)."""
+def due_fires(
+    schedule: Schedule, since: datetime, now: datetime, latest: int = 1
+) -> tuple[list[datetime], bool]:
+    """The fires in (since, now], oldest first, and whether some of them may be left out:
+    after DUE_LISTED of them, only those in the nearest LOOKBACK window that holds at
+    least ``latest`` of them follow (or every one after the listed ones, when no window
+    does). So the fires that start are never left out: the latest for ``catchUp:
+    Latest``, the latest CATCH_UP_MAX for ``All`` (``latest``); the count of missed ones
+    is then a lower bound. The work stays bounded: a window is searched only when the
+    one before it, at most 32 times shorter, held fewer than ``latest``."""
     due: list[datetime] = []
     for instant in schedule.fires(since):
         if instant > now:
@@ -455,12 +460,14 @@ def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[
         due.append(instant)
     else:
         return due, False
+    found: list[datetime] = []
+    start = due[-1]
     for back in (*LOOKBACK, now - due[-1]):  # at last, everything after the listed ones
         start = max(now - back, due[-1])
-        latest = list(itertools.takewhile(lambda t: t <= now, schedule.fires(start)))
-        if latest:
-            return due + latest, True
-    return due, True
+        found = list(itertools.takewhile(lambda t: t <= now, schedule.fires(start)))
+        if len(found) >= latest:
+            break
+    return due + found, start > due[-1]
 
 
 def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) -> None:
@@ -479,13 +486,14 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
         parse_time((d.status.get("missedSchedules") or {}).get("lastMissedTime")),
     ]
     since = max(c for c in candidates if c is not None)
-    due, uncounted = due_fires(schedule, since, d.now)
     ready: Body = next(
         (c for c in d.status.get("conditions") or [] if c.get("type") == "Ready"), {}
     )
     resumed = ready.get("reason") == "Suspended"
     assert d.model is not None
     spec = d.model.spec
+    starting = policy.CATCH_UP_MAX if spec.catch_up == "All" and not resumed else 1
+    due, uncounted = due_fires(schedule, since, d.now, starting)
     started: list[datetime] = []
     if spec.catch_up == "All" and not resumed:
         started = [t for t in due if run_name(d.meta["name"], t) in d.runs]
