@@ -378,6 +378,51 @@ async def test_run_now_is_consumed_and_fires_once() -> None:
     )
 
 
+RUN_NOW_BESIDE_AN_ACTIVE_RUN = [
+    # (id, concurrencyPolicy, runs after the run-now, its Events)
+    ("allow runs it beside the active run", "Allow", ["fire", "manual"], ["RunCreated"]),
+    ("replace deletes the active run for it", "Replace", ["manual"],
+     ["RunReplaced", "RunCreated"]),
+    ("forbid refuses it, and no fire of the schedule was missed", "Forbid", ["fire"],
+     ["RunNowRefused"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "runs", "reasons"),
+    [c[1:] for c in RUN_NOW_BESIDE_AN_ACTIVE_RUN],
+    ids=[c[0] for c in RUN_NOW_BESIDE_AN_ACTIVE_RUN],
+)
+@sync
+async def test_a_run_now_honours_the_concurrency_policy_and_is_never_a_missed_fire(
+    policy: str, runs: list[str], reasons: list[str]
+) -> None:
+    """api.md "Reruns and manual runs": run-now fires the job once, outside its
+    schedule, and its concurrencyPolicy applies. "Missed fires": a fire is missed when
+    its instant passes without a run; a refused run-now is not a fire of the schedule, so
+    it is a RunNowRefused Warning, not a MissedSchedule (nor counted in
+    status.missedSchedules or almanac_missed_fires_total). The annotation is consumed."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", concurrencyPolicy=policy, services=[service("a")]))
+    await w.at(minute(1))
+    assert w.run(run_of(1))["status"]["phase"] == "Running"
+    before = set(w.kube.events)
+    w.apply({"metadata": {"name": "j", "annotations": {"almanac.dev/run-now": "now"}}})
+    await w.at(minute(1) + timedelta(seconds=7))
+    named = {"fire": run_of(1), "manual": f"{run_of(1)}-m070"}
+    assert w.kube.names("scheduledjobruns") == [named[r] for r in runs]
+    new = [e for k, e in w.kube.events.items() if k not in before]
+    assert sorted(e["reason"] for e in new if e["reason"] != "ServiceStarted") == sorted(reasons)
+    if policy == "Forbid":
+        [refused] = new
+        assert refused["message"] == (
+            f"not run: run {run_of(1)} is still active (concurrencyPolicy Forbid)"
+        )
+    assert "missedSchedules" not in w.job_status()
+    annotations = (w.kube.stored("scheduledjobs", "j") or {})["metadata"].get("annotations", {})
+    assert "almanac.dev/run-now" not in annotations
+
+
 @pytest.mark.parametrize(
     ("services", "outcomes", "phases", "run_phase"),
     [

@@ -234,6 +234,19 @@ class _Decision:
         key = ",".join(timestamp(t) or "" for t in instants[-3:])
         self.events.append(PlannedEvent("Warning", "MissedSchedule", message, key))
 
+    def refuse_run_now(self, why: str) -> None:
+        """A run-now that does not run: a Warning saying why, never a missed fire (it is
+        not a fire of the schedule, so ``missedSchedules`` and the missed-fires metric
+        do not count it). One per annotation: keyed by the resourceVersion that set it."""
+        self.events.append(
+            PlannedEvent(
+                "Warning",
+                "RunNowRefused",
+                f"not run: {why}",
+                self.meta.get("resourceVersion") or "",
+            )
+        )
+
     def active(self, besides: str) -> list[str]:
         return [
             name
@@ -270,11 +283,14 @@ class _Decision:
         policy_name = self.model.spec.concurrency_policy.value
         active = self.active(besides=name) if policy_name != "Allow" else []
         if active and policy_name == "Forbid":
-            message = (
-                f"fire {timestamp(scheduled)} not started: run {', '.join(active)} is still "
-                f"active (concurrencyPolicy Forbid){self.lateness(active)}"
+            why = (
+                f"run {', '.join(active)} is still active (concurrencyPolicy Forbid)"
+                f"{self.lateness(active)}"
             )
-            self.miss([scheduled], message)
+            if trigger == TRIGGER_RUN_NOW:
+                self.refuse_run_now(why)
+            else:
+                self.miss([scheduled], f"fire {timestamp(scheduled)} not started: {why}")
             return False
         for old in active:  # Replace
             self.deletes.append(old)
@@ -385,14 +401,7 @@ def decide_job(
             d.condition("False", reason, str(error))
         d.warn_once(reason, str(error))
         if run_now:
-            d.events.append(
-                PlannedEvent(
-                    "Warning",
-                    "RunNowRefused",
-                    f"not run: the job is not Ready ({reason}): {error}",
-                    d.meta.get("resourceVersion") or "",
-                )
-            )
+            d.refuse_run_now(f"the job is not Ready ({reason}): {error}")
         return d.plan(consume_run_now=run_now)
 
     d.model = model
