@@ -504,6 +504,39 @@ async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> No
 
 
 @sync
+async def test_reruns_of_a_fire_and_of_a_run_now_of_the_same_minute_both_run() -> None:
+    """api.md "Reruns and manual runs": `almanac.dev/rerun=now` on a failed run "creates
+    a new run with `spec.parentRun` set to that run". A run-now made in the minute of a
+    fire (`<job>-<min>-m070`) and that fire (`<job>-<min>`) are two parents: each gets
+    its own child (`-n070`, `-r1`), and their children's reruns stay apart too."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", failedRunsHistoryLimit=9, services=[service("a")]))
+    await w.at(minute(1))  # the fire of 09:01
+    w.apply({"metadata": {"name": "j", "annotations": {"almanac.dev/run-now": "now"}}})
+    await w.at(minute(1) + timedelta(seconds=7))  # and a run-now in the same minute
+    fire, manual = run_of(1), f"{run_of(1)}-m070"
+    lineages = {
+        fire: [f"{fire}-r1", f"{fire}-r2"],
+        manual: [f"{run_of(1)}-n070", f"{run_of(1)}-o070"],
+    }
+    for depth in range(2):  # each parent fails, is rerun, and its child starts
+        for origin, children in lineages.items():
+            parent = [origin, *children][depth]
+            w.finish_job(f"{parent}-a", ok=False)
+            await w.settle()
+            w.apply(
+                {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "now"}}},
+                "scheduledjobruns",
+            )
+            await w.settle()
+        await w.at(minute(3 + 2 * depth))
+    for origin, children in lineages.items():
+        parents = [origin, *children[:-1]]
+        assert [w.run(c)["spec"]["parentRun"] for c in children] == parents
+    assert "RerunRefused" not in w.kube.reasons()
+
+
+@sync
 async def test_history_limits_prune_the_oldest_finished_runs() -> None:
     w = World()
     w.apply(job(successfulRunsHistoryLimit=1, services=[service("a")]))
