@@ -202,19 +202,18 @@ def test_a_run_that_outlives_its_deadline_is_late_once_with_its_event_metric_and
 
     wait_until("almanac_runs_late_total", lambda: late_count() == 1.0)
 
-    # A restarted operator neither marks it again nor mails again; a fire that the late
-    # run keeps out under Forbid says why.
+    # A restarted operator neither marks it again nor mails again; a run-now that the
+    # late run keeps out under Forbid says why (refused, not a missed fire).
     operator.kill()
     operator.start()
     k.run("annotate", "sj", "wedged", "almanac.dev/run-now=again", "--overwrite")
-    missed = wait_until(
-        "the fire Forbid skipped",
-        lambda: k.get("sj", "wedged")["status"].get("missedSchedules"),
+    [refused] = wait_until(
+        "the run-now Forbid refused",
+        lambda: [e for e in k.events("wedged") if e["reason"] == "RunNowRefused"],
     )
-    assert f"run {name} is still active (concurrencyPolicy Forbid)" in missed["message"]
-    assert f"late past its runDeadline 5s: {name} (due by " in missed["message"]
-    skipped = [e for e in k.events("wedged") if e["reason"] == "MissedSchedule"]
-    assert any("late past its runDeadline 5s" in e["message"] for e in skipped)
+    assert f"run {name} is still active (concurrencyPolicy Forbid)" in refused["message"]
+    assert f"late past its runDeadline 5s: {name} (due by " in refused["message"]
+    assert "missedSchedules" not in k.get("sj", "wedged")["status"]
     assert [e["reason"] for e in k.events("wedged")].count("RunLate") == 1
     assert len(smtp.received) == 1
     assert [

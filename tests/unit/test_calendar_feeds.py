@@ -310,6 +310,48 @@ def test_a_bad_spec_outranks_an_unfetched_calendar() -> None:
     assert ready(plan.status)["reason"] == "InvalidSchedule"
 
 
+SUSPENDED_WITH_A_PROBLEM = [
+    ("a calendar that does not exist", {}, {}, "CalendarNotFound"),
+    ("a feed not fetched yet", {"team": feed_calendar()}, {}, "CalendarNotFetched"),
+    ("an invalid spec", {"team": "fetched"},
+     {"startTime": "2027-04-01T00:00:00Z", "endTime": "2027-01-01T00:00:00Z"}, "InvalidSchedule"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("calendars", "wrong", "problem"),
+    [c[1:] for c in SUSPENDED_WITH_A_PROBLEM],
+    ids=[c[0] for c in SUSPENDED_WITH_A_PROBLEM],
+)
+def test_fires_that_fell_while_suspended_never_start_on_resume_whatever_else_was_wrong(
+    calendars: dict[str, Any], wrong: dict[str, Any], problem: str
+) -> None:
+    """api.md "Missed fires": "A suspended job's fires are always recorded as missed on
+    resume, whatever catchUp says". Suspension is known (Ready reason Suspended, the
+    problem in its message and in one Warning) even when the job could not be scheduled;
+    resumed and fixed, the hourly fires that fell meanwhile are missed, none starts."""
+    good = fetched(feed_calendar(), ics(date(2027, 5, 1)))
+    body = job({"name": "team"}, schedule="0 * * * *", suspend=True, **wrong)
+    body["metadata"]["creationTimestamp"] = timestamp(NOW)
+    held = {k: good if v == "fetched" else v for k, v in calendars.items()}
+    suspended = decide_job(body, [], held, NOW + timedelta(minutes=5))
+    condition = ready(suspended.status)
+    assert (condition["status"], condition["reason"]) == ("False", "Suspended")
+    assert f"({problem})" in condition["message"]
+    assert [e.reason for e in suspended.events] == [problem]
+    body["status"] = suspended.status
+    again = decide_job(body, [], held, NOW + timedelta(minutes=6))
+    assert again.events == ()  # the condition says it already
+    for field in wrong:
+        del body["spec"][field]
+    body["spec"]["suspend"] = False
+    body["metadata"]["generation"] = 2
+    resumed = decide_job(body, [], {"team": good}, NOW + timedelta(hours=3, minutes=1))
+    assert [c.body["spec"]["scheduledTime"] for c in resumed.creates] == []
+    assert resumed.missed == 3  # 10:00, 11:00, 12:00
+    assert "the job was suspended" in resumed.status["missedSchedules"]["message"]
+
+
 def test_the_webhook_admits_a_job_whose_feed_is_not_fetched_yet_with_a_warning() -> None:
     review = review_scheduled_job(
         job({"name": "team"}), {"team": feed_calendar()}, default_time_zone="UTC", now=NOW

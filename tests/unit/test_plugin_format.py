@@ -542,18 +542,34 @@ def test_run_now_reports_the_new_manual_run_only() -> None:
     )
 
 
-def test_run_now_forbidden_by_the_concurrency_policy_is_an_error() -> None:
-    missed = event(
-        "MissedSchedule",
-        "fire 2027-01-04T12:00:00Z not started: run j-1 is still active (concurrencyPolicy Forbid)",
-        ago(0),
-        type_="Warning",
-    )
-    assert run_now_outcome("j", {"j-1"}, [run_body("j-1", scheduled=ago(60))], [missed]) == (
-        1,
-        "run-now of j refused: fire 2027-01-04T12:00:00Z not started: run j-1 is still active "
-        "(concurrencyPolicy Forbid)",
-    )
+RUN_NOW_ANSWERS = [
+    # (id, the Event that appeared on the job, what the plugin says)
+    ("refused by concurrencyPolicy forbid", "RunNowRefused",
+     "not run: run j-1 is still active (concurrencyPolicy Forbid)",
+     (1, "run-now of j refused: not run: run j-1 is still active (concurrencyPolicy Forbid)")),
+    ("refused: the job is not ready", "RunNowRefused",
+     "not run: the job is not Ready (CalendarNotFound): no such calendar",
+     (1, "run-now of j refused: not run: the job is not Ready (CalendarNotFound): no such "
+         "calendar")),
+    ("the api server refused the run", "RunRefused", "forbidden: exceeded quota",
+     (1, "run-now of j refused: forbidden: exceeded quota")),
+    ("a scheduled fire missed meanwhile is not the answer", "MissedSchedule",
+     "fire 2027-01-04T12:00:00Z not started: run j-1 is still active (concurrencyPolicy Forbid)",
+     None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "answer"),
+    [c[1:] for c in RUN_NOW_ANSWERS],
+    ids=[c[0] for c in RUN_NOW_ANSWERS],
+)
+def test_a_refused_run_now_is_an_error(
+    reason: str, message: str, answer: tuple[int, str] | None
+) -> None:
+    news = event(reason, message, ago(0), type_="Warning")
+    runs = [run_body("j-1", scheduled=ago(60))]
+    assert run_now_outcome("j", {"j-1"}, runs, [news]) == answer
 
 
 # --------------------------------------------------------------------------------------

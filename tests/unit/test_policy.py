@@ -468,3 +468,53 @@ def test_due_fires_lists_at_most_a_thousand_then_the_latest(
     assert due == sorted(set(due))
     every = list(itertools.takewhile(lambda t: t <= now, schedule.fires(since)))
     assert due[-1] == every[-1]  # the latest is never left out
+
+
+CATCH_UP_ALL_AFTER_AN_ABSENCE = [
+    # (id, schedule, away, startingDeadlineSeconds, the missed fires' message)
+    ("1,500 missed fires: the latest 1,000 start, the oldest 500 are missed",
+     "* * * * *", timedelta(minutes=1500), None, "500 fire(s) not started"),
+    ("a month away: the latest 1,000 start, the missed ones counted from below",
+     "* * * * *", timedelta(days=30), None, "more than 1440 fire(s) not started"),
+    ("hourly for a year: the latest 1,000 start, every other one is counted",
+     "0 * * * *", timedelta(days=365), None, "7760 fire(s) not started"),
+    ("a month away with an hour's deadline: the 61 fires within it start",
+     "* * * * *", timedelta(days=30), 3600, "more than 2379 fire(s) not started"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("expression", "away", "deadline", "message"),
+    [c[1:] for c in CATCH_UP_ALL_AFTER_AN_ABSENCE],
+    ids=[c[0] for c in CATCH_UP_ALL_AFTER_AN_ABSENCE],
+)
+def test_catch_up_all_starts_the_latest_thousand_missed_fires(
+    expression: str, away: timedelta, deadline: int | None, message: str
+) -> None:
+    """api.md "Missed fires", catchUp All: "every missed fire within
+    startingDeadlineSeconds, each its own run, oldest first, at most 1,000 (the latest
+    1,000)"; recorded as missed: "those past the deadline, and those beyond 1,000"."""
+    from almanac.api.models import ScheduledJob
+    from almanac.api.resolve import resolve
+    from almanac.rules.jobs import decide_job
+    from tests.integration.objects import scheduled_job
+
+    created = datetime(2027, 1, 1, tzinfo=UTC)
+    now = created + away
+    spec: dict[str, Any] = {"catchUp": "All"}
+    if deadline is not None:
+        spec["startingDeadlineSeconds"] = deadline
+    body = scheduled_job("j", expression, **spec)
+    body["metadata"].update(
+        uid="u", namespace="ns", generation=1, creationTimestamp="2027-01-01T00:00:00Z"
+    )
+    plan = decide_job(body, [], {}, now)
+    schedule = resolve(ScheduledJob.parse(body), {}, "UTC")
+    every = list(itertools.takewhile(lambda t: t <= now, schedule.fires(created)))
+    within = [t for t in every if deadline is None or now - t <= timedelta(seconds=deadline)]
+    started = [c.body["spec"]["scheduledTime"] for c in plan.creates]
+    assert started == [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in within[-1000:]]
+    assert plan.status["missedSchedules"]["message"].startswith(message)
+    assert plan.status["missedSchedules"]["lastMissedTime"] == (
+        every[-len(started) - 1].strftime("%Y-%m-%dT%H:%M:%SZ")
+    )

@@ -128,3 +128,30 @@ def test_a_succeeded_service_whose_job_was_deleted_is_not_started_again() -> Non
     assert list(plan.creates) == []
     phases = {s["name"]: s["phase"] for s in plan.status.get("services", r["status"]["services"])}
     assert phases == {"a": "Succeeded", "b": "Running"}
+
+
+@pytest.mark.parametrize(
+    ("parent", "child"),
+    [
+        ("j-29983710-y070", "j-29983710-z070"),
+        ("j-29983710-z070", None),
+        ("j-29983710-r998", "j-29983710-r999"),
+        ("j-29983710-r999", None),
+    ],
+    ids=["a run-now's 11th rerun", "its 12th", "a fire's 998th rerun", "its 999th"],
+)
+def test_a_rerun_deeper_than_a_run_name_can_tell_is_refused(parent: str, child: str | None) -> None:
+    """docs/crds.md "Name lengths": a run's suffix has at most 5 characters (`-r999`,
+    `-z480`); a rerun one deeper would have no name of its own, so it is refused with the
+    way out, and never created under a name that is too long or another run's."""
+    body = run_body(job(), parent, T0, "Rerun", job()["spec"]["services"], parent="p")
+    body["metadata"].update(uid="uid-r", annotations={"almanac.dev/rerun": "now"})
+    body["status"] = {"phase": "Failed", "services": [{"name": "a", "phase": "Failed"}]}
+    plan = decide_run(body, [], job(), T0)
+    assert (plan.rerun or {}).get("metadata", {}).get("name") == child
+    if child is None:
+        [refused] = [e for e in plan.events if e.reason == "RerunRefused"]
+        assert refused.message == (
+            f"run {parent} is as deep a rerun as a run's name can tell (a run-now's reruns "
+            "end at -z, a fire's at -r999): run the job again instead (almanac.dev/run-now)"
+        )

@@ -387,6 +387,51 @@ async def test_run_now_is_consumed_and_fires_once() -> None:
     )
 
 
+RUN_NOW_BESIDE_AN_ACTIVE_RUN = [
+    # (id, concurrencyPolicy, runs after the run-now, its Events)
+    ("allow runs it beside the active run", "Allow", ["fire", "manual"], ["RunCreated"]),
+    ("replace deletes the active run for it", "Replace", ["manual"],
+     ["RunReplaced", "RunCreated"]),
+    ("forbid refuses it, and no fire of the schedule was missed", "Forbid", ["fire"],
+     ["RunNowRefused"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "runs", "reasons"),
+    [c[1:] for c in RUN_NOW_BESIDE_AN_ACTIVE_RUN],
+    ids=[c[0] for c in RUN_NOW_BESIDE_AN_ACTIVE_RUN],
+)
+@sync
+async def test_a_run_now_honours_the_concurrency_policy_and_is_never_a_missed_fire(
+    policy: str, runs: list[str], reasons: list[str]
+) -> None:
+    """api.md "Reruns and manual runs": run-now fires the job once, outside its
+    schedule, and its concurrencyPolicy applies. "Missed fires": a fire is missed when
+    its instant passes without a run; a refused run-now is not a fire of the schedule, so
+    it is a RunNowRefused Warning, not a MissedSchedule (nor counted in
+    status.missedSchedules or almanac_missed_fires_total). The annotation is consumed."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", concurrencyPolicy=policy, services=[service("a")]))
+    await w.at(minute(1))
+    assert w.run(run_of(1))["status"]["phase"] == "Running"
+    before = set(w.kube.events)
+    w.apply({"metadata": {"name": "j", "annotations": {"almanac.dev/run-now": "now"}}})
+    await w.at(minute(1) + timedelta(seconds=7))
+    named = {"fire": run_of(1), "manual": f"{run_of(1)}-m070"}
+    assert w.kube.names("scheduledjobruns") == [named[r] for r in runs]
+    new = [e for k, e in w.kube.events.items() if k not in before]
+    assert sorted(e["reason"] for e in new if e["reason"] != "ServiceStarted") == sorted(reasons)
+    if policy == "Forbid":
+        [refused] = new
+        assert refused["message"] == (
+            f"not run: run {run_of(1)} is still active (concurrencyPolicy Forbid)"
+        )
+    assert "missedSchedules" not in w.job_status()
+    annotations = (w.kube.stored("scheduledjobs", "j") or {})["metadata"].get("annotations", {})
+    assert "almanac.dev/run-now" not in annotations
+
+
 @pytest.mark.parametrize(
     ("services", "outcomes", "phases", "run_phase"),
     [
@@ -525,6 +570,39 @@ async def test_a_rerun_runs_its_parents_services_not_the_jobs_edited_ones() -> N
     await w.at(minute(2) + timedelta(seconds=41))
     assert w.kube.names("jobs").count(f"{child}-b") == 1
     assert f"{child}-z" not in w.kube.names("jobs")
+
+
+@sync
+async def test_reruns_of_a_fire_and_of_a_run_now_of_the_same_minute_both_run() -> None:
+    """api.md "Reruns and manual runs": `almanac.dev/rerun=now` on a failed run "creates
+    a new run with `spec.parentRun` set to that run". A run-now made in the minute of a
+    fire (`<job>-<min>-m070`) and that fire (`<job>-<min>`) are two parents: each gets
+    its own child (`-n070`, `-r1`), and their children's reruns stay apart too."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", failedRunsHistoryLimit=9, services=[service("a")]))
+    await w.at(minute(1))  # the fire of 09:01
+    w.apply({"metadata": {"name": "j", "annotations": {"almanac.dev/run-now": "now"}}})
+    await w.at(minute(1) + timedelta(seconds=7))  # and a run-now in the same minute
+    fire, manual = run_of(1), f"{run_of(1)}-m070"
+    lineages = {
+        fire: [f"{fire}-r1", f"{fire}-r2"],
+        manual: [f"{run_of(1)}-n070", f"{run_of(1)}-o070"],
+    }
+    for depth in range(2):  # each parent fails, is rerun, and its child starts
+        for origin, children in lineages.items():
+            parent = [origin, *children][depth]
+            w.finish_job(f"{parent}-a", ok=False)
+            await w.settle()
+            w.apply(
+                {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "now"}}},
+                "scheduledjobruns",
+            )
+            await w.settle()
+        await w.at(minute(3 + 2 * depth))
+    for origin, children in lineages.items():
+        parents = [origin, *children[:-1]]
+        assert [w.run(c)["spec"]["parentRun"] for c in children] == parents
+    assert "RerunRefused" not in w.kube.reasons()
 
 
 @sync

@@ -341,7 +341,8 @@ over :data:`RUN_NAME_MAX_LENGTH`: the API server refuses that run, which the job
 
 RUN_SUFFIX_MAX_LENGTH: Final = 5
 """The suffix of a run that is not a plain fire: ``-m375`` (a run-now), ``-r1`` to
-``-r999`` (reruns)."""
+``-r999`` (a fire's reruns), ``-n375`` to ``-z375`` (a run-now's reruns;
+:func:`almanac.api.names.rerun_name`)."""
 
 SCHEDULED_JOB_NAME_MAX_LENGTH: Final = 28
 """A ScheduledJob's name: 63 - 1 - 20 (service) - 5 (suffix) - 8 (minutes) - 1 = 28."""

@@ -27,7 +27,10 @@ __all__ = [
     "LABEL_JOB",
     "LABEL_RUN",
     "LABEL_SERVICE",
+    "RERUN_MAX_DEPTH",
     "RUNS",
+    "RUN_NOW_MARK",
+    "RUN_NOW_RERUN_MARKS",
     "SCHEDULED_JOBS",
     "TRIGGERS",
     "TRIGGER_BACKFILL",
@@ -109,15 +112,35 @@ def manual_run_name(job: str, now: datetime) -> str:
     return f"{run_name(job, now)}-m{now.second:02d}{now.microsecond // 100_000}"
 
 
-def rerun_name(parent: str) -> str:
-    """The child of a run: `<job>-<minutes>-r<depth>`, one deeper than its parent's.
+RERUN_MAX_DEPTH: Final = 999
+"""A fire's reruns are ``-r1`` to ``-r999``: a deeper one would pass the 5 characters
+the CRD leaves after the minutes (docs/crds.md)."""
+RUN_NOW_MARK: Final = "m"
+RUN_NOW_RERUN_MARKS: Final = "nopqstuvwxyz"
+"""A run-now's reruns, one letter each deeper: the letters after ``m``, but ``r`` (a
+fire's reruns')."""
 
-    Derived from the parent alone, so a second rerun annotation (or a restart between
-    creating the child and consuming the annotation) finds the child already there.
+
+def rerun_name(parent: str) -> str | None:
+    """The child of a run, one rerun deeper than its parent; None when no name within
+    the 5 characters after the minutes could tell it apart (docs/crds.md).
+
+    A fire ``<job>-<minutes>`` is rerun as ``-r1``, then ``-r2`` ... ``-r999``; a run-now
+    ``<job>-<minutes>-m480`` keeps its second and tenth, and its letter moves on:
+    ``-n480``, then ``-o480`` ... ``-z480`` (``r`` skipped). So every lineage has names of
+    its own: the reruns of a fire and of a run-now of the same minute never meet, nor
+    those of two run-nows. Derived from the parent alone, so a second rerun annotation
+    (or a restart between creating the child and consuming the annotation) finds the
+    child already there.
     """
     base, _, suffix = parent.rpartition("-")
-    if suffix.startswith("r") and suffix[1:].isdigit():
-        return f"{base}-r{int(suffix[1:]) + 1}"
-    if suffix.startswith("m") and suffix[1:].isdigit():
-        return f"{base}-r1"
+    mark, digits = suffix[:1], suffix[1:]
+    if base and digits.isdigit():
+        if mark == "r":
+            depth = int(digits) + 1
+            return f"{base}-r{depth}" if depth <= RERUN_MAX_DEPTH else None
+        marks = RUN_NOW_MARK + RUN_NOW_RERUN_MARKS
+        if mark in marks:
+            deeper = marks.index(mark) + 1
+            return f"{base}-{marks[deeper]}{digits}" if deeper < len(marks) else None
     return f"{parent}-r1"

@@ -222,11 +222,18 @@ class _Decision:
 
     def warn_once(self, reason: str, message: str) -> None:
         """One Warning per problem and generation (none again when the condition
-        already says it: the Event may have expired)."""
+        already says it: the Event may have expired). A suspended job's condition says
+        Suspended and names the problem in its message, so there the message tells."""
         ready: Body = next(
             (c for c in self.status.get("conditions") or [] if c.get("type") == "Ready"), {}
         )
-        if (ready.get("reason"), ready.get("observedGeneration")) != (reason, self.generation):
+        now_said: Body = next(iter(self.desired.get("conditions") or []), {})
+        said = ready.get("observedGeneration") == self.generation and (
+            ready.get("reason") == reason
+            or (ready.get("reason"), ready.get("message"))
+            == (now_said.get("reason"), now_said.get("message"))
+        )
+        if not said:
             self.events.append(PlannedEvent("Warning", reason, message, f"{self.generation}"))
 
     def miss(self, instants: Sequence[datetime], message: str) -> None:
@@ -235,6 +242,19 @@ class _Decision:
         self.missed_message = message
         key = ",".join(timestamp(t) or "" for t in instants[-3:])
         self.events.append(PlannedEvent("Warning", "MissedSchedule", message, key))
+
+    def refuse_run_now(self, why: str) -> None:
+        """A run-now that does not run: a Warning saying why, never a missed fire (it is
+        not a fire of the schedule, so ``missedSchedules`` and the missed-fires metric
+        do not count it). One per annotation: keyed by the resourceVersion that set it."""
+        self.events.append(
+            PlannedEvent(
+                "Warning",
+                "RunNowRefused",
+                f"not run: {why}",
+                self.meta.get("resourceVersion") or "",
+            )
+        )
 
     def active(self, besides: str) -> list[str]:
         return [
@@ -272,11 +292,14 @@ class _Decision:
         policy_name = self.model.spec.concurrency_policy.value
         active = self.active(besides=name) if policy_name != "Allow" else []
         if active and policy_name == "Forbid":
-            message = (
-                f"fire {timestamp(scheduled)} not started: run {', '.join(active)} is still "
-                f"active (concurrencyPolicy Forbid){self.lateness(active)}"
+            why = (
+                f"run {', '.join(active)} is still active (concurrencyPolicy Forbid)"
+                f"{self.lateness(active)}"
             )
-            self.miss([scheduled], message)
+            if trigger == TRIGGER_RUN_NOW:
+                self.refuse_run_now(why)
+            else:
+                self.miss([scheduled], f"fire {timestamp(scheduled)} not started: {why}")
             return False
         for old in active:  # Replace
             self.deletes.append(old)
@@ -405,23 +428,27 @@ def decide_job(
     d = _Decision(job, runs, now, default_time_zone)
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
+    # Read before the spec is checked: suspension must be known whatever else is wrong
+    # with the job, since a Ready reason of Suspended is what tells the decision that
+    # resumes it that the fires which fell meanwhile are all missed.
+    suspended = d.spec.get("suspend") is True
     try:
         model = ScheduledJob.parse(job)
         schedule = resolve(model, calendars, default_time_zone)
     except InvalidSpec as error:
         reason = _reason(error)
         d.desired["nextScheduleTime"] = None
-        d.condition("False", reason, str(error))
+        if suspended:
+            d.condition(
+                "False",
+                "Suspended",
+                f"suspend is true: the job does not fire; nor could it ({reason}): {error}",
+            )
+        else:
+            d.condition("False", reason, str(error))
         d.warn_once(reason, str(error))
         if run_now:
-            d.events.append(
-                PlannedEvent(
-                    "Warning",
-                    "RunNowRefused",
-                    f"not run: the job is not Ready ({reason}): {error}",
-                    d.meta.get("resourceVersion") or "",
-                )
-            )
+            d.refuse_run_now(f"the job is not Ready ({reason}): {error}")
         return d.plan(consume_run_now=run_now)
 
     d.model = model
@@ -460,7 +487,7 @@ def _reason(error: InvalidSpec) -> str:
 #: looked for (a `* * * * *` job down for a month has 43,200, a year 525,600).
 DUE_LISTED = 1000
 #: How far back from now the latest due fires are looked for, nearest first: a window
-#: is searched only when the one before it held no fire.
+#: is searched only when the one before it held too few of them.
 LOOKBACK = (
     timedelta(hours=1),
     timedelta(days=1),
@@ -470,11 +497,16 @@ LOOKBACK = (
 )
 
 
-def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[datetime], bool]:
-    """The fires in (since, now], oldest first, and whether some of them are left out:
-    after DUE_LISTED of them, only those in the nearest LOOKBACK window that holds any
-    follow (the latest is never left out, so the right fire starts; the count of missed
-    ones is then a lower bound)."""
+def due_fires(
+    schedule: Schedule, since: datetime, now: datetime, latest: int = 1
+) -> tuple[list[datetime], bool]:
+    """The fires in (since, now], oldest first, and whether some of them may be left out:
+    after DUE_LISTED of them, only those in the nearest LOOKBACK window that holds at
+    least ``latest`` of them follow (or every one after the listed ones, when no window
+    does). So the fires that start are never left out: the latest for ``catchUp:
+    Latest``, the latest CATCH_UP_MAX for ``All`` (``latest``); the count of missed ones
+    is then a lower bound. The work stays bounded: a window is searched only when the
+    one before it, at most 32 times shorter, held fewer than ``latest``."""
     due: list[datetime] = []
     for instant in schedule.fires(since):
         if instant > now:
@@ -484,12 +516,14 @@ def due_fires(schedule: Schedule, since: datetime, now: datetime) -> tuple[list[
         due.append(instant)
     else:
         return due, False
+    found: list[datetime] = []
+    start = due[-1]
     for back in (*LOOKBACK, now - due[-1]):  # at last, everything after the listed ones
         start = max(now - back, due[-1])
-        latest = list(itertools.takewhile(lambda t: t <= now, schedule.fires(start)))
-        if latest:
-            return due + latest, True
-    return due, True
+        found = list(itertools.takewhile(lambda t: t <= now, schedule.fires(start)))
+        if len(found) >= latest:
+            break
+    return due + found, start > due[-1]
 
 
 def _fires_recorded_through(meta: Body, status: Body) -> datetime:
@@ -514,13 +548,14 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
     not land) count as started.
     """
     since = _fires_recorded_through(d.meta, d.status)
-    due, uncounted = due_fires(schedule, since, d.now)
     ready: Body = next(
         (c for c in d.status.get("conditions") or [] if c.get("type") == "Ready"), {}
     )
     resumed = ready.get("reason") == "Suspended"
     assert d.model is not None
     spec = d.model.spec
+    starting = policy.CATCH_UP_MAX if spec.catch_up == "All" and not resumed else 1
+    due, uncounted = due_fires(schedule, since, d.now, starting)
     started: list[datetime] = []
     if spec.catch_up == "All" and not resumed:
         started = [t for t in due if run_name(d.meta["name"], t) in d.runs]

@@ -26,6 +26,7 @@ from almanac.api.names import (
     LABEL_JOB,
     LABEL_RUN,
     LABEL_SERVICE,
+    RERUN_MAX_DEPTH,
     TRIGGER_RERUN,
     rerun_name,
 )
@@ -294,8 +295,15 @@ def _rerun(
     if job is None:
         message = f"ScheduledJob {spec.get('scheduledJob')} no longer exists"
         return None, PlannedEvent("Warning", "RerunRefused", message, key)
-    when = now.replace(microsecond=0) + delay
     child = rerun_name(name)
+    if child is None:
+        message = (
+            f"run {name} is as deep a rerun as a run's name can tell (a run-now's reruns "
+            f"end at -z, a fire's at -r{RERUN_MAX_DEPTH}): run the job again instead "
+            f"(almanac.dev/run-now)"
+        )
+        return None, PlannedEvent("Warning", "RerunRefused", message, key)
+    when = now.replace(microsecond=0) + delay
     which = "failed and skipped services" if only_failed else "all services"
     # The child stands for the parent's instant and date (rundate), however late it
     # runs, and records the calendars that fire obeyed.

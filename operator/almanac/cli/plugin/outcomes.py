@@ -64,11 +64,8 @@ def run_now_outcome(
         )
         return EXIT_OK, f"run {name_of(newest)} created from scheduledjob {job}"
     for event in new_events:
-        message = str(event.get("message") or "")
-        # concurrencyPolicy Forbid turns the fire into a missed one; the API server may
-        # refuse the run itself.
-        if event.get("reason") == "RunRefused" or (
-            event.get("reason") == "MissedSchedule" and "concurrencyPolicy Forbid" in message
-        ):
-            return EXIT_ERROR, f"run-now of {job} refused: {message}"
+        # The operator refuses a run-now (concurrencyPolicy Forbid with a run active, a
+        # job that is not Ready); the API server may refuse the run itself.
+        if event.get("reason") in ("RunNowRefused", "RunRefused"):
+            return EXIT_ERROR, f"run-now of {job} refused: {event.get('message') or ''}"
     return None

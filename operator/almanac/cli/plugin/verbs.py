@@ -219,7 +219,8 @@ async def describe(c: Context, args: argparse.Namespace) -> int:
         about = re.compile(rf"\brun {re.escape(args.run)}(?![\w.-])")
         on_job = await c.kube.list_events(c.namespace, job, "ScheduledJob")
         events = [*events, *(e for e in on_job if about.search(str(e.get("message") or "")))]
-    child = await c.kube.get(RUNS, c.namespace, rerun_name(args.run))
+    child_name = rerun_name(args.run)
+    child = await c.kube.get(RUNS, c.namespace, child_name) if child_name else None
     if child is not None and (child.get("spec") or {}).get("parentRun") != args.run:
         child = None
     owner = await c.kube.get(SCHEDULED_JOBS, c.namespace, job) if job else None
@@ -268,8 +269,8 @@ async def rerun(c: Context, args: argparse.Namespace) -> int:
     """``rerun RUN [--failed-only] [--wait S]``."""
     run = await c.get(RUNS, "scheduledjobrun", args.run)
     value = "failed" if args.failed_only else "now"
-    child_name = rerun_name(args.run)
-    child_before = await c.kube.get(RUNS, c.namespace, child_name)
+    child_name = rerun_name(args.run)  # None: too deep, the operator refuses it
+    child_before = await c.kube.get(RUNS, c.namespace, child_name) if child_name else None
     seen = await c.event_keys(args.run, "ScheduledJobRun")
     patched = await c.kube.patch_annotations(RUNS, c.namespace, args.run, {ANNOTATION_RERUN: value})
     if patched is None:
@@ -277,7 +278,11 @@ async def rerun(c: Context, args: argparse.Namespace) -> int:
 
     async def check() -> tuple[int, str] | None:
         events = await c.kube.list_events(c.namespace, args.run, "ScheduledJobRun")
-        child = None if child_before else await c.kube.get(RUNS, c.namespace, child_name)
+        child = (
+            await c.kube.get(RUNS, c.namespace, child_name)
+            if child_name and not child_before
+            else None
+        )
         return rerun_outcome(args.run, unseen(events, seen), child, _now())
 
     job = str((run.get("spec") or {}).get("scheduledJob") or "")
