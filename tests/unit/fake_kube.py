@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from almanac.kube import Conflict, Created, Exists, NotLeader, Refused
@@ -37,6 +37,7 @@ class FakeKube:
         self.events: dict[str, Body] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, plural, name)
         self.lists = 0  # LISTs asked for (none on the hot path)
+        self.page = 500  # objects per page of list_pages (the operator's LIST_PAGE)
         self.refuse_jobs: dict[str, str] = {}  # service -> message
         self.fail_next: list[Exception] = []  # raised by the next writes, in order
         self.fence: Callable[[], bool] | None = None
@@ -165,6 +166,19 @@ class FakeKube:
             for (p, ns, _), b in self.objects.items()
             if (p, ns) == (plural, namespace)
         ]
+
+    async def list_pages(self, collection: Any) -> AsyncIterator[tuple[list[Body], str]]:
+        """A :class:`~almanac.kube.Collection`'s objects (its namespace's, or every
+        namespace's for ""), ``page`` at a time in namespace and name order, as the API
+        server pages a LIST."""
+        self.lists += 1
+        found = sorted(
+            (ns, name, b)
+            for (p, ns, name), b in self.objects.items()
+            if p == collection.plural and collection.namespace in ("", ns)
+        )
+        for start in range(0, len(found), self.page):
+            yield [copy.deepcopy(b) for (_, _, b) in found[start : start + self.page]], "1"
 
     async def list_cluster_calendars(self) -> list[Body]:
         """The ClusterCalendars, stored with the namespace ""."""

@@ -179,8 +179,9 @@ def test_a_calendar_edit_whose_jobs_cannot_be_listed_in_time_is_admitted_with_a_
     refuses the edit: the review answers at the deadline, whatever the LIST does."""
 
     class Stalled(FakeKube):
-        async def list_objects(self, plural: str, namespace: str, selector: str = "") -> Any:
+        async def list_pages(self, collection: Any) -> Any:
             await asyncio.Event().wait()  # an API server that never answers
+            yield [], ""
 
     edit = {"kind": "Calendar", "metadata": {"name": "banks"}, "spec": {"annual": ["01.01"]}}
     call = request("UPDATE", "alice", edit)
@@ -193,6 +194,72 @@ def test_a_calendar_edit_whose_jobs_cannot_be_listed_in_time_is_admitted_with_a_
     assert verdict.allowed
     assert [w.split(" that refer")[0] for w in verdict.warnings] == ["The ScheduledJobs"]
     assert "kubectl almanac calendar-diff" in verdict.warnings[0]
+
+
+def mondays_job(name: str, namespace: str = "ns", kind: str = "Calendar") -> dict[str, Any]:
+    """A job that fires on Mondays only and refers to the calendar ``banks``."""
+    body = job("0 3 * * MON", calendarRefs=[{"kind": kind, "name": "banks"}])
+    body["metadata"] = {"name": name, "namespace": namespace}
+    return body
+
+
+@pytest.mark.parametrize(("kind", "plural", "namespace", "named"), [
+    ("Calendar", "calendars", "ns", ["a1", "a2", "a3", "a4", "a5"]),
+    ("ClusterCalendar", "clustercalendars", "", ["ns/a1", "ns/a2", "ns/a3", "ns/a4", "ns/a5",
+                                                 "other/b1"]),
+])  # fmt: skip
+def test_a_calendar_edit_is_checked_against_every_page_of_the_jobs_that_refer_to_it(
+    kind: str, plural: str, namespace: str, named: list[str]
+) -> None:
+    """The jobs are listed a page at a time (here 2) and each page checked while the next
+    is listed: every referring job of every page is named, in order, and no other."""
+    kube = FakeKube()
+    kube.page = 2
+    kube.put(plural, {"metadata": {"name": "banks", "namespace": namespace}, "spec": {}})
+    for i in range(1, 6):
+        kube.put("scheduledjobs", mondays_job(f"a{i}", kind=kind))
+    kube.put("scheduledjobs", mondays_job("b1", "other", kind=kind))
+    unrelated = mondays_job("c1")
+    unrelated["spec"]["calendarRefs"] = [{"name": "other-calendar"}]
+    kube.put("scheduledjobs", unrelated)
+    edit = {"kind": kind, "metadata": {"name": "banks"}, "spec": {"weekly": ["Monday"]}}
+    call = {**request("UPDATE", "alice", edit), "namespace": namespace}
+    admission = Admission(kube, Settings(), OPERATOR)  # type: ignore[arg-type]
+    verdict = asyncio.run(admission.review(plural, call, time.monotonic() + 30))
+    assert verdict.allowed
+    assert [w.split('"')[1] for w in verdict.warnings] == named
+    assert all("would never fire again" in w for w in verdict.warnings)
+
+
+def test_a_review_cut_short_while_listing_names_what_it_checked() -> None:
+    """The API server answers the first page and then nothing: the first page's jobs are
+    checked and named, and the warning says that the rest were not."""
+
+    class FirstPageOnly(FakeKube):
+        async def list_pages(self, collection: Any) -> Any:
+            async for items, version in super().list_pages(collection):
+                yield items, version
+                await asyncio.Event().wait()  # the second page never comes
+
+    kube = FirstPageOnly()
+    kube.page = 2
+    kube.put("calendars", {"metadata": {"name": "banks"}, "spec": {}})
+    for i in range(1, 6):
+        kube.put("scheduledjobs", mondays_job(f"a{i}"))
+    edit = {"kind": "Calendar", "metadata": {"name": "banks"}, "spec": {"weekly": ["Monday"]}}
+    admission = Admission(kube, Settings(), OPERATOR)  # type: ignore[arg-type]
+
+    async def review() -> Verdict:
+        return await admission.review(
+            "calendars", request("UPDATE", "alice", edit), time.monotonic() + 0.5
+        )
+
+    verdict = asyncio.run(review())
+    assert verdict.allowed
+    assert [w.split('"')[1] for w in verdict.warnings[:-1]] == ["a1", "a2"]
+    assert verdict.warnings[-1].startswith(
+        "The ScheduledJobs that refer to this Calendar, but for the first 2, were not checked"
+    )
 
 
 @pytest.mark.parametrize(("kind", "plural", "namespace"), [

@@ -35,6 +35,7 @@ __all__ = [
     "Moved",
     "calendar_impact",
     "calendars_of",
+    "never_fire_again",
     "never_fires_warnings",
     "not_checked_warning",
     "parse_calendar",
@@ -227,29 +228,55 @@ def never_fires_warnings(
     deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
-    """The admission warnings for a calendar edit: each referring job that fires today
-    and would never fire again with ``new``, named with the reason. Nothing for an
-    invalid ``new`` (the review refuses it) or a job that does not fire today.
-
-    With ``deadline`` (a ``clock`` reading) the jobs left when it passes are not
-    checked, and one warning says how many and how to check them: the webhook must
-    answer before the API server stops waiting for it, which (``failurePolicy: Fail``)
-    would refuse the edit itself. A ClusterCalendar shared by 10,000 jobs took 5.8 s to
-    check, over the chart's 5 s. The version with the edit is built first; the one
-    without only for the rare job that would then never fire."""
+    """The admission warnings for a calendar edit: each referring job of ``jobs`` that
+    fires today and would never fire again with ``new`` (:func:`never_fire_again`), and
+    one for the referring jobs ``deadline`` left unchecked. Nothing for an invalid
+    ``new`` (the review refuses it)."""
     try:
         calendar = parse_calendar(new)
     except InvalidSpec:
         return []
-    key = calendar_key(calendar.kind, calendar.metadata.name)
     referring = referring_jobs(calendar.metadata.name, jobs, calendar.kind)
-    warnings = []
+    warnings, checked = never_fire_again(
+        new, referring, calendars, now, default_time_zone, deadline=deadline, clock=clock
+    )
+    if checked < len(referring):
+        warnings.append(
+            not_checked_warning(calendar.kind, len(referring) - checked, len(referring))
+        )
+    return warnings
+
+
+def never_fire_again(
+    new: Body,
+    referring: Sequence[Body],
+    calendars: Sequence[Body],
+    now: datetime,
+    default_time_zone: str = "UTC",
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[list[str], int]:
+    """For the jobs of ``referring`` (each refers to ``new``), a warning naming each one
+    that fires today and would never fire again with ``new``, with the reason; and how
+    many were checked: all of them, or those checked before ``deadline`` (a ``clock``
+    reading) passed. A job that does not fire today is no news; nor is anything for an
+    invalid ``new`` (the review refuses it).
+
+    The deadline: the webhook must answer before the API server stops waiting for it,
+    which (``failurePolicy: Fail``) would refuse the edit itself. A ClusterCalendar
+    shared by 10,000 jobs took 5.8 s to check, over the chart's 5 s. The version with
+    the edit is built first; the one without only for the rare job that would then
+    never fire."""
+    try:
+        calendar = parse_calendar(new)
+    except InvalidSpec:
+        return [], len(referring)
+    key = calendar_key(calendar.kind, calendar.metadata.name)
+    warnings: list[str] = []
     for checked, body in enumerate(referring):
         if deadline is not None and clock() >= deadline:
-            warnings.append(
-                not_checked_warning(calendar.kind, len(referring) - checked, len(referring))
-            )
-            break
+            return warnings, checked
         current = calendars_of(body, calendars)
         try:
             job = ScheduledJob.parse(body)
@@ -267,15 +294,20 @@ def never_fires_warnings(
                 f'ScheduledJob "{who}" would never fire again with this {calendar.kind}: '
                 f"{after.message}"
             )
-    return warnings
+    return warnings, len(referring)
 
 
-def not_checked_warning(kind: str, unchecked: int = 0, of: int = 0) -> str:
+def not_checked_warning(kind: str, unchecked: int = 0, of: int = 0, *, checked: int = 0) -> str:
     """The admission warning for the referring jobs a calendar edit's review had no time
-    to check (``of`` 0: it had no time to list them), and how to check them."""
-    which = f"{unchecked} of the {of} ScheduledJobs" if of else "The ScheduledJobs"
+    to check, and how to check them: ``unchecked`` of ``of``; with ``of`` 0, it had no
+    time to list them all, and checked the first ``checked`` of those it listed."""
+    if of:
+        which = f"{unchecked} of the {of} ScheduledJobs that refer to this {kind}"
+    elif checked:
+        which = f"The ScheduledJobs that refer to this {kind}, but for the first {checked},"
+    else:
+        which = f"The ScheduledJobs that refer to this {kind}"
     return (
-        f"{which} that refer to this {kind} were not checked before the admission webhook's "
-        "timeout; to see what the edit does to every one of them: "
-        "kubectl almanac calendar-diff -f FILE"
+        f"{which} were not checked before the admission webhook's timeout; to see what "
+        "the edit does to every one of them: kubectl almanac calendar-diff -f FILE"
     )

@@ -27,13 +27,12 @@ does not exist yet or is invalid (the Backfill waits for it), or the range holds
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from almanac.api.feeds import check_url
-from almanac.api.impact import never_fires_warnings
 from almanac.api.models import Backfill, Calendar, CalendarNotFetched, ScheduledJob
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.api.resolve import parse_calendars, resolve
@@ -211,30 +210,15 @@ RUN_CREATE_REFUSAL = (
 )
 
 
-def review_calendar(
-    body: Mapping[str, Any],
-    jobs: Sequence[Mapping[str, Any]] = (),
-    calendars: Sequence[Mapping[str, Any]] = (),
-    *,
-    default_time_zone: str = "UTC",
-    now: datetime | None = None,
-    deadline: float | None = None,
-) -> Review:
-    """Refuses an invalid Calendar; warns, naming each, about the ScheduledJobs of
-    ``jobs`` (its namespace's) that fire with ``calendars`` (the namespace's Calendars and
-    the ClusterCalendars, as they are) and would never fire again with this version; as
-    many as can be checked before ``deadline`` (a :func:`time.monotonic` reading), and a
-    warning for the rest."""
+def review_calendar(body: Mapping[str, Any]) -> Review:
+    """Refuses an invalid Calendar or ClusterCalendar, naming every bad field. What the
+    edit does to the jobs that refer to it is warned about apart
+    (:func:`almanac.api.impact.never_fire_again`), page by page as they are listed."""
     review = Review()
     try:
         Calendar.parse(body)
     except InvalidSpec as error:
         review.errors += [str(e) for e in error.errors]
-        return review
-    if jobs and now is not None:
-        review.warnings += never_fires_warnings(
-            body, jobs, calendars, now, default_time_zone, deadline=deadline
-        )
     return review
 
 
