@@ -95,3 +95,11 @@ def scheduled_job_run(
             "services": services or [service("main")],
         },
     }
+
+
+def first_rerun_of_a_run_now(name: str) -> str:
+    """The name docs/api.md gives the first rerun of the run-now ``name``
+    (``<job>-<minutes>-m354`` is rerun as ``<job>-<minutes>-n354``)."""
+    base, _, suffix = name.rpartition("-")
+    assert suffix.startswith("m"), f"{name} is not a run-now's name"
+    return f"{base}-n{suffix[1:]}"

@@ -17,7 +17,12 @@ from pathlib import Path
 
 from hack.ports import free_port
 from tests.integration.conftest import Helm, Operator
-from tests.integration.objects import scheduled_job, scheduled_job_run, service
+from tests.integration.objects import (
+    first_rerun_of_a_run_now,
+    scheduled_job,
+    scheduled_job_run,
+    service,
+)
 from tests.integration.test_chart import install, manifest
 from tests.integration.test_operator import finished_run, reasons, run_now, service_phases
 from tests.integration.test_webhook import ALMANAC_EDIT, grant
@@ -131,7 +136,7 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
             smtp.wait_for(1, timeout=30)
             name = run["metadata"]["name"]
             k.run("annotate", "sjr", name, "almanac.dev/rerun=failed")
-            child = finished_run(k, name.rsplit("-m", 1)[0] + "-r1")
+            child = finished_run(k, first_rerun_of_a_run_now(name))
             assert child["spec"]["parentRun"] == name
             wait_until("the rerun's e-mail", lambda: len(smtp.received) == 2, 30)
             # A recipient outside the operator's mail domains is refused at apply time.

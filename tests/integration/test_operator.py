@@ -316,7 +316,9 @@ def test_a_one_digit_day_is_reported_in_the_two_digit_form(k: Kubectl, operator:
     assert 'annual "29.02" (spec.exclusions.annual[0])' in ready["message"]
 
 
-def test_forbid_skips_a_fire_while_a_run_is_active(k: Kubectl, operator: Operator) -> None:
+def test_forbid_refuses_a_run_now_while_a_run_is_active(k: Kubectl, operator: Operator) -> None:
+    """docs/api.md "Reruns and manual runs": a run-now obeys concurrencyPolicy; refused, it
+    is a RunNowRefused Warning that names the policy, not a missed fire of the schedule."""
     k.apply(
         scheduled_job(
             "single", services=[service("slow", duration="60s")], concurrencyPolicy="Forbid"
@@ -331,11 +333,12 @@ def test_forbid_skips_a_fire_while_a_run_is_active(k: Kubectl, operator: Operato
         ),
     )
     k.run("annotate", "sj", "single", "almanac.dev/run-now=again", "--overwrite")
-    missed = wait_until(
-        "the forbidden fire recorded",
-        lambda: k.get("sj", "single")["status"].get("missedSchedules"),
+    refused = wait_until(
+        "the run-now refused",
+        lambda: [e for e in k.events("single") if e["reason"] == "RunNowRefused"],
     )
-    assert "Forbid" in missed["message"]
+    assert "concurrencyPolicy Forbid" in refused[0]["message"]
+    assert "missedSchedules" not in k.get("sj", "single")["status"]
     assert len(runs_of(k, "single")) == 1
 
 

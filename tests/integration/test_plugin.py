@@ -17,7 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from tests.integration.conftest import Operator
-from tests.integration.objects import calendar, scheduled_job, scheduled_job_run, service
+from tests.integration.objects import (
+    calendar,
+    first_rerun_of_a_run_now,
+    scheduled_job,
+    scheduled_job_run,
+    service,
+)
 from tests.integration.test_operator import finished_run, reasons, run_now, runs_of
 from tests.kube import Kubectl, wait_until
 
@@ -96,7 +102,7 @@ def test_rerun_of_a_failed_run_creates_the_child_and_a_second_rerun_is_refused(
 
     result = plugin(k, "rerun", name, "--failed-only")
     assert result.returncode == 0, result.stderr
-    child_name = name.rsplit("-m", 1)[0] + "-r1"
+    child_name = first_rerun_of_a_run_now(name)
     child = k.get("sjr", child_name)
     assert child is not None
     assert child["spec"]["parentRun"] == name

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.integration.conftest import Operator
-from tests.integration.objects import scheduled_job, service
+from tests.integration.objects import first_rerun_of_a_run_now, scheduled_job, service
 from tests.integration.test_operator import (
     finished_run,
     reasons,
@@ -33,7 +33,7 @@ def test_a_rerun_is_a_child_run_one_minute_later_that_runs_once(
     assert parent["status"]["phase"] == "Failed"
 
     k.run("annotate", "sjr", name, "almanac.dev/rerun=now")
-    child_name = name.rsplit("-m", 1)[0] + "-r1"
+    child_name = first_rerun_of_a_run_now(name)
     child = wait_until("the child run", lambda: k.get("sjr", child_name))
     assert child["spec"]["parentRun"] == name
     assert child["spec"]["trigger"] == "Rerun"
@@ -78,7 +78,7 @@ def test_rerun_failed_runs_only_the_failed_and_skipped_services(
     parent = finished_run(k, run_now(k, "partial")["metadata"]["name"])
     name = parent["metadata"]["name"]
     k.run("annotate", "sjr", name, "almanac.dev/rerun=failed")
-    child = finished_run(k, name.rsplit("-m", 1)[0] + "-r1")
+    child = finished_run(k, first_rerun_of_a_run_now(name))
     assert [s["name"] for s in child["spec"]["services"]] == ["transform", "load"]
     assert service_phases(child) == {"transform": "Failed", "load": "Skipped"}
 
