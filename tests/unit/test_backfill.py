@@ -310,6 +310,25 @@ def test_an_empty_range_succeeds_at_once() -> None:
 
 
 @pytest.mark.parametrize(
+    ("case", "start", "end", "expected"),
+    [
+        # docs/api.md: fires fall on whole seconds, so a fraction of a second in from or
+        # to counts as if rounded down to the second.
+        ("a fraction in from keeps that second's fire", "04T02:00:00.5", "06T00:00:00", [0, 1]),
+        ("a fraction in to leaves that second's fire out", "04T00:00:00", "06T02:00:00.5", [0, 1]),
+        ("both", "04T02:00:00.999999", "06T02:00:00.000001", [0, 1]),
+    ],
+)
+def test_a_fraction_of_a_second_in_from_or_to_counts_as_rounded_down(
+    case: str, start: str, end: str, expected: list[int]
+) -> None:
+    body = backfill(parallelism=10)
+    body["spec"] |= {"from": f"2027-01-{start}Z", "to": f"2027-01-{end}Z"}
+    plan = decide_backfill(body, job(), [], {}, NOW)
+    assert names(plan) == [run_name("settle", at(day)) for day in expected], case
+
+
+@pytest.mark.parametrize(
     ("case", "body", "the_job", "phase", "reason", "says"),
     [
         ("no such job", backfill(), None, "Pending", "ScheduledJobNotFound", "waiting for"),

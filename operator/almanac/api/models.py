@@ -1012,13 +1012,15 @@ class BackfillSpec(_Model):
 
     @property
     def start(self) -> datetime:
-        """``from`` as an aware datetime."""
-        return parse_instant(self.from_)
+        """``from`` as an aware datetime, to the second: fires fall on whole seconds, so
+        a fraction counts as if rounded down (``02:00:00.5`` keeps the fire at 02:00)."""
+        return parse_instant(self.from_).replace(microsecond=0)
 
     @property
     def end(self) -> datetime:
-        """``to`` as an aware datetime."""
-        return parse_instant(self.to)
+        """``to`` as an aware datetime, to the second: rounded down as ``from`` is
+        (``02:00:00.5`` leaves the fire at 02:00 out, as ``02:00:00`` does)."""
+        return parse_instant(self.to).replace(microsecond=0)
 
 
 class Backfill(_Lenient):
