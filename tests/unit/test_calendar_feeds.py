@@ -33,6 +33,7 @@ from almanac.controller.admission import feed_url_errors, review_calendar, revie
 from almanac.controller.store import Kind, Store
 from almanac.errors import InvalidSpec
 from almanac.hosts import HostAllowList
+from almanac.rules.backfill import decide_backfill
 from almanac.rules.calendars import Fetched, FetchFailed, decide_feed, fetch_due
 from almanac.rules.jobs import decide_job
 from almanac.rules.runs import decide_run
@@ -418,6 +419,30 @@ def test_a_manual_run_records_no_calendars() -> None:
     by_trigger = {c.body["spec"]["trigger"]: c.body["spec"] for c in plan.creates}
     assert "calendars" not in by_trigger["RunNow"]
     assert by_trigger["Schedule"]["calendars"][0]["name"] == "team"
+
+
+def test_a_backfilled_run_records_the_calendars_its_instant_obeyed() -> None:
+    # Its instants are the schedule's, exclusions and Calendars included (api.md
+    # "Backfill"): the audit record says which holiday list chose them, as a fire's does.
+    feed = fetched(feed_calendar(), ics(date(2027, 2, 2)))
+    body = job({"name": "team"})
+    backfill = {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "Backfill",
+        "metadata": {"name": "bf", "namespace": "ns", "generation": 1, "uid": "uid-bf"},
+        "spec": {"scheduledJob": "report", "from": "2027-02-01T00:00:00Z", "to": timestamp(NOW)},
+    }
+    plan = decide_backfill(backfill, body, [], {"team": feed}, NOW)
+    [create] = plan.creates
+    assert create.body["spec"]["trigger"] == "Backfill"
+    assert create.body["spec"]["calendars"] == [
+        {
+            "kind": "Calendar",
+            "name": "team",
+            "resourceVersion": "7",
+            "revision": feed["status"]["source"]["revision"],
+        }
+    ]
 
 
 # --------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from almanac.api.names import LABEL_BACKFILL, run_name
 from almanac.api.resolve import resolve
 from almanac.errors import InvalidSpec
 from almanac.rules import policy
-from almanac.rules.jobs import run_body
+from almanac.rules.jobs import calendars_applied, run_body
 from almanac.rules.plans import Body, Create, PlannedEvent, changed_fields, condition_message
 from almanac.schedule.engine import Schedule
 from almanac.times import parse_time, timestamp
@@ -182,7 +182,8 @@ def decide_backfill(
             f"waiting for ScheduledJob {spec.scheduled_job!r} in this namespace",
         )
     try:
-        schedule = resolve(ScheduledJob.parse(job), calendars, default_time_zone)
+        job_model = ScheduledJob.parse(job)
+        schedule = resolve(job_model, calendars, default_time_zone)
     except InvalidSpec as error:
         return d.stop(
             "Pending",
@@ -211,7 +212,12 @@ def decide_backfill(
         total = int(d.status.get("total") or 0)
         remaining = _from_cursor(schedule, spec.start, spec.end, d.status, newest_first)
     by_name = {r["metadata"]["name"]: r for r in runs}
-    return _advance(d, model, job, total, remaining, by_name, gone, taken, schedule.zone.key)
+    # Each run records the Calendars its instant obeyed, as a fire's run does (api.md
+    # "ScheduledJobRun"): the instants are the schedule's, Calendars included.
+    applied = calendars_applied(job_model, calendars)
+    return _advance(
+        d, model, job, total, remaining, by_name, gone, taken, schedule.zone.key, applied
+    )
 
 
 def _from_cursor(
@@ -237,6 +243,7 @@ def _advance(
     gone: Mapping[str, str] | None,
     taken: Sequence[str],
     time_zone: str,
+    applied: list[Body],
 ) -> BackfillPlan:
     spec = model.spec
     gone = gone or {}
@@ -288,7 +295,9 @@ def _advance(
             else:
                 failed += 1
             continue
-        body = run_body(job, run, instant, TRIGGER, services, time_zone=time_zone)
+        body = run_body(
+            job, run, instant, TRIGGER, services, time_zone=time_zone, calendars=applied
+        )
         body["metadata"]["labels"][LABEL_BACKFILL] = name
         message = f"created run {run} for {timestamp(instant)} ({TRIGGER} {name})"
         d.creates.append(Create(body, PlannedEvent("Normal", "RunCreated", message, run)))
