@@ -31,6 +31,19 @@ KINDS = {
 }
 
 
+def _merge(target: Body, patch: Body) -> None:
+    """A JSON merge patch (RFC 7386), as the API server applies the operator's status
+    patches: objects merge field by field at every depth, None removes a field, any
+    other value (a list too) replaces it."""
+    for field, value in patch.items():
+        if value is None:
+            target.pop(field, None)
+        elif isinstance(value, dict) and isinstance(target.get(field), dict):
+            _merge(target[field], value)
+        else:
+            target[field] = copy.deepcopy(value)
+
+
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], Body] = {}
@@ -118,12 +131,7 @@ class FakeKube:
             return None
         if resource_version and resource_version != body["metadata"]["resourceVersion"]:
             return Conflict()
-        current = body.setdefault("status", {})
-        for field, value in status.items():
-            if value is None:
-                current.pop(field, None)
-            else:
-                current[field] = copy.deepcopy(value)
+        _merge(body.setdefault("status", {}), status)
         return self._bump(body)
 
     async def patch_annotations(

@@ -1520,3 +1520,58 @@ async def test_failed_decisions_are_counted_and_a_lost_lease_is_not() -> None:
     await lost.at(minute(1))
     assert lost.kube.names("scheduledjobruns") == []
     assert decision_count(Kind.JOB, failures) == before
+
+
+@sync
+async def test_a_job_held_by_a_changed_feed_says_why_its_new_source_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """api.md "Calendar": a Calendar whose ``configMapKeyRef`` changed and whose new one
+    has not been fetched holds its jobs with ``Calendar team has not been fetched yet
+    (last error: ...)``. The old copy's revision is still in the status, and a failed
+    fetch changed only ``lastError``: the jobs must be decided again at once, not at the
+    next resync, so that their condition names the error."""
+    w = World()
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:a@t\r\n"
+        "DTSTART;VALUE=DATE:20270501\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    outcomes: list[Any] = [Fetched(text), calendars.FetchFailed("ConfigMap ns/other not found")]
+
+    def held() -> bool:
+        ready = [c for c in w.job_status().get("conditions") or [] if c["type"] == "Ready"]
+        return bool(ready) and ready[0]["reason"] == "CalendarNotFetched"
+
+    async def fetch(*_: Any) -> Any:
+        # A fetch takes longer than a job's decision: the jobs are held (the spec
+        # changed) before its answer comes.
+        await asyncio.wait_for(_until(held), 1)
+        return outcomes.pop(0)
+
+    monkeypatch.setattr(controller_module.feeds, "fetch", fetch)
+
+    async def feed_changed(source: Body) -> None:
+        body = w.apply(
+            {
+                "apiVersion": "almanac.dev/v1alpha1",
+                "kind": "Calendar",
+                "metadata": {"name": "team"},
+                "spec": {"source": source},
+            },
+            "calendars",
+        )
+        w.controller.observe(Kind.CALENDAR, "MODIFIED", body)
+        await w.settle()  # the fetch, then its status write's echo
+        w.controller.observe(Kind.CALENDAR, "MODIFIED", w.kube.stored("calendars", "team") or {})
+        await w.settle()
+
+    w.apply(job(schedule="0 12 * * *", calendarRefs=[{"name": "team"}]))
+    await feed_changed({"configMapKeyRef": {"name": "days-off", "key": "cal.ics"}})
+    assert w.job_status().get("nextScheduleTime") is not None
+    await feed_changed({"configMapKeyRef": {"name": "other", "key": "cal.ics"}})
+    ready = next(c for c in w.job_status()["conditions"] if c["type"] == "Ready")
+    assert (ready["reason"], w.job_status().get("nextScheduleTime")) == (
+        "CalendarNotFetched",
+        None,
+    )
+    assert "(last error: ConfigMap ns/other not found)" in ready["message"], ready["message"]

@@ -36,6 +36,7 @@ from almanac import kube as k
 from almanac import wire
 from almanac.api import names as api
 from almanac.api.bounds import truncate
+from almanac.api.feeds import location as feed_location
 from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.controller import feeds, metrics
 from almanac.controller.delivery import Delivery, channels_of
@@ -126,11 +127,20 @@ def _deadline(job: Body) -> object:
 
 def _content(body: Body | None) -> tuple[Any, ...]:
     """What of a Calendar its jobs' decisions read: the spec, which kept copy of its feed,
-    and, while it has none, why (the held jobs' condition says it). A status write that
-    only records a fetch's time moves no job."""
+    and, while it has none from its source, why (the held jobs' condition says it). A
+    status write that only records a fetch's time moves no job. "None from its source":
+    after a change of ``url`` or ``configMapKeyRef`` the old copy's revision stays in the
+    status, yet the jobs are held and name the new source's error."""
+    spec = (body or {}).get("spec")
     kept = (((body or {}).get("status") or {}).get("source")) or {}
-    why = None if kept.get("revision") else (kept.get("lastError") or {}).get("message")
-    return (body or {}).get("spec"), kept.get("revision"), kept.get("location"), why
+    source = (spec or {}).get("source") if isinstance(spec, dict) else None
+    ours = (
+        kept.get("revision")
+        and isinstance(source, dict)
+        and kept.get("location") == feed_location(source)
+    )
+    why = None if ours else (kept.get("lastError") or {}).get("message")
+    return spec, kept.get("revision"), kept.get("location"), why
 
 
 #: The metadata fields of :func:`identity`.
