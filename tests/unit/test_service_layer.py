@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from almanac.controller import controller as controller_module
+from almanac.controller import metrics
 from almanac.controller.controller import Bookkeeping, Controller, CreatesFirst
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
@@ -329,6 +330,29 @@ async def test_catch_up_all_starts_every_fire_missed_within_the_deadline() -> No
     )
     await w.at(minute(4))  # and the next fire is an ordinary one
     assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (2, 3, 4)]
+
+
+def lateness(job: str = "j") -> tuple[float, float]:
+    """The job's almanac_fire_lateness_seconds as scraped: (observations, their sum)."""
+    from prometheus_client import REGISTRY
+
+    labels = {"namespace": "ns", "scheduledjob": job}
+    count = REGISTRY.get_sample_value("almanac_fire_lateness_seconds_count", labels) or 0.0
+    total = REGISTRY.get_sample_value("almanac_fire_lateness_seconds_sum", labels) or 0.0
+    return count, total
+
+
+@sync
+async def test_each_caught_up_fire_is_late_by_its_own_scheduled_instant() -> None:
+    """almanac_fire_lateness_seconds is "run created minus the scheduled instant"
+    (install.md): with catchUp All, the run of 09:02 created at 09:03:45 is 105 s late,
+    the one of 09:03 is 45 s late, not both 45 s (the latest fire's)."""
+    metrics.forget_job("ns", "j")
+    w = World()
+    w.apply(job(catchUp="All", startingDeadlineSeconds=150))
+    await w.at(minute(3) + timedelta(seconds=45))
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (2, 3)]
+    assert lateness() == (2, 105 + 45)
 
 
 @sync

@@ -514,8 +514,10 @@ class Controller:
                 self.timers.cancel(("run", (key[0], name)))
         created, run_events = await self._create_runs(body, body, plan.creates)
         for run in created:
-            if plan.fired is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
-                lateness = max(0.0, (self.clock() - plan.fired).total_seconds())
+            # Each run from its own instant: a catch-up creates several at once.
+            scheduled = parse_time(run["spec"].get("scheduledTime"))
+            if scheduled is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
+                lateness = max(0.0, (self.clock() - scheduled).total_seconds())
                 metrics.FIRE_LATENESS.labels(*key).observe(lateness)
         missed, wake_at, last_success = plan.missed, plan.wake_at, plan.last_success
 
