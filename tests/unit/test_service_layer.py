@@ -964,6 +964,36 @@ async def test_deleted_objects_leave_nothing_behind(monkeypatch: pytest.MonkeyPa
 
 
 @sync
+async def test_a_job_deleted_while_its_decision_writes_leaves_no_series_and_no_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job deleted between its decision and its status write (the patch finds it
+    gone) is forgotten; the decision's bookkeeping must not bring back its next-fire
+    series (install.md: a deleted job leaves no series behind) nor arm its timer."""
+    from prometheus_client import REGISTRY
+
+    from almanac.controller import controller as module
+
+    real = module.decide_job
+    w = World()
+
+    def decide_then_deleted(job: Body, *args: Any, **kwargs: Any) -> Any:
+        plan = real(job, *args, **kwargs)
+        w.kube.objects.pop(("scheduledjobs", "ns", "j"), None)  # kubectl delete, meanwhile
+        return plan
+
+    metrics.forget_job("ns", "j")  # what earlier scenarios left
+    monkeypatch.setattr(module, "decide_job", decide_then_deleted)
+    w.apply(job(schedule="0 12 * * *"))  # its first decision writes its status
+    await w.at(minute(1))
+    labels = {"namespace": "ns", "scheduledjob": "j"}
+    assert w.controller.store.get(Kind.JOB, ("ns", "j")) is None
+    assert REGISTRY.get_sample_value("almanac_next_fire_timestamp_seconds", labels) is None
+    assert REGISTRY.get_sample_value("almanac_missed_fires_total", labels) is None
+    assert w.controller.timers.when(("job", ("ns", "j"))) is None
+
+
+@sync
 async def test_a_notification_to_a_domain_no_longer_allowed_fails_at_delivery(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

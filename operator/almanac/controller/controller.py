@@ -522,6 +522,8 @@ class Controller:
         missed, wake_at, last_success = plan.missed, plan.wake_at, plan.last_success
 
         def done() -> None:
+            if not self.store.holds(Kind.JOB, key):
+                return  # deleted meanwhile (forgotten): no series, no timer brought back
             if missed:
                 metrics.MISSED_FIRES.labels(*key).inc(missed)
             metrics.set_time(metrics.NEXT_FIRE, *key, wake_at)
