@@ -994,6 +994,24 @@ async def test_a_job_deleted_while_its_decision_writes_leaves_no_series_and_no_t
 
 
 @sync
+async def test_a_job_deleted_and_created_again_does_not_take_its_predecessors_runs() -> None:
+    """A ScheduledJob deleted (its runs left to the garbage collector, or orphaned) and
+    created again under the same name is a new object (a new UID): as a CronJob does not
+    adopt the Jobs of an earlier CronJob of its name, the predecessor's running run is
+    not the new job's active run, and Forbid does not skip the new job's fire for it."""
+    w = World()
+    w.apply(job())
+    await w.at(minute(1))
+    assert w.run(run_of(1))["status"]["phase"] == "Running"
+    del w.kube.objects[("scheduledjobs", "ns", "j")]
+    w.controller.observe(Kind.JOB, "DELETED", w.controller.store.get(Kind.JOB, ("ns", "j")) or {})
+    w.apply(job(concurrencyPolicy="Forbid", created="2027-01-04T09:01:10Z"))
+    await w.at(minute(2))
+    assert run_of(2) in w.kube.names("scheduledjobruns")
+    assert "missedSchedules" not in w.job_status()
+
+
+@sync
 async def test_a_notification_to_a_domain_no_longer_allowed_fails_at_delivery(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

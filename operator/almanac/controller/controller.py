@@ -51,7 +51,7 @@ from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import Create, PlannedEvent
 from almanac.rules.runs import decide_run, job_view, jobs_without_pods
-from almanac.rules.trust import untrusted
+from almanac.rules.trust import of_an_earlier_job, untrusted
 from almanac.times import parse_time
 
 Item = tuple[Kind, Key]
@@ -577,6 +577,8 @@ class Controller:
         runs: list[Body] = []
         taken: list[Body] = []
         for run in self.store.runs_of(*key):
+            if of_an_earlier_job(run, job):
+                continue  # a predecessor's of the same name, on its way out: neither
             (taken if untrusted(run, job, lookup) else runs).append(run)
         return runs, [r["metadata"]["name"] for r in taken]
 
