@@ -274,6 +274,7 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         timeout: aiohttp.ClientTimeout = _TIMEOUT,
         content_type: str = "application/json",
+        fenced: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request on the client's connection pool, with its credentials (refreshed
         as the client does: a token file, an exec plugin); the answer is the caller's to
@@ -284,7 +285,11 @@ class Kube:
         key by key to serialise it (an eighth of the operator's CPU in a burst of 1,000
         fires, py-spy), let aiohttp look the body's type up in its payload registry
         (another 4 %), and parsed answers into typed models only for us to turn them
-        back into dicts (a third of the CPU at a fire, before this module kept dicts)."""
+        back into dicts (a third of the CPU at a fire, before this module kept dicts).
+
+        A ``fenced`` write asks the leadership fence before each attempt, once its turn
+        has come: the turn (IN_FLIGHT) and a 429's Retry-After may take longer than the
+        Lease's renew deadline, and a deposed leader must not write."""
         api = self.api
         rest = api.rest_client
         headers = {**api.default_headers, "Accept": "application/json"}
@@ -297,6 +302,8 @@ class Kube:
             extra["server_hostname"] = rest.server_hostname
         attempt = 0
         while True:
+            if fenced:
+                self._check_fence()
             await api.update_params_for_auth(headers, [], ["BearerToken"])
             data = None  # a payload made here, not looked up in aiohttp's registry
             if encoded is not None:
@@ -327,6 +334,7 @@ class Kube:
         answer: bool = True,
         timeout: float | None = None,
         content_type: str = "application/json",
+        fenced: bool = False,
     ) -> Any:
         """One request whose answer stays the API's JSON, as plain dicts (None with
         ``answer=False``: not even parsed)."""
@@ -334,7 +342,13 @@ class Kube:
         async with (
             self._turns,
             self._request(
-                method, path, body, query=query, timeout=limit, content_type=content_type
+                method,
+                path,
+                body,
+                query=query,
+                timeout=limit,
+                content_type=content_type,
+                fenced=fenced,
             ) as response,
         ):
             raw = await response.read()
@@ -361,7 +375,7 @@ class Kube:
     async def create(self, plural: str, namespace: str, body: Body) -> CreateResult:
         self._check_fence()
         try:
-            return Created(await self._json("POST", _custom(plural, namespace), body))
+            return Created(await self._json("POST", _custom(plural, namespace), body, fenced=True))
         except ApiException as error:
             return _create_error(error)
 
@@ -370,7 +384,8 @@ class Kube:
         self._check_fence()
         try:
             options = {"propagationPolicy": "Background"}
-            await self._json("DELETE", _custom(plural, namespace, name), options, answer=False)
+            path = _custom(plural, namespace, name)
+            await self._json("DELETE", path, options, answer=False, fenced=True)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -395,7 +410,9 @@ class Kube:
             patch["metadata"] = {"resourceVersion": resource_version}
         try:
             path = _custom(plural, namespace, name) + "/status"
-            patched: Body = await self._json("PATCH", path, patch, content_type=MERGE_PATCH)
+            patched: Body = await self._json(
+                "PATCH", path, patch, content_type=MERGE_PATCH, fenced=True
+            )
             return patched
         except ApiException as error:
             if error.status == 404:
@@ -422,7 +439,7 @@ class Kube:
         try:
             path = _custom(plural, namespace, name)
             patched: Body = await self._json(
-                "PATCH", path, {"metadata": metadata}, content_type=MERGE_PATCH
+                "PATCH", path, {"metadata": metadata}, content_type=MERGE_PATCH, fenced=True
             )
             return patched
         except ApiException as error:
@@ -524,7 +541,8 @@ class Kube:
     async def create_job(self, namespace: str, body: Body) -> CreateResult:
         self._check_fence()
         try:
-            created = await self._json("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body)
+            path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+            created = await self._json("POST", path, body, fenced=True)
             return Created(created)
         except ApiException as error:
             return _create_error(error)
@@ -707,7 +725,7 @@ class Kube:
         }
         try:
             path = f"/api/v1/namespaces/{namespace}/events"
-            await self._json("POST", path, event, answer=False)
+            await self._json("POST", path, event, answer=False, fenced=True)
         except ApiException as error:
             if error.status == 409:
                 return  # posted before: a repeat of the same decision

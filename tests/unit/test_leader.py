@@ -172,3 +172,80 @@ def test_the_process_never_lingers_holding_the_lease_while_not_serving(
     assert asyncio.run(runner._serve(Settings(), None, election)) == code
     assert leases.lease is not None
     assert leases.lease["spec"]["holderIdentity"] == holder
+
+
+# --- the fence is asked when a write is sent, not only when it is asked for --------------
+
+
+def test_a_write_that_waited_for_its_turn_past_the_lost_lease_is_not_sent() -> None:
+    """design.md: "a deposed leader must not write". A write asked for while the Lease
+    was held, which then waited for one of the IN_FLIGHT turns (a burst of fires: up to
+    32 requests of 20 s each ahead of it) or behind a 429's Retry-After, and whose turn
+    came after the Lease was lost, is refused (NotLeader) rather than sent."""
+    import asyncio
+
+    from aiohttp import web
+    from kubernetes_asyncio import client
+
+    from almanac import kube
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        sent: list[str] = []
+        busy = [0]
+
+        async def answer(request: web.Request) -> web.Response:
+            sent.append(f"{request.method} {request.path}")
+            if busy[0]:  # the first write: "too many requests, come back in a moment"
+                busy[0] -= 1
+                return web.json_response({"message": "busy"}, status=429)
+            return web.json_response({"metadata": {"name": "x"}})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        api = kube._ApiClient(client.Configuration(host=f"http://127.0.0.1:{port}"))
+        k = kube.Kube(api)
+        leader = [True]
+        k.fence = lambda: leader[0]
+        outcomes: list[str] = []
+
+        async def write(what: str, request: Any) -> None:
+            try:
+                await request
+                outcomes.append(f"{what}: sent")
+            except kube.NotLeader:
+                outcomes.append(f"{what}: refused")
+
+        try:
+            # 1. waiting for a turn while the Lease is lost
+            k._turns = asyncio.Semaphore(1)
+            await k._turns.acquire()  # the turns are all taken by requests ahead
+            run = {"metadata": {"name": "r"}}
+            waiting = asyncio.create_task(write("queued", k.create("scheduledjobruns", "ns", run)))
+            await asyncio.sleep(0.05)
+            leader[0] = False
+            k._turns.release()
+            await waiting
+            # 2. the Lease lost while a 429 is waited out
+            k._turns = asyncio.Semaphore(kube.IN_FLIGHT)
+            leader[0], busy[0] = True, 1
+            sent.clear()
+            retrying = asyncio.create_task(
+                write("retried", k.create("scheduledjobruns", "ns", run))
+            )
+            while not sent:
+                await asyncio.sleep(0.01)
+            leader[0] = False
+            await retrying
+            return outcomes, sent
+        finally:
+            await api.close()
+            await runner.cleanup()
+
+    outcomes, sent = asyncio.run(scenario())
+    assert outcomes == ["queued: refused", "retried: refused"]  # the retry was not sent
+    assert sent == ["POST /apis/almanac.dev/v1alpha1/namespaces/ns/scheduledjobruns"]  # 429

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from almanac.controller import controller as controller_module
+from almanac.controller import metrics
 from almanac.controller.controller import Bookkeeping, Controller, CreatesFirst
 from almanac.controller.settings import Settings
 from almanac.controller.store import Kind
@@ -329,6 +330,29 @@ async def test_catch_up_all_starts_every_fire_missed_within_the_deadline() -> No
     )
     await w.at(minute(4))  # and the next fire is an ordinary one
     assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (2, 3, 4)]
+
+
+def lateness(job: str = "j") -> tuple[float, float]:
+    """The job's almanac_fire_lateness_seconds as scraped: (observations, their sum)."""
+    from prometheus_client import REGISTRY
+
+    labels = {"namespace": "ns", "scheduledjob": job}
+    count = REGISTRY.get_sample_value("almanac_fire_lateness_seconds_count", labels) or 0.0
+    total = REGISTRY.get_sample_value("almanac_fire_lateness_seconds_sum", labels) or 0.0
+    return count, total
+
+
+@sync
+async def test_each_caught_up_fire_is_late_by_its_own_scheduled_instant() -> None:
+    """almanac_fire_lateness_seconds is "run created minus the scheduled instant"
+    (install.md): with catchUp All, the run of 09:02 created at 09:03:45 is 105 s late,
+    the one of 09:03 is 45 s late, not both 45 s (the latest fire's)."""
+    metrics.forget_job("ns", "j")
+    w = World()
+    w.apply(job(catchUp="All", startingDeadlineSeconds=150))
+    await w.at(minute(3) + timedelta(seconds=45))
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in (2, 3)]
+    assert lateness() == (2, 105 + 45)
 
 
 @sync
@@ -937,6 +961,54 @@ async def test_deleted_objects_leave_nothing_behind(monkeypatch: pytest.MonkeyPa
     assert len(c.timers) == 0
     assert len(c.timers._heap) <= 64
     assert not c.queue._failures and not c.store.keys(Kind.JOB)
+
+
+@sync
+async def test_a_job_deleted_while_its_decision_writes_leaves_no_series_and_no_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job deleted between its decision and its status write (the patch finds it
+    gone) is forgotten; the decision's bookkeeping must not bring back its next-fire
+    series (install.md: a deleted job leaves no series behind) nor arm its timer."""
+    from prometheus_client import REGISTRY
+
+    from almanac.controller import controller as module
+
+    real = module.decide_job
+    w = World()
+
+    def decide_then_deleted(job: Body, *args: Any, **kwargs: Any) -> Any:
+        plan = real(job, *args, **kwargs)
+        w.kube.objects.pop(("scheduledjobs", "ns", "j"), None)  # kubectl delete, meanwhile
+        return plan
+
+    metrics.forget_job("ns", "j")  # what earlier scenarios left
+    monkeypatch.setattr(module, "decide_job", decide_then_deleted)
+    w.apply(job(schedule="0 12 * * *"))  # its first decision writes its status
+    await w.at(minute(1))
+    labels = {"namespace": "ns", "scheduledjob": "j"}
+    assert w.controller.store.get(Kind.JOB, ("ns", "j")) is None
+    assert REGISTRY.get_sample_value("almanac_next_fire_timestamp_seconds", labels) is None
+    assert REGISTRY.get_sample_value("almanac_missed_fires_total", labels) is None
+    assert w.controller.timers.when(("job", ("ns", "j"))) is None
+
+
+@sync
+async def test_a_job_deleted_and_created_again_does_not_take_its_predecessors_runs() -> None:
+    """A ScheduledJob deleted (its runs left to the garbage collector, or orphaned) and
+    created again under the same name is a new object (a new UID): as a CronJob does not
+    adopt the Jobs of an earlier CronJob of its name, the predecessor's running run is
+    not the new job's active run, and Forbid does not skip the new job's fire for it."""
+    w = World()
+    w.apply(job())
+    await w.at(minute(1))
+    assert w.run(run_of(1))["status"]["phase"] == "Running"
+    del w.kube.objects[("scheduledjobs", "ns", "j")]
+    w.controller.observe(Kind.JOB, "DELETED", w.controller.store.get(Kind.JOB, ("ns", "j")) or {})
+    w.apply(job(concurrencyPolicy="Forbid", created="2027-01-04T09:01:10Z"))
+    await w.at(minute(2))
+    assert run_of(2) in w.kube.names("scheduledjobruns")
+    assert "missedSchedules" not in w.job_status()
 
 
 @sync

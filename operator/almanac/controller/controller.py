@@ -52,7 +52,7 @@ from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job
 from almanac.rules.plans import Create, PlannedEvent
 from almanac.rules.runs import decide_run, job_view, jobs_without_pods
-from almanac.rules.trust import untrusted
+from almanac.rules.trust import of_an_earlier_job, untrusted
 from almanac.times import parse_time
 
 Item = tuple[Kind, Key]
@@ -524,12 +524,16 @@ class Controller:
                 self.timers.cancel(("run", (key[0], name)))
         created, run_events = await self._create_runs(body, body, plan.creates)
         for run in created:
-            if plan.fired is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
-                lateness = max(0.0, (self.clock() - plan.fired).total_seconds())
+            # Each run from its own instant: a catch-up creates several at once.
+            scheduled = parse_time(run["spec"].get("scheduledTime"))
+            if scheduled is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
+                lateness = max(0.0, (self.clock() - scheduled).total_seconds())
                 metrics.FIRE_LATENESS.labels(*key).observe(lateness)
         missed, wake_at, last_success = plan.missed, plan.wake_at, plan.last_success
 
         def done() -> None:
+            if not self.store.holds(Kind.JOB, key):
+                return  # deleted meanwhile (forgotten): no series, no timer brought back
             if missed:
                 metrics.MISSED_FIRES.labels(*key).inc(missed)
             metrics.set_time(metrics.NEXT_FIRE, *key, wake_at)
@@ -583,6 +587,8 @@ class Controller:
         runs: list[Body] = []
         taken: list[Body] = []
         for run in self.store.runs_of(*key):
+            if of_an_earlier_job(run, job):
+                continue  # a predecessor's of the same name, on its way out: neither
             (taken if untrusted(run, job, lookup) else runs).append(run)
         return runs, [r["metadata"]["name"] for r in taken]
 

@@ -273,6 +273,10 @@ class Store:
         """The object (a body of the caller's own for the packed kinds)."""
         return _unpack(self._objects[kind].get(key))
 
+    def holds(self, kind: Kind, key: Key) -> bool:
+        """Whether the object is known (not deleted), without decoding its body."""
+        return key in self._objects[kind]
+
     def keys(self, kind: Kind) -> list[Key]:
         return list(self._objects[kind])
 

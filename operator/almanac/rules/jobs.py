@@ -63,7 +63,7 @@ class JobPlan:
     wake_at: datetime | None = None
     """The next fire: decide again then."""
     fired: datetime | None = None
-    """The scheduled instant started now (lateness is measured from it)."""
+    """The latest scheduled instant started now (a catch-up may start several)."""
     missed: int = 0
     """Fires recorded as missed by this decision."""
     last_success: datetime | None = None

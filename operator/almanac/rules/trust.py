@@ -26,7 +26,7 @@ from typing import Any
 
 Body = dict[str, Any]
 
-__all__ = ["untrusted"]
+__all__ = ["of_an_earlier_job", "untrusted"]
 
 
 def untrusted(run: Body, job: Body | None, lookup: Callable[[str], Body | None]) -> str | None:
@@ -61,3 +61,15 @@ def untrusted(run: Body, job: Body | None, lookup: Callable[[str], Body | None])
     if services == (job.get("spec") or {}).get("services"):
         return None
     return f"run {name}: its services are not ScheduledJob {job['metadata']['name']}'s"
+
+
+def of_an_earlier_job(run: Body, job: Body) -> bool:
+    """Whether ``run`` is controlled by another ScheduledJob of ``job``'s name: one deleted
+    before ``job`` was created (its runs left for the garbage collector, or orphaned). As
+    a CronJob does not adopt an earlier CronJob's Jobs, it is not ``job``'s run, whatever
+    its status says."""
+    uid = job["metadata"].get("uid")
+    return any(
+        ref.get("controller") and ref.get("kind") == "ScheduledJob" and ref.get("uid") != uid
+        for ref in run["metadata"].get("ownerReferences") or []
+    )
