@@ -59,13 +59,15 @@ from almanac.notifications.state import (
     send_webhook,
 )
 from almanac.notifications.webhook import WebhookSettings
-from almanac.rules.runs import LATE_WEBHOOK_NOTIFICATIONS, WEBHOOK_NOTIFICATIONS
+from almanac.rules.policy import (
+    LATE_NOTIFICATION,
+    LATE_WEBHOOK_NOTIFICATIONS,
+    NOTIFICATION,
+    WEBHOOK_NOTIFICATIONS,
+)
 from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
-
-NOTIFICATION: Final = "notification"
-LATE_NOTIFICATION: Final = "lateNotification"
 
 
 @dataclass(frozen=True)

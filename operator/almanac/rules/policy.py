@@ -202,13 +202,19 @@ def _gone_last_run(recorded: dict[str, Any] | None, names: set[str]) -> dict[str
     return {k: str(v) for k, v in fields.items()}
 
 
-#: A run's status fields holding the states of its notifications (docs/notifications.md):
-#: the e-mails' (one state each) and the webhooks' (a list, one state per webhook).
+#: A run's status fields holding the states of its notifications (docs/notifications.md),
+#: named here once for the rules that write them, the delivery that sends them and the
+#: pruning that waits for them: the e-mails' (one state each) about the run's outcome and
+#: about its lateness, and the webhooks' (a list, one state per webhook of the job).
+NOTIFICATION = "notification"
+LATE_NOTIFICATION = "lateNotification"
+WEBHOOK_NOTIFICATIONS = "webhookNotifications"
+LATE_WEBHOOK_NOTIFICATIONS = "lateWebhookNotifications"
 NOTIFICATION_FIELDS = (
-    "notification",
-    "lateNotification",
-    "webhookNotifications",
-    "lateWebhookNotifications",
+    NOTIFICATION,
+    LATE_NOTIFICATION,
+    WEBHOOK_NOTIFICATIONS,
+    LATE_WEBHOOK_NOTIFICATIONS,
 )
 
 

@@ -43,6 +43,12 @@ from almanac.rules import policy
 from almanac.rules.deadlines import deadline_of, job_deadline, late_condition, late_since
 from almanac.rules.jobs import owner_reference, run_body
 from almanac.rules.plans import Body, PlannedEvent, changed_fields, condition_message
+from almanac.rules.policy import (
+    LATE_NOTIFICATION,
+    LATE_WEBHOOK_NOTIFICATIONS,
+    NOTIFICATION,
+    WEBHOOK_NOTIFICATIONS,
+)
 from almanac.rules.rundate import RunDate, run_date, run_variables, with_variables
 from almanac.times import format_instant, parse_time, timestamp
 
@@ -55,11 +61,6 @@ __all__ = [
     "job_view",
     "jobs_without_pods",
 ]
-
-#: The run's status fields with one notification state per webhook of its job: about
-#: its outcome, and about its lateness (docs/notifications.md, "Webhooks").
-WEBHOOK_NOTIFICATIONS = "webhookNotifications"
-LATE_WEBHOOK_NOTIFICATIONS = "lateWebhookNotifications"
 
 #: A Job that has made no Pod this long after its creation is looked into: the Job
 #: controller's FailedCreate Events say why (Pod Security, quota, a webhook).
@@ -456,7 +457,7 @@ def decide_run(
             to=wanted.get("to"),
             settings=smtp,
         )
-        desired["notification"] = notification.model_dump(by_alias=True, mode="json")
+        desired[NOTIFICATION] = notification.model_dump(by_alias=True, mode="json")
         if problem is not None:
             events.append(PlannedEvent(problem.type, problem.reason, problem.message, "initial"))
         asked = should_notify(
@@ -532,7 +533,7 @@ def _late(
     notification, problem = requested_status(
         _mails(wanted, smtp) and bool(wanted.get("onLate")), to=wanted.get("to"), settings=smtp
     )
-    desired["lateNotification"] = notification.model_dump(by_alias=True, mode="json")
+    desired[LATE_NOTIFICATION] = notification.model_dump(by_alias=True, mode="json")
     if problem is not None:
         events.append(PlannedEvent(problem.type, problem.reason, problem.message, "late"))
     asked = bool(wanted.get("onLate"))
