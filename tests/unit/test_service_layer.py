@@ -1011,6 +1011,103 @@ async def test_a_job_deleted_and_created_again_does_not_take_its_predecessors_ru
     assert "missedSchedules" not in w.job_status()
 
 
+def _recreated(w: World, **spec: Any) -> Body:
+    """Deletes ScheduledJob j (its runs left behind, as for the garbage collector or
+    --cascade=orphan) and creates it again under the same name: a new UID."""
+    del w.kube.objects[("scheduledjobs", "ns", "j")]
+    w.controller.observe(Kind.JOB, "DELETED", w.controller.store.get(Kind.JOB, ("ns", "j")) or {})
+    return w.apply(job(created="2027-01-04T09:01:10Z", **spec))
+
+
+@sync
+async def test_a_predecessors_run_is_decided_as_a_run_whose_job_is_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run of a deleted ScheduledJob goes on from its own snapshot of services, as it
+    did before a job of the same name was created again: the new job's spec (its
+    notifications, its runDeadline) and its Events are not the old run's."""
+    sent = accept_mail(monkeypatch)
+    w = World(SMTP)
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    assert w.kube.names("jobs") == [f"{run_of(1)}-a"]
+    _recreated(
+        w,
+        schedule="0 12 * * *",
+        services=[service("x")],
+        runDeadline="1s",
+        notifications={"onSuccess": True, "onFailure": True, "to": ["new@example.com"]},
+    )
+    w.finish_job(f"{run_of(1)}-a")
+    await w.at(minute(1) + timedelta(seconds=30))
+    assert w.kube.names("jobs") == [f"{run_of(1)}-a", f"{run_of(1)}-b"]
+    w.finish_job(f"{run_of(1)}-b")
+    await w.at(minute(2))
+    status = w.run(run_of(1))["status"]
+    assert status["phase"] == "Succeeded"
+    assert (status.get("notification") or {}).get("state") != "Pending"
+    assert "conditions" not in status or not status["conditions"]
+    assert sent == []
+    on_new_job = [e["reason"] for e in w.kube.events.values() if e["on"] == "j"]
+    assert "RunSucceeded" not in on_new_job and "RunLate" not in on_new_job
+
+
+@sync
+async def test_a_fire_whose_name_a_predecessors_run_holds_is_a_taken_name() -> None:
+    """A fire of the new job whose derived name a run of its deleted predecessor holds
+    (the old job fired that instant on a cache that had not seen it deleted) is not
+    started: as for a squatted name, RunNameTaken, and the run is not the new job's."""
+    from almanac.rules.jobs import run_body
+
+    w = World()
+    old = w.apply(job(schedule="0 12 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    stale = run_body(old, run_of(2), minute(2), "Schedule", [service("a")])
+    stale["status"] = {"phase": "Running"}
+    _recreated(w, services=[service("b")])
+    w.kube.put("scheduledjobruns", stale)
+    await w.at(minute(2))
+    assert w.kube.reasons().count("RunNameTaken") == 1
+    created = [e for e in w.kube.events.values() if e["reason"] == "RunCreated"]
+    assert all(run_of(2) not in e["message"] for e in created)
+    conditions = {c["type"]: c for c in w.job_status()["conditions"]}
+    assert run_of(2) in conditions["RunNameTaken"]["message"]
+    assert f"{run_of(2)}-b" not in w.kube.names("jobs")
+
+
+@sync
+async def test_a_predecessors_pending_notification_is_not_sent_to_the_new_jobs_recipients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run of a deleted job whose e-mail is still to deliver is not sent to the
+    recipients of a job created again under its name: those are another job's."""
+    sent = accept_mail(monkeypatch)
+    w = World(SMTP)
+    w.apply(
+        job(
+            schedule="1 9 * * *",
+            services=[service("a")],
+            notifications={"onSuccess": True, "to": ["old@example.com"]},
+        )
+    )
+    await w.at(minute(1))
+    w.finish_job(f"{run_of(1)}-a")
+    with monkeypatch.context() as held:  # the run ends; its notification stays Pending
+        held.setattr(w.controller.delivery, "consider", lambda key, run: None)
+        await w.settle()
+    assert w.run(run_of(1))["status"]["notification"]["state"] == "Pending"
+    _recreated(
+        w,
+        schedule="0 12 * * *",
+        services=[service("a")],
+        notifications={"onSuccess": True, "to": ["new@example.com"]},
+    )
+    await w.settle()
+    w.controller.delivery.consider(("ns", run_of(1)), w.run(run_of(1)))
+    await w.settle()
+    assert "new@example.com" not in sent
+
+
 @sync
 async def test_a_notification_to_a_domain_no_longer_allowed_fails_at_delivery(
     monkeypatch: pytest.MonkeyPatch,

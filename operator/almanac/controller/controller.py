@@ -49,7 +49,7 @@ from almanac.notifications.smtp import SmtpSettings
 from almanac.rules import calendars, policy
 from almanac.rules.backfill import FINISHED as BACKFILL_FINISHED
 from almanac.rules.backfill import decide_backfill
-from almanac.rules.jobs import decide_job
+from almanac.rules.jobs import decide_job, holds_a_fire_name
 from almanac.rules.plans import Create, PlannedEvent
 from almanac.rules.runs import decide_run, job_view, jobs_without_pods
 from almanac.rules.trust import of_an_earlier_job, untrusted
@@ -566,6 +566,8 @@ class Controller:
             if isinstance(result, Exists):
                 existing = await self.refresh(Kind.RUN, (namespace, name))
                 why = untrusted(existing, job, self._run_lookup(namespace)) if existing else None
+                if existing is not None and of_an_earlier_job(existing, job):
+                    why = f"run {name} is a deleted earlier ScheduledJob {key_of(job)[1]}'s"
                 if why is not None:
                     await self._report_untrusted(owner, name, why)
                     continue
@@ -587,8 +589,10 @@ class Controller:
         runs: list[Body] = []
         taken: list[Body] = []
         for run in self.store.runs_of(*key):
-            if of_an_earlier_job(run, job):
-                continue  # a predecessor's of the same name, on its way out: neither
+            if of_an_earlier_job(run, job):  # a predecessor's, on its way out: not ours
+                if holds_a_fire_name(run, job):
+                    taken.append(run)
+                continue
             (taken if untrusted(run, job, lookup) else runs).append(run)
         return runs, [r["metadata"]["name"] for r in taken]
 
@@ -691,6 +695,8 @@ class Controller:
         if why is not None:
             await self._report_untrusted(body, key[1], why)
             return True
+        if job is not None and of_an_earlier_job(body, job):
+            job = None  # a deleted predecessor's: decided as before its name was reused
         refused: dict[str, str] = {}
         no_pods = await self._pod_refusals(key[0], self.store.batch_jobs_of(*key))
         while True:

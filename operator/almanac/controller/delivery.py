@@ -65,6 +65,7 @@ from almanac.rules.policy import (
     NOTIFICATION,
     WEBHOOK_NOTIFICATIONS,
 )
+from almanac.rules.trust import of_an_earlier_job
 from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,10 @@ class Delivery:
         task.add_done_callback(self._tasks.discard)
 
     def _job(self, key: Key, run: Body) -> Body:
-        return self.c.store.get(Kind.JOB, (key[0], run["spec"]["scheduledJob"])) or {}
+        """The run's ScheduledJob ({}: gone, or a later one of its name, whose
+        recipients and webhooks are not the run's)."""
+        job = self.c.store.get(Kind.JOB, (key[0], run["spec"]["scheduledJob"]))
+        return {} if job is None or of_an_earlier_job(run, job) else job
 
     def _to(self, key: Key, run: Body) -> list[str] | None:
         """``spec.notifications.to`` of the run's ScheduledJob."""

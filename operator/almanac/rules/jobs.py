@@ -44,7 +44,14 @@ from almanac.rules.plans import (
 from almanac.schedule.engine import NeverFires, Schedule
 from almanac.times import parse_time, timestamp
 
-__all__ = ["JobPlan", "calendars_applied", "decide_job", "owner_reference", "run_body"]
+__all__ = [
+    "JobPlan",
+    "calendars_applied",
+    "decide_job",
+    "holds_a_fire_name",
+    "owner_reference",
+    "run_body",
+]
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,19 @@ def calendars_applied(job: ScheduledJob, calendars: Mapping[str, Body]) -> list[
             item["revision"] = kept.get("revision")
         applied.append(item)
     return applied
+
+
+def holds_a_fire_name(run: Body, job: Body) -> bool:
+    """Whether ``run`` bears the name ``job`` derives for one of its own fires (an
+    instant from its creation on). A run of a deleted predecessor of the same name
+    that does (the predecessor fired that instant on a cache that had not seen it
+    deleted) is not ``job``'s run but takes that fire's name: RunNameTaken, as a
+    squatted name. Its other runs, its history, name none of ``job``'s fires."""
+    scheduled = _scheduled_time(run)
+    created = parse_time(job["metadata"].get("creationTimestamp"))
+    if scheduled is None or (created is not None and scheduled < created):
+        return False
+    return bool(run["metadata"]["name"] == run_name(job["metadata"]["name"], scheduled))
 
 
 def _phase(run: Body) -> str:
