@@ -14,6 +14,7 @@ from almanac.api.models import ScheduledJob
 from almanac.errors import InvalidSpec
 from almanac.notifications.message import LateReport, RunReport, ServiceReport, compose_message
 from almanac.notifications.smtp import SmtpSettings
+from almanac.rules.deadlines import status_when_late
 from almanac.rules.jobs import decide_job, run_body
 from almanac.rules.runs import batch_job_body, decide_run
 from almanac.times import DURATION_PATTERN, timestamp
@@ -296,3 +297,50 @@ def test_the_crd_reads_run_deadlines_as_the_operator_does() -> None:
     [rule] = node["x-kubernetes-validations"]
     assert "duration('1s')" in rule["rule"] and "duration('744h')" in rule["rule"]
     assert node["maxLength"] == bounds.RUN_DEADLINE_MAX_LENGTH
+
+
+def _item(name: str, phase: str, start: float | None = None, end: float | None = None) -> Body:
+    times = {"startTime": timestamp(at(start)) if start is not None else None}
+    times["completionTime"] = timestamp(at(end)) if end is not None else None
+    job_name = {"jobName": f"r-{name}"} if start is not None else {}
+    return {"name": name, "phase": phase, **job_name, **{k: v for k, v in times.items() if v}}
+
+
+@pytest.mark.parametrize(
+    ("services", "run_started", "phase", "then"),
+    [
+        # a (mandatory) failed after the deadline (60 min): b, skipped then, was Pending
+        (
+            [_item("a", "Failed", 1, 70), _item("b", "Skipped")],
+            1,
+            "Running",
+            [("a", "Running"), ("b", "Pending")],
+        ),
+        # a failed before it: b was Skipped already; c, async, ran past the deadline
+        (
+            [_item("a", "Failed", 1, 30), _item("b", "Skipped"), _item("c", "Succeeded", 1, 90)],
+            1,
+            "Running",
+            [("a", "Failed"), ("b", "Skipped"), ("c", "Running")],
+        ),
+        # nothing had started by the deadline: Pending, no Job, no start
+        ([_item("a", "Succeeded", 65, 80)], 65, "Pending", [("a", "Pending")]),
+    ],
+    ids=["skipped-later", "skipped-before", "started-later"],
+)
+def test_a_late_run_is_told_as_it_stood_at_its_deadline(
+    services: list[Body], run_started: float, phase: str, then: list[tuple[str, str]]
+) -> None:
+    r = run(phase="Failed")
+    r["spec"]["services"] = [{"name": "a", "mandatory": True}, {"name": "b"}, {"name": "c"}]
+    r["status"] |= {
+        "startTime": timestamp(at(run_started)),
+        "completionTime": timestamp(at(90)),
+        "services": services,
+        "conditions": [{**LATE, "lastTransitionTime": timestamp(at(95))}],
+    }
+    status = status_when_late(r)
+    assert (status["phase"], "completionTime" in status) == (phase, False)
+    assert [(s["name"], s["phase"]) for s in status["services"]] == then
+    assert ("startTime" in status) == (run_started <= 60)
+    assert all("jobName" not in s for s in status["services"] if s["phase"] == "Pending")

@@ -1744,3 +1744,82 @@ async def test_a_job_held_by_a_changed_feed_says_why_its_new_source_failed(
         None,
     )
     assert "(last error: ConfigMap ns/other not found)" in ready["message"], ready["message"]
+
+
+def end_job(w: World, name: str, at: datetime) -> None:
+    """The Job controller records the Job's success at ``at``."""
+    job = w.kube.objects[("jobs", "ns", name)]
+    job["status"] = {
+        "startTime": timestamp(minute(1)),
+        "completionTime": timestamp(at),
+        "conditions": [{"type": "Complete", "status": "True"}],
+    }
+    w.kube._bump(job)
+
+
+async def _late_mail_retried_after_the_run_succeeded(w: World, name: str) -> None:
+    await w.at(minute(11))  # late; its first attempt is refused for now
+    end_job(w, f"{name}-a", minute(11) + timedelta(seconds=5))
+    await w.at(minute(11) + timedelta(seconds=6))  # the run succeeds before the retry
+    assert w.run(name)["status"]["phase"] == "Succeeded"
+    await w.at(minute(11) + timedelta(seconds=11))  # the retry, after the 10 s back-off
+
+
+async def _found_late_after_the_run_had_ended(w: World, name: str) -> None:
+    # The operator was away at the deadline; the run's Job ended after it.
+    end_job(w, f"{name}-a", minute(20))
+    await w.at(minute(25))
+
+
+async def _late_while_running(w: World, name: str) -> None:
+    await w.at(minute(11))
+
+
+@pytest.mark.parametrize(
+    ("story", "refused_first"),
+    [
+        (_late_mail_retried_after_the_run_succeeded, True),
+        (_found_late_after_the_run_had_ended, False),
+        (_late_while_running, False),
+    ],
+    ids=["retried-after-the-run-succeeded", "found-late-after-it-ended", "late-while-running"],
+)
+@sync
+async def test_the_late_e_mail_tells_the_run_as_it_stood_when_it_became_late(
+    monkeypatch: pytest.MonkeyPatch,
+    story: Callable[[World, str], Coroutine[Any, Any, None]],
+    refused_first: bool,
+) -> None:
+    """notifications.md: the e-mail about lateness has phase Pending or Running, and a
+    resend is byte-identical. It tells the run at its deadline, not as it is when the
+    e-mail (or its retry) leaves: a run that succeeded meanwhile is still Running in it."""
+    late_mails: list[bytes] = []
+
+    async def deliver(settings: notify.SmtpSettings, message: Any) -> notify.DeliveryResult:
+        if message["X-Almanac-Late"]:
+            late_mails.append(message.as_bytes())
+            if refused_first and len(late_mails) == 1:
+                return notify.DeliveryResult("Temporary", "451 try again", ())
+        return notify.DeliveryResult("Sent", "250 OK", ("ops@example.com",))
+
+    monkeypatch.setattr(notify, "deliver", deliver)
+    w = World(SMTP)
+    w.apply(
+        job(
+            schedule="1 9 * * *",
+            services=[service("a")],
+            runDeadline="10m",
+            notifications={"onLate": True, "to": ["ops@example.com"]},
+        )
+    )
+    await w.at(minute(1))
+    name = run_of(1)
+    await story(w, name)
+    assert w.run(name)["status"]["lateNotification"]["state"] == "Sent"
+    assert len(late_mails) == (2 if refused_first else 1)
+    assert len(set(late_mails)) == 1, "a resend differs from the first attempt"
+    text = late_mails[0].decode()
+    assert "X-Almanac-Phase: Running" in text
+    assert "Phase:         Running" in text
+    assert f"  a        Running  {name}-a" in text
+    assert "Succeeded" not in text

@@ -59,6 +59,7 @@ from almanac.notifications.state import (
     send_webhook,
 )
 from almanac.notifications.webhook import WebhookSettings
+from almanac.rules.deadlines import status_when_late
 from almanac.rules.policy import (
     LATE_NOTIFICATION,
     LATE_WEBHOOK_NOTIFICATIONS,
@@ -394,7 +395,11 @@ class Delivery:
             )
 
     def _report(self, run: Body, job: Body, channel: Channel) -> RunReport:
-        spec, status = run["spec"], run.get("status") or {}
+        """What the notification tells: the outcome from the run as it ended; lateness
+        from the run as it stood when it became late (not as it is at this attempt, so
+        that every attempt sends the same message)."""
+        spec = run["spec"]
+        status = status_when_late(run) if channel.late else run.get("status") or {}
         late = _late_condition(run) if channel.late else None
         return RunReport(
             job=spec["scheduledJob"],
