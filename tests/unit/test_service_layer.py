@@ -748,16 +748,16 @@ async def test_a_fire_is_never_created_twice_when_its_run_is_pruned_before_its_s
     assert w.kube.names("scheduledjobruns") == []
 
 
-@sync
-async def test_two_replicas_deliver_a_notification_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = accept_mail(monkeypatch)
-    w = World(SMTP)
-    other = w.replica(SMTP)
+async def succeeded_with_its_e_mail_pending(
+    w: World, monkeypatch: pytest.MonkeyPatch, to: str
+) -> None:
+    """A job that e-mails ``to`` on success fires at minute 1 and succeeds, its e-mail
+    held Pending (not delivered yet), as a replica leaves it that stops before sending."""
     w.apply(
         job(
             schedule="1 9 * * *",
             services=[service("a")],
-            notifications={"onSuccess": True, "to": ["ops@example.com"]},
+            notifications={"onSuccess": True, "to": [to]},
         )
     )
     await w.at(minute(1))
@@ -766,6 +766,14 @@ async def test_two_replicas_deliver_a_notification_once(monkeypatch: pytest.Monk
         held.setattr(w.controller.delivery, "consider", lambda key, run: None)
         await w.settle()
     assert w.run(run_of(1))["status"]["notification"]["state"] == "Pending"
+
+
+@sync
+async def test_two_replicas_deliver_a_notification_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = accept_mail(monkeypatch)
+    w = World(SMTP)
+    other = w.replica(SMTP)
+    await succeeded_with_its_e_mail_pending(w, monkeypatch, "ops@example.com")
     # Both replicas hold the Pending run and deliver at once (a frozen leader and the
     # new one): only the claim written with the current resourceVersion proceeds.
     for c in (w.controller, other):
@@ -1083,19 +1091,7 @@ async def test_a_predecessors_pending_notification_is_not_sent_to_the_new_jobs_r
     recipients of a job created again under its name: those are another job's."""
     sent = accept_mail(monkeypatch)
     w = World(SMTP)
-    w.apply(
-        job(
-            schedule="1 9 * * *",
-            services=[service("a")],
-            notifications={"onSuccess": True, "to": ["old@example.com"]},
-        )
-    )
-    await w.at(minute(1))
-    w.finish_job(f"{run_of(1)}-a")
-    with monkeypatch.context() as held:  # the run ends; its notification stays Pending
-        held.setattr(w.controller.delivery, "consider", lambda key, run: None)
-        await w.settle()
-    assert w.run(run_of(1))["status"]["notification"]["state"] == "Pending"
+    await succeeded_with_its_e_mail_pending(w, monkeypatch, "old@example.com")
     _recreated(
         w,
         schedule="0 12 * * *",
