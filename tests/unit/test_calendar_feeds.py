@@ -549,6 +549,9 @@ def test_a_feed_never_fetched_is_not_ready() -> None:
     condition = plan.status["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "NotFetched")
     assert "content" not in plan.status["source"]
+    # The Event names what happened, as with a copy kept: one reason finds every failure.
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "FetchFailed")]
+    assert "not fetched yet" in plan.events[0].message
 
 
 def test_a_copy_too_big_for_the_status_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

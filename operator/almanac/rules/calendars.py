@@ -134,8 +134,11 @@ def decide_feed(body: Body, source: CalendarSource, outcome: Outcome, now: datet
             )
         previous = (kept.get("lastError") or {}).get("message")
         if previous != checked.message:  # once per distinct error, not at every retry
+            # The Event says what happened (a fetch failed), whether or not a copy is
+            # kept; the condition's reason says the state (NotFetched: no copy yet), so
+            # one field selector (reason=FetchFailed) finds every failed fetch.
             events.append(
-                PlannedEvent("Warning", reason, condition_message(message), checked.message)
+                PlannedEvent("Warning", "FetchFailed", condition_message(message), checked.message)
             )
     else:
         count, packed = checked
