@@ -1074,6 +1074,7 @@ async def test_a_fire_whose_name_a_predecessors_run_holds_is_a_taken_name() -> N
     stale["status"] = {"phase": "Running"}
     _recreated(w, services=[service("b")])
     w.kube.put("scheduledjobruns", stale)
+    untrusted = metrics.UNTRUSTED_RUNS.labels("ns")._value.get()
     await w.at(minute(2))
     assert w.kube.reasons().count("RunNameTaken") == 1
     created = [e for e in w.kube.events.values() if e["reason"] == "RunCreated"]
@@ -1081,6 +1082,13 @@ async def test_a_fire_whose_name_a_predecessors_run_holds_is_a_taken_name() -> N
     conditions = {c["type"]: c for c in w.job_status()["conditions"]}
     assert run_of(2) in conditions["RunNameTaken"]["message"]
     assert f"{run_of(2)}-b" not in w.kube.names("jobs")
+    # The operator created that run, and runs it as an orphan: it is not an untrusted
+    # run (the metric an alert watches), and neither message says it is not executed.
+    assert metrics.UNTRUSTED_RUNS.labels("ns")._value.get() == untrusted
+    [taken] = [e for e in w.kube.events.values() if e["reason"] == "RunNameTaken"]
+    for message in (taken["message"], conditions["RunNameTaken"]["message"]):
+        assert "deleted earlier ScheduledJob" in message and "not started" in message
+        assert "not executed" not in message and "not created by Almanac" not in message
 
 
 @sync

@@ -565,9 +565,16 @@ class Controller:
                 continue
             if isinstance(result, Exists):
                 existing = await self.refresh(Kind.RUN, (namespace, name))
-                why = untrusted(existing, job, self._run_lookup(namespace)) if existing else None
                 if existing is not None and of_an_earlier_job(existing, job):
-                    why = f"run {name} is a deleted earlier ScheduledJob {key_of(job)[1]}'s"
+                    # Ours, of a deleted job of the same name: not an untrusted run (no
+                    # metric, no alert), and it runs on as an orphan; this fire does not.
+                    message = (
+                        f"run {name} is a deleted earlier ScheduledJob {key_of(job)[1]}'s, "
+                        "and goes with it; this fire of the same name is not started"
+                    )
+                    await self.kube.event(owner, "Warning", "RunNameTaken", message, key=name)
+                    continue
+                why = untrusted(existing, job, self._run_lookup(namespace)) if existing else None
                 if why is not None:
                     await self._report_untrusted(owner, name, why)
                     continue

@@ -218,7 +218,9 @@ class _Decision:
         ]
 
     def taken_condition(self) -> list[Body]:
-        """RunNameTaken while runs the operator did not create carry this job's name."""
+        """RunNameTaken while runs that are not this job's carry its fires' names: runs
+        the operator did not create, or a deleted predecessor's (which run on as orphans
+        until the garbage collector takes them)."""
         if not self.taken:
             return []
         old = next(
@@ -232,8 +234,9 @@ class _Decision:
                 "status": "True",
                 "reason": "RunNameTaken",
                 "message": condition_message(
-                    f"runs not created by Almanac name this job, and are not executed: "
-                    f"{names}; delete them"
+                    f"runs that are not this job's hold the names of its fires, which are "
+                    f"not started: {names}; delete those Almanac did not create (a deleted "
+                    "earlier ScheduledJob's runs go with it, by the garbage collector)"
                 ),
                 "observedGeneration": self.generation,
                 "lastTransitionTime": (old or {}).get("lastTransitionTime") or timestamp(self.now),
