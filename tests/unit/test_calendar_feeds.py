@@ -141,6 +141,22 @@ def test_the_kept_copy_round_trips_and_one_text_packs_one_way() -> None:
         feeds.unpack("not base64!")
 
 
+def test_the_unpacked_copies_kept_are_bounded_by_their_size() -> None:
+    """A kept copy is compressed: 64 Calendars whose ConfigMap feeds are 5 MiB of
+    repetitive text (a few KiB each in their status) must not keep 320 MiB of text."""
+    feeds._UNPACKED.clear()
+    largest = bounds.FEED_MAX_BYTES
+    packed = [feeds.pack(chr(ord("a") + i) * largest) for i in range(8)]
+    assert all(len(p) < 16 * 1024 for p in packed)
+    for copy_ in packed:
+        assert len(feeds.unpack(copy_)) == largest
+    kept = len(feeds._UNPACKED)
+    assert 1 <= kept <= 16 * 1024 * 1024 // largest
+    # The latest is kept (a decision reads the same copy again and again).
+    assert feeds._UNPACKED.get(packed[-1], lambda: "not kept") == "h" * largest
+    feeds._UNPACKED.clear()
+
+
 def test_a_revision_is_the_content_hash() -> None:
     one, two = feeds.revision("a"), feeds.revision("b")
     assert one.startswith("sha256:") and len(one) == 7 + 64 and one != two

@@ -26,6 +26,7 @@ from almanac.errors import InvalidSpec
 from almanac.schedule.engine import Schedule
 from almanac.schedule.exclusions import ExclusionKind
 from almanac.schedule.explain import Fire, SkippedDay
+from almanac.shared import Kept
 
 YEARS = (2026, 2027, 2028)
 
@@ -221,7 +222,7 @@ def test_a_calendar_is_parsed_once_per_content_for_every_job_that_refers_to_it(
         return parse(cls, body)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(Calendar, "parse", classmethod(counting))
-    monkeypatch.setattr(resolve_module, "_PARSED", {}, raising=False)
+    monkeypatch.setattr(resolve_module, "_PARSED", Kept(resolve_module.PARSED_KEPT))
     spec = {"weekly": ["Saturday", "Sunday"], "holidays": [{"country": "RO"}]}
     stored = {"metadata": {"name": "bank", "uid": "u-1", "resourceVersion": "7"}, "spec": spec}
     jobs = [job("0 9 * * *", refs=("bank",)) for _ in range(3)]
@@ -384,9 +385,7 @@ ICAL = [
 def test_the_parse_cache_is_bounded_by_what_it_holds(sizes: list[int], held: list[int]) -> None:
     """A count of entries alone let 64 texts of a megabyte keep their parse (20-30 bytes
     a character): the cache is bounded by the weight of its texts too."""
-    from almanac.schedule import ical
-
-    cache: ical._ByText[str, str] = ical._ByText(100, 3, len)
+    cache: Kept[str, str] = Kept(3, 100, lambda text, _: len(text))
     texts = [chr(ord("a") + i) * size for i, size in enumerate(sizes)]
     made = [cache.get(text, text.upper) for text in texts]
     assert made == [text.upper() for text in texts]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import gzip
 import hashlib
 import json
@@ -27,6 +26,7 @@ from typing import Any
 
 from almanac.hosts import HostAllowList
 from almanac.schedule import ical
+from almanac.shared import Kept
 
 __all__ = [
     "ALLOWED_HOSTS_VARIABLE",
@@ -83,14 +83,25 @@ class FeedCopyUnreadable(ValueError):
     """The kept copy is not what :func:`pack` writes (the status was edited by hand)."""
 
 
-@functools.lru_cache(maxsize=64)
 def unpack(content: str) -> str:
     """The text of a kept copy; cached, as every decision of every referring job reads
-    it (the store holds one string per Calendar, whose hash Python keeps)."""
+    it (the store holds one string per Calendar, whose hash Python keeps). The cache is
+    bounded by the texts' size as well as their number: a copy kept in the status is
+    compressed, its text up to 5 MiB (FEED_MAX_BYTES), so 64 Calendars of one namespace
+    with ConfigMap feeds of repetitive text could otherwise hold 320 MiB."""
+    return _UNPACKED.get(content, lambda: _unpack(content))
+
+
+def _unpack(content: str) -> str:
     try:
         return gzip.decompress(base64.b64decode(content, validate=True)).decode()
     except (binascii.Error, OSError, EOFError, UnicodeDecodeError) as error:
         raise FeedCopyUnreadable(f"the kept copy of the feed is unreadable ({error})") from None
+
+
+# Texts by the copy they were unpacked from: about 16 MiB of text (a str of ASCII is a
+# byte a character), three of the largest feeds or hundreds of a company's.
+_UNPACKED: Kept[str, str] = Kept(64, 16 * 1024 * 1024, lambda _, text: len(text))
 
 
 def revision(text: str) -> str:

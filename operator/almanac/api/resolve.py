@@ -13,7 +13,6 @@ one as ``Calendar NAME: <its field>``. Bodies are keyed by
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from almanac import wire
 from almanac.api.models import Calendar, ClusterCalendar, ScheduledJob
 from almanac.errors import FieldError, InvalidSpec
 from almanac.schedule.engine import Schedule
+from almanac.shared import Kept
 
 __all__ = ["parse_calendars", "resolve"]
 
@@ -51,8 +51,7 @@ def parse_calendars(
 #: Calendars parsed, by kind and content (a digest of the body): the last
 #: ``PARSED_KEPT``.
 PARSED_KEPT = 1024
-_PARSED: dict[tuple[str, bytes], Calendar] = {}
-_PARSED_LOCK = threading.Lock()  # the webhook resolves in threads beside the event loop
+_PARSED: Kept[tuple[str, bytes], Calendar] = Kept(PARSED_KEPT)
 
 
 def _parsed(model: type[Calendar], body: Mapping[str, Any]) -> Calendar:
@@ -67,14 +66,7 @@ def _parsed(model: type[Calendar], body: Mapping[str, Any]) -> Calendar:
         key = (model.__name__, hashlib.blake2b(wire.dumps(body), digest_size=16).digest())
     except TypeError:  # a YAML file's body that is not JSON (a number as a key, a date)
         return model.parse(body)
-    found = _PARSED.get(key)
-    if found is None:
-        found = model.parse(body)
-        with _PARSED_LOCK:
-            _PARSED[key] = found
-            while len(_PARSED) > PARSED_KEPT:
-                del _PARSED[next(iter(_PARSED))]  # the oldest
-    return found
+    return _PARSED.get(key, lambda: model.parse(body))
 
 
 def resolve(

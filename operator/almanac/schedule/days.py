@@ -31,7 +31,6 @@ is excluded.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -39,6 +38,7 @@ from enum import StrEnum
 
 from almanac.schedule.cron import CronExpression
 from almanac.schedule.exclusions import ExclusionKind, ExclusionRule, Exclusions
+from almanac.shared import Kept
 
 __all__ = ["MAX_SHIFT_DAYS", "CandidateDays", "FireDay", "OnExcludedDay"]
 
@@ -92,8 +92,7 @@ _Shape = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 #: How many :meth:`CandidateDays.shared` keeps (a cluster's distinct combinations of day
 #: fields and Calendars are a few dozen; each keeps what it worked out of some months).
 SHARED_KEPT = 256
-_SHARED: dict[tuple[object, ...], CandidateDays] = {}
-_SHARED_LOCK = threading.Lock()  # the webhook reviews in a thread of its own
+_SHARED: Kept[tuple[object, ...], CandidateDays] = Kept(SHARED_KEPT)
 
 
 class CandidateDays:
@@ -125,14 +124,7 @@ class CandidateDays:
         that matches the same dates and obeys the same Calendars reuses, as the operator
         builds a schedule at each decision and the webhook one per referring job."""
         key = (cron.day_fields, exclusions, on_excluded, max_shift)
-        found = _SHARED.get(key)
-        if found is None:
-            found = cls(cron, exclusions, on_excluded, max_shift)
-            with _SHARED_LOCK:
-                _SHARED[key] = found
-                while len(_SHARED) > SHARED_KEPT:
-                    del _SHARED[next(iter(_SHARED))]  # the oldest
-        return found
+        return _SHARED.get(key, lambda: cls(cron, exclusions, on_excluded, max_shift))
 
     def __init__(
         self,

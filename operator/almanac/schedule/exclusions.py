@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
@@ -48,6 +47,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from almanac.errors import FieldError, InvalidSpec, quote
+from almanac.shared import Kept
 
 __all__ = [
     "OWN_SOURCE",
@@ -251,8 +251,7 @@ class DateSet(Protocol):
 #: How many unions :meth:`Exclusions.union` keeps: one per distinct combination of a
 #: job's own lists and its Calendars, so a cluster's few hundred fit.
 UNIONS_KEPT = 1024
-_UNIONS: dict[tuple[Exclusions, ...], Exclusions] = {}
-_UNIONS_LOCK = threading.Lock()  # the webhook reviews in a thread of its own
+_UNIONS: Kept[tuple[Exclusions, ...], Exclusions] = Kept(UNIONS_KEPT)
 
 
 class Exclusions:
@@ -359,17 +358,13 @@ class Exclusions:
         given = tuple(source for source in sources if source)
         if len(given) == 1:
             return given[0]
-        found = _UNIONS.get(given)
-        if found is None:
-            found = cls(
+        return _UNIONS.get(
+            given,
+            lambda: cls(
                 (rule for source in given for rule in source.rules),
                 (dated for source in given for dated in source.dated),
-            )
-            with _UNIONS_LOCK:
-                _UNIONS[given] = found
-                while len(_UNIONS) > UNIONS_KEPT:
-                    del _UNIONS[next(iter(_UNIONS))]  # the oldest
-        return found
+            ),
+        )
 
     def __eq__(self, other: object) -> bool:
         if self is other:

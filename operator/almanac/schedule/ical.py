@@ -38,16 +38,15 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, Generic, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from almanac.errors import quote
 from almanac.schedule.exclusions import ExclusionKind
+from almanac.shared import Kept
 
 __all__ = ["ICalendarDates", "ICalendarProblem", "ICalendarTooBig", "check", "local_dates"]
 
@@ -213,54 +212,6 @@ class ICalendarTooBig(ValueError):
     bounds)."""
 
 
-_Key = TypeVar("_Key", bound=Hashable)
-_Value = TypeVar("_Value")
-
-
-class _ByText(Generic[_Key, _Value]):
-    """A least-recently-used cache keyed by iCalendar text, bounded by what its entries
-    hold (``weigh``, about bytes) as well as by their number. An entry count alone let
-    64 texts of a megabyte each (a ConfigMap feed needs no allowed host) keep their
-    parsed form, 20-30 bytes per character, until the operator ran out of memory; an
-    entry heavier than the whole budget is computed and not kept. Thread-safe: the
-    operator and the webhook parse in worker threads (two threads may compute one text
-    at once, and the second copy replaces the first)."""
-
-    def __init__(self, budget: int, entries: int, weigh: Callable[[_Key], int]) -> None:
-        self._budget = budget
-        self._entries = entries
-        self._weigh = weigh
-        self._held: OrderedDict[_Key, tuple[_Value, int]] = OrderedDict()
-        self._weight = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: _Key, make: Callable[[], _Value]) -> _Value:
-        with self._lock:
-            found = self._held.get(key)
-            if found is not None:
-                self._held.move_to_end(key)
-                return found[0]
-        value = make()
-        weight = self._weigh(key)
-        if weight > self._budget:
-            return value
-        with self._lock:
-            old = self._held.pop(key, None)
-            if old is not None:
-                self._weight -= old[1]
-            self._held[key] = (value, weight)
-            self._weight += weight
-            while self._weight > self._budget or len(self._held) > self._entries:
-                _, (_, dropped) = self._held.popitem(last=False)
-                self._weight -= dropped
-        return value
-
-    def cache_clear(self) -> None:
-        with self._lock:
-            self._held.clear()
-            self._weight = 0
-
-
 def _parsed_weight(text: str) -> int:
     """About the bytes icalendar's parse of ``text`` keeps (measured: 300-360 bytes a
     content line besides the text itself, which the values hold)."""
@@ -276,7 +227,7 @@ class _Parsed:
 
 # About 32 MiB of parsed calendars: hundreds of a company's calendars, or one of the
 # largest feeds the bounds admit (about 18 MiB) with room to spare.
-_PARSED: _ByText[str, _Parsed] = _ByText(32 * 1024 * 1024, 64, _parsed_weight)
+_PARSED: Kept[str, _Parsed] = Kept(64, 32 * 1024 * 1024, lambda text, _: _parsed_weight(text))
 
 
 def _parse(text: str) -> _Parsed:
@@ -376,8 +327,8 @@ class _Limits:
 
 # The texts checked and what was found: the texts are the weight (a result is a few
 # bytes). 16 MiB holds the largest feed (5 MiB) and hundreds of inline calendars.
-_PROBLEMS: _ByText[tuple[str, _Limits], ValueError | tuple[int, int]] = _ByText(
-    16 * 1024 * 1024, 64, lambda key: len(key[0])
+_PROBLEMS: Kept[tuple[str, _Limits], ValueError | tuple[int, int]] = Kept(
+    64, 16 * 1024 * 1024, lambda key, _: len(key[0])
 )
 
 # Lines that start a content line (not a continuation, not blank): counted before the
