@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from almanac import __version__
+from almanac.api.bounds import year_error
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
@@ -96,12 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _after(text: str) -> datetime:
-    """``--after``: an RFC 3339 instant with an offset, read as a Backfill's ``from`` and
-    ``to`` are (:func:`almanac.times.parse_instant`), fractions and lower-case t/z too."""
+    """``--after``: an RFC 3339 instant with an offset, read and bounded as a Backfill's
+    ``from`` and ``to`` are (:func:`almanac.times.parse_instant`, fractions and lower-case
+    t/z too; years 1970-2200): outside them the engine's answers mean nothing (year 1
+    printed local mean time) or overflow."""
     try:
-        return parse_instant(text)
+        after = parse_instant(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    problem = year_error(after.year)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem} (got {quote(text)})")
+    return after
 
 
 def _add_next(commands: Any) -> None:
