@@ -234,8 +234,13 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
 
 
 def _month(text: str) -> tuple[int, int]:
+    """``--from YYYY-MM``, in the years of ``--after`` (1970-2200): outside them the
+    grids overflowed the calendar."""
     year, _, month = text.partition("-")
     if len(year) == 4 and year.isdigit() and month.isdigit() and 1 <= int(month) <= 12:
+        problem = year_error(int(year))
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem} (got {quote(text)})")
         return int(year), int(month)
     raise argparse.ArgumentTypeError(f"{quote(text)} is not a month (YYYY-MM, e.g. 2027-01)")
 
