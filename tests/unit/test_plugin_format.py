@@ -633,6 +633,16 @@ def test_every_verb_is_in_the_table_above() -> None:
     assert set(verbs.choices) == set(VERB_ARGS)
 
 
+def test_the_synopsis_of_docs_plugin_md_lists_every_verb() -> None:
+    """The block at the top of docs/plugin.md is the plugin's usage at a glance: one line
+    per verb, as ``kubectl almanac --help`` lists them (calendar-diff was missing)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugin.md").read_text()
+    synopsis = doc.split("```")[1].splitlines()
+    verb_lines = [line for line in synopsis if line.startswith("  ") and line[2] != " "]
+    listed = {line.split()[0] for line in verb_lines}
+    assert set(VERB_ARGS) <= listed
+
+
 @pytest.mark.parametrize("count", ["0", "three", "-1"])
 def test_a_bad_count_names_itself(count: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["next", "j", "--count", count]) == 2

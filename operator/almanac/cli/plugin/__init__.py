@@ -15,6 +15,7 @@ cluster. The verbs only fetch, call those, and pick the exit code::
     run JOB [--wait S]                    almanac.dev/run-now=<now>, then the manual run
     next JOB [--count N]                  the live job's next fires, skipped days and why
     calendar JOB [--months N]             month grids: the days it fires and skips, and why
+    calendar-diff -f FILE [--days N]      the fires an edited Calendar adds and removes
     describe RUN                          a run: services, notification, Events, what next
     backfill JOB --from T --to T [--dry-run]  runs for a past range: the instants, or a Backfill
 
