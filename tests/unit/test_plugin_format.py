@@ -624,6 +624,44 @@ def test_n_is_the_namespace_in_every_verb_as_in_kubectl(verb: str, where: str) -
     assert build_parser().parse_args(argv).namespace == "finance"
 
 
+# Each table docs/plugin.md shows: its indent and its first two columns.
+DOC_TABLES = [
+    ("", "NAME", "SCHEDULED"),  # runs
+    ("  ", "NAME", "PHASE"),  # describe: Services
+    ("  ", "TYPE", "REASON"),  # describe: Events
+    ("", "UTC", "LOCAL (Europe/Bucharest)"),  # next
+    ("", "SCHEDULEDJOB", "CHANGE"),  # calendar-diff
+    ("", "#", "UTC"),  # backfill --dry-run
+]
+
+
+@pytest.mark.parametrize(("indent", "first", "second"), DOC_TABLES, ids=lambda x: x.strip())
+def test_the_tables_in_docs_plugin_md_are_aligned_as_the_plugin_prints_them(
+    indent: str, first: str, second: str
+) -> None:
+    """Each table shown is what format_table makes of its cells: the runs table's header
+    and the Services' MESSAGE column were one space off."""
+    import re
+
+    def cells(line: str) -> list[str]:
+        return re.split(r" {2,}", line.strip())
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugin.md").read_text().splitlines()
+    start = next(
+        i
+        for i, line in enumerate(doc)
+        if line.startswith(indent + first) and cells(line)[:2] == [first, second]
+    )
+    table = []
+    for line in doc[start:]:
+        if not line.startswith(indent) or line[len(indent)] == " " or "   " not in line:
+            break  # the end of the block, or a line after the table (a count, a label)
+        table.append(line)
+    width = len(cells(table[0]))
+    rows = [row + [""] * (width - len(row)) for row in map(cells, table)]
+    assert format_table(rows[0], rows[1:], indent) == table
+
+
 def test_every_verb_is_in_the_table_above() -> None:
     verbs = next(
         action
