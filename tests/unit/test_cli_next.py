@@ -447,6 +447,9 @@ COMMAND_LINES = [
     ("after past 2200", ["--after", "9999-12-31T23:59:59-01:00"],
      'argument --after: year 9999 is outside 1970-2200 (got "9999-12-31T23:59:59-01:00")'),
     ("count zero", ["-n", "0"], '"0" is not a whole number of at least 1'),
+    # Past sys.maxsize islice raised a traceback; the bound is a Backfill's range's.
+    ("count past the bound", ["-n", "10001"], '"10001" is more than 10000'),
+    ("count past sys.maxsize", ["-n", "9" * 20], f'"{"9" * 20}" is more than 10000'),
     ("unknown default zone", ["--default-timezone", "Mars/Base"], "is not an IANA time zone"),
     ("unknown output", ["-o", "json"], "invalid choice"),
 ]  # fmt: skip

@@ -687,6 +687,12 @@ def test_a_bad_count_names_itself(count: str, capsys: pytest.CaptureFixture[str]
     assert f'"{count}" is not a whole number of at least 1' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("count", ["10001", "9" * 20])
+def test_a_count_past_the_bound_names_it(count: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["next", "j", "--count", count]) == 2
+    assert f'argument --count: "{count}" is more than 10000' in capsys.readouterr().err
+
+
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rerun"]) == 2
     assert main(["runs", "j", "--limit", "-1"]) == 2

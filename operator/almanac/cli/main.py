@@ -140,7 +140,7 @@ def _add_next(commands: Any) -> None:
         metavar="COUNT",
         type=count,
         default=10,
-        help="how many instants (default: 10)",
+        help="how many instants (1 to 10000, default: 10)",
     )
     next_.add_argument(
         "-o",

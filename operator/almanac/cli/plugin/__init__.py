@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COUNT",
         type=count,
         default=10,
-        help="how many fires (default: 10)",
+        help="how many fires (1 to 10000, default: 10)",
     )
     add_default_timezone(next_, LIVE_ZONE_HELP)
     next_.set_defaults(verb="next_fires")
