@@ -299,3 +299,15 @@ def test_the_admission_warning_of_a_cluster_calendar_names_the_job_with_its_name
         'ScheduledJob "ops/new-year"',
     ]
     assert all("with this ClusterCalendar: " in w for w in warnings)
+
+
+@pytest.mark.parametrize("days", ["10001", "99999999999"])
+def test_days_past_the_bound_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    """``--days`` as ``--count``: at most 10,000 (a huge one overflowed, with a traceback)."""
+    path = tmp_path / "any.yaml"
+    path.write_text("")
+    code = main(["calendar-diff", "-f", str(path), "--jobs", str(path), "--days", days])
+    assert code == 2
+    assert f'argument --days: "{days}" is more than 10000' in capsys.readouterr().err

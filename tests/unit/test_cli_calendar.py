@@ -170,6 +170,9 @@ def test_a_real_pipe_gets_plain_text(tmp_path: Path) -> None:
     [
         (["--months", "0"], '"0" is not a number of months (1 to 24)'),
         (["--from", "2026-13"], '"2026-13" is not a month (YYYY-MM, e.g. 2027-01)'),
+        # The years of docs/api.md "Bounds" (as --after): these crashed with a traceback.
+        (["--from", "0001-01"], 'argument --from: year 1 is outside 1970-2200 (got "0001-01")'),
+        (["--from", "9999-12"], 'argument --from: year 9999 is outside 1970-2200 (got "9999-12")'),
     ],
 )
 def test_bad_options_are_refused(

@@ -440,7 +440,16 @@ COMMAND_LINES = [
      '"tomorrow" is not an RFC 3339 instant with an offset'),
     ("after with a space for the t", ["--after", "2027-01-01 00:00:00Z"],
      "is not an RFC 3339 instant with an offset"),
+    # Years as a Backfill's from and to (docs/api.md "Bounds"): year 1 printed "1-01-31"
+    # in local mean time, and year 9999 west of UTC crashed with a traceback.
+    ("after before 1970", ["--after", "0001-01-01T00:00:00Z"],
+     'argument --after: year 1 is outside 1970-2200 (got "0001-01-01T00:00:00Z")'),
+    ("after past 2200", ["--after", "9999-12-31T23:59:59-01:00"],
+     'argument --after: year 9999 is outside 1970-2200 (got "9999-12-31T23:59:59-01:00")'),
     ("count zero", ["-n", "0"], '"0" is not a whole number of at least 1'),
+    # Past sys.maxsize islice raised a traceback; the bound is a Backfill's range's.
+    ("count past the bound", ["-n", "10001"], '"10001" is more than 10000'),
+    ("count past sys.maxsize", ["-n", "9" * 20], f'"{"9" * 20}" is more than 10000'),
     ("unknown default zone", ["--default-timezone", "Mars/Base"], "is not an IANA time zone"),
     ("unknown output", ["-o", "json"], "invalid choice"),
 ]  # fmt: skip

@@ -624,6 +624,44 @@ def test_n_is_the_namespace_in_every_verb_as_in_kubectl(verb: str, where: str) -
     assert build_parser().parse_args(argv).namespace == "finance"
 
 
+# Each table docs/plugin.md shows: its indent and its first two columns.
+DOC_TABLES = [
+    ("", "NAME", "SCHEDULED"),  # runs
+    ("  ", "NAME", "PHASE"),  # describe: Services
+    ("  ", "TYPE", "REASON"),  # describe: Events
+    ("", "UTC", "LOCAL (Europe/Bucharest)"),  # next
+    ("", "SCHEDULEDJOB", "CHANGE"),  # calendar-diff
+    ("", "#", "UTC"),  # backfill --dry-run
+]
+
+
+@pytest.mark.parametrize(("indent", "first", "second"), DOC_TABLES, ids=lambda x: x.strip())
+def test_the_tables_in_docs_plugin_md_are_aligned_as_the_plugin_prints_them(
+    indent: str, first: str, second: str
+) -> None:
+    """Each table shown is what format_table makes of its cells: the runs table's header
+    and the Services' MESSAGE column were one space off."""
+    import re
+
+    def cells(line: str) -> list[str]:
+        return re.split(r" {2,}", line.strip())
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugin.md").read_text().splitlines()
+    start = next(
+        i
+        for i, line in enumerate(doc)
+        if line.startswith(indent + first) and cells(line)[:2] == [first, second]
+    )
+    table = []
+    for line in doc[start:]:
+        if not line.startswith(indent) or line[len(indent)] == " " or "   " not in line:
+            break  # the end of the block, or a line after the table (a count, a label)
+        table.append(line)
+    width = len(cells(table[0]))
+    rows = [row + [""] * (width - len(row)) for row in map(cells, table)]
+    assert format_table(rows[0], rows[1:], indent) == table
+
+
 def test_every_verb_is_in_the_table_above() -> None:
     verbs = next(
         action
@@ -633,10 +671,26 @@ def test_every_verb_is_in_the_table_above() -> None:
     assert set(verbs.choices) == set(VERB_ARGS)
 
 
+def test_the_synopsis_of_docs_plugin_md_lists_every_verb() -> None:
+    """The block at the top of docs/plugin.md is the plugin's usage at a glance: one line
+    per verb, as ``kubectl almanac --help`` lists them (calendar-diff was missing)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plugin.md").read_text()
+    synopsis = doc.split("```")[1].splitlines()
+    verb_lines = [line for line in synopsis if line.startswith("  ") and line[2] != " "]
+    listed = {line.split()[0] for line in verb_lines}
+    assert set(VERB_ARGS) <= listed
+
+
 @pytest.mark.parametrize("count", ["0", "three", "-1"])
 def test_a_bad_count_names_itself(count: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["next", "j", "--count", count]) == 2
     assert f'"{count}" is not a whole number of at least 1' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("count", ["10001", "9" * 20])
+def test_a_count_past_the_bound_names_it(count: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["next", "j", "--count", count]) == 2
+    assert f'argument --count: "{count}" is more than 10000' in capsys.readouterr().err
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

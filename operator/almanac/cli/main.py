@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from almanac import __version__
+from almanac.api.bounds import year_error
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
@@ -96,12 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _after(text: str) -> datetime:
-    """``--after``: an RFC 3339 instant with an offset, read as a Backfill's ``from`` and
-    ``to`` are (:func:`almanac.times.parse_instant`), fractions and lower-case t/z too."""
+    """``--after``: an RFC 3339 instant with an offset, read and bounded as a Backfill's
+    ``from`` and ``to`` are (:func:`almanac.times.parse_instant`, fractions and lower-case
+    t/z too; years 1970-2200): outside them the engine's answers mean nothing (year 1
+    printed local mean time) or overflow."""
     try:
-        return parse_instant(text)
+        after = parse_instant(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    problem = year_error(after.year)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem} (got {quote(text)})")
+    return after
 
 
 def _add_next(commands: Any) -> None:
@@ -133,7 +140,7 @@ def _add_next(commands: Any) -> None:
         metavar="COUNT",
         type=count,
         default=10,
-        help="how many instants (default: 10)",
+        help="how many instants (1 to 10000, default: 10)",
     )
     next_.add_argument(
         "-o",
@@ -227,8 +234,13 @@ def _wide(out: TextIO, name: str, schedule: Schedule, after: datetime, count: in
 
 
 def _month(text: str) -> tuple[int, int]:
+    """``--from YYYY-MM``, in the years of ``--after`` (1970-2200): outside them the
+    grids overflowed the calendar."""
     year, _, month = text.partition("-")
     if len(year) == 4 and year.isdigit() and month.isdigit() and 1 <= int(month) <= 12:
+        problem = year_error(int(year))
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem} (got {quote(text)})")
         return int(year), int(month)
     raise argparse.ArgumentTypeError(f"{quote(text)} is not a month (YYYY-MM, e.g. 2027-01)")
 

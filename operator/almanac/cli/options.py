@@ -35,10 +35,19 @@ LIVE_ZONE_HELP = (
 )
 
 
+#: The most ``--count`` (fires), ``--days`` and ``--parallelism`` take: a Backfill's
+#: range and calendar-diff's comparison stop at 10,000 fires too. Unbounded, a huge
+#: number overflowed (``islice``, ``timedelta``) into a traceback.
+COUNT_MAX = 10_000
+
+
 def count(text: str) -> int:
-    """A whole number of at least 1 (``--count``, ``--days``, ``--parallelism``)."""
+    """A whole number from 1 to :data:`COUNT_MAX` (``--count``, ``--days``,
+    ``--parallelism``)."""
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number of at least 1")
+    if int(text) > COUNT_MAX:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is more than {COUNT_MAX}")
     return int(text)
 
 
@@ -99,7 +108,11 @@ def add_edited_calendar_options(parser: argparse.ArgumentParser) -> None:
         help="YAML file with the edited Calendar or ClusterCalendar; - for standard input",
     )
     parser.add_argument(
-        "--days", metavar="DAYS", type=count, default=90, help="how far ahead (default: 90)"
+        "--days",
+        metavar="DAYS",
+        type=count,
+        default=90,
+        help="how far ahead (1 to 10000, default: 90)",
     )
 
 

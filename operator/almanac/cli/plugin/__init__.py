@@ -15,6 +15,7 @@ cluster. The verbs only fetch, call those, and pick the exit code::
     run JOB [--wait S]                    almanac.dev/run-now=<now>, then the manual run
     next JOB [--count N]                  the live job's next fires, skipped days and why
     calendar JOB [--months N]             month grids: the days it fires and skips, and why
+    calendar-diff -f FILE [--days N]      the fires an edited Calendar adds and removes
     describe RUN                          a run: services, notification, Events, what next
     backfill JOB --from T --to T [--dry-run]  runs for a past range: the instants, or a Backfill
 
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COUNT",
         type=count,
         default=10,
-        help="how many fires (default: 10)",
+        help="how many fires (1 to 10000, default: 10)",
     )
     add_default_timezone(next_, LIVE_ZONE_HELP)
     next_.set_defaults(verb="next_fires")
