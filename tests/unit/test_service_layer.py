@@ -519,6 +519,22 @@ async def test_a_refused_job_fails_its_service_with_the_api_servers_message() ->
 
 
 @sync
+async def test_a_job_deleted_while_its_service_runs_is_created_again_at_once() -> None:
+    """api.md "ScheduledJobRun": "A Job deleted while its service runs is created again,
+    as a Job controller would" (which replaces a deleted Pod on its watch event, not at
+    its next resync): the Job's DELETED event decides its run."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    name = f"{run_of(1)}-a"
+    deleted = w.kube.objects.pop(("jobs", "ns", name))  # kubectl delete job
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(deleted))
+    await w.at(minute(1) + timedelta(seconds=5))  # well before the 5-minute resync
+    assert name in w.kube.names("jobs")
+    assert w.run(run_of(1))["status"]["services"][0]["phase"] == "Running"
+
+
+@sync
 async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> None:
     w = World()
     w.apply(job(schedule="1 9 * * *", services=[service("a")]))

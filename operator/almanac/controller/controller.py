@@ -335,6 +335,14 @@ class Controller:
             self.timers.cancel(("feed", (kind, key)))
             for job in self.store.jobs_referring_to(kind, *key):
                 self.queue.add((Kind.JOB, job))
+        elif kind is Kind.BATCH_JOB:
+            # A service's Job deleted while it runs is created again now, as a Job
+            # controller replaces a deleted Pod (api.md); a finished run has nothing to
+            # redo (its Jobs go when history pruning deletes it).
+            name = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
+            run = self.store.get(Kind.RUN, (key[0], name)) if name else None
+            if run is not None and _phase(run) not in policy.TERMINAL:
+                self.queue.add((Kind.RUN, key_of(run)))
 
     def _backfills_follow(self, namespace: str, job: str) -> None:
         """Enqueues the unfinished Backfills of a job."""
