@@ -535,6 +535,27 @@ async def test_a_job_deleted_while_its_service_runs_is_created_again_at_once() -
 
 
 @sync
+async def test_a_job_removed_as_soon_as_it_finished_does_not_run_its_service_again() -> None:
+    """api.md "ScheduledJobRun": each service "runs once"; removing its Job
+    (`ttlSecondsAfterFinished` in its `jobTemplate`) changes nothing. With
+    `ttlSecondsAfterFinished: 0` the Job's deletion may be seen before the run is decided
+    on its completion: the DELETED event's last state (Complete) decides the service, it
+    is not read as a Job deleted while it ran and created again."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    name = run_of(1)
+    w.finish_job(f"{name}-a")
+    finished = w.kube.objects.pop(("jobs", "ns", f"{name}-a"))  # the TTL controller
+    w.controller.observe(Kind.BATCH_JOB, "MODIFIED", copy.deepcopy(finished))
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(finished))
+    await w.settle()
+    assert w.kube.names("jobs") == [f"{name}-b"]
+    assert [s["phase"] for s in w.run(name)["status"]["services"]] == ["Succeeded", "Running"]
+    assert not w.controller._ended_jobs  # recorded in the run's status: nothing kept
+
+
+@sync
 async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> None:
     w = World()
     w.apply(job(schedule="1 9 * * *", services=[service("a")]))
