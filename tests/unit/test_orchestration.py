@@ -209,3 +209,19 @@ def test_start_and_completion_times_are_set_once() -> None:
     done_at = T0 + timedelta(seconds=9)
     last = plan(RunState("r", seq("a"), T0, done_at, jobs(a=OK), start_time=started))
     assert (last.start_time, last.completion_time, last.finished) == (started, done_at, True)
+
+
+def test_a_started_service_whose_job_is_not_seen_is_not_skipped_by_a_failed_async_one() -> None:
+    """api.md "ScheduledJobRun": a failed mandatory service stops every non-async
+    service "that has not started"; "a Job deleted while its service runs is created
+    again". Sequential b was started (recorded Running) but its Job is not in view
+    (deleted, or not seen yet) when mandatory async x fails: b is not Skipped (its Job
+    may be running: the run must not end under it), its Job is created again."""
+    started = {"b": ServiceStatus("b", R, job_name("nightly-1", "b"), start_time=T0)}
+    state = RunState(
+        "nightly-1", seq("x!~", "b", "c"), T0, T0, jobs(x=KO), recorded=started, start_time=T0
+    )
+    result = plan(state)
+    assert [s.phase for s in result.services] == [KO, R, SK]
+    assert result.create == ["b"]
+    assert result.phase == R

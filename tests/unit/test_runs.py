@@ -155,3 +155,25 @@ def test_a_rerun_deeper_than_a_run_name_can_tell_is_refused(parent: str, child: 
             f"run {parent} is as deep a rerun as a run's name can tell (a run-now's reruns "
             "end at -z, a fire's at -r999): run the job again instead (almanac.dev/run-now)"
         )
+
+
+@pytest.mark.parametrize(
+    ("conditions", "phase"),
+    [
+        (["SuccessCriteriaMet"], "Running"),  # its last Pods are still terminating
+        (["FailureTarget"], "Running"),
+        (["SuccessCriteriaMet", "Complete"], "Succeeded"),
+        (["FailureTarget", "Failed"], "Failed"),
+        (["Suspended"], "Running"),  # spec.suspend: waits to be resumed
+    ],
+)
+def test_a_service_ends_with_its_jobs_terminal_condition_not_before(
+    conditions: list[str], phase: str
+) -> None:
+    """api.md "ScheduledJobRun": a service ends when its Job is Complete or Failed, as
+    CronJob and `kubectl wait` read a Job; SuccessCriteriaMet and FailureTarget come
+    first, while the Job's Pods terminate, and start nothing."""
+    status = {**SYNCED, "conditions": [{"type": t, "status": "True"} for t in conditions]}
+    plan = decide_run(run(), [batch_job(30, **status)], job(), T0)
+    assert plan.status.get("services", run()["status"]["services"])[0]["phase"] == phase
+    assert plan.finished_now == (phase != "Running")

@@ -519,6 +519,43 @@ async def test_a_refused_job_fails_its_service_with_the_api_servers_message() ->
 
 
 @sync
+async def test_a_job_deleted_while_its_service_runs_is_created_again_at_once() -> None:
+    """api.md "ScheduledJobRun": "A Job deleted while its service runs is created again,
+    as a Job controller would" (which replaces a deleted Pod on its watch event, not at
+    its next resync): the Job's DELETED event decides its run."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    name = f"{run_of(1)}-a"
+    deleted = w.kube.objects.pop(("jobs", "ns", name))  # kubectl delete job
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(deleted))
+    await w.at(minute(1) + timedelta(seconds=5))  # well before the 5-minute resync
+    assert name in w.kube.names("jobs")
+    assert w.run(run_of(1))["status"]["services"][0]["phase"] == "Running"
+
+
+@sync
+async def test_a_job_removed_as_soon_as_it_finished_does_not_run_its_service_again() -> None:
+    """api.md "ScheduledJobRun": each service "runs once"; removing its Job
+    (`ttlSecondsAfterFinished` in its `jobTemplate`) changes nothing. With
+    `ttlSecondsAfterFinished: 0` the Job's deletion may be seen before the run is decided
+    on its completion: the DELETED event's last state (Complete) decides the service, it
+    is not read as a Job deleted while it ran and created again."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    name = run_of(1)
+    w.finish_job(f"{name}-a")
+    finished = w.kube.objects.pop(("jobs", "ns", f"{name}-a"))  # the TTL controller
+    w.controller.observe(Kind.BATCH_JOB, "MODIFIED", copy.deepcopy(finished))
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(finished))
+    await w.settle()
+    assert w.kube.names("jobs") == [f"{name}-b"]
+    assert [s["phase"] for s in w.run(name)["status"]["services"]] == ["Succeeded", "Running"]
+    assert not w.controller._ended_jobs  # recorded in the run's status: nothing kept
+
+
+@sync
 async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> None:
     w = World()
     w.apply(job(schedule="1 9 * * *", services=[service("a")]))

@@ -41,7 +41,7 @@ from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
 from almanac.controller import feeds, metrics
 from almanac.controller.delivery import Delivery, channels_of
 from almanac.controller.settings import Settings
-from almanac.controller.store import CALENDAR_KINDS, Body, Key, Kind, Store, key_of
+from almanac.controller.store import CALENDAR_KINDS, Body, Key, Kind, Store, key_of, slim
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import Rest, WorkQueue, slot_released
 from almanac.kube import Conflict, Created, Exists, Kube, Refused
@@ -50,8 +50,9 @@ from almanac.rules import calendars, policy
 from almanac.rules.backfill import FINISHED as BACKFILL_FINISHED
 from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job, holds_a_fire_name
+from almanac.rules.orchestration import Phase
 from almanac.rules.plans import Create, PlannedEvent
-from almanac.rules.runs import decide_run, job_view, jobs_without_pods
+from almanac.rules.runs import decide_run, job_state, job_view, jobs_without_pods
 from almanac.rules.trust import of_an_earlier_job, untrusted
 from almanac.times import parse_time
 
@@ -235,6 +236,10 @@ class Controller:
         metrics.track_kinds([kind.value for kind in PLURALS])  # the kinds decided about
         self.delivery = Delivery(self)
         self._untrusted: set[Key] = set()  # runs reported as not ours
+        self._ended_jobs: dict[Key, dict[str, Body]] = {}
+        """By run: the last body of each of its Jobs that finished and was deleted
+        (``ttlSecondsAfterFinished: 0``) before the run's decision saw it finish. The
+        run is decided with it, so the service is recorded done, not created again."""
         self.serving_since = clock()
         """When this operator began serving (it is built once it holds the Lease): with
         ``catchUp: None``, fires due before it fell while nobody served."""
@@ -246,7 +251,10 @@ class Controller:
         key = key_of(body)
         if event_type == "DELETED":
             old = self.store.delete(kind, key)
-            self._forget(kind, key, old or body)
+            # A batch Job's DELETED event carries its last state (finished or not),
+            # which the store may not have seen.
+            last = body if kind is Kind.BATCH_JOB and body.get("status") else old or body
+            self._forget(kind, key, last)
             return
         change = self.store.put(kind, body)
         if change.changed:
@@ -323,6 +331,7 @@ class Controller:
             metrics.forget_job(*key)
         elif kind is Kind.RUN:
             self.timers.cancel(("run", key))
+            self._ended_jobs.pop(key, None)
             for channel in channels_of(body):
                 self.timers.cancel(("notify", key, channel.name))
             job = (body.get("spec") or {}).get("scheduledJob")
@@ -335,6 +344,16 @@ class Controller:
             self.timers.cancel(("feed", (kind, key)))
             for job in self.store.jobs_referring_to(kind, *key):
                 self.queue.add((Kind.JOB, job))
+        elif kind is Kind.BATCH_JOB:
+            # A service's Job deleted while it runs is created again now, as a Job
+            # controller replaces a deleted Pod (api.md); a finished run has nothing to
+            # redo (its Jobs go when history pruning deletes it).
+            name = (body["metadata"].get("labels") or {}).get(api.LABEL_RUN)
+            run = self.store.get(Kind.RUN, (key[0], name)) if name else None
+            if run is not None and _phase(run) not in policy.TERMINAL:
+                if job_state(body).phase is not Phase.RUNNING:
+                    self._ended_jobs.setdefault(key_of(run), {})[key[1]] = slim(kind, body)
+                self.queue.add((Kind.RUN, key_of(run)))
 
     def _backfills_follow(self, namespace: str, job: str) -> None:
         """Enqueues the unfinished Backfills of a job."""
@@ -706,10 +725,13 @@ class Controller:
             job = None  # a deleted predecessor's: decided as before its name was reused
         refused: dict[str, str] = {}
         no_pods = await self._pod_refusals(key[0], self.store.batch_jobs_of(*key))
+        ended = dict(self._ended_jobs.get(key) or {})  # a Job in the store is newer
         while True:
+            live = self.store.batch_jobs_of(*key)
+            ended = {n: j for n, j in ended.items() if n not in {key_of(b)[1] for b in live}}
             plan = decide_run(
                 body,
-                self.store.batch_jobs_of(*key),
+                [*live, *ended.values()],
                 job,
                 self.clock(),
                 smtp=self.smtp,
@@ -764,7 +786,14 @@ class Controller:
                 for channel in channels_of({"status": status})
             )
 
+        recorded = tuple(ended)
+
         def done() -> None:  # small values only: it may be parked (Bookkeeping)
+            kept = self._ended_jobs.get(key) or {}
+            for name in recorded:  # the status written records how they ended
+                kept.pop(name, None)
+            if not kept:
+                self._ended_jobs.pop(key, None)
             run = self.store.get(Kind.RUN, key)
             if run is None:  # deleted meanwhile: nothing to count, wake or deliver
                 return

@@ -144,7 +144,7 @@ def plan(state: RunState) -> Plan:
             continue
         if phase == Phase.RUNNING:
             break  # one at a time: the rest wait for it
-        if failed_mandatory():
+        if failed_mandatory() and not _started(state, service.name):
             break  # the rest are marked Skipped below
         start(service.name)
         break
@@ -192,6 +192,14 @@ def _observed(state: RunState, name: str) -> ServiceStatus:
         # harmless, AlreadyExists means it is there.
         return ServiceStatus(name, Phase.PENDING)
     return ServiceStatus(name, Phase.PENDING)
+
+
+def _started(state: RunState, name: str) -> bool:
+    """The run started the service (its status records it Running) though no Job of it
+    is in view: deleted while it ran, or created and not seen yet. A failed mandatory
+    service does not skip it: it has started, and its Job is created again."""
+    recorded = state.recorded.get(name)
+    return recorded is not None and recorded.phase == Phase.RUNNING
 
 
 def _skip_reason(state: RunState, statuses: Mapping[str, ServiceStatus]) -> str:
