@@ -104,6 +104,8 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("create", "scheduledjobruns.almanac.dev", "-n", ns),
         ("delete", "scheduledjobruns.almanac.dev", "-n", "default"),
         ("patch", "scheduledjobs.almanac.dev", "--subresource=status", "-n", ns),
+        ("update", "scheduledjobs.almanac.dev", "--subresource=finalizers", "-n", ns),
+        ("update", "scheduledjobruns.almanac.dev", "--subresource=finalizers", "-n", ns),
         ("watch", "calendars.almanac.dev", "--all-namespaces"),
         ("watch", "backfills.almanac.dev", "--all-namespaces"),
         ("patch", "backfills.almanac.dev", "--subresource=status", "-n", ns),

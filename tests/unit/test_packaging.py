@@ -358,6 +358,7 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["scheduledjobs/status"], ["get", "patch"]),
     (["almanac.dev"], ["scheduledjobruns"], ["get", "list", "watch", "create", "delete", "patch"]),
     (["almanac.dev"], ["scheduledjobruns/status"], ["get", "patch"]),
+    (["almanac.dev"], ["scheduledjobs/finalizers", "scheduledjobruns/finalizers"], ["update"]),
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
     (["almanac.dev"], ["backfills"], ["get", "list", "watch"]),
     (["almanac.dev"], ["backfills/status"], ["get", "patch"]),
@@ -422,6 +423,41 @@ def test_operator_rbac_watching_a_list_of_namespaces() -> None:
     ]
     args = container(objects)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+@pytest.mark.parametrize(
+    ("owner", "owner_plural"),
+    [
+        ({"kind": "ScheduledJob", "metadata": {"name": "j", "uid": "1"}}, "scheduledjobs"),
+        ({"kind": "ScheduledJobRun", "metadata": {"name": "r", "uid": "2"}}, "scheduledjobruns"),
+    ],
+    ids=["runs-owned-by-their-job", "jobs-owned-by-their-run"],
+)
+@pytest.mark.parametrize("values", [[], ["watchNamespaces={team-a}"]], ids=["all", "listed"])
+def test_operator_may_block_its_owners_deletion_as_its_owner_references_ask(
+    owner: dict[str, Any], owner_plural: str, values: list[str]
+) -> None:
+    """The operator's runs and Jobs carry ``blockOwnerDeletion: true``. Where the API
+    server enforces owner references (the OwnerReferencesPermissionEnforcement admission
+    plugin, on in OpenShift), such a create needs ``update`` on the owner's
+    ``finalizers`` subresource, as Kubernetes grants its CronJob and Job controllers."""
+    from almanac.rules.jobs import owner_reference
+
+    assert owner_reference(owner)["blockOwnerDeletion"] is True
+    objects = render(*values)
+    role = (
+        only(objects, "Role", "almanac-operator")
+        if values
+        else only(objects, "ClusterRole", "almanac-operator")
+    )
+    granted = {
+        (group, resource, verb)
+        for groups, resources, verbs in rules(role)
+        for group in groups
+        for resource in resources
+        for verb in verbs
+    }
+    assert ("almanac.dev", f"{owner_plural}/finalizers", "update") in granted
 
 
 def test_no_leader_election_rbac_or_flags_without_leader_election() -> None:

@@ -144,6 +144,13 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [almanac.dev]
   resources: [scheduledjobruns/status]
   verbs: [get, patch]
+# The runs and Jobs the operator creates block their owner's deletion
+# (blockOwnerDeletion); where the OwnerReferencesPermissionEnforcement admission plugin
+# is on (OpenShift), that needs update on the owner's finalizers, as Kubernetes grants
+# its CronJob and Job controllers.
+- apiGroups: [almanac.dev]
+  resources: [scheduledjobs/finalizers, scheduledjobruns/finalizers]
+  verbs: [update]
 - apiGroups: [almanac.dev]
   resources: [calendars]
   verbs: [get, list, watch]
