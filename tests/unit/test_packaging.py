@@ -17,6 +17,7 @@ there. Against a real API server: tests/integration/test_chart.py.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import fnmatch
 import json
@@ -37,6 +38,7 @@ import pytest
 import yaml
 
 from almanac.controller import metrics
+from almanac.kube import Kube
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CHART = REPO / "charts" / "almanac"
@@ -366,7 +368,6 @@ OPERATOR_RULES = [
     ([""], ["configmaps"], ["get"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
     ([""], ["events"], ["create", "list"]),
-    (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
 CLUSTER_READS = [
     (["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"]),
@@ -458,6 +459,73 @@ def test_operator_may_block_its_owners_deletion_as_its_owner_references_ask(
         for verb in verbs
     }
     assert ("almanac.dev", f"{owner_plural}/finalizers", "update") in granted
+
+
+HTTP_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+class RecordingKube(Kube):
+    """A Kube that sends nothing: it records each request as the RBAC attributes the API
+    server would check, (API group, resource, verb, namespace)."""
+
+    def __init__(self) -> None:
+        self.fence = None
+        self.asked: list[tuple[str, str, str, str]] = []
+
+    async def _json(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        parts = path.strip("/").split("/")
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        namespace = ""
+        if rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        verb = HTTP_VERBS.get(method) or ("get" if len(rest) > 1 else "list")
+        self.asked.append((group, rest[0], verb, namespace))
+        return {"items": []}
+
+
+def granted_in(objects: list[dict[str, Any]], namespace: str) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) the operator's ServiceAccount holds in ``namespace``
+    ("" for cluster-scoped requests) through the chart's bindings (rules with
+    resourceNames left out: they grant only the named objects)."""
+    roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+             for o in objects if o["kind"] in ("Role", "ClusterRole")}  # fmt: skip
+    held = set()
+    for binding in objects:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s.get("kind") == "ServiceAccount" for s in binding["subjects"]):
+            continue
+        where = binding["metadata"].get("namespace", "")
+        if binding["kind"] == "RoleBinding" and where != namespace:
+            continue
+        ref = binding["roleRef"]
+        role = roles[(ref["kind"], where if ref["kind"] == "Role" else "", ref["name"])]
+        held |= {
+            (group, resource, verb)
+            for rule in role["rules"]
+            if "resourceNames" not in rule
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+    return held
+
+
+def test_the_operator_may_post_and_list_events_only_through_the_api_it_uses() -> None:
+    """Its Events are core/v1 (kube.Kube.event; kopf's own posting is off), and it lists
+    them to say why a Job makes no Pod: exactly what the chart grants on events."""
+    kube = RecordingKube()
+    job = {"kind": "ScheduledJob", "metadata": {"name": "j", "namespace": "team-a", "uid": "1"}}
+
+    async def use() -> None:
+        await kube.event(job, "Normal", "RunCreated", "a run")
+        await kube.list_events("team-a", "j-1-main", "Job")
+
+    asyncio.run(use())
+    used = {(group, resource, verb) for group, resource, verb, _ in kube.asked}
+    for values in ([], ["watchNamespaces={team-a}"]):
+        held = granted_in(render(*values), "team-a")
+        assert {g for g in held if g[1] == "events"} == used
 
 
 def test_no_leader_election_rbac_or_flags_without_leader_election() -> None:

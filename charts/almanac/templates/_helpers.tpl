@@ -177,9 +177,6 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list]  # list: why a service's Job makes no Pod (FailedCreate)
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
 {{- if .Values.notifications.allowedHosts }}
 # Webhooks on: the URL of a urlSecretRef, read at each attempt. get only (no list or
 # watch): the operator reads the one Secret a job names, never the others.
