@@ -249,6 +249,9 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
     operator = f"system:serviceaccount:{ns}:{release}"
     assert can_i(kube, operator, "create", "scheduledjobruns.almanac.dev", "-n", ns)
     assert not can_i(kube, operator, "create", "scheduledjobruns.almanac.dev", "-n", "default")
+    # A ClusterCalendar's Events live in "default", as Kubernetes' own do: only those.
+    assert can_i(kube, operator, "create", "events", "-n", "default")
+    assert not can_i(kube, operator, "list", "events", "-n", "default")
     assert not can_i(kube, operator, "list", "scheduledjobs.almanac.dev", "--all-namespaces")
     assert not can_i(kube, operator, "watch", "namespaces")  # it watches its kinds by name
 

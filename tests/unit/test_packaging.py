@@ -419,6 +419,7 @@ def test_operator_rbac_watching_a_list_of_namespaces() -> None:
     assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings) == [
         ("almanac-system", "almanac-leader-election"),
         ("almanac-system", "almanac-webhook-certificate"),
+        ("default", "almanac-cluster-events"),  # a ClusterCalendar's Events
         ("team-a", "almanac-operator"),
         ("team-b", "almanac-operator"),
     ]
@@ -526,6 +527,28 @@ def test_the_operator_may_post_and_list_events_only_through_the_api_it_uses() ->
     for values in ([], ["watchNamespaces={team-a}"]):
         held = granted_in(render(*values), "team-a")
         assert {g for g in held if g[1] == "events"} == used
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["watchNamespaces={team-a}"], ["watchNamespaces={team-a,default}"]],
+    ids=["all", "listed", "listed-with-default"],
+)
+def test_the_operator_may_post_a_cluster_calendars_events_where_they_go(
+    values: list[str],
+) -> None:
+    """A cluster-scoped object's Events live in "default", as Kubernetes' own do (a
+    ClusterCalendar's feed fetched, or failing): serving a list of namespaces, the
+    operator may still post them there, and do nothing else there."""
+    kube = RecordingKube()
+    calendar = {"kind": "ClusterCalendar", "metadata": {"name": "de", "uid": "1"}}
+    asyncio.run(kube.event(calendar, "Warning", "FeedFailed", "no answer"))
+    [(group, resource, verb, namespace)] = kube.asked
+    assert namespace == "default"
+    objects = render(*values)
+    assert (group, resource, verb) in granted_in(objects, namespace)
+    if values and "default" not in values[0]:
+        assert granted_in(objects, namespace) - granted_in(objects, "") == {(group, resource, verb)}
 
 
 def test_no_leader_election_rbac_or_flags_without_leader_election() -> None:
