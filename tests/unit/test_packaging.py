@@ -985,6 +985,21 @@ def test_the_install_guide_lists_every_series_and_alert_the_operator_and_chart_h
     assert set(re.findall(r"^  \| `(Almanac\w+)` \|", text, re.MULTILINE)) == alerts
 
 
+def test_the_install_guides_crd_commands_name_every_crd_the_chart_installs() -> None:
+    """docs/install.md's commands that delete the CRDs, or hand them to a Helm release,
+    must name each one: a CRD left out keeps Helm's "invalid ownership metadata"."""
+    text = (REPO / "docs" / "install.md").read_text()
+    plurals = {
+        o["spec"]["names"]["plural"] for o in render() if o["kind"] == "CustomResourceDefinition"
+    }
+    deleted = re.search(r"`kubectl delete crd ([^`]*)`", text)
+    assert deleted, "install.md has no `kubectl delete crd ...` command"
+    assert {name.removesuffix(".almanac.dev") for name in deleted[1].split()} == plurals
+    handed = re.search(r"^for crd in ([^;]*); do", text, re.MULTILINE)
+    assert handed, "install.md has no loop that hands the CRDs to the release"
+    assert set(handed[1].split()) == plurals
+
+
 def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator() -> None:
     rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
