@@ -551,6 +551,34 @@ def test_the_operator_may_post_a_cluster_calendars_events_where_they_go(
         assert granted_in(objects, namespace) - granted_in(objects, "") == {(group, resource, verb)}
 
 
+def test_the_install_guide_lists_every_resource_the_operator_may_touch() -> None:
+    """docs/install.md's "What the operator may do": a row for each resource any of the
+    operator's roles grants (every optional part on), with the verbs the chart grants,
+    and no claim that it cannot read Secrets (its webhook certificate is one)."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text.split("### What the operator may do", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, set[str]] = {}
+    for first, verbs, _ in re.findall(r"^\| (`.*?) \| (.*?) \| (.*?) \|$", section, re.M):
+        for resource in re.findall(r"`([\w./-]+)`", first):
+            words = set(re.findall(r"[a-z]+", verbs))
+            documented.setdefault(resource, set()).update(words)
+    objects = render(
+        "rbac.feedCABundleSecrets=true",
+        "notifications.allowedHosts={hooks.example.com}",
+    )
+    operator = {"almanac-operator", "almanac-leader-election", "almanac-webhook-certificate"}
+    granted: dict[str, set[str]] = {}
+    for role in objects:
+        if role["kind"] in ("Role", "ClusterRole") and role["metadata"]["name"] in operator:
+            for rule in role["rules"]:
+                for resource in rule["resources"]:
+                    granted.setdefault(resource, set()).update(rule["verbs"])
+    assert set(documented) == set(granted)
+    for resource, verbs in granted.items():
+        assert verbs <= documented[resource], f"{resource}: the table leaves out verbs"
+    assert "cannot read Secrets" not in section
+
+
 def test_no_leader_election_rbac_or_flags_without_leader_election() -> None:
     objects = render("leaderElection.enabled=false")
     assert not [o for o in objects if "leader-election" in o["metadata"]["name"]]
