@@ -231,6 +231,17 @@ def test_install_manifests_hold_a_restricted_namespace_and_no_secret() -> None:
     assert all(h["failurePolicy"] == "Fail" for h in config["webhooks"])
 
 
+def test_the_install_guide_says_what_the_plain_manifests_hold() -> None:
+    """docs/install.md's "kubectl" section: the webhook's state as the file has it."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text.split("\n## kubectl\n", 1)[1].split("\n## ", 1)[0]
+    docs = yaml.safe_load_all((REPO / "manifests/install/almanac.yaml").read_text())
+    has_webhook = any(d and d["kind"] == "ValidatingWebhookConfiguration" for d in docs)
+    said_off = re.search(r"webhook (is|stays) off", section)
+    assert has_webhook != bool(said_off), section
+    assert ("admission webhook is on" in section) == has_webhook
+
+
 # --------------------------------------------------------------------------------------
 # chart: lint, values, schema, messages
 
