@@ -930,6 +930,15 @@ def test_webhook_paths_reach_the_operators_server() -> None:
     assert hooks == served
 
 
+def test_the_install_guide_names_every_webhook_path() -> None:
+    """docs/install.md's "Admission webhook" names each path the configuration calls."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text.split("\n## Admission webhook\n", 1)[1].split("\n## ", 1)[0]
+    config = only(render(), "ValidatingWebhookConfiguration")
+    paths = {hook["clientConfig"]["service"]["path"] for hook in config["webhooks"]}
+    assert set(re.findall(r"`(/validate-[a-z]+)`", section)) == paths
+
+
 def test_no_webhook_when_turned_off() -> None:
     objects = render("webhook.enabled=false")
     kinds = {o["kind"] for o in objects}
