@@ -64,9 +64,16 @@ def can_i(kube: Kubectl, who: str, *query: str) -> bool:
 
 
 def assert_all_exist(kube: Kubectl, namespace: str, objects: list[dict[str, Any]]) -> None:
-    """Every object the release rendered is in the cluster, as the API server stored it."""
-    docs = "\n---\n".join(yaml.safe_dump(o) for o in objects)
-    names = kube.run("get", "-n", namespace, "-f", "-", "-o", "name", stdin=docs).stdout.split()
+    """Every object the release rendered is in the cluster, as the API server stored it.
+    Asked namespace by namespace: kubectl refuses an object of another namespace than -n
+    (with watchNamespaces, a ClusterCalendar's Events Role is in "default")."""
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        by_namespace.setdefault(o["metadata"].get("namespace", namespace), []).append(o)
+    names = []
+    for where, some in by_namespace.items():
+        docs = "\n---\n".join(yaml.safe_dump(o) for o in some)
+        names += kube.run("get", "-n", where, "-f", "-", "-o", "name", stdin=docs).stdout.split()
     assert len(names) == len(objects), names
 
 
