@@ -344,6 +344,10 @@ def test_schema_covers_every_default_value() -> None:
             ["networkPolicy.enabled=true"],
             "networkPolicy.enabled is true but networkPolicy.webhookFrom is empty",
         ),
+        # The operator listens on each port: two on one stop it at start.
+        (["metrics.port=8081"], "metrics.port, healthPort and webhook.port must differ"),
+        (["webhook.port=8080"], "metrics.port, healthPort and webhook.port must differ"),
+        (["healthPort=9443"], "metrics.port, healthPort and webhook.port must differ"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
