@@ -64,9 +64,16 @@ def can_i(kube: Kubectl, who: str, *query: str) -> bool:
 
 
 def assert_all_exist(kube: Kubectl, namespace: str, objects: list[dict[str, Any]]) -> None:
-    """Every object the release rendered is in the cluster, as the API server stored it."""
-    docs = "\n---\n".join(yaml.safe_dump(o) for o in objects)
-    names = kube.run("get", "-n", namespace, "-f", "-", "-o", "name", stdin=docs).stdout.split()
+    """Every object the release rendered is in the cluster, as the API server stored it.
+    Asked namespace by namespace: kubectl refuses an object of another namespace than -n
+    (with watchNamespaces, a ClusterCalendar's Events Role is in "default")."""
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        by_namespace.setdefault(o["metadata"].get("namespace", namespace), []).append(o)
+    names = []
+    for where, some in by_namespace.items():
+        docs = "\n---\n".join(yaml.safe_dump(o) for o in some)
+        names += kube.run("get", "-n", where, "-f", "-", "-o", "name", stdin=docs).stdout.split()
     assert len(names) == len(objects), names
 
 
@@ -104,6 +111,8 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("create", "scheduledjobruns.almanac.dev", "-n", ns),
         ("delete", "scheduledjobruns.almanac.dev", "-n", "default"),
         ("patch", "scheduledjobs.almanac.dev", "--subresource=status", "-n", ns),
+        ("update", "scheduledjobs.almanac.dev", "--subresource=finalizers", "-n", ns),
+        ("update", "scheduledjobruns.almanac.dev", "--subresource=finalizers", "-n", ns),
         ("watch", "calendars.almanac.dev", "--all-namespaces"),
         ("watch", "backfills.almanac.dev", "--all-namespaces"),
         ("patch", "backfills.almanac.dev", "--subresource=status", "-n", ns),
@@ -113,7 +122,6 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("get", "configmaps", "-n", "default"),
         ("create", "jobs.batch", "-n", ns),
         ("create", "events", "-n", ns),
-        ("patch", "events.events.k8s.io", "-n", ns),
         ("create", "leases.coordination.k8s.io", "-n", ns),
         ("update", f"leases.coordination.k8s.io/{release}-leader", "-n", ns),
         ("create", "subjectaccessreviews.authorization.k8s.io"),
@@ -129,6 +137,7 @@ def test_default_install_is_accepted_and_its_rbac_is_least_privilege(
         ("update", "clustercalendars.almanac.dev"),
         ("list", "configmaps", "-n", ns),
         ("delete", "jobs.batch", "-n", ns),
+        ("create", "events.events.k8s.io", "-n", ns),
         ("create", "pods", "-n", ns),
         ("get", "secrets", "-n", ns),
         ("get", "secrets/some-other-secret", "-n", ns),
@@ -247,6 +256,9 @@ def test_install_with_webhook_smtp_and_a_namespace_list(
     operator = f"system:serviceaccount:{ns}:{release}"
     assert can_i(kube, operator, "create", "scheduledjobruns.almanac.dev", "-n", ns)
     assert not can_i(kube, operator, "create", "scheduledjobruns.almanac.dev", "-n", "default")
+    # A ClusterCalendar's Events live in "default", as Kubernetes' own do: only those.
+    assert can_i(kube, operator, "create", "events", "-n", "default")
+    assert not can_i(kube, operator, "list", "events", "-n", "default")
     assert not can_i(kube, operator, "list", "scheduledjobs.almanac.dev", "--all-namespaces")
     assert not can_i(kube, operator, "watch", "namespaces")  # it watches its kinds by name
 

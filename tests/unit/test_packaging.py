@@ -17,6 +17,7 @@ there. Against a real API server: tests/integration/test_chart.py.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import fnmatch
 import json
@@ -37,6 +38,7 @@ import pytest
 import yaml
 
 from almanac.controller import metrics
+from almanac.kube import Kube
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CHART = REPO / "charts" / "almanac"
@@ -229,6 +231,17 @@ def test_install_manifests_hold_a_restricted_namespace_and_no_secret() -> None:
     assert all(h["failurePolicy"] == "Fail" for h in config["webhooks"])
 
 
+def test_the_install_guide_says_what_the_plain_manifests_hold() -> None:
+    """docs/install.md's "kubectl" section: the webhook's state as the file has it."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text.split("\n## kubectl\n", 1)[1].split("\n## ", 1)[0]
+    docs = yaml.safe_load_all((REPO / "manifests/install/almanac.yaml").read_text())
+    has_webhook = any(d and d["kind"] == "ValidatingWebhookConfiguration" for d in docs)
+    said_off = re.search(r"webhook (is|stays) off", section)
+    assert has_webhook != bool(said_off), section
+    assert ("admission webhook is on" in section) == has_webhook
+
+
 # --------------------------------------------------------------------------------------
 # chart: lint, values, schema, messages
 
@@ -331,6 +344,10 @@ def test_schema_covers_every_default_value() -> None:
             ["networkPolicy.enabled=true"],
             "networkPolicy.enabled is true but networkPolicy.webhookFrom is empty",
         ),
+        # The operator listens on each port: two on one stop it at start.
+        (["metrics.port=8081"], "metrics.port, healthPort and webhook.port must differ"),
+        (["webhook.port=8080"], "metrics.port, healthPort and webhook.port must differ"),
+        (["healthPort=9443"], "metrics.port, healthPort and webhook.port must differ"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
@@ -358,6 +375,7 @@ OPERATOR_RULES = [
     (["almanac.dev"], ["scheduledjobs/status"], ["get", "patch"]),
     (["almanac.dev"], ["scheduledjobruns"], ["get", "list", "watch", "create", "delete", "patch"]),
     (["almanac.dev"], ["scheduledjobruns/status"], ["get", "patch"]),
+    (["almanac.dev"], ["scheduledjobs/finalizers", "scheduledjobruns/finalizers"], ["update"]),
     (["almanac.dev"], ["calendars"], ["get", "list", "watch"]),
     (["almanac.dev"], ["backfills"], ["get", "list", "watch"]),
     (["almanac.dev"], ["backfills/status"], ["get", "patch"]),
@@ -365,7 +383,6 @@ OPERATOR_RULES = [
     ([""], ["configmaps"], ["get"]),
     (["batch"], ["jobs"], ["get", "list", "watch", "create"]),
     ([""], ["events"], ["create", "list"]),
-    (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
 CLUSTER_READS = [
     (["almanac.dev"], ["clustercalendars"], ["get", "list", "watch"]),
@@ -417,11 +434,164 @@ def test_operator_rbac_watching_a_list_of_namespaces() -> None:
     assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings) == [
         ("almanac-system", "almanac-leader-election"),
         ("almanac-system", "almanac-webhook-certificate"),
+        ("default", "almanac-cluster-events"),  # a ClusterCalendar's Events
         ("team-a", "almanac-operator"),
         ("team-b", "almanac-operator"),
     ]
     args = container(objects)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+@pytest.mark.parametrize(
+    ("owner", "owner_plural"),
+    [
+        ({"kind": "ScheduledJob", "metadata": {"name": "j", "uid": "1"}}, "scheduledjobs"),
+        ({"kind": "ScheduledJobRun", "metadata": {"name": "r", "uid": "2"}}, "scheduledjobruns"),
+    ],
+    ids=["runs-owned-by-their-job", "jobs-owned-by-their-run"],
+)
+@pytest.mark.parametrize("values", [[], ["watchNamespaces={team-a}"]], ids=["all", "listed"])
+def test_operator_may_block_its_owners_deletion_as_its_owner_references_ask(
+    owner: dict[str, Any], owner_plural: str, values: list[str]
+) -> None:
+    """The operator's runs and Jobs carry ``blockOwnerDeletion: true``. Where the API
+    server enforces owner references (the OwnerReferencesPermissionEnforcement admission
+    plugin, on in OpenShift), such a create needs ``update`` on the owner's
+    ``finalizers`` subresource, as Kubernetes grants its CronJob and Job controllers."""
+    from almanac.rules.jobs import owner_reference
+
+    assert owner_reference(owner)["blockOwnerDeletion"] is True
+    objects = render(*values)
+    role = (
+        only(objects, "Role", "almanac-operator")
+        if values
+        else only(objects, "ClusterRole", "almanac-operator")
+    )
+    granted = {
+        (group, resource, verb)
+        for groups, resources, verbs in rules(role)
+        for group in groups
+        for resource in resources
+        for verb in verbs
+    }
+    assert ("almanac.dev", f"{owner_plural}/finalizers", "update") in granted
+
+
+HTTP_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+class RecordingKube(Kube):
+    """A Kube that sends nothing: it records each request as the RBAC attributes the API
+    server would check, (API group, resource, verb, namespace)."""
+
+    def __init__(self) -> None:
+        self.fence = None
+        self.asked: list[tuple[str, str, str, str]] = []
+
+    async def _json(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        parts = path.strip("/").split("/")
+        group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+        namespace = ""
+        if rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        verb = HTTP_VERBS.get(method) or ("get" if len(rest) > 1 else "list")
+        self.asked.append((group, rest[0], verb, namespace))
+        return {"items": []}
+
+
+def granted_in(objects: list[dict[str, Any]], namespace: str) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) the operator's ServiceAccount holds in ``namespace``
+    ("" for cluster-scoped requests) through the chart's bindings (rules with
+    resourceNames left out: they grant only the named objects)."""
+    roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+             for o in objects if o["kind"] in ("Role", "ClusterRole")}  # fmt: skip
+    held = set()
+    for binding in objects:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s.get("kind") == "ServiceAccount" for s in binding["subjects"]):
+            continue
+        where = binding["metadata"].get("namespace", "")
+        if binding["kind"] == "RoleBinding" and where != namespace:
+            continue
+        ref = binding["roleRef"]
+        role = roles[(ref["kind"], where if ref["kind"] == "Role" else "", ref["name"])]
+        held |= {
+            (group, resource, verb)
+            for rule in role["rules"]
+            if "resourceNames" not in rule
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+    return held
+
+
+def test_the_operator_may_post_and_list_events_only_through_the_api_it_uses() -> None:
+    """Its Events are core/v1 (kube.Kube.event; kopf's own posting is off), and it lists
+    them to say why a Job makes no Pod: exactly what the chart grants on events."""
+    kube = RecordingKube()
+    job = {"kind": "ScheduledJob", "metadata": {"name": "j", "namespace": "team-a", "uid": "1"}}
+
+    async def use() -> None:
+        await kube.event(job, "Normal", "RunCreated", "a run")
+        await kube.list_events("team-a", "j-1-main", "Job")
+
+    asyncio.run(use())
+    used = {(group, resource, verb) for group, resource, verb, _ in kube.asked}
+    for values in ([], ["watchNamespaces={team-a}"]):
+        held = granted_in(render(*values), "team-a")
+        assert {g for g in held if g[1] == "events"} == used
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["watchNamespaces={team-a}"], ["watchNamespaces={team-a,default}"]],
+    ids=["all", "listed", "listed-with-default"],
+)
+def test_the_operator_may_post_a_cluster_calendars_events_where_they_go(
+    values: list[str],
+) -> None:
+    """A cluster-scoped object's Events live in "default", as Kubernetes' own do (a
+    ClusterCalendar's feed fetched, or failing): serving a list of namespaces, the
+    operator may still post them there, and do nothing else there."""
+    kube = RecordingKube()
+    calendar = {"kind": "ClusterCalendar", "metadata": {"name": "de", "uid": "1"}}
+    asyncio.run(kube.event(calendar, "Warning", "FeedFailed", "no answer"))
+    [(group, resource, verb, namespace)] = kube.asked
+    assert namespace == "default"
+    objects = render(*values)
+    assert (group, resource, verb) in granted_in(objects, namespace)
+    if values and "default" not in values[0]:
+        assert granted_in(objects, namespace) - granted_in(objects, "") == {(group, resource, verb)}
+
+
+def test_the_install_guide_lists_every_resource_the_operator_may_touch() -> None:
+    """docs/install.md's "What the operator may do": a row for each resource any of the
+    operator's roles grants (every optional part on), with the verbs the chart grants,
+    and no claim that it cannot read Secrets (its webhook certificate is one)."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text.split("### What the operator may do", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, set[str]] = {}
+    for first, verbs, _ in re.findall(r"^\| (`.*?) \| (.*?) \| (.*?) \|$", section, re.M):
+        for resource in re.findall(r"`([\w./-]+)`", first):
+            words = set(re.findall(r"[a-z]+", verbs))
+            documented.setdefault(resource, set()).update(words)
+    objects = render(
+        "rbac.feedCABundleSecrets=true",
+        "notifications.allowedHosts={hooks.example.com}",
+    )
+    operator = {"almanac-operator", "almanac-leader-election", "almanac-webhook-certificate"}
+    granted: dict[str, set[str]] = {}
+    for role in objects:
+        if role["kind"] in ("Role", "ClusterRole") and role["metadata"]["name"] in operator:
+            for rule in role["rules"]:
+                for resource in rule["resources"]:
+                    granted.setdefault(resource, set()).update(rule["verbs"])
+    assert set(documented) == set(granted)
+    for resource, verbs in granted.items():
+        assert verbs <= documented[resource], f"{resource}: the table leaves out verbs"
+    assert "cannot read Secrets" not in section
 
 
 def test_no_leader_election_rbac_or_flags_without_leader_election() -> None:
@@ -764,6 +934,15 @@ def test_webhook_paths_reach_the_operators_server() -> None:
     assert hooks == served
 
 
+def test_the_install_guide_names_every_webhook_path() -> None:
+    """docs/install.md's "Admission webhook" names each path the configuration calls."""
+    text = (REPO / "docs" / "install.md").read_text()
+    section = text.split("\n## Admission webhook\n", 1)[1].split("\n## ", 1)[0]
+    config = only(render(), "ValidatingWebhookConfiguration")
+    paths = {hook["clientConfig"]["service"]["path"] for hook in config["webhooks"]}
+    assert set(re.findall(r"`(/validate-[a-z]+)`", section)) == paths
+
+
 def test_no_webhook_when_turned_off() -> None:
     objects = render("webhook.enabled=false")
     kinds = {o["kind"] for o in objects}
@@ -856,6 +1035,21 @@ def test_the_install_guide_lists_every_series_and_alert_the_operator_and_chart_h
     rule = only(render("prometheus.prometheusRule.enabled=true"), "PrometheusRule")
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert set(re.findall(r"^  \| `(Almanac\w+)` \|", text, re.MULTILINE)) == alerts
+
+
+def test_the_install_guides_crd_commands_name_every_crd_the_chart_installs() -> None:
+    """docs/install.md's commands that delete the CRDs, or hand them to a Helm release,
+    must name each one: a CRD left out keeps Helm's "invalid ownership metadata"."""
+    text = (REPO / "docs" / "install.md").read_text()
+    plurals = {
+        o["spec"]["names"]["plural"] for o in render() if o["kind"] == "CustomResourceDefinition"
+    }
+    deleted = re.search(r"`kubectl delete crd ([^`]*)`", text)
+    assert deleted, "install.md has no `kubectl delete crd ...` command"
+    assert {name.removesuffix(".almanac.dev") for name in deleted[1].split()} == plurals
+    handed = re.search(r"^for crd in ([^;]*); do", text, re.MULTILINE)
+    assert handed, "install.md has no loop that hands the CRDs to the release"
+    assert set(handed[1].split()) == plurals
 
 
 def test_alerts_cover_failures_missed_fires_notifications_and_a_stopped_operator() -> None:

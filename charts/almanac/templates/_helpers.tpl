@@ -144,6 +144,13 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [almanac.dev]
   resources: [scheduledjobruns/status]
   verbs: [get, patch]
+# The runs and Jobs the operator creates block their owner's deletion
+# (blockOwnerDeletion); where the OwnerReferencesPermissionEnforcement admission plugin
+# is on (OpenShift), that needs update on the owner's finalizers, as Kubernetes grants
+# its CronJob and Job controllers.
+- apiGroups: [almanac.dev]
+  resources: [scheduledjobs/finalizers, scheduledjobruns/finalizers]
+  verbs: [update]
 - apiGroups: [almanac.dev]
   resources: [calendars]
   verbs: [get, list, watch]
@@ -170,9 +177,6 @@ ClusterRole (every namespace) and the per-namespace Roles (watchNamespaces).
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list]  # list: why a service's Job makes no Pod (FailedCreate)
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
 {{- if .Values.notifications.allowedHosts }}
 # Webhooks on: the URL of a urlSecretRef, read at each attempt. get only (no list or
 # watch): the operator reads the one Secret a job names, never the others.
@@ -208,6 +212,13 @@ Included once, from the Deployment.
 {{- end }}
 {{- else if or .Values.smtp.from .Values.smtp.to .Values.smtp.username .Values.smtp.existingSecret }}
 {{- fail "smtp.from, smtp.to, smtp.username or smtp.existingSecret is set but smtp.host is empty: set smtp.host to your SMTP server, for example --set smtp.host=smtp.example.com" }}
+{{- end }}
+{{- $ports := list (int .Values.metrics.port) (int .Values.healthPort) }}
+{{- if .Values.webhook.enabled }}
+{{- $ports = append $ports (int .Values.webhook.port) }}
+{{- end }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail (printf "metrics.port, healthPort and webhook.port must differ (they are %s): the operator listens on each, and two on one port stop it at start. Give each its own, for example metrics.port=8080, healthPort=8081, webhook.port=9443" (join ", " $ports)) }}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled .Values.webhook.enabled (not .Values.networkPolicy.webhookFrom) }}
 {{- fail "networkPolicy.enabled is true but networkPolicy.webhookFrom is empty: the API server could not call the webhook. Give its addresses, for example --set 'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.10/32' (docs/install.md, Admission webhook)" }}
