@@ -48,6 +48,8 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], Body] = {}
         self.events: dict[str, Body] = {}
+        self.foreign_events: list[Body] = []
+        """core/v1 Events other controllers posted (the Job controller's), in API form."""
         self.writes: list[tuple[str, str, str]] = []  # (verb, plural, name)
         self.lists = 0  # LISTs asked for (none on the hot path)
         self.page = 500  # objects per page of list_pages (the operator's LIST_PAGE)
@@ -166,6 +168,17 @@ class FakeKube:
         self.events.setdefault(
             name, {"reason": reason, "type": type_, "message": message, "on": meta["name"]}
         )
+
+    async def list_events(self, namespace: str, name: str, kind: str) -> list[Body]:
+        """The Events others posted on ``kind``/``name`` (``foreign_events``), as the
+        field selector on involvedObject reads them; a LIST, counted."""
+        self.lists += 1
+        return [
+            copy.deepcopy(e)
+            for e in self.foreign_events
+            if e["involvedObject"] == {**e["involvedObject"], "kind": kind, "name": name}
+            and e["metadata"]["namespace"] == namespace
+        ]
 
     async def list_objects(self, plural: str, namespace: str, selector: str = "") -> list[Body]:
         self.lists += 1

@@ -177,3 +177,67 @@ def test_a_service_ends_with_its_jobs_terminal_condition_not_before(
     plan = decide_run(run(), [batch_job(30, **status)], job(), T0)
     assert plan.status.get("services", run()["status"]["services"])[0]["phase"] == phase
     assert plan.finished_now == (phase != "Running")
+
+
+def _ended_event(reason: str, type_: str = "Warning", at: str = "09:01:40", **changes: Any) -> Any:
+    event = {
+        "involvedObject": {"kind": "Job", "name": "r-a"},
+        "type": type_,
+        "reason": reason,
+        "message": reason,
+        "source": {"component": "job-controller"},
+        "lastTimestamp": f"2027-01-04T{at}Z",
+    }
+    return {**event, **changes}
+
+
+@pytest.mark.parametrize(
+    ("events", "outcome"),
+    [
+        ([], None),
+        ([_ended_event("Completed", "Normal")], "Complete"),
+        ([_ended_event("BackoffLimitExceeded")], "Failed"),
+        ([_ended_event("DeadlineExceeded")], "Failed"),
+        ([_ended_event("FailedCreate"), _ended_event("SuccessfulCreate", "Normal")], None),
+        ([_ended_event("Completed", "Normal", source={"component": "someone"})], None),
+        (
+            [_ended_event("Completed", "Normal", involvedObject={"kind": "Pod", "name": "r-a"})],
+            None,
+        ),
+        (
+            [_ended_event("Completed", "Normal", involvedObject={"kind": "Job", "name": "r-b"})],
+            None,
+        ),
+        (
+            [
+                _ended_event("BackoffLimitExceeded"),
+                _ended_event("Completed", "Normal", at="09:05:00"),
+            ],
+            "Complete",
+        ),
+    ],
+    ids=[
+        "no Events",
+        "Completed",
+        "backoff limit",
+        "active deadline",
+        "not an end",
+        "not the job controller's",
+        "not on a Job",
+        "another Job",
+        "the latest end decides",
+    ],
+)
+def test_the_job_controllers_events_tell_how_a_removed_job_ended(
+    events: list[Any], outcome: str | None
+) -> None:
+    from almanac.rules.runs import job_ended_by_events, job_state
+
+    stand_in = job_ended_by_events(run(), "a", "r-a", events)
+    if outcome is None:
+        assert stand_in is None
+        return
+    assert stand_in is not None
+    assert [c["type"] for c in stand_in["status"]["conditions"]] == [outcome]
+    state = job_state(stand_in)
+    assert state.phase.value == ("Succeeded" if outcome == "Complete" else "Failed")

@@ -555,6 +555,69 @@ async def test_a_job_removed_as_soon_as_it_finished_does_not_run_its_service_aga
     assert not w.controller._ended_jobs  # recorded in the run's status: nothing kept
 
 
+def _job_controller_event(job: str, type_: str, reason: str, message: str) -> Body:
+    """A core/v1 Event as Kubernetes' job controller posts it when a Job ends."""
+    return {
+        "metadata": {"namespace": "ns", "name": f"{job}.17f0"},
+        "involvedObject": {"kind": "Job", "namespace": "ns", "name": job, "apiVersion": "batch/v1"},
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "source": {"component": "job-controller"},
+        "reportingComponent": "job-controller",
+        "lastTimestamp": "2027-01-04T09:01:40Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("events", "phases", "jobs"),
+    [
+        pytest.param(
+            [("Normal", "Completed", "Job completed")],
+            ["Succeeded", "Running"],
+            ["b"],
+            id="it succeeded: the next service starts, it does not run again",
+        ),
+        pytest.param(
+            [("Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit")],
+            ["Failed", "Skipped"],
+            [],
+            id="it failed: the run fails, the mandatory failure skips the next",
+        ),
+        pytest.param(
+            [("Normal", "SuccessfulCreate", "Created pod: x"), ("Normal", "Suspended", "s")],
+            ["Running", "Pending"],
+            ["a"],
+            id="nothing says it ended (deleted while it ran): created again",
+        ),
+    ],
+)
+@sync
+async def test_a_job_that_ended_and_was_removed_while_no_operator_ran_is_not_run_again(
+    events: list[tuple[str, str, str]], phases: list[str], jobs: list[str]
+) -> None:
+    """api.md: each service runs once. A Job that finished and was removed
+    (ttlSecondsAfterFinished: 0) while no operator ran is gone with its status; the
+    Job controller's Event on it says how it ended, and the restarted operator reads it
+    rather than taking the Job for one deleted while it ran and running it again."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a", mandatory=True), service("b")]))
+    await w.at(minute(1))
+    name = run_of(1)
+    assert w.kube.names("jobs") == [f"{name}-a"]
+    # The operator stops; meanwhile Job a ends and the TTL controller removes it.
+    w.kube.objects.pop(("jobs", "ns", f"{name}-a"))
+    w.kube.foreign_events = [_job_controller_event(f"{name}-a", *e) for e in events]
+    w.controller = w.replica()
+    w.start_from_list(w.controller)
+    await w.settle()
+    assert [s["phase"] for s in w.run(name)["status"]["services"]] == phases
+    assert w.kube.names("jobs") == [f"{name}-{j}" for j in jobs]
+    if phases[0] == "Failed":
+        assert "backoff limit" in w.run(name)["status"]["services"][0]["message"]
+        assert w.run(name)["status"]["phase"] == "Failed"
+
+
 @sync
 async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> None:
     w = World()

@@ -52,7 +52,14 @@ from almanac.rules.backfill import decide_backfill
 from almanac.rules.jobs import decide_job, holds_a_fire_name
 from almanac.rules.orchestration import Phase
 from almanac.rules.plans import Create, PlannedEvent
-from almanac.rules.runs import decide_run, job_state, job_view, jobs_without_pods
+from almanac.rules.runs import (
+    decide_run,
+    job_ended_by_events,
+    job_state,
+    job_view,
+    jobs_without_pods,
+    started_jobs_not_in_view,
+)
 from almanac.rules.trust import of_an_earlier_job, untrusted
 from almanac.times import parse_time
 
@@ -726,6 +733,8 @@ class Controller:
         refused: dict[str, str] = {}
         no_pods = await self._pod_refusals(key[0], self.store.batch_jobs_of(*key))
         ended = dict(self._ended_jobs.get(key) or {})  # a Job in the store is newer
+        live = self.store.batch_jobs_of(*key)
+        ended |= await self._ended_unseen(key[0], body, [*live, *ended.values()])
         while True:
             live = self.store.batch_jobs_of(*key)
             ended = {n: j for n, j in ended.items() if n not in {key_of(b)[1] for b in live}}
@@ -807,6 +816,21 @@ class Controller:
             self.delivery.consider(key, run)
 
         return Bookkeeping.of(Kind.RUN, body, status, events, job=job, done=done)
+
+    async def _ended_unseen(
+        self, namespace: str, run: Body, batch_jobs: list[Body]
+    ) -> dict[str, Body]:
+        """By Job name: stand-ins for the Jobs of services the run records as started
+        that are gone and that the Job controller's Events say ended (finished and
+        removed while no operator watched; :func:`job_ended_by_events`). Read only for
+        a started service whose Job is not in view: never on a fire's way."""
+        found = {}
+        for service, job in started_jobs_not_in_view(run, batch_jobs).items():
+            events = await self.kube.list_events(namespace, job, "Job")
+            stand_in = job_ended_by_events(run, service, job, events)
+            if stand_in is not None:
+                found[job] = stand_in
+        return found
 
     async def _pod_refusals(self, namespace: str, batch_jobs: list[Body]) -> dict[str, str]:
         """Why Jobs that made no Pod in time make none: the Job controller's latest

@@ -57,9 +57,11 @@ __all__ = [
     "batch_job_body",
     "decide_run",
     "invalid_run",
+    "job_ended_by_events",
     "job_state",
     "job_view",
     "jobs_without_pods",
+    "started_jobs_not_in_view",
 ]
 
 #: A Job that has made no Pod this long after its creation is looked into: the Job
@@ -163,6 +165,95 @@ def jobs_without_pods(batch_jobs: Sequence[Body], now: datetime) -> dict[str, st
         if _without_pods(j)
         and (created := parse_time(j["metadata"].get("creationTimestamp"))) is not None
         and now - created >= PODS_EXPECTED_WITHIN
+    }
+
+
+#: Who posts a Job's Events about how it ended, and the reasons of its Warning for a Job
+#: that failed for good (its Failed condition's reason; Kubernetes' job controller,
+#: ``recordJobFinished``). A success is one Normal ``Completed``.
+JOB_CONTROLLER = "job-controller"
+JOB_FAILED_REASONS = frozenset(
+    {
+        "BackoffLimitExceeded",
+        "DeadlineExceeded",
+        "FailedIndexes",
+        "MaxFailedIndexesExceeded",
+        "PodFailurePolicy",
+    }
+)
+
+
+def started_jobs_not_in_view(run: Body, batch_jobs: Sequence[Body]) -> dict[str, str]:
+    """The services the run records as started (Running) whose Job is not among
+    ``batch_jobs``: service name -> Job name. Deleted while it ran (to be created
+    again), or finished and removed (``ttlSecondsAfterFinished``) while no operator
+    watched: only the Job controller's Events can tell which."""
+    seen = {(j["metadata"].get("labels") or {}).get(LABEL_SERVICE) for j in batch_jobs}
+    return {
+        s["name"]: s.get("jobName") or orch.job_name(run["metadata"]["name"], s["name"])
+        for s in (run.get("status") or {}).get("services") or []
+        if s.get("phase") == "Running" and s["name"] not in seen
+    }
+
+
+def job_ended_by_events(
+    run: Body, service: str, job_name: str, events: Sequence[Body]
+) -> Body | None:
+    """A stand-in for the Job ``job_name`` of ``run``'s ``service`` that the Job
+    controller's Events (on it, read by name) say ended, with its outcome; None when
+    they say nothing of an end (it was deleted while it ran).
+
+    Why: a Job that finished and was removed while no operator ran (an upgrade, an
+    outage, with ``ttlSecondsAfterFinished: 0``) is gone with its status, and a service
+    recorded Running whose Job is gone is created again: the service would run twice.
+    The Job controller posts how every Job ended (``Completed``, or a Warning with the
+    Failed condition's reason), and Events outlive their object (an hour by default):
+    the latest such Event decides. Past that hour the Job is created again, as api.md
+    says."""
+    ends = [
+        e
+        for e in events
+        if JOB_CONTROLLER in ((e.get("source") or {}).get("component"), e.get("reportingComponent"))
+        and (e.get("involvedObject") or {}).get("kind") == "Job"
+        and (e.get("involvedObject") or {}).get("name") == job_name
+        and (
+            (e.get("type") == "Normal" and e.get("reason") == "Completed")
+            or (e.get("type") == "Warning" and e.get("reason") in JOB_FAILED_REASONS)
+        )
+    ]
+    if not ends:
+        return None
+    last = max(ends, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    when = last.get("lastTimestamp") or last.get("eventTime")
+    started = next(
+        (
+            s.get("startTime")
+            for s in (run.get("status") or {}).get("services") or []
+            if s.get("name") == service
+        ),
+        None,
+    )
+    ok = last.get("reason") == "Completed"
+    condition = {
+        "type": "Complete" if ok else "Failed",
+        "status": "True",
+        "reason": last.get("reason"),
+        "message": (
+            f"{last.get('message') or last.get('reason')} (the Job was removed; "
+            "its end is read from the Job controller's Event)"
+        ),
+        "lastTransitionTime": when,
+    }
+    return {
+        "metadata": {
+            "name": job_name,
+            "labels": {LABEL_RUN: run["metadata"]["name"], LABEL_SERVICE: service},
+        },
+        "status": {
+            "startTime": started,
+            **({"completionTime": when} if ok else {}),
+            "conditions": [condition],
+        },
     }
 
 
