@@ -385,6 +385,39 @@ def test_a_killed_operator_neither_duplicates_nor_loses_a_run(
     assert names.count(name) == 1
 
 
+def test_a_job_that_ended_and_was_removed_while_the_operator_was_away_is_not_run_again(
+    k: Kubectl, operator: Operator
+) -> None:
+    """api.md: each service runs once. Its Job (ttlSecondsAfterFinished: 0) ends and the
+    TTL controller removes it while no operator runs: the restarted operator reads how
+    it ended from the Job controller's Event, and does not create it again."""
+    first = service("first", duration="3s")
+    first["jobTemplate"]["spec"]["ttlSecondsAfterFinished"] = 0
+    k.apply(scheduled_job("brief", "0 0 1 1 *", services=[first, service("second")]))
+    name = run_now(k, "brief")["metadata"]["name"]
+
+    def first_running() -> bool:
+        services = ((k.get("sjr", name) or {}).get("status") or {}).get("services") or []
+        return {"name": "first", "phase": "Running"}.items() <= next(
+            (s.items() for s in services if s["name"] == "first"), {}.items()
+        )
+
+    wait_until("the first service recorded Running", first_running, 60)
+    operator.stop()
+    job = f"{name}-first"
+    wait_until(
+        "the Job to end and be removed while the operator is away",
+        lambda: not k.get("job", job) and any(e["reason"] == "Completed" for e in k.events(job)),
+        60,
+    )
+    operator.start()
+    run = finished_run(k, name)
+    assert service_phases(run) == {"first": "Succeeded", "second": "Succeeded"}
+    # Created once: one Job, so one Completed Event from the Job controller.
+    assert [e["reason"] for e in k.events(job)].count("Completed") == 1
+    assert [e["reason"] for e in k.events(job)].count("SuccessfulCreate") == 1
+
+
 def test_catch_up_all_starts_a_run_for_each_fire_missed_while_down(
     k: Kubectl, operator: Operator
 ) -> None:
