@@ -619,6 +619,46 @@ async def test_a_job_that_ended_and_was_removed_while_no_operator_ran_is_not_run
 
 
 @sync
+async def test_a_job_whose_start_went_unrecorded_and_that_ended_while_away_is_not_run_again() -> (
+    None
+):
+    """The operator created the run's first Job and stopped before the run's status
+    recorded it (in a burst the bookkeeping trails the creates by seconds); the Job ended
+    and was removed while it was away. The restarted operator, deciding a run it did not
+    create for the first time, reads the Job controller's Events for the Jobs it cannot
+    see: the service is done, not started a second time."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    name = run_of(1)
+    w.kube.objects[("scheduledjobruns", "ns", name)].pop("status")  # never written
+    w.kube.objects.pop(("jobs", "ns", f"{name}-a"))
+    w.kube.foreign_events = [_job_controller_event(f"{name}-a", "Normal", "Completed", "done")]
+    w.controller = w.replica()
+    w.start_from_list(w.controller)
+    await w.settle()
+    assert [s["phase"] for s in w.run(name)["status"]["services"]] == ["Succeeded", "Running"]
+    assert w.kube.names("jobs") == [f"{name}-b"]
+    # Looked up once, for the run it did not create; its own Job b is in view.
+    lists = w.kube.lists
+    w.kube.objects.pop(("jobs", "ns", f"{name}-b"))  # deleted while it runs
+    w.controller.observe(
+        Kind.BATCH_JOB,
+        "DELETED",
+        {
+            "metadata": {
+                "name": f"{name}-b",
+                "namespace": "ns",
+                "labels": {"almanac.dev/run": name, "almanac.dev/service": "b"},
+            }
+        },
+    )
+    await w.settle()
+    assert w.kube.names("jobs") == [f"{name}-b"]  # created again: nothing said it ended
+    assert w.kube.lists == lists + 1
+
+
+@sync
 async def test_a_rerun_creates_one_child_and_a_second_request_is_refused() -> None:
     w = World()
     w.apply(job(schedule="1 9 * * *", services=[service("a")]))

@@ -57,8 +57,8 @@ from almanac.rules.runs import (
     job_ended_by_events,
     job_state,
     job_view,
+    jobs_not_in_view,
     jobs_without_pods,
-    started_jobs_not_in_view,
 )
 from almanac.rules.trust import of_an_earlier_job, untrusted
 from almanac.times import parse_time
@@ -244,6 +244,11 @@ class Controller:
         self.delivery = Delivery(self)
         self._untrusted: set[Key] = set()  # runs reported as not ours
         self._ended_jobs: dict[Key, dict[str, Body]] = {}
+        self._runs_checked: set[Key] = set()
+        """Runs this process created, or whose Jobs not in view it has looked up once
+        in the Job controller's Events (:meth:`_ended_unseen`): a run that another
+        process (this one before a restart, another replica) created may have had a
+        Job created whose start its status never recorded."""
         """By run: the last body of each of its Jobs that finished and was deleted
         (``ttlSecondsAfterFinished: 0``) before the run's decision saw it finish. The
         run is decided with it, so the service is recorded done, not created again."""
@@ -339,6 +344,7 @@ class Controller:
         elif kind is Kind.RUN:
             self.timers.cancel(("run", key))
             self._ended_jobs.pop(key, None)
+            self._runs_checked.discard(key)
             for channel in channels_of(body):
                 self.timers.cancel(("notify", key, channel.name))
             job = (body.get("spec") or {}).get("scheduledJob")
@@ -609,6 +615,7 @@ class Controller:
                 self.queue.add((Kind.RUN, (namespace, name)))
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body, by=(Kind(owner["kind"]), key_of(owner)))
+                self._runs_checked.add((namespace, name))
                 self.queue.add((Kind.RUN, (namespace, name)))
                 created.append(result.body)
             if create.event is not None:
@@ -735,6 +742,7 @@ class Controller:
         ended = dict(self._ended_jobs.get(key) or {})  # a Job in the store is newer
         live = self.store.batch_jobs_of(*key)
         ended |= await self._ended_unseen(key[0], body, [*live, *ended.values()])
+        self._runs_checked.add(key)
         while True:
             live = self.store.batch_jobs_of(*key)
             ended = {n: j for n, j in ended.items() if n not in {key_of(b)[1] for b in live}}
@@ -767,6 +775,7 @@ class Controller:
             result = await self.kube.create(api.RUNS, key[0], plan.rerun)
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body)
+                self._runs_checked.add(key_of(result.body))
                 self.queue.add((Kind.RUN, key_of(result.body)))
             else:
                 child = plan.rerun["metadata"]["name"]
@@ -820,12 +829,16 @@ class Controller:
     async def _ended_unseen(
         self, namespace: str, run: Body, batch_jobs: list[Body]
     ) -> dict[str, Body]:
-        """By Job name: stand-ins for the Jobs of services the run records as started
-        that are gone and that the Job controller's Events say ended (finished and
-        removed while no operator watched; :func:`job_ended_by_events`). Read only for
-        a started service whose Job is not in view: never on a fire's way."""
+        """By Job name: stand-ins for the Jobs of the run's services that are gone and
+        that the Job controller's Events say ended (finished and removed while no
+        operator watched; :func:`job_ended_by_events`). Looked up for a service the run
+        records as started whose Job is not in view and, the first time this process
+        decides a run it did not create, for every unfinished one (its Job may have been
+        created by a process that stopped before recording it). Never on a fire's way:
+        this process's own runs and Jobs are in view."""
         found = {}
-        for service, job in started_jobs_not_in_view(run, batch_jobs).items():
+        unstarted = key_of(run) not in self._runs_checked
+        for service, job in jobs_not_in_view(run, batch_jobs, unstarted=unstarted).items():
             events = await self.kube.list_events(namespace, job, "Job")
             stand_in = job_ended_by_events(run, service, job, events)
             if stand_in is not None:

@@ -60,8 +60,8 @@ __all__ = [
     "job_ended_by_events",
     "job_state",
     "job_view",
+    "jobs_not_in_view",
     "jobs_without_pods",
-    "started_jobs_not_in_view",
 ]
 
 #: A Job that has made no Pod this long after its creation is looked into: the Job
@@ -183,16 +183,21 @@ JOB_FAILED_REASONS = frozenset(
 )
 
 
-def started_jobs_not_in_view(run: Body, batch_jobs: Sequence[Body]) -> dict[str, str]:
-    """The services the run records as started (Running) whose Job is not among
+def jobs_not_in_view(
+    run: Body, batch_jobs: Sequence[Body], *, unstarted: bool = False
+) -> dict[str, str]:
+    """The services the run records as started (Running), and with ``unstarted`` also
+    those it records as nothing yet (Pending, or no status), whose Job is not among
     ``batch_jobs``: service name -> Job name. Deleted while it ran (to be created
-    again), or finished and removed (``ttlSecondsAfterFinished``) while no operator
-    watched: only the Job controller's Events can tell which."""
+    again), never created, or finished and removed (``ttlSecondsAfterFinished``) while
+    no operator watched: only the Job controller's Events can tell which."""
     seen = {(j["metadata"].get("labels") or {}).get(LABEL_SERVICE) for j in batch_jobs}
+    recorded = {s["name"]: s.get("phase") for s in (run.get("status") or {}).get("services") or []}
+    wanted = {"Running", "Pending", None} if unstarted else {"Running"}
     return {
-        s["name"]: s.get("jobName") or orch.job_name(run["metadata"]["name"], s["name"])
-        for s in (run.get("status") or {}).get("services") or []
-        if s.get("phase") == "Running" and s["name"] not in seen
+        name: orch.job_name(run["metadata"]["name"], name)
+        for name in (s["name"] for s in (run.get("spec") or {}).get("services") or [])
+        if recorded.get(name) in wanted and name not in seen
     }
 
 
