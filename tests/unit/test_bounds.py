@@ -488,6 +488,29 @@ def test_the_backfill_crd_refuses_from_and_to_outside_the_years_as_the_model_doe
         assert model_admits is admitted
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2027-01-04T00:00:00Z",
+        "2027-01-04T00:00:00.5+02:00",
+        "2027-01-04T00:00:00.123456Z",
+        "2027-01-04T00:00:00.1234567Z",  # more digits than Python keeps: cut to microseconds
+        "2027-01-04T00:00:00.123456789Z",  # Go's RFC3339Nano, as a Go client writes it
+        "2027-01-04T00:00:00.123456+02:00",  # 32 characters, the CRD's maxLength
+    ],
+)
+def test_a_backfill_instant_the_crd_admits_the_model_admits(value: str) -> None:
+    """RFC 3339 allows any number of fraction digits, and the CRD's `format: date-time`
+    admits them within `maxLength: 32`: the operator must not then refuse the Backfill
+    saying the value "is not an RFC 3339 instant"."""
+    assert len(value) <= 32
+    spec = {"scheduledJob": "j", "from": value, "to": "2027-02-01T00:00:00Z"}
+    backfill = Backfill.parse({"metadata": {"name": "b"}, "spec": spec})
+    assert backfill.spec.start == datetime(2027, 1, 4, tzinfo=UTC) - timedelta(
+        hours=2 if value.endswith("+02:00") else 0
+    )
+
+
 # --------------------------------------------------------------------------------------
 # the fuzz's edge values: refused with a field path, or decided quickly, never failing
 
