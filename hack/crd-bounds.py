@@ -7,7 +7,8 @@ What it writes, and nothing else (every other line of crds/*.yaml is written by 
 
 - the keywords `maxItems`, `minItems`, `maxLength`, `minimum` and `maximum` of the schema
   nodes listed in BOUNDS (a line is replaced, or added beside the node's other bounds);
-- CEL rules on years (YEAR_MIN to YEAR_MAX) of `startTime`, `endTime`, holiday dates and
+- CEL rules on the range of `runDeadline` and `refreshInterval`, and on years (YEAR_MIN to
+  YEAR_MAX) of `startTime`, `endTime`, holiday dates and
   a Backfill's `from` and `to`:
   appended to the node's `x-kubernetes-validations` (created if needed) after the line
   MARKER; everything from MARKER to the end of that list is the generator's. A rule is a
@@ -114,6 +115,20 @@ RUN_DEADLINE = Rule(
     f"({b.RUN_DEADLINE_MAX.days} days), such as 2h, 90m or 1h30m'",
 )
 
+# The CRD's pattern admits any number of digits, and duration() fails past 2562047h; a
+# number of 7 significant digits is out of bounds anyway (1,000,000 s or more), so such a
+# value is refused before duration() is asked.
+_REFRESH_MIN = f"{b.REFRESH_INTERVAL_MIN_SECONDS}s"
+_REFRESH_MAX = f"{b.REFRESH_INTERVAL_MAX_SECONDS // 3600}h"
+REFRESH_INTERVAL = Rule(
+    f"self != '' && !self.matches('[1-9][0-9]{{6,}}') && "
+    f"(!self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') || "
+    f"(duration(self) >= duration('{_REFRESH_MIN}') && "
+    f"duration(self) <= duration('{_REFRESH_MAX}')))",
+    f"'\"' + self + '\": must be a duration from {_REFRESH_MIN} to {_REFRESH_MAX} "
+    f"({b.REFRESH_INTERVAL_MAX_SECONDS // 86400} days), such as 1h, 30m or 1h30m'",
+)
+
 # Schema nodes by path from openAPIV3Schema: `.` steps into properties, `[]` into items.
 EXCLUSION_LISTS = {
     "annual": b.ANNUAL_MAX_ITEMS,
@@ -197,7 +212,10 @@ RULES: dict[Path, dict[str, tuple[Rule, ...]]] = {
         "spec.exclusions.holiday[]": (HOLIDAY_YEAR,),
         "spec.runDeadline": (RUN_DEADLINE,),
     },
-    CALENDARS: {"spec.holiday[]": (HOLIDAY_YEAR,)},
+    CALENDARS: {
+        "spec.holiday[]": (HOLIDAY_YEAR,),
+        "spec.source.refreshInterval": (REFRESH_INTERVAL,),
+    },
     BACKFILLS: {"spec.from": (INSTANT_YEAR,), "spec.to": (INSTANT_YEAR,)},
 }
 

@@ -7,6 +7,8 @@ operator; one the model has and the CRD lacks would be pruned by the API server.
 
 from __future__ import annotations
 
+import functools
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from almanac.api.models import Backfill, Calendar, ClusterCalendar, ScheduledJob
+from almanac.api.models import Backfill, Calendar, ClusterCalendar, ScheduledJob, ScheduledJobSpec
+from almanac.errors import InvalidSpec
 
 CRDS = Path(__file__).resolve().parent.parent.parent / "crds"
 
@@ -99,3 +102,116 @@ def test_the_model_mirrors_the_crd(model: type[BaseModel], kind: str, part: str)
     inner = nested_model(model.model_fields[part].annotation)
     assert inner is not None
     assert disagreements(inner, crd_schema(kind)["properties"][part], part) == []
+
+
+# --------------------------------------------------------------------------------------
+# Duration fields: the CRD (pattern and CEL rule) and the model give one verdict
+
+
+def _go_duration(text: str) -> float:
+    """Go's time.ParseDuration for the h/m/s forms these patterns admit (CEL's
+    duration()); ValueError on overflow, as Go's refuses past 2562047h."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    assert match and text, text
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total * 10**9 > 2**63 - 1:
+        raise ValueError(f"time: invalid duration {text!r}")
+    return float(total)
+
+
+def _cel(rule: str, value: str) -> bool:
+    """The subset of CEL these rules use, evaluated in Python: `self != ''`,
+    `self.matches('re')` (RE2 search), `duration(...)`, comparisons, `&&`, `||`, `!`. An
+    evaluation error refuses the object, as the API server does."""
+    python = re.sub(r"self\.matches\('([^']*)'\)", r"_search(r'\1', self)", rule.strip())
+    python = python.replace("&&", " and ").replace("||", " or ")
+    python = re.sub(r"!(?!=)", " not ", python)
+    python = re.sub(r"duration\('([^']*)'\)", r"_go_duration('\1')", python)
+    python = python.replace("duration(self)", "_go_duration(self)")
+
+    def search(pattern: str, text: str) -> bool:
+        return re.search(re.sub(r"\$$", r"\\Z", pattern), text) is not None
+
+    try:
+        return bool(eval(python, {"_search": search, "_go_duration": _go_duration, "self": value}))
+    except ValueError:
+        return False
+
+
+@functools.cache
+def string_field(kind: str, *path: str) -> dict[str, Any]:
+    """A field's schema node, by property names under ``properties`` (read once)."""
+    node = crd_schema(kind)
+    for name in path:
+        node = node["properties"][name]
+    return node
+
+
+def crd_admits(node: dict[str, Any], value: str) -> bool:
+    """A string field's verdict: maxLength, pattern and every CEL rule."""
+    if len(value) > node.get("maxLength", len(value)):
+        return False
+    if "pattern" in node and not re.search(re.sub(r"\$$", r"\\Z", node["pattern"]), value):
+        return False
+    return all(_cel(r["rule"], value) for r in node.get("x-kubernetes-validations", []))
+
+
+DURATIONS = [
+    "",
+    "0s",
+    "1s",
+    "5s",
+    "9s",
+    "10s",
+    "90s",
+    "1h30m",
+    "1h60m",
+    "60m",
+    "168h",
+    "169h",
+    "744h",
+    "745h",
+    "2562048h",
+    "9999999h",
+    "99999999999h",
+    "1000000s",
+    "00000010s",
+    "1d",
+    "1.5h",
+    "2 hours",
+]
+
+
+@pytest.mark.parametrize("value", DURATIONS)
+def test_the_crd_and_the_model_agree_on_a_refresh_interval(value: str) -> None:
+    node = string_field("Calendar", "spec", "source", "refreshInterval")
+    body = {
+        "metadata": {"name": "c"},
+        "spec": {
+            "source": {"configMapKeyRef": {"name": "days", "key": "ics"}, "refreshInterval": value}
+        },
+    }
+    try:
+        Calendar.parse(body)
+        model_admits = True
+    except InvalidSpec:
+        model_admits = False
+    assert crd_admits(node, value) is model_admits
+
+
+@pytest.mark.parametrize("value", DURATIONS)
+def test_the_crd_and_the_model_agree_on_a_run_deadline(value: str) -> None:
+    node = string_field("ScheduledJob", "spec", "runDeadline")
+    try:
+        ScheduledJobSpec.model_validate(
+            {
+                "schedule": "0 3 * * *",
+                "runDeadline": value,
+                "services": [{"name": "a", "jobTemplate": {}}],
+            }
+        )
+        model_admits = True
+    except ValidationError:
+        model_admits = False
+    assert crd_admits(node, value) is model_admits
