@@ -215,3 +215,69 @@ def test_the_crd_and_the_model_agree_on_a_run_deadline(value: str) -> None:
     except ValidationError:
         model_admits = False
     assert crd_admits(node, value) is model_admits
+
+
+# --------------------------------------------------------------------------------------
+# Scalar types: what the CRD's `type: boolean` / `type: integer` refuses, the model refuses
+
+
+def _job_with(field: str, value: object) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "schedule": "0 3 * * *",
+        "services": [{"name": "a", "jobTemplate": {"spec": {}}}],
+    }
+    if field.startswith("services[0]."):
+        spec["services"][0][field.removeprefix("services[0].")] = value
+    elif field.startswith("notifications."):
+        spec["notifications"] = {field.removeprefix("notifications."): value}
+    else:
+        spec[field] = value
+    return {"metadata": {"name": "j"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "crd_type"),
+    [
+        ("suspend", "yes", "boolean"),
+        ("suspend", "true", "boolean"),
+        ("suspend", 1, "boolean"),
+        ("services[0].mandatory", "true", "boolean"),
+        ("services[0].async", 0, "boolean"),
+        ("notifications.onFailure", "on", "boolean"),
+        ("notifications.onSuccess", 1, "boolean"),
+        ("notifications.onLate", "false", "boolean"),
+        ("maxShiftDays", "7", "integer"),
+        ("startingDeadlineSeconds", "300", "integer"),
+        ("successfulRunsHistoryLimit", "3", "integer"),
+        ("failedRunsHistoryLimit", True, "integer"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_as_the_crd_refuses_it(
+    field: str, value: object, crd_type: str
+) -> None:
+    """The API server refuses `suspend: "yes"` (`type: boolean`) and `maxShiftDays: "7"`
+    (`type: integer`); the model must not read them as true and 7, or `almanac next`
+    passes a manifest that `kubectl apply` refuses."""
+    node = crd_schema("ScheduledJob")["properties"]["spec"]
+    for part in field.replace("[0]", "").split("."):
+        node = node.get("items", node)["properties"][part]
+    assert node["type"] == crd_type
+    with pytest.raises(InvalidSpec) as refused:
+        ScheduledJob.parse(_job_with(field, value))
+    [error] = refused.value.errors
+    assert error.path == f"spec.{field}"
+    assert ("boolean" if crd_type == "boolean" else "integer") in error.message
+
+
+def test_a_backfill_parallelism_that_is_a_string_is_refused() -> None:
+    body = {
+        "metadata": {"name": "b"},
+        "spec": {
+            "scheduledJob": "j",
+            "from": "2027-01-01T00:00:00Z",
+            "to": "2027-01-02T00:00:00Z",
+            "parallelism": "2",
+        },
+    }
+    with pytest.raises(InvalidSpec, match=r"spec\.parallelism: .*integer"):
+        Backfill.parse(body)
