@@ -281,3 +281,48 @@ def test_a_backfill_parallelism_that_is_a_string_is_refused() -> None:
     }
     with pytest.raises(InvalidSpec, match=r"spec\.parallelism: .*integer"):
         Backfill.parse(body)
+
+
+# --------------------------------------------------------------------------------------
+# Exclusion entries: the API server and `almanac next` say the same sentence (crds.md)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        (kind, path, value)
+        for kind, prefix in (
+            ("ScheduledJob", ("spec", "exclusions")),
+            ("Calendar", ("spec",)),
+            ("ClusterCalendar", ("spec",)),
+        )
+        for path, value in (
+            ((*prefix, "annual"), "31.02"),
+            ((*prefix, "monthly"), "32"),
+            ((*prefix, "weekly"), "Sa"),
+            ((*prefix, "holiday"), "29.02.2027"),
+        )
+    ],
+)
+def test_the_crd_refuses_a_bad_exclusion_entry_with_the_models_message(
+    kind: str, path: tuple[str, ...], value: str
+) -> None:
+    node = string_field(kind, *path)["items"]
+    [rule] = [r for r in node["x-kubernetes-validations"] if "year is outside" not in str(r)]
+    # The messageExpressions are string concatenations of `self` (or `string(self)`).
+    crd_message = eval(rule["messageExpression"], {"self": value, "string": str})
+    body: dict[str, Any] = {"metadata": {"name": "x"}, "spec": {}}
+    lists = body["spec"]
+    if path[1] == "exclusions":
+        body["spec"] = {
+            "schedule": "0 3 * * *",
+            "services": [{"name": "a", "jobTemplate": {}}],
+            "exclusions": {},
+        }
+        lists = body["spec"]["exclusions"]
+    lists[path[-1]] = [value]
+    model = {"ScheduledJob": ScheduledJob, "Calendar": Calendar}.get(kind, ClusterCalendar)
+    with pytest.raises(InvalidSpec) as refused:
+        model.parse(body)
+    [error] = refused.value.errors
+    assert error.message == crd_message
