@@ -1104,8 +1104,8 @@ def _field_error(error: Any) -> FieldError:
     if kind == "value_error":
         cause = error["ctx"]["error"]
         message = str(cause)
-        if isinstance(cause, _SubfieldError):
-            path = f"{path}.{cause.field}"
+        if isinstance(cause, _SubfieldError):  # at the root (a whole object's rule) no dot
+            path = f"{path}.{cause.field}" if path else cause.field
     elif kind == "missing":
         message = "is required"
     elif kind == "extra_forbidden":
