@@ -45,10 +45,11 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 #: An RFC 3339 instant (section 5.6 ``date-time``): an offset is required, a fraction of a
-#: second (up to microseconds) is allowed, and ``T`` and ``Z`` may be lower case (the NOTE
-#: in section 5.6).
+#: second is allowed with any number of digits (as RFC 3339 and the CRDs' ``format:
+#: date-time`` allow: Go's RFC3339Nano writes nine; past the microsecond they are dropped),
+#: and ``T`` and ``Z`` may be lower case (the NOTE in section 5.6).
 _RFC3339_INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
 )
 _INSTANT_EXAMPLES = '(e.g. "2027-01-04T00:00:00Z" or "2027-01-04T02:00:00+02:00")'
 

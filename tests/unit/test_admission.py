@@ -304,3 +304,34 @@ def test_an_update_is_not_refused_for_recipients_the_object_already_had() -> Non
         stored, {}, default_time_zone="UTC", now=NOW, mail_domains=MAIL_DOMAINS, old=stored
     )
     assert same.allowed
+
+
+@pytest.mark.parametrize(
+    ("kind", "ref", "expected"),
+    [
+        (
+            "Calendar",
+            {"configMapKeyRef": {"name": "days", "key": "ics", "namespace": "ops"}},
+            "spec.source.configMapKeyRef.namespace: is not allowed in a Calendar",
+        ),
+        (
+            "ClusterCalendar",
+            {"configMapKeyRef": {"name": "days", "key": "ics"}},
+            "spec.source.configMapKeyRef.namespace: is required in a ClusterCalendar",
+        ),
+        (
+            "ClusterCalendar",
+            {
+                "url": "https://calendar.example.com/a.ics",
+                "caBundleSecretRef": {"name": "ca", "key": "ca.crt"},
+            },
+            "spec.source.caBundleSecretRef.namespace: is required in a ClusterCalendar",
+        ),
+    ],
+)
+def test_a_calendar_reference_out_of_its_scope_is_refused_naming_the_field(
+    kind: str, ref: dict[str, Any], expected: str
+) -> None:
+    body = {"kind": kind, "metadata": {"name": "days"}, "spec": {"source": ref}}
+    [error] = review_calendar(body).errors
+    assert error.startswith(expected), error

@@ -27,7 +27,7 @@ import yaml
 
 from almanac import kube
 from almanac.api import bounds
-from almanac.api.models import Calendar, ScheduledJob
+from almanac.api.models import Backfill, Calendar, ScheduledJob
 from almanac.api.resolve import resolve
 from almanac.controller.admission import review_calendar, review_scheduled_job
 from almanac.errors import InvalidSpec
@@ -408,7 +408,7 @@ def cel_matches(rule: str, value: str) -> bool:
 
 
 def year_rules(name: str, node: str) -> list[str]:
-    rules = gen.schema_node(root(name), node)["x-kubernetes-validations"]
+    rules = gen.schema_node(root(name), node).get("x-kubernetes-validations", [])
     return [r["rule"] for r in rules if "year" in r.get("messageExpression", "")]
 
 
@@ -451,6 +451,64 @@ def test_the_crds_refuse_holidays_outside_the_years(value: str, admitted: bool) 
     ):
         [rule] = year_rules(name, node)
         assert cel_matches(rule, value) is admitted
+
+
+@pytest.mark.parametrize(
+    ("value", "admitted"),
+    [
+        ("1970-01-01T00:00:00Z", True),
+        ("2200-12-31T23:59:59+02:00", True),
+        ("2027-01-01T00:00:00.5Z", True),
+        ("0001-01-01T00:00:00Z", False),
+        ("1969-12-31T23:59:59Z", False),
+        ("2201-01-01T00:00:00Z", False),
+        ("9999-12-31T23:59:59-01:00", False),
+    ],
+)
+def test_the_backfill_crd_refuses_from_and_to_outside_the_years_as_the_model_does(
+    value: str, admitted: bool
+) -> None:
+    """docs/api.md "Bounds": Backfill `from`, `to` in 1970-2200, "refused at kubectl apply
+    by the CRD", as by the webhook and the operator (the model)."""
+    for node, spec in (
+        ("spec.from", {"from": value, "to": "2200-12-31T23:59:59Z"}),
+        ("spec.to", {"from": "1970-01-01T00:00:00Z", "to": value}),
+    ):
+        rules = year_rules("almanac.dev_backfills.yaml", node)
+        assert len(rules) == 1, f"{node}: no CEL rule on the years"
+        assert cel_matches(rules[0], value) is admitted
+        body = {"metadata": {"name": "b"}, "spec": {"scheduledJob": "j", **spec}}
+        try:
+            Backfill.parse(body)
+            model_admits = True
+        except InvalidSpec as e:
+            model_admits = not any(
+                error.path == node and "outside 1970-2200" in error.message for error in e.errors
+            )
+        assert model_admits is admitted
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2027-01-04T00:00:00Z",
+        "2027-01-04T00:00:00.5+02:00",
+        "2027-01-04T00:00:00.123456Z",
+        "2027-01-04T00:00:00.1234567Z",  # more digits than Python keeps: cut to microseconds
+        "2027-01-04T00:00:00.123456789Z",  # Go's RFC3339Nano, as a Go client writes it
+        "2027-01-04T00:00:00.123456+02:00",  # 32 characters, the CRD's maxLength
+    ],
+)
+def test_a_backfill_instant_the_crd_admits_the_model_admits(value: str) -> None:
+    """RFC 3339 allows any number of fraction digits, and the CRD's `format: date-time`
+    admits them within `maxLength: 32`: the operator must not then refuse the Backfill
+    saying the value "is not an RFC 3339 instant"."""
+    assert len(value) <= 32
+    spec = {"scheduledJob": "j", "from": value, "to": "2027-02-01T00:00:00Z"}
+    backfill = Backfill.parse({"metadata": {"name": "b"}, "spec": spec})
+    assert backfill.spec.start == datetime(2027, 1, 4, tzinfo=UTC) - timedelta(
+        hours=2 if value.endswith("+02:00") else 0
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -310,7 +310,8 @@ and the run's status lists them all."""
 
 INSTANT_MAX_LENGTH: Final = len("2027-01-01T00:00:00.000000+02:00")
 """An RFC 3339 instant a user writes (a Backfill's ``from`` and ``to``): with an offset
-and at most microseconds."""
+and microseconds, or ``Z`` and nanoseconds (Go's RFC3339Nano); digits past the
+microsecond are dropped."""
 
 BACKFILL_MAX_INSTANTS: Final = 10_000
 """A Backfill's range holds at most 10,000 instants: a year of an hourly job. Each is a

@@ -168,6 +168,22 @@ def _ical(value: str) -> str:
     return value
 
 
+def _whole_number(value: object) -> object:
+    """An integer field as the CRD's ``type: integer`` reads it: a string (``"7"``) or a
+    boolean is refused, not converted, so ``almanac next`` refuses what ``kubectl apply``
+    does."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {str(value).lower()}")
+    if isinstance(value, str):
+        raise ValueError(f"expected an integer, got the string {quote(value)}; write it unquoted")
+    return value
+
+
+# Scalars typed as in the CRD (``type: boolean``, ``type: integer``): pydantic's lax
+# mode would read ``suspend: "yes"`` as true and ``maxShiftDays: "7"`` as 7.
+_Flag = Annotated[bool, Field(strict=True)]
+_Int = Annotated[int, BeforeValidator(_whole_number)]
+
 # One exclusion entry: bounded in length before it is parsed.
 _Entry = Field(max_length=bounds.EXCLUSION_ENTRY_MAX_LENGTH)
 _DateTime = Annotated[
@@ -724,11 +740,11 @@ class Webhook(_Model):
 class Notifications(_Model):
     """E-mail and webhooks about finished and late runs."""
 
-    on_success: bool = False
+    on_success: _Flag = False
     """E-mail when a run succeeds."""
-    on_failure: bool = False
+    on_failure: _Flag = False
     """E-mail when a run fails."""
-    on_late: bool = False
+    on_late: _Flag = False
     """E-mail when a run is still unfinished ``runDeadline`` after its scheduled time."""
     to: (
         Annotated[
@@ -753,9 +769,9 @@ class Service(_Model):
     name: Annotated[str, AfterValidator(_service_name)]
     """Unique within the job; part of the Job's name and of the ``almanac.dev/service``
     label, hence a short DNS label (at most 20 characters, as the CRD says)."""
-    mandatory: bool = False
+    mandatory: _Flag = False
     """If it fails, the non-async services after it do not start (phase Skipped)."""
-    async_: bool = Field(default=False, alias="async")
+    async_: _Flag = Field(default=False, alias="async")
     """Starts when the run starts and runs beside the others; list order is ignored."""
     job_template: dict[str, Any]
     """A batch/v1 JobTemplateSpec, as in CronJob (``metadata`` and ``spec``)."""
@@ -792,16 +808,16 @@ class ScheduledJobSpec(_Model):
     """Skip | NextBusinessDay | PreviousBusinessDay: what happens to the fires of a date
     the cron matches but an exclusion removes (docs/api.md "Shifting")."""
     max_shift_days: Annotated[
-        int, Field(ge=bounds.MAX_SHIFT_DAYS_MIN, le=bounds.MAX_SHIFT_DAYS_MAX)
+        _Int, Field(ge=bounds.MAX_SHIFT_DAYS_MIN, le=bounds.MAX_SHIFT_DAYS_MAX)
     ] = bounds.MAX_SHIFT_DAYS_DEFAULT
     """How many days at most a shifted fire moves (1-31, default 7); further, it is
     dropped."""
-    suspend: bool = False
+    suspend: _Flag = False
     """True: the job does not fire (the "Enabled" switch, inverted)."""
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     """Allow | Forbid | Replace, as in CronJob (and its default, Allow)."""
     starting_deadline_seconds: (
-        Annotated[int, Field(ge=0, le=bounds.STARTING_DEADLINE_SECONDS_MAX)] | None
+        Annotated[_Int, Field(ge=0, le=bounds.STARTING_DEADLINE_SECONDS_MAX)] | None
     ) = None
     """How late (in seconds) a missed fire may still start, at most a year; absent: no
     limit."""
@@ -816,9 +832,9 @@ class ScheduledJobSpec(_Model):
     """How long after its scheduled time a run may take before it is Late (``2h``,
     ``90m``, ``1h30m``; 1s to 744h): condition Late, a RunLate Event, the metric and,
     with ``notifications.onLate``, an e-mail. Absent: no deadline."""
-    successful_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 3
+    successful_runs_history_limit: Annotated[_Int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 3
     """Finished successful runs to keep (CronJob's default, 3), at most 1,000."""
-    failed_runs_history_limit: Annotated[int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 1
+    failed_runs_history_limit: Annotated[_Int, Field(ge=0, le=bounds.HISTORY_LIMIT_MAX)] = 1
     """Finished failed runs to keep (CronJob's default, 1), at most 1,000."""
     notifications: Notifications = Field(default_factory=Notifications)
     """E-mail on success and/or failure."""
@@ -997,7 +1013,7 @@ class BackfillSpec(_Model):
     """The range's first instant (inclusive), RFC 3339 with an offset."""
     to: _Instant
     """The range's end (exclusive), RFC 3339 with an offset; later than ``from``."""
-    parallelism: Annotated[int, Field(ge=1, le=bounds.BACKFILL_PARALLELISM_MAX)] = 1
+    parallelism: Annotated[_Int, Field(ge=1, le=bounds.BACKFILL_PARALLELISM_MAX)] = 1
     """How many of the Backfill's runs may be unfinished at once (1-100, default 1)."""
     order: BackfillOrder = BackfillOrder.OLDEST
     """Oldest | Newest: which end of the range is run first."""
@@ -1088,8 +1104,8 @@ def _field_error(error: Any) -> FieldError:
     if kind == "value_error":
         cause = error["ctx"]["error"]
         message = str(cause)
-        if isinstance(cause, _SubfieldError):
-            path = f"{path}.{cause.field}"
+        if isinstance(cause, _SubfieldError):  # at the root (a whole object's rule) no dot
+            path = f"{path}.{cause.field}" if path else cause.field
     elif kind == "missing":
         message = "is required"
     elif kind == "extra_forbidden":
@@ -1098,6 +1114,9 @@ def _field_error(error: Any) -> FieldError:
         message = "is not a known field" + (f"; did you mean {close[0]}?" if close else "")
     elif kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         message = f"expected a string, got the number {value!r}; quote it in YAML"
+    elif kind == "bool_type":
+        unquote = "; write it unquoted" if value in ("true", "false") else ""
+        message = f"expected a boolean (true or false), got {quote(value)}{unquote}"
     elif kind in ("literal_error", "enum"):
         expected = str(error["ctx"]["expected"]).replace("'", "")
         message = f"{quote(value)} is not one of {expected}"
