@@ -832,6 +832,23 @@ class ScheduledJobSpec(_Model):
         """``runDeadline`` as a duration; None without one."""
         return None if self.run_deadline is None else parse_duration(self.run_deadline)
 
+    @field_validator("calendar_refs")
+    @classmethod
+    def _one_reference_per_calendar(cls, refs: list[CalendarRef]) -> list[CalendarRef]:
+        """The CRD keeps ``calendarRefs`` as a map keyed by (kind, name): the API server
+        refuses a second reference to one calendar, so the webhook and ``almanac next``
+        refuse it too, naming the first (a Calendar and a ClusterCalendar of one name are
+        two calendars)."""
+        seen: dict[str, int] = {}
+        for i, ref in enumerate(refs):
+            first = seen.setdefault(ref.key(), i)
+            if first != i:
+                raise _SubfieldError(
+                    f"[{i}]",
+                    f"{ref.kind} {quote(ref.name)} is already spec.calendarRefs[{first}]",
+                )
+        return refs
+
     @field_validator("services")
     @classmethod
     def _unique_service_names(cls, services: list[Service]) -> list[Service]:
@@ -1089,7 +1106,8 @@ def _field_error(error: Any) -> FieldError:
         cause = error["ctx"]["error"]
         message = str(cause)
         if isinstance(cause, _SubfieldError):
-            path = f"{path}.{cause.field}"
+            joint = "" if cause.field.startswith("[") else "."
+            path = f"{path}{joint}{cause.field}"
     elif kind == "missing":
         message = "is required"
     elif kind == "extra_forbidden":
