@@ -259,3 +259,29 @@ def test_a_calendar_and_a_cluster_calendar_of_one_name_are_two_references() -> N
         _job_with_refs([{"name": "ro"}, {"kind": "ClusterCalendar", "name": "ro"}])
     )
     assert [ref.key() for ref in job.spec.calendar_refs] == ["ro", "ClusterCalendar/ro"]
+
+
+@pytest.mark.parametrize(
+    ("exclusions", "message"),
+    [
+        (
+            {"holidays": [{"country": "RO"}]},
+            "spec.exclusions.holidays: is not a known field; did you mean holiday?",
+        ),
+        ({"Weekly": ["Sat"]}, "spec.exclusions.Weekly: is not a known field; did you mean weekly?"),
+    ],
+    ids=["a Calendar's holidays in a job's exclusions", "a list name in the wrong case"],
+)
+def test_a_misspelt_exclusion_list_is_named_with_a_field_it_could_be(
+    exclusions: dict[str, Any], message: str
+) -> None:
+    """A field this part has not is suggested the nearest one that is not itself: a job's
+    exclusions have no ``holidays`` (a Calendar's spec has), so "did you mean holidays?"
+    would send the user round in a circle."""
+    from almanac.api.models import ScheduledJob
+
+    body = _job_with_refs([])
+    body["spec"]["exclusions"] = exclusions
+    with pytest.raises(InvalidSpec) as raised:
+        ScheduledJob.parse(body)
+    assert str(raised.value) == message

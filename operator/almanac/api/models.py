@@ -1112,7 +1112,10 @@ def _field_error(error: Any) -> FieldError:
         message = "is required"
     elif kind == "extra_forbidden":
         field = str(error["loc"][-1])
-        close = difflib.get_close_matches(field, _known_fields(), n=1, cutoff=0.75)
+        # Not the field itself: a name known elsewhere (a Calendar's ``holidays``) is not
+        # one this part has (a job's ``exclusions``), so suggesting it would go in a circle.
+        known = [name for name in _known_fields() if name != field]
+        close = difflib.get_close_matches(field, known, n=1, cutoff=0.75)
         message = "is not a known field" + (f"; did you mean {close[0]}?" if close else "")
     elif kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         message = f"expected a string, got the number {value!r}; quote it in YAML"
