@@ -201,3 +201,87 @@ def test_entries_are_shown_in_the_contracts_two_digit_form(
 ) -> None:
     (rule,) = Exclusions.parse(**lists).rules
     assert str(rule) == shown
+
+
+# -- calendarRefs: one reference per calendar, as the API server keeps them -------------
+
+
+def _job_with_refs(refs: list[dict[str, str]]) -> dict[str, Any]:
+    template = {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "b"}]}}}}
+    return {
+        "apiVersion": "almanac.dev/v1alpha1",
+        "kind": "ScheduledJob",
+        "metadata": {"name": "j", "namespace": "finance"},
+        "spec": {
+            "schedule": "0 9 * * *",
+            "calendarRefs": refs,
+            "services": [{"name": "a", "jobTemplate": template}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("refs", "message"),
+    [
+        (
+            [{"name": "bank"}, {"name": "bank"}],
+            'spec.calendarRefs[1]: Calendar "bank" is already spec.calendarRefs[0]',
+        ),
+        (
+            [{"name": "bank"}, {"name": "x"}, {"kind": "Calendar", "name": "bank"}],
+            'spec.calendarRefs[2]: Calendar "bank" is already spec.calendarRefs[0]',
+        ),
+        (
+            [{"kind": "ClusterCalendar", "name": "ro"}, {"kind": "ClusterCalendar", "name": "ro"}],
+            'spec.calendarRefs[1]: ClusterCalendar "ro" is already spec.calendarRefs[0]',
+        ),
+    ],
+    ids=["twice", "twice, once with its default kind written", "a ClusterCalendar twice"],
+)
+def test_a_calendar_referred_to_twice_is_refused_as_the_api_server_does(
+    refs: list[dict[str, str]], message: str
+) -> None:
+    """The CRD keeps calendarRefs as a map keyed by (kind, name), so the API server
+    refuses a second reference to one calendar; the webhook's model and `almanac next`
+    refuse it too (with the field and the first reference), rather than admitting it and
+    explaining each of its days twice."""
+    from almanac.api.models import ScheduledJob
+
+    with pytest.raises(InvalidSpec) as raised:
+        ScheduledJob.parse(_job_with_refs(refs))
+    assert str(raised.value) == message
+
+
+def test_a_calendar_and_a_cluster_calendar_of_one_name_are_two_references() -> None:
+    from almanac.api.models import ScheduledJob
+
+    job = ScheduledJob.parse(
+        _job_with_refs([{"name": "ro"}, {"kind": "ClusterCalendar", "name": "ro"}])
+    )
+    assert [ref.key() for ref in job.spec.calendar_refs] == ["ro", "ClusterCalendar/ro"]
+
+
+@pytest.mark.parametrize(
+    ("exclusions", "message"),
+    [
+        (
+            {"holidays": [{"country": "RO"}]},
+            "spec.exclusions.holidays: is not a known field; did you mean holiday?",
+        ),
+        ({"Weekly": ["Sat"]}, "spec.exclusions.Weekly: is not a known field; did you mean weekly?"),
+    ],
+    ids=["a Calendar's holidays in a job's exclusions", "a list name in the wrong case"],
+)
+def test_a_misspelt_exclusion_list_is_named_with_a_field_it_could_be(
+    exclusions: dict[str, Any], message: str
+) -> None:
+    """A field this part has not is suggested the nearest one that is not itself: a job's
+    exclusions have no ``holidays`` (a Calendar's spec has), so "did you mean holidays?"
+    would send the user round in a circle."""
+    from almanac.api.models import ScheduledJob
+
+    body = _job_with_refs([])
+    body["spec"]["exclusions"] = exclusions
+    with pytest.raises(InvalidSpec) as raised:
+        ScheduledJob.parse(body)
+    assert str(raised.value) == message

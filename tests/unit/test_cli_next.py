@@ -394,6 +394,26 @@ def test_an_invalid_calendar_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
     assert 'Calendar ro-bank-holidays:\n  spec.annual[0]: "32.01" is not a day of the year' in err
 
 
+@pytest.mark.parametrize("kind", ["Calendar", "ClusterCalendar"])
+def test_an_invalid_calendar_is_named_once_not_also_as_not_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A referenced calendar that is in the manifest but invalid is reported with its
+    field, as the operator reports it; it is not also "not found" (it is there)."""
+    text = JOB.replace('holiday: ["06.01.2027"]', 'annual: ["25.12", "31.04"]')
+    if kind == "ClusterCalendar":
+        text = text.replace("[{name: ro-bank-holidays}]", "[{kind: ClusterCalendar, name: x}]")
+        text = text.replace(
+            "kind: Calendar\nmetadata: {name: ro-bank-holidays, namespace: finance}",
+            "kind: ClusterCalendar\nmetadata: {name: x}",
+        )
+    code, _, err = run(capsys, "-f", write(tmp_path, text))
+    assert code == 2
+    assert f"{kind} {'x' if kind == 'ClusterCalendar' else 'ro-bank-holidays'}:\n" in err
+    assert '  spec.annual[1]: "31.04" is not a day of the year (dd.MM)' in err
+    assert "not found" not in err
+
+
 def test_a_calendar_in_another_namespace_is_not_found(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

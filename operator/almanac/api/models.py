@@ -848,6 +848,23 @@ class ScheduledJobSpec(_Model):
         """``runDeadline`` as a duration; None without one."""
         return None if self.run_deadline is None else parse_duration(self.run_deadline)
 
+    @field_validator("calendar_refs")
+    @classmethod
+    def _one_reference_per_calendar(cls, refs: list[CalendarRef]) -> list[CalendarRef]:
+        """The CRD keeps ``calendarRefs`` as a map keyed by (kind, name): the API server
+        refuses a second reference to one calendar, so the webhook and ``almanac next``
+        refuse it too, naming the first (a Calendar and a ClusterCalendar of one name are
+        two calendars)."""
+        seen: dict[str, int] = {}
+        for i, ref in enumerate(refs):
+            first = seen.setdefault(ref.key(), i)
+            if first != i:
+                raise _SubfieldError(
+                    f"[{i}]",
+                    f"{ref.kind} {quote(ref.name)} is already spec.calendarRefs[{first}]",
+                )
+        return refs
+
     @field_validator("services")
     @classmethod
     def _unique_service_names(cls, services: list[Service]) -> list[Service]:
@@ -1104,13 +1121,17 @@ def _field_error(error: Any) -> FieldError:
     if kind == "value_error":
         cause = error["ctx"]["error"]
         message = str(cause)
-        if isinstance(cause, _SubfieldError):  # at the root (a whole object's rule) no dot
-            path = f"{path}.{cause.field}" if path else cause.field
+        if isinstance(cause, _SubfieldError):  # no dot at the root, nor before an index
+            joint = "" if not path or cause.field.startswith("[") else "."
+            path = f"{path}{joint}{cause.field}"
     elif kind == "missing":
         message = "is required"
     elif kind == "extra_forbidden":
         field = str(error["loc"][-1])
-        close = difflib.get_close_matches(field, _known_fields(), n=1, cutoff=0.75)
+        # Not the field itself: a name known elsewhere (a Calendar's ``holidays``) is not
+        # one this part has (a job's ``exclusions``), so suggesting it would go in a circle.
+        known = [name for name in _known_fields() if name != field]
+        close = difflib.get_close_matches(field, known, n=1, cutoff=0.75)
         message = "is not a known field" + (f"; did you mean {close[0]}?" if close else "")
     elif kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         message = f"expected a string, got the number {value!r}; quote it in YAML"

@@ -325,12 +325,19 @@ def _load(
     # namespace are its namespace's, by name, as the operator holds them (and every
     # ClusterCalendar, as ClusterCalendar/<name>).
     calendars: dict[str, dict[str, Any]] = {}
+    # Calendars reported invalid above: a reference to one is not also "not found".
+    invalid: set[str] = set()
     for body in (o for o in objects if o.get("kind") in CALENDAR_KINDS):
         kind = str(body["kind"])
         try:
             calendar = Calendar.parse(body)
         except InvalidSpec as e:
             problems.append(_invalid(f"{kind} {name_of(body)}", e))
+            metadata = body.get("metadata")
+            theirs = metadata.get("namespace") if isinstance(metadata, dict) else None
+            ours = job.metadata.namespace if job is not None else None
+            if kind != "Calendar" or not ours or not theirs or ours == theirs:
+                invalid.add(calendar_key(kind, name_of(body)))
             continue
         if kind == "Calendar" and job is not None and not _same_namespace(job, calendar):
             continue
@@ -357,7 +364,18 @@ def _load(
                     "with --feed CALENDAR=FILE, or `kubectl almanac next JOB` uses the "
                     "operator's copy"
                 ) from None
-            problems.append(_invalid(f"ScheduledJob {job.metadata.name}", e))
+            invalid_refs = {
+                f"spec.calendarRefs[{i}].name"
+                for i, ref in enumerate(job.spec.calendar_refs)
+                if ref.key() in invalid
+            }
+            errors = [
+                x
+                for x in e.errors
+                if not (x.reason == "CalendarNotFound" and x.path in invalid_refs)
+            ]
+            if errors:
+                problems.append(_invalid(f"ScheduledJob {job.metadata.name}", InvalidSpec(errors)))
     if problems:
         raise _Usage(f"{source} is invalid:\n" + "\n".join(problems))
     assert job is not None
