@@ -630,3 +630,26 @@ def test_the_readme_shows_what_almanac_next_prints_for_the_month_end_sample(
     code, out, _ = run(capsys, *argv)
     assert code == 0
     assert out.splitlines() == shown
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(tmp_path: Path) -> None:
+    """`almanac next ... | head -1`: as any Unix tool, it stops with exit 0 and no
+    traceback when the reader of its output is gone (it printed a BrokenPipeError)."""
+    import os
+    import subprocess
+    import sys
+
+    manifest = write(tmp_path, job('schedule: "* * * * *"'))
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "almanac", "next", "-f", manifest, "-n", "10000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().endswith(b"Z\n")
+    process.stdout.close()  # the reader goes away with 10,000 lines still to come
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 0, error
+    assert "Traceback" not in error and "BrokenPipe" not in error

@@ -38,6 +38,7 @@ from almanac.api.bounds import year_error
 from almanac.api.models import Calendar, ScheduledJob
 from almanac.api.names import CALENDAR_KINDS, calendar_key
 from almanac.api.resolve import resolve
+from almanac.cli import reader_gone
 from almanac.cli.manifests import ManifestError, name_of, read_objects, with_feed_copies
 from almanac.cli.options import (
     OFFLINE_ZONE_HELP,
@@ -88,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors: argparse has printed them
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_INVALID)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except BrokenPipeError:
+        return reader_gone()
     return code
 
 

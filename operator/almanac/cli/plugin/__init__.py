@@ -47,12 +47,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from almanac import __version__
+from almanac.cli import reader_gone
 from almanac.cli.options import (
     LIVE_ZONE_HELP,
     add_default_timezone,
@@ -60,7 +60,7 @@ from almanac.cli.options import (
     add_grid_options,
     count,
 )
-from almanac.cli.plugin.errors import EXIT_ERROR, EXIT_OK, PluginError
+from almanac.cli.plugin.errors import EXIT_ERROR, PluginError
 from almanac.errors import quote
 
 __all__ = ["build_parser", "main"]
@@ -326,7 +326,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader of our output went away (`| head`): as any Unix tool, stop quietly;
-        # point stdout at devnull so that flushing it at exit does not complain again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return reader_gone()
