@@ -345,6 +345,8 @@ INVALID = [
      "spec.timezone: is not a known field; did you mean timeZone?"),
     ("unquoted dd.MM", 'schedule: "@daily"\nexclusions: {annual: [25.12]}',
      "spec.exclusions.annual[0]: expected a string, got the number 25.12; quote it in YAML"),
+    ("a word YAML reads as a boolean", 'schedule: "@daily"\nexclusions: {weekly: [on]}',
+     "spec.exclusions.weekly[0]: expected a string, got the boolean true; quote it in YAML"),
     ("monthly day 32 as a number", 'schedule: "@daily"\nexclusions: {monthly: [1, 32]}',
      'spec.exclusions.monthly[1]: "32" is not a day of the month (dd, 01-31)'),
     ("monthly day 0 as a number", 'schedule: "@daily"\nexclusions: {monthly: [0]}',

@@ -1135,6 +1135,9 @@ def _field_error(error: Any) -> FieldError:
         message = "is not a known field" + (f"; did you mean {close[0]}?" if close else "")
     elif kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         message = f"expected a string, got the number {value!r}; quote it in YAML"
+    elif kind == "string_type" and isinstance(value, bool):
+        # YAML 1.1 reads yes/no/on/off/true/false unquoted as booleans (monthly: [yes]).
+        message = f"expected a string, got the boolean {str(value).lower()}; quote it in YAML"
     elif kind == "bool_type":
         unquote = "; write it unquoted" if value in ("true", "false") else ""
         message = f"expected a boolean (true or false), got {quote(value)}{unquote}"
