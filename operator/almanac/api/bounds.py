@@ -35,6 +35,7 @@ __all__ = [
     "CALENDAR_REFS_MAX_ITEMS",
     "CONDITION_MESSAGE_MAX_BYTES",
     "DATE_TIME_MAX_LENGTH",
+    "END_INSTANT",
     "EVENT_MESSAGE_MAX_BYTES",
     "EXCLUSION_ENTRY_MAX_LENGTH",
     "FEED_KEPT_MAX_LENGTH",
@@ -42,6 +43,7 @@ __all__ = [
     "FEED_MAX_REDIRECTS",
     "FEED_TIMEOUT_SECONDS",
     "FEED_URL_MAX_LENGTH",
+    "FIRST_INSTANT",
     "HISTORY_LIMIT_MAX",
     "HOLIDAYS_CATEGORIES_MAX_ITEMS",
     "HOLIDAYS_CODE_MAX_LENGTH",
@@ -111,8 +113,10 @@ DATE_TIME_MAX_LENGTH: Final = len("2027-01-01T00:00:00+02:00")
 """``startTime``/``endTime``: ``YYYY-MM-DDTHH:MM:SS`` and an optional offset, 25 characters.
 In the CRD it also bounds the cost the API server estimates for their CEL rules."""
 
-_FIRST_INSTANT: Final = datetime(YEAR_MIN, 1, 1, tzinfo=UTC) - timedelta(days=1)
-_END_INSTANT: Final = datetime(YEAR_MAX + 1, 1, 1, tzinfo=UTC) + timedelta(days=1)
+FIRST_INSTANT: Final = datetime(YEAR_MIN, 1, 1, tzinfo=UTC) - timedelta(days=1)
+END_INSTANT: Final = datetime(YEAR_MAX + 1, 1, 1, tzinfo=UTC) + timedelta(days=1)
+"""The instants a wall time of the years' bounds can be, in any offset (within a day):
+a run's ``scheduledTime`` and, in the CRD, a Backfill's ``from`` and ``to``."""
 
 STARTING_DEADLINE_SECONDS_MAX: Final = 365 * 24 * 3600
 """``startingDeadlineSeconds`` at most 31,536,000 (one year of 365 days).
@@ -398,9 +402,9 @@ def instant_error(instant: datetime) -> str | None:
     """Why an instant (aware) is not one a fire in the years' bounds can have, or None:
     a wall time of 1970-2200 in any zone (offsets are within a day) is within a day of
     those years in UTC."""
-    if _FIRST_INSTANT <= instant < _END_INSTANT:
+    if FIRST_INSTANT <= instant < END_INSTANT:
         return None
-    first, end = _FIRST_INSTANT.date(), _END_INSTANT.date() - timedelta(days=1)
+    first, end = FIRST_INSTANT.date(), END_INSTANT.date() - timedelta(days=1)
     return f"{instant.date().isoformat()} is outside {_span(first, end)} (years {years()})"
 
 
