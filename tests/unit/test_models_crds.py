@@ -99,3 +99,35 @@ def test_the_model_mirrors_the_crd(model: type[BaseModel], kind: str, part: str)
     inner = nested_model(model.model_fields[part].annotation)
     assert inner is not None
     assert disagreements(inner, crd_schema(kind)["properties"][part], part) == []
+
+
+def without_descriptions(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: without_descriptions(v) for k, v in schema.items() if k != "description"}
+    if isinstance(schema, list):
+        return [without_descriptions(v) for v in schema]
+    return schema
+
+
+# metav1.Condition as the API server's OpenAPI describes it (and `controller-gen` writes
+# it into every CRD with conditions): crds.md "Conditions have the schema of
+# metav1.Condition". The type is a qualified name, as for every condition in Kubernetes.
+METAV1_CONDITION_REQUIRED = ["type", "status", "reason", "message", "lastTransitionTime"]
+METAV1_CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+
+
+@pytest.mark.parametrize("kind", ["ScheduledJob", "ScheduledJobRun", "Calendar", "ClusterCalendar"])
+def test_every_condition_item_has_the_schema_of_metav1_condition(kind: str) -> None:
+    """One condition item in every CRD (crds.md), so a condition one kind accepts every
+    kind accepts, and the API server checks each as it checks metav1.Condition."""
+    conditions = crd_schema(kind)["properties"]["status"]["properties"]["conditions"]
+    item = conditions["items"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert item["required"] == METAV1_CONDITION_REQUIRED
+    assert item["properties"]["type"]["pattern"] == METAV1_CONDITION_TYPE_PATTERN
+    reference = crd_schema("ScheduledJob")["properties"]["status"]["properties"]["conditions"]
+    assert without_descriptions(conditions) == without_descriptions(reference)
