@@ -12,10 +12,12 @@ import asyncio
 import copy
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +30,12 @@ from almanac.controller.store import Kind
 from almanac.controller.timers import TimerQueue
 from almanac.controller.workqueue import WorkQueue
 from almanac.notifications import smtp as notify
+from almanac.notifications import state as notification_state
 from almanac.notifications.ratelimit import RateLimit
 from almanac.notifications.recipients import AllowList
 from almanac.rules import calendars
 from almanac.rules.calendars import Fetched
+from almanac.schedule.explain import NEVER_FIRES_REASONS
 from almanac.times import timestamp
 from tests.integration.objects import scheduled_job, service
 from tests.unit.fake_kube import FakeKube
@@ -1967,3 +1971,66 @@ async def test_the_late_e_mail_tells_the_run_as_it_stood_when_it_became_late(
     assert "Phase:         Running" in text
     assert f"  a        Running  {name}-a" in text
     assert "Succeeded" not in text
+
+
+# --- What `kubectl get events` and `kubectl describe` show: every reason in the contract ---
+
+_OPERATOR = Path(controller_module.__file__).resolve().parent.parent
+_DOCS = _OPERATOR.parent.parent / "docs"
+
+# Reasons made at run time, not written as a literal beside the Event's type: a job's
+# Ready=False reason is its Warning's (rules/jobs.py warn_once), a Backfill's refusal or
+# wait is its Warning's (rules/backfill.py stop), BackfillSucceeded/BackfillFailed are
+# f"Backfill{phase}", RunNotTrusted is chosen by the object it is posted on, and some
+# notification reasons come from the recipients' and webhooks' checks.
+_COMPUTED_EVENT_REASONS = {
+    ("Warning", "InvalidSchedule"),
+    ("Warning", "CalendarNotFetched"),
+    ("Warning", "CalendarNotFound"),
+    ("Warning", "NeverFires"),
+    ("Warning", "InvalidSpec"),
+    ("Warning", "ScheduledJobNotFound"),
+    ("Warning", "ScheduledJobInvalid"),
+    ("Warning", "RangeInFuture"),
+    ("Warning", "TooManyInstants"),
+    ("Normal", "BackfillSucceeded"),
+    ("Warning", "BackfillFailed"),
+    ("Warning", "RunNotTrusted"),
+    ("Warning", "NotificationNotConfigured"),
+    ("Warning", "NotificationNoRecipients"),
+    ("Warning", "NotificationRecipientRefused"),
+    ("Warning", "NotificationWebhookRefused"),
+}
+
+
+def _event_reasons_in_the_code() -> set[tuple[str, str]]:
+    """Every (type, reason) the operator posts."""
+    found: set[tuple[str, str]] = set()
+    literal = re.compile(r'"(Normal|Warning)",\s*"([A-Z][A-Za-z]+)"')
+    for path in _OPERATOR.rglob("*.py"):
+        found |= {(t, r) for t, r in literal.findall(path.read_text()) if r != "Warning"}
+    constant = re.compile(r'NotificationEvent\(\s*"(Normal|Warning)",\s*(REASON_[A-Z_]+)')
+    for t, name in constant.findall(Path(notification_state.__file__).read_text()):
+        found.add((t, getattr(notification_state, name)))
+    return found | _COMPUTED_EVENT_REASONS
+
+
+def test_every_event_reason_the_operator_posts_is_in_the_contract() -> None:
+    """api.md's Events table (with notifications.md's for the e-mail and webhook
+    reasons) names every reason a user can filter on (`kubectl get events
+    --field-selector reason=...`) with its type."""
+    documented = (_DOCS / "api.md").read_text() + (_DOCS / "notifications.md").read_text()
+    rows = set(re.findall(r"\| (Normal|Warning) \| `([A-Za-z]+)` \|", documented))
+    posted = _event_reasons_in_the_code()
+    assert ("Normal", "RunCreated") in posted and ("Warning", "RunLate") in posted
+    assert sorted(posted - rows) == []
+    assert sorted(rows - posted) == []
+
+
+def test_every_ready_reason_of_a_scheduled_job_is_in_the_contract() -> None:
+    """api.md names every reason a ScheduledJob's Ready condition can have."""
+    written = {"Scheduled", "Suspended", "InvalidSchedule", "CalendarNotFetched"}
+    written |= {"CalendarNotFound", *NEVER_FIRES_REASONS}
+    api = (_DOCS / "api.md").read_text()
+    section = api[api.index("### Conditions") :]
+    assert sorted(r for r in written if f"`{r}`" not in section) == []
