@@ -1967,3 +1967,26 @@ async def test_the_late_e_mail_tells_the_run_as_it_stood_when_it_became_late(
     assert "Phase:         Running" in text
     assert f"  a        Running  {name}-a" in text
     assert "Succeeded" not in text
+
+
+@sync
+async def test_a_run_being_deleted_creates_no_job_again_when_its_jobs_go_first() -> None:
+    """A run deleted with ``--cascade=foreground`` (or a job deleted so, as Argo CD
+    deletes) stays, with a deletionTimestamp, while the garbage collector deletes its
+    Jobs first. Those Jobs are not "deleted while the service runs" and created again
+    (each a second Job of the service, which the collector deletes in turn): an object
+    being deleted starts nothing, as a ReplicaSet or CronJob being deleted."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    name = f"{run_of(1)}-a"
+    run = w.kube.objects[("scheduledjobruns", "ns", run_of(1))]
+    run["metadata"]["deletionTimestamp"] = "2027-01-04T09:01:10Z"
+    run["metadata"]["finalizers"] = ["foregroundDeletion"]
+    w.kube._bump(run)
+    w.controller.observe(Kind.RUN, "MODIFIED", copy.deepcopy(run))
+    deleted = w.kube.objects.pop(("jobs", "ns", name))  # the garbage collector
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(deleted))
+    await w.at(minute(1) + timedelta(seconds=15))
+    assert w.kube.writes.count(("create", "jobs", name)) == 1
+    assert w.kube.names("jobs") == []

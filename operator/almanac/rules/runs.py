@@ -475,6 +475,11 @@ def decide_run(
     meta, spec = run["metadata"], run.get("spec") or {}
     status: Body = run.get("status") or {}
     old_phase = status.get("phase")
+    if meta.get("deletionTimestamp"):
+        # Being deleted (foreground: the garbage collector deletes its Jobs first): a
+        # Job gone now was not deleted while its service ran, and one created again
+        # would be the service's second (api.md "ScheduledJobRun").
+        return RunPlan({})
     rerun, events, consume = None, [], False
     if ANNOTATION_RERUN in (meta.get("annotations") or {}):
         rerun, event = _rerun(run, job, now, rerun_delay, default_time_zone)
