@@ -1990,3 +1990,22 @@ async def test_a_run_being_deleted_creates_no_job_again_when_its_jobs_go_first()
     await w.at(minute(1) + timedelta(seconds=15))
     assert w.kube.writes.count(("create", "jobs", name)) == 1
     assert w.kube.names("jobs") == []
+
+
+@sync
+async def test_a_job_being_deleted_fires_no_more() -> None:
+    """A ScheduledJob deleted in the foreground (``--cascade=foreground``, Argo CD)
+    stays, with a deletionTimestamp, while the garbage collector deletes its runs and
+    their Jobs. It starts no run meanwhile (each would be deleted in turn, after its Job
+    had started), as a CronJob being deleted creates no Job."""
+    w = World()
+    w.apply(job(services=[service("a")]))
+    await w.at(minute(1))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    body = w.kube.objects[("scheduledjobs", "ns", "j")]
+    body["metadata"]["deletionTimestamp"] = "2027-01-04T09:01:30Z"
+    body["metadata"]["finalizers"] = ["foregroundDeletion"]
+    w.kube._bump(body)
+    await w.at(minute(2))
+    await w.at(minute(3))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
