@@ -2009,3 +2009,25 @@ async def test_a_job_being_deleted_fires_no_more() -> None:
     await w.at(minute(2))
     await w.at(minute(3))
     assert w.kube.names("scheduledjobruns") == [run_of(1)]
+
+
+@sync
+async def test_a_run_deleted_mid_way_gets_no_job_again_when_its_jobs_deletion_is_seen_first() -> (
+    None
+):
+    """``kubectl delete sjr`` while a service runs: the garbage collector then deletes
+    the run's Jobs. The runs and the Jobs are two watches: a Job's DELETED event may be
+    seen before its run's (a burst of run events ahead of it). The Job is not created
+    again for a run that is gone (the collector would delete it, after its Pod had
+    started): each service of a run runs once."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    name = f"{run_of(1)}-a"
+    w.kube.objects.pop(("scheduledjobruns", "ns", run_of(1)))  # kubectl delete sjr
+    deleted = w.kube.objects.pop(("jobs", "ns", name))  # the garbage collector
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(deleted))
+    await w.controller.queue.idle()
+    await w.settle()  # the run's DELETED event
+    assert w.kube.writes.count(("create", "jobs", name)) == 1
+    assert w.kube.names("jobs") == []

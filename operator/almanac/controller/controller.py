@@ -758,6 +758,18 @@ class Controller:
                 no_pods=no_pods,
                 default_time_zone=self.settings.default_timezone,
             )
+            if self._recreates(body, plan.creates):
+                # A Job deleted while its service ran is created again, unless its run
+                # is gone too (kubectl delete sjr: the collector deletes the Jobs, and
+                # the Job watch may show that before the run watch shows the run's
+                # deletion): a Job created then would be the service's second.
+                fresh = await self.refresh(Kind.RUN, key)
+                if fresh is None:
+                    return True
+                if fresh["metadata"].get("resourceVersion") != body["metadata"].get(
+                    "resourceVersion"
+                ):
+                    return False  # changed meanwhile: decided again from the newer body
             newly = False
             for batch_job in plan.creates:
                 async with self.lanes.create():
@@ -825,6 +837,13 @@ class Controller:
             self.delivery.consider(key, run)
 
         return Bookkeeping.of(Kind.RUN, body, status, events, job=job, done=done)
+
+    @staticmethod
+    def _recreates(run: Body, creates: Iterable[Body]) -> bool:
+        """Whether one of the Jobs to create is one the run's status records as
+        created already (deleted since): the rare case worth a GET of the run."""
+        started = {s.get("jobName") for s in (run.get("status") or {}).get("services") or []}
+        return any(job["metadata"]["name"] in started for job in creates)
 
     async def _ended_unseen(
         self, namespace: str, run: Body, batch_jobs: list[Body]
