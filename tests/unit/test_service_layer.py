@@ -2031,3 +2031,28 @@ async def test_a_run_deleted_mid_way_gets_no_job_again_when_its_jobs_deletion_is
     await w.settle()  # the run's DELETED event
     assert w.kube.writes.count(("create", "jobs", name)) == 1
     assert w.kube.names("jobs") == []
+
+
+@sync
+async def test_a_rerun_asked_for_while_no_operator_ran_is_created_by_the_next_one() -> None:
+    """``almanac.dev/rerun`` set on a finished run while the operator was away (an
+    upgrade, a restart): the next operator, which lists the run with its annotation and
+    watches on from that list, creates the rerun, once, and consumes the annotation."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    parent = run_of(1)
+    w.finish_job(f"{parent}-a", ok=False)
+    await w.settle()
+    w.apply(
+        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
+        "scheduledjobruns",
+    )
+    w.controller = w.replica()  # the operator restarts: its store is the LIST
+    w.start_from_list(w.controller)
+    await w.controller.queue.idle()
+    await w.settle()
+    assert f"{parent}-r1" in w.kube.names("scheduledjobruns")
+    assert w.kube.writes.count(("create", "scheduledjobruns", f"{parent}-r1")) == 1
+    assert "almanac.dev/rerun" not in w.run(parent)["metadata"].get("annotations", {})
+    assert w.kube.reasons().count("RerunCreated") == 1

@@ -381,16 +381,17 @@ class Controller:
             self.decide_all()
 
     def decide_all(self) -> None:
-        """Enqueues every job, every unfinished run or Backfill and every run with an
-        e-mail due: at
-        start-up (the store was filled by a LIST, so the watch's first events are no news)
-        and at every resync."""
+        """Enqueues every job, every unfinished run or Backfill, every run with an
+        e-mail due and every run asked to be rerun (annotated while no operator ran, or
+        before one that stopped consumed it): at start-up (the store was filled by a
+        LIST, so the watch's first events are no news) and at every resync."""
         for key in self.store.keys(Kind.JOB):
             metrics.track_job(*key)
             self.queue.add((Kind.JOB, key))
         for key in self.store.keys(Kind.RUN):
-            run = self.store.get(Kind.RUN, key)
-            if _phase(run) not in policy.TERMINAL or policy.notifying(run or {}):
+            run = self.store.get(Kind.RUN, key) or {}
+            rerun = ANNOTATION_RERUN in ((run.get("metadata") or {}).get("annotations") or {})
+            if _phase(run) not in policy.TERMINAL or policy.notifying(run) or rerun:
                 self.queue.add((Kind.RUN, key))
         for key in self.store.keys(Kind.BACKFILL):
             if _phase(self.store.get(Kind.BACKFILL, key)) not in BACKFILL_FINISHED:
