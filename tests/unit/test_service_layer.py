@@ -2056,3 +2056,41 @@ async def test_a_rerun_asked_for_while_no_operator_ran_is_created_by_the_next_on
     assert w.kube.writes.count(("create", "scheduledjobruns", f"{parent}-r1")) == 1
     assert "almanac.dev/rerun" not in w.run(parent)["metadata"].get("annotations", {})
     assert w.kube.reasons().count("RerunCreated") == 1
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["retried", "after a restart"])
+@sync
+async def test_a_rerun_whose_annotation_was_not_consumed_is_not_refused_when_retried(
+    restart: bool,
+) -> None:
+    """The child was created and consuming the parent's rerun annotation failed (the
+    API server away, or the operator stopped). The retry, or the next operator, meets
+    the child its own request made (``almanac.dev/rerun-request``): the request was
+    answered (RerunCreated), not refused as a second one ("already rerun")."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    parent = run_of(1)
+    w.finish_job(f"{parent}-a", ok=False)
+    await w.settle()
+    w.apply(
+        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
+        "scheduledjobruns",
+    )
+    real = w.kube.patch_annotations
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("503 Service Unavailable")
+
+    w.kube.patch_annotations = lost  # type: ignore[method-assign]
+    await w.settle()  # the child is created; consuming the annotation fails
+    assert f"{parent}-r1" in w.kube.names("scheduledjobruns")
+    w.kube.patch_annotations = real  # type: ignore[method-assign]
+    if restart:
+        w.controller = w.replica()
+        w.start_from_list(w.controller)
+    await w.at(minute(1) + timedelta(seconds=2))  # the queue's retry
+    assert w.kube.writes.count(("create", "scheduledjobruns", f"{parent}-r1")) == 2
+    assert "almanac.dev/rerun" not in w.run(parent)["metadata"].get("annotations", {})
+    assert "RerunRefused" not in w.kube.reasons()
+    assert w.kube.reasons().count("RerunCreated") == 1

@@ -37,7 +37,7 @@ from almanac import wire
 from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.feeds import location as feed_location
-from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
+from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RERUN_REQUEST, ANNOTATION_RUN_NOW
 from almanac.controller import feeds, metrics
 from almanac.controller.delivery import Delivery, channels_of
 from almanac.controller.settings import Settings
@@ -790,7 +790,7 @@ class Controller:
                 self.own(Kind.RUN, result.body)
                 self._runs_checked.add(key_of(result.body))
                 self.queue.add((Kind.RUN, key_of(result.body)))
-            else:
+            elif not (isinstance(result, Exists) and await self._rerun_answered(key, plan.rerun)):
                 child = plan.rerun["metadata"]["name"]
                 message = (
                     f"run {key[1]} was already rerun as {child}; rerun {child} to try again"
@@ -876,6 +876,21 @@ class Controller:
                 latest = max(refusals, key=lambda e: str(e.get("lastTimestamp") or ""))
                 found[service] = truncate(str(latest.get("message") or ""), 1000)
         return found
+
+    async def _rerun_answered(self, key: Key, rerun: Body) -> bool:
+        """Whether the rerun that exists already is the one this request asked for
+        (created by a decision that stopped, or lost an answer, before it consumed the
+        annotation): then it is decided now, and the request is not refused as a second
+        one (:data:`~almanac.api.names.ANNOTATION_RERUN_REQUEST`)."""
+        child = await self.refresh(Kind.RUN, (key[0], rerun["metadata"]["name"]))
+        if child is None:
+            return False
+        asked = (rerun["metadata"].get("annotations") or {}).get(ANNOTATION_RERUN_REQUEST)
+        made = (child["metadata"].get("annotations") or {}).get(ANNOTATION_RERUN_REQUEST)
+        if not asked or made != asked or (child.get("spec") or {}).get("parentRun") != key[1]:
+            return False
+        self.queue.add((Kind.RUN, key_of(child)))
+        return True
 
     async def _consume_rerun(self, run: Body) -> Body | None:
         """Removes the rerun annotation once its child exists (or was refused). Not by

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from almanac.api.bounds import instant_error
 from almanac.api.names import (
     ANNOTATION_RERUN,
+    ANNOTATION_RERUN_REQUEST,
     ANNOTATION_SCHEDULED_TIME,
     LABEL_JOB,
     LABEL_RUN,
@@ -416,6 +417,9 @@ def _rerun(
         original=timestamp(date.instant) if date else None,
         calendars=spec.get("calendars"),  # the calendars the parent's fire obeyed
     )
+    body["metadata"]["annotations"] = {
+        ANNOTATION_RERUN_REQUEST: str(run["metadata"].get("resourceVersion") or "")
+    }
     message = f"created rerun {child} of {which}, starting {timestamp(when)}"
     return body, PlannedEvent("Normal", "RerunCreated", message, child)
 
