@@ -2034,3 +2034,130 @@ def test_every_ready_reason_of_a_scheduled_job_is_in_the_contract() -> None:
     api = (_DOCS / "api.md").read_text()
     section = api[api.index("### Conditions") :]
     assert sorted(r for r in written if f"`{r}`" not in section) == []
+
+
+@sync
+async def test_a_run_being_deleted_creates_no_job_again_when_its_jobs_go_first() -> None:
+    """A run deleted with ``--cascade=foreground`` (or a job deleted so, as Argo CD
+    deletes) stays, with a deletionTimestamp, while the garbage collector deletes its
+    Jobs first. Those Jobs are not "deleted while the service runs" and created again
+    (each a second Job of the service, which the collector deletes in turn): an object
+    being deleted starts nothing, as a ReplicaSet or CronJob being deleted."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(minute(1))
+    name = f"{run_of(1)}-a"
+    run = w.kube.objects[("scheduledjobruns", "ns", run_of(1))]
+    run["metadata"]["deletionTimestamp"] = "2027-01-04T09:01:10Z"
+    run["metadata"]["finalizers"] = ["foregroundDeletion"]
+    w.kube._bump(run)
+    w.controller.observe(Kind.RUN, "MODIFIED", copy.deepcopy(run))
+    deleted = w.kube.objects.pop(("jobs", "ns", name))  # the garbage collector
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(deleted))
+    await w.at(minute(1) + timedelta(seconds=15))
+    assert w.kube.writes.count(("create", "jobs", name)) == 1
+    assert w.kube.names("jobs") == []
+
+
+@sync
+async def test_a_job_being_deleted_fires_no_more() -> None:
+    """A ScheduledJob deleted in the foreground (``--cascade=foreground``, Argo CD)
+    stays, with a deletionTimestamp, while the garbage collector deletes its runs and
+    their Jobs. It starts no run meanwhile (each would be deleted in turn, after its Job
+    had started), as a CronJob being deleted creates no Job."""
+    w = World()
+    w.apply(job(services=[service("a")]))
+    await w.at(minute(1))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+    body = w.kube.objects[("scheduledjobs", "ns", "j")]
+    body["metadata"]["deletionTimestamp"] = "2027-01-04T09:01:30Z"
+    body["metadata"]["finalizers"] = ["foregroundDeletion"]
+    w.kube._bump(body)
+    await w.at(minute(2))
+    await w.at(minute(3))
+    assert w.kube.names("scheduledjobruns") == [run_of(1)]
+
+
+@sync
+async def test_a_run_deleted_mid_way_gets_no_job_again_when_its_jobs_deletion_is_seen_first() -> (
+    None
+):
+    """``kubectl delete sjr`` while a service runs: the garbage collector then deletes
+    the run's Jobs. The runs and the Jobs are two watches: a Job's DELETED event may be
+    seen before its run's (a burst of run events ahead of it). The Job is not created
+    again for a run that is gone (the collector would delete it, after its Pod had
+    started): each service of a run runs once."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    name = f"{run_of(1)}-a"
+    w.kube.objects.pop(("scheduledjobruns", "ns", run_of(1)))  # kubectl delete sjr
+    deleted = w.kube.objects.pop(("jobs", "ns", name))  # the garbage collector
+    w.controller.observe(Kind.BATCH_JOB, "DELETED", copy.deepcopy(deleted))
+    await w.controller.queue.idle()
+    await w.settle()  # the run's DELETED event
+    assert w.kube.writes.count(("create", "jobs", name)) == 1
+    assert w.kube.names("jobs") == []
+
+
+@sync
+async def test_a_rerun_asked_for_while_no_operator_ran_is_created_by_the_next_one() -> None:
+    """``almanac.dev/rerun`` set on a finished run while the operator was away (an
+    upgrade, a restart): the next operator, which lists the run with its annotation and
+    watches on from that list, creates the rerun, once, and consumes the annotation."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    parent = run_of(1)
+    w.finish_job(f"{parent}-a", ok=False)
+    await w.settle()
+    w.apply(
+        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
+        "scheduledjobruns",
+    )
+    w.controller = w.replica()  # the operator restarts: its store is the LIST
+    w.start_from_list(w.controller)
+    await w.controller.queue.idle()
+    await w.settle()
+    assert f"{parent}-r1" in w.kube.names("scheduledjobruns")
+    assert w.kube.writes.count(("create", "scheduledjobruns", f"{parent}-r1")) == 1
+    assert "almanac.dev/rerun" not in w.run(parent)["metadata"].get("annotations", {})
+    assert w.kube.reasons().count("RerunCreated") == 1
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["retried", "after a restart"])
+@sync
+async def test_a_rerun_whose_annotation_was_not_consumed_is_not_refused_when_retried(
+    restart: bool,
+) -> None:
+    """The child was created and consuming the parent's rerun annotation failed (the
+    API server away, or the operator stopped). The retry, or the next operator, meets
+    the child its own request made (``almanac.dev/rerun-request``): the request was
+    answered (RerunCreated), not refused as a second one ("already rerun")."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
+    await w.at(minute(1))
+    parent = run_of(1)
+    w.finish_job(f"{parent}-a", ok=False)
+    await w.settle()
+    w.apply(
+        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
+        "scheduledjobruns",
+    )
+    real = w.kube.patch_annotations
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("503 Service Unavailable")
+
+    w.kube.patch_annotations = lost  # type: ignore[method-assign]
+    await w.settle()  # the child is created; consuming the annotation fails
+    assert f"{parent}-r1" in w.kube.names("scheduledjobruns")
+    w.kube.patch_annotations = real  # type: ignore[method-assign]
+    if restart:
+        w.controller = w.replica()
+        w.start_from_list(w.controller)
+    await w.at(minute(1) + timedelta(seconds=2))  # the queue's retry
+    assert w.kube.writes.count(("create", "scheduledjobruns", f"{parent}-r1")) == 2
+    assert "almanac.dev/rerun" not in w.run(parent)["metadata"].get("annotations", {})
+    assert "RerunRefused" not in w.kube.reasons()
+    assert w.kube.reasons().count("RerunCreated") == 1

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 __all__ = [
     "ANNOTATION_RERUN",
+    "ANNOTATION_RERUN_REQUEST",
     "ANNOTATION_RUN_NOW",
     "ANNOTATION_SCHEDULED_TIME",
     "API_VERSION",
@@ -65,6 +66,10 @@ LABEL_BACKFILL: Final = "almanac.dev/backfill"
 """On a run a Backfill created: which one (``kubectl get sjr -l almanac.dev/backfill=X``)."""
 
 ANNOTATION_RERUN = "almanac.dev/rerun"
+ANNOTATION_RERUN_REQUEST: Final = "almanac.dev/rerun-request"
+"""On a rerun: its parent's resourceVersion when it was asked for. A retry that meets
+the child (the operator stopped, or an answer was lost, before the parent's annotation
+was consumed) tells its own request from a second one by it."""
 ANNOTATION_RUN_NOW = "almanac.dev/run-now"
 ANNOTATION_SCHEDULED_TIME: Final = "almanac.dev/scheduled-time"
 """On every Job of a run: the run's scheduled instant (RFC 3339 UTC), as CronJob's

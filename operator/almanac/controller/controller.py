@@ -37,7 +37,7 @@ from almanac import wire
 from almanac.api import names as api
 from almanac.api.bounds import truncate
 from almanac.api.feeds import location as feed_location
-from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RUN_NOW
+from almanac.api.names import ANNOTATION_RERUN, ANNOTATION_RERUN_REQUEST, ANNOTATION_RUN_NOW
 from almanac.controller import feeds, metrics
 from almanac.controller.delivery import Delivery, channels_of
 from almanac.controller.settings import Settings
@@ -381,16 +381,17 @@ class Controller:
             self.decide_all()
 
     def decide_all(self) -> None:
-        """Enqueues every job, every unfinished run or Backfill and every run with an
-        e-mail due: at
-        start-up (the store was filled by a LIST, so the watch's first events are no news)
-        and at every resync."""
+        """Enqueues every job, every unfinished run or Backfill, every run with an
+        e-mail due and every run asked to be rerun (annotated while no operator ran, or
+        before one that stopped consumed it): at start-up (the store was filled by a
+        LIST, so the watch's first events are no news) and at every resync."""
         for key in self.store.keys(Kind.JOB):
             metrics.track_job(*key)
             self.queue.add((Kind.JOB, key))
         for key in self.store.keys(Kind.RUN):
-            run = self.store.get(Kind.RUN, key)
-            if _phase(run) not in policy.TERMINAL or policy.notifying(run or {}):
+            run = self.store.get(Kind.RUN, key) or {}
+            rerun = ANNOTATION_RERUN in ((run.get("metadata") or {}).get("annotations") or {})
+            if _phase(run) not in policy.TERMINAL or policy.notifying(run) or rerun:
                 self.queue.add((Kind.RUN, key))
         for key in self.store.keys(Kind.BACKFILL):
             if _phase(self.store.get(Kind.BACKFILL, key)) not in BACKFILL_FINISHED:
@@ -758,6 +759,18 @@ class Controller:
                 no_pods=no_pods,
                 default_time_zone=self.settings.default_timezone,
             )
+            if self._recreates(body, plan.creates):
+                # A Job deleted while its service ran is created again, unless its run
+                # is gone too (kubectl delete sjr: the collector deletes the Jobs, and
+                # the Job watch may show that before the run watch shows the run's
+                # deletion): a Job created then would be the service's second.
+                fresh = await self.refresh(Kind.RUN, key)
+                if fresh is None:
+                    return True
+                if fresh["metadata"].get("resourceVersion") != body["metadata"].get(
+                    "resourceVersion"
+                ):
+                    return False  # changed meanwhile: decided again from the newer body
             newly = False
             for batch_job in plan.creates:
                 async with self.lanes.create():
@@ -777,7 +790,7 @@ class Controller:
                 self.own(Kind.RUN, result.body)
                 self._runs_checked.add(key_of(result.body))
                 self.queue.add((Kind.RUN, key_of(result.body)))
-            else:
+            elif not (isinstance(result, Exists) and await self._rerun_answered(key, plan.rerun)):
                 child = plan.rerun["metadata"]["name"]
                 message = (
                     f"run {key[1]} was already rerun as {child}; rerun {child} to try again"
@@ -826,6 +839,13 @@ class Controller:
 
         return Bookkeeping.of(Kind.RUN, body, status, events, job=job, done=done)
 
+    @staticmethod
+    def _recreates(run: Body, creates: Iterable[Body]) -> bool:
+        """Whether one of the Jobs to create is one the run's status records as
+        created already (deleted since): the rare case worth a GET of the run."""
+        started = {s.get("jobName") for s in (run.get("status") or {}).get("services") or []}
+        return any(job["metadata"]["name"] in started for job in creates)
+
     async def _ended_unseen(
         self, namespace: str, run: Body, batch_jobs: list[Body]
     ) -> dict[str, Body]:
@@ -856,6 +876,21 @@ class Controller:
                 latest = max(refusals, key=lambda e: str(e.get("lastTimestamp") or ""))
                 found[service] = truncate(str(latest.get("message") or ""), 1000)
         return found
+
+    async def _rerun_answered(self, key: Key, rerun: Body) -> bool:
+        """Whether the rerun that exists already is the one this request asked for
+        (created by a decision that stopped, or lost an answer, before it consumed the
+        annotation): then it is decided now, and the request is not refused as a second
+        one (:data:`~almanac.api.names.ANNOTATION_RERUN_REQUEST`)."""
+        child = await self.refresh(Kind.RUN, (key[0], rerun["metadata"]["name"]))
+        if child is None:
+            return False
+        asked = (rerun["metadata"].get("annotations") or {}).get(ANNOTATION_RERUN_REQUEST)
+        made = (child["metadata"].get("annotations") or {}).get(ANNOTATION_RERUN_REQUEST)
+        if not asked or made != asked or (child.get("spec") or {}).get("parentRun") != key[1]:
+            return False
+        self.queue.add((Kind.RUN, key_of(child)))
+        return True
 
     async def _consume_rerun(self, run: Body) -> Body | None:
         """Removes the rerun annotation once its child exists (or was refused). Not by

@@ -448,6 +448,11 @@ def decide_job(
     created by the operator (:mod:`almanac.rules.trust`), and when this operator began
     serving (``catchUp: None`` misses the fires before it). Pure: the same inputs give
     the same plan."""
+    if job["metadata"].get("deletionTimestamp"):
+        # Being deleted (foreground: the garbage collector deletes its runs first): a run
+        # started now would be deleted in turn, after its Job had started, as would each
+        # waiting fire its deleted predecessor lets start. As a CronJob being deleted.
+        return JobPlan()
     d = _Decision(job, runs, now, default_time_zone)
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from almanac.api.bounds import instant_error
 from almanac.api.names import (
     ANNOTATION_RERUN,
+    ANNOTATION_RERUN_REQUEST,
     ANNOTATION_SCHEDULED_TIME,
     LABEL_JOB,
     LABEL_RUN,
@@ -416,6 +417,9 @@ def _rerun(
         original=timestamp(date.instant) if date else None,
         calendars=spec.get("calendars"),  # the calendars the parent's fire obeyed
     )
+    body["metadata"]["annotations"] = {
+        ANNOTATION_RERUN_REQUEST: str(run["metadata"].get("resourceVersion") or "")
+    }
     message = f"created rerun {child} of {which}, starting {timestamp(when)}"
     return body, PlannedEvent("Normal", "RerunCreated", message, child)
 
@@ -475,6 +479,11 @@ def decide_run(
     meta, spec = run["metadata"], run.get("spec") or {}
     status: Body = run.get("status") or {}
     old_phase = status.get("phase")
+    if meta.get("deletionTimestamp"):
+        # Being deleted (foreground: the garbage collector deletes its Jobs first): a
+        # Job gone now was not deleted while its service ran, and one created again
+        # would be the service's second (api.md "ScheduledJobRun").
+        return RunPlan({})
     rerun, events, consume = None, [], False
     if ANNOTATION_RERUN in (meta.get("annotations") or {}):
         rerun, event = _rerun(run, job, now, rerun_delay, default_time_zone)
