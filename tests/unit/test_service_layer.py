@@ -1967,3 +1967,72 @@ async def test_the_late_e_mail_tells_the_run_as_it_stood_when_it_became_late(
     assert "Phase:         Running" in text
     assert f"  a        Running  {name}-a" in text
     assert "Succeeded" not in text
+
+
+def job_status_writes_fail(w: World) -> dict[str, bool]:
+    """The job's status patches fail (503) while ``["fail"]`` is true; every other write
+    (its runs, their Jobs, Events) goes through."""
+    state = {"fail": True}
+    real = w.kube.patch_status
+
+    async def patch(plural: str, namespace: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        if plural == "scheduledjobs" and state["fail"]:
+            raise RuntimeError("503 Service Unavailable")
+        return await real(plural, namespace, name, *args, **kwargs)
+
+    w.kube.patch_status = patch  # type: ignore[method-assign]
+    return state
+
+
+@pytest.mark.parametrize(
+    ("spec", "created", "first", "failing_until", "runs", "missed"),
+    [
+        # catchUp All, decided first at 09:03:45: 09:00 and 09:01 are past the deadline,
+        # 09:02 and 09:03 start. The retry found both runs and dropped the two missed
+        # fires with them: no count, no metric.
+        (
+            {"catchUp": "All", "startingDeadlineSeconds": 150},
+            "2027-01-04T08:59:30Z",
+            minute(3) + timedelta(seconds=45),
+            minute(3) + timedelta(seconds=45),
+            [2, 3],
+            (2, "2027-01-04T09:01:00Z"),
+        ),
+        # catchUp Latest: 09:01's run was created but the job's status did not land
+        # until after 09:02; the retry counted 09:01 as missed beside its run.
+        ({}, "2027-01-04T09:00:30Z", minute(1), minute(2) + timedelta(seconds=10), [1, 2], None),
+    ],
+    ids=["all-keeps-the-missed-fires", "latest-does-not-miss-a-fire-that-ran"],
+)
+@sync
+async def test_a_fire_is_recorded_once_as_what_it_was_when_the_jobs_status_write_failed(
+    spec: Body,
+    created: str,
+    first: datetime,
+    failing_until: datetime,
+    runs: list[int],
+    missed: tuple[int, str] | None,
+) -> None:
+    """api.md "Missed fires": every missed fire is recorded, never silently dropped, and
+    a fire is missed when its instant passes *without a run*. A decision creates its
+    runs before it writes the job's status; when that write fails and the retry that
+    lands comes later (the API server away for a while), the retry must still tell the
+    fires that have a run (started) from those that have none (missed), whatever
+    ``catchUp`` is."""
+    w = World()
+    w.apply(job(created, **spec))
+    failing = job_status_writes_fail(w)
+    when = first
+    await w.at(when)
+    while when < failing_until:  # the retries fail meanwhile
+        when += timedelta(seconds=5)
+        await w.at(when)
+    failing["fail"] = False
+    for _ in range(2):  # the retry after the back-off lands
+        when += timedelta(seconds=5)
+        await w.at(when)
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in runs]
+    status = w.job_status()
+    assert status["lastScheduleTime"] == timestamp(minute(runs[-1]))
+    recorded = status.get("missedSchedules") or {}
+    assert (recorded.get("count"), recorded.get("lastMissedTime")) == (missed or (None, None))

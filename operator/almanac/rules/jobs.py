@@ -14,6 +14,7 @@ again: the run's name, derived from job and instant, says it happened.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -566,9 +567,12 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
 
     Due are the fires after the last one handled (started or recorded as missed, else
     the job's creation). Fires that fell while the job was suspended are all missed: the
-    Ready condition says Suspended until this decision resumes the job. With ``catchUp:
-    All``, fires whose runs exist already (an earlier decision whose status write did
-    not land) count as started.
+    Ready condition says Suspended until this decision resumes the job. Otherwise, fires
+    whose runs exist already (an earlier decision whose status write did not land, the
+    API server away until after the next fire) count as started, whatever ``catchUp``
+    is, and the fires before the latest of them that have no run were missed by that
+    decision: both are recorded again, since its status did not say so (every missed
+    fire is older than every started one).
     """
     since = _fires_recorded_through(d.meta, d.status)
     ready: Body = next(
@@ -579,28 +583,32 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
     spec = d.model.spec
     starting = policy.CATCH_UP_MAX if spec.catch_up == "All" and not resumed else 1
     due, uncounted = due_fires(schedule, since, d.now, starting)
-    started: list[datetime] = []
-    if spec.catch_up == "All" and not resumed:
-        started = [t for t in due if run_name(d.meta["name"], t) in d.runs]
-        if started:
-            due = [t for t in due if t > started[-1]]
-    decision = policy.decide(
-        due,
-        d.now,
-        spec.starting_deadline_seconds,
+    decide = functools.partial(
+        policy.decide,
+        now=d.now,
+        deadline_seconds=spec.starting_deadline_seconds,
         resumed=resumed,
         catch_up=spec.catch_up.value,
         serving_since=serving_since,
         concurrency=spec.concurrency_policy.value,
-        busy=bool(d.active(besides="")),
     )
-    if decision.missed:
-        times = ", ".join(timestamp(t) or "" for t in decision.missed[-3:])
-        count = f"more than {len(decision.missed)}" if uncounted else str(len(decision.missed))
-        d.miss(
-            decision.missed,
-            f"{count} fire(s) not started, latest {times}: {decision.reason}",
-        )
+    started: list[datetime] = []
+    passed_over: list[datetime] = []
+    reason = ""
+    if not resumed:
+        started = [t for t in due if run_name(d.meta["name"], t) in d.runs]
+    if started:
+        before = [t for t in due if t <= started[-1]]
+        passed_over = [t for t in before if t not in started]
+        # Why the decision that started them missed these (it would say so again).
+        reason = decide(before, busy=False).reason or "a later fire started"
+        due = [t for t in due if t > started[-1]]
+    decision = decide(due, busy=bool(d.active(besides="")))
+    missed = passed_over + decision.missed
+    if missed:
+        times = ", ".join(timestamp(t) or "" for t in missed[-3:])
+        count = f"more than {len(missed)}" if uncounted else str(len(missed))
+        d.miss(missed, f"{count} fire(s) not started, latest {times}: {decision.reason or reason}")
     for instant in decision.starts:
         d.start(instant, TRIGGER_SCHEDULE, run_name(d.meta["name"], instant))
     started += decision.starts
