@@ -2036,3 +2036,40 @@ async def test_a_fire_is_recorded_once_as_what_it_was_when_the_jobs_status_write
     assert status["lastScheduleTime"] == timestamp(minute(runs[-1]))
     recorded = status.get("missedSchedules") or {}
     assert (recorded.get("count"), recorded.get("lastMissedTime")) == (missed or (None, None))
+
+
+@sync
+async def test_a_fire_whose_run_the_api_server_refuses_is_recorded_as_missed() -> None:
+    """api.md "Missed fires": a fire is missed when its instant passes without a run,
+    and every missed fire is recorded (MissedSchedule, ``status.missedSchedules``,
+    ``almanac_missed_fires_total``). A ResourceQuota on runs (or a policy webhook)
+    refusing the run's create is such a fire: it was a RunRefused Event only, counted
+    nowhere, and the job's status listed the run that was never made as active."""
+    from prometheus_client import REGISTRY
+
+    from almanac.kube import Refused
+
+    metrics.forget_job("ns", "j")
+    w = World()
+    w.apply(job("2027-01-04T09:00:30Z"))
+    real = w.kube.create
+
+    async def create(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns" and body["metadata"]["name"] == run_of(1):
+            return Refused("exceeded quota: runs, requested: count/scheduledjobruns=1")
+        return await real(plural, namespace, body)
+
+    w.kube.create = create  # type: ignore[method-assign]
+    await w.at(minute(1))
+    assert w.kube.names("scheduledjobruns") == []
+    status = w.job_status()
+    missed = status["missedSchedules"]
+    assert (missed["count"], missed["lastMissedTime"]) == (1, "2027-01-04T09:01:00Z")
+    assert "exceeded quota" in missed["message"]
+    assert not status.get("active") and not status.get("lastRun")
+    assert {"RunRefused", "MissedSchedule"} <= set(w.kube.reasons())
+    labels = {"namespace": "ns", "scheduledjob": "j"}
+    assert REGISTRY.get_sample_value("almanac_missed_fires_total", labels) == 1
+    await w.at(minute(2))  # the next fire is an ordinary one
+    assert w.kube.names("scheduledjobruns") == [run_of(2)]
+    assert w.job_status()["missedSchedules"]["count"] == 1

@@ -187,9 +187,16 @@ class _Decision:
     """Accumulates one job's plan; :func:`decide_job` drives it."""
 
     def __init__(
-        self, job: Body, runs: Sequence[Body], now: datetime, default_time_zone: str = "UTC"
+        self,
+        job: Body,
+        runs: Sequence[Body],
+        now: datetime,
+        default_time_zone: str = "UTC",
+        refused: Mapping[str, str] | None = None,
     ) -> None:
         self.job, self.now = job, now
+        self.refused = refused or {}
+        """Runs the API server refused to create, by name: their message."""
         self.default_time_zone = default_time_zone
         self.meta, self.spec = job["metadata"], job.get("spec") or {}
         self.status: Body = job.get("status") or {}
@@ -312,6 +319,13 @@ class _Decision:
         """Creates the run of one fire, honouring concurrencyPolicy; False if forbidden."""
         if name in self.runs:
             return True  # fired already (a retry, or a restart before status was written)
+        if name in self.refused:  # its instant passes without a run: missed (api.md)
+            why = f"the API server refused run {name}: {self.refused[name]}"
+            if trigger == TRIGGER_RUN_NOW:
+                self.refuse_run_now(why)
+            else:
+                self.miss([scheduled], f"fire {timestamp(scheduled)} not started: {why}")
+            return False
         assert self.model is not None
         policy_name = self.model.spec.concurrency_policy.value
         active = self.active(besides=name) if policy_name != "Allow" else []
@@ -443,13 +457,16 @@ def decide_job(
     default_time_zone: str = "UTC",
     taken: Sequence[str] = (),
     serving_since: datetime | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> JobPlan:
     """Everything to do for ``job`` at ``now``, given its runs and the Calendars of its
     namespace (raw bodies, by name), and the names of runs that claim it but were not
     created by the operator (:mod:`almanac.rules.trust`), and when this operator began
-    serving (``catchUp: None`` misses the fires before it). Pure: the same inputs give
-    the same plan."""
-    d = _Decision(job, runs, now, default_time_zone)
+    serving (``catchUp: None`` misses the fires before it). ``refused``: the runs the
+    API server refused to create (a quota, a policy), by name, with its message: their
+    fires are missed, as they pass without a run. Pure: the same inputs give the same
+    plan."""
+    d = _Decision(job, runs, now, default_time_zone, refused)
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
     # Read before the spec is checked: suspension must be known whatever else is wrong
