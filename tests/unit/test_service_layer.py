@@ -314,6 +314,8 @@ async def test_forbid_counts_every_missed_fire_while_a_run_is_active() -> None:
     missed = w.job_status()["missedSchedules"]
     assert (missed["count"], missed["lastMissedTime"]) == (3, "2027-01-04T09:04:00Z")
     assert w.job_status()["active"] == [first]
+    # LAST (lastScheduleTime) is the fire that ran, as a CronJob's: not a missed one.
+    assert w.job_status()["lastScheduleTime"] == "2027-01-04T09:01:00Z"
 
 
 @sync
@@ -2067,6 +2069,7 @@ async def test_a_fire_whose_run_the_api_server_refuses_is_recorded_as_missed() -
     assert (missed["count"], missed["lastMissedTime"]) == (1, "2027-01-04T09:01:00Z")
     assert "exceeded quota" in missed["message"]
     assert not status.get("active") and not status.get("lastRun")
+    assert not status.get("lastScheduleTime")  # LAST: no fire ran
     assert {"RunRefused", "MissedSchedule"} <= set(w.kube.reasons())
     labels = {"namespace": "ns", "scheduledjob": "j"}
     assert REGISTRY.get_sample_value("almanac_missed_fires_total", labels) == 1

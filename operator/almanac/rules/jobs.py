@@ -626,9 +626,13 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
         times = ", ".join(timestamp(t) or "" for t in missed[-3:])
         count = f"more than {len(missed)}" if uncounted else str(len(missed))
         d.miss(missed, f"{count} fire(s) not started, latest {times}: {decision.reason or reason}")
-    for instant in decision.starts:
-        d.start(instant, TRIGGER_SCHEDULE, run_name(d.meta["name"], instant))
-    started += decision.starts
+    # lastScheduleTime is the latest fire that has a run, as a CronJob's: one that
+    # Forbid or the API server turned down is missed (lastMissedTime), not scheduled.
+    started += [
+        instant
+        for instant in decision.starts
+        if d.start(instant, TRIGGER_SCHEDULE, run_name(d.meta["name"], instant))
+    ]
     if started:
         d.fired = started[-1]
         d.desired["lastScheduleTime"] = timestamp(started[-1])
