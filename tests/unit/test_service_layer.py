@@ -2076,3 +2076,27 @@ async def test_a_fire_whose_run_the_api_server_refuses_is_recorded_as_missed() -
     await w.at(minute(2))  # the next fire is an ordinary one
     assert w.kube.names("scheduledjobruns") == [run_of(2)]
     assert w.job_status()["missedSchedules"]["count"] == 1
+
+
+@sync
+async def test_a_replace_fire_whose_run_is_refused_still_says_it_deleted_the_active_run() -> None:
+    """The decision is made again once a run is refused (to record its fire as missed);
+    the active run the first one deleted (concurrencyPolicy Replace) is gone by then, and
+    its RunReplaced Event must not go with it."""
+    from almanac.kube import Refused
+
+    w = World()
+    w.apply(job("2027-01-04T09:00:30Z", concurrencyPolicy="Replace", services=[service("s")]))
+    real = w.kube.create
+
+    async def create(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns" and body["metadata"]["name"] == run_of(2):
+            return Refused("exceeded quota: runs")
+        return await real(plural, namespace, body)
+
+    w.kube.create = create  # type: ignore[method-assign]
+    await w.at(minute(1))
+    await w.at(minute(2))
+    assert w.kube.names("scheduledjobruns") == []
+    assert {"RunReplaced", "RunRefused", "MissedSchedule"} <= set(w.kube.reasons())
+    assert w.job_status()["missedSchedules"]["count"] == 1

@@ -570,6 +570,9 @@ class Controller:
                     metrics.FIRE_LATENESS.labels(*key).observe(lateness)
             if not any(create.body["metadata"]["name"] in refused for create in plan.creates):
                 break
+            # What was done stays said: the Events of the runs deleted (RunReplaced, keyed
+            # by the run), which the next decision no longer sees.
+            run_events += [e for e in plan.events if e.key in plan.deletes]
         missed, wake_at, last_success = plan.missed, plan.wake_at, plan.last_success
 
         def done() -> None:
