@@ -318,6 +318,8 @@ async def test_forbid_counts_every_missed_fire_while_a_run_is_active() -> None:
     missed = w.job_status()["missedSchedules"]
     assert (missed["count"], missed["lastMissedTime"]) == (3, "2027-01-04T09:04:00Z")
     assert w.job_status()["active"] == [first]
+    # LAST (lastScheduleTime) is the fire that ran, as a CronJob's: not a missed one.
+    assert w.job_status()["lastScheduleTime"] == "2027-01-04T09:01:00Z"
 
 
 @sync
@@ -2161,3 +2163,134 @@ async def test_a_rerun_whose_annotation_was_not_consumed_is_not_refused_when_ret
     assert "almanac.dev/rerun" not in w.run(parent)["metadata"].get("annotations", {})
     assert "RerunRefused" not in w.kube.reasons()
     assert w.kube.reasons().count("RerunCreated") == 1
+
+
+def job_status_writes_fail(w: World) -> dict[str, bool]:
+    """The job's status patches fail (503) while ``["fail"]`` is true; every other write
+    (its runs, their Jobs, Events) goes through."""
+    state = {"fail": True}
+    real = w.kube.patch_status
+
+    async def patch(plural: str, namespace: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        if plural == "scheduledjobs" and state["fail"]:
+            raise RuntimeError("503 Service Unavailable")
+        return await real(plural, namespace, name, *args, **kwargs)
+
+    w.kube.patch_status = patch  # type: ignore[method-assign]
+    return state
+
+
+@pytest.mark.parametrize(
+    ("spec", "created", "first", "failing_until", "runs", "missed"),
+    [
+        # catchUp All, decided first at 09:03:45: 09:00 and 09:01 are past the deadline,
+        # 09:02 and 09:03 start. The retry found both runs and dropped the two missed
+        # fires with them: no count, no metric.
+        (
+            {"catchUp": "All", "startingDeadlineSeconds": 150},
+            "2027-01-04T08:59:30Z",
+            minute(3) + timedelta(seconds=45),
+            minute(3) + timedelta(seconds=45),
+            [2, 3],
+            (2, "2027-01-04T09:01:00Z"),
+        ),
+        # catchUp Latest: 09:01's run was created but the job's status did not land
+        # until after 09:02; the retry counted 09:01 as missed beside its run.
+        ({}, "2027-01-04T09:00:30Z", minute(1), minute(2) + timedelta(seconds=10), [1, 2], None),
+    ],
+    ids=["all-keeps-the-missed-fires", "latest-does-not-miss-a-fire-that-ran"],
+)
+@sync
+async def test_a_fire_is_recorded_once_as_what_it_was_when_the_jobs_status_write_failed(
+    spec: Body,
+    created: str,
+    first: datetime,
+    failing_until: datetime,
+    runs: list[int],
+    missed: tuple[int, str] | None,
+) -> None:
+    """api.md "Missed fires": every missed fire is recorded, never silently dropped, and
+    a fire is missed when its instant passes *without a run*. A decision creates its
+    runs before it writes the job's status; when that write fails and the retry that
+    lands comes later (the API server away for a while), the retry must still tell the
+    fires that have a run (started) from those that have none (missed), whatever
+    ``catchUp`` is."""
+    w = World()
+    w.apply(job(created, **spec))
+    failing = job_status_writes_fail(w)
+    when = first
+    await w.at(when)
+    while when < failing_until:  # the retries fail meanwhile
+        when += timedelta(seconds=5)
+        await w.at(when)
+    failing["fail"] = False
+    for _ in range(2):  # the retry after the back-off lands
+        when += timedelta(seconds=5)
+        await w.at(when)
+    assert w.kube.names("scheduledjobruns") == [run_of(m) for m in runs]
+    status = w.job_status()
+    assert status["lastScheduleTime"] == timestamp(minute(runs[-1]))
+    recorded = status.get("missedSchedules") or {}
+    assert (recorded.get("count"), recorded.get("lastMissedTime")) == (missed or (None, None))
+
+
+@sync
+async def test_a_fire_whose_run_the_api_server_refuses_is_recorded_as_missed() -> None:
+    """api.md "Missed fires": a fire is missed when its instant passes without a run,
+    and every missed fire is recorded (MissedSchedule, ``status.missedSchedules``,
+    ``almanac_missed_fires_total``). A ResourceQuota on runs (or a policy webhook)
+    refusing the run's create is such a fire: it was a RunRefused Event only, counted
+    nowhere, and the job's status listed the run that was never made as active."""
+    from prometheus_client import REGISTRY
+
+    from almanac.kube import Refused
+
+    metrics.forget_job("ns", "j")
+    w = World()
+    w.apply(job("2027-01-04T09:00:30Z"))
+    real = w.kube.create
+
+    async def create(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns" and body["metadata"]["name"] == run_of(1):
+            return Refused("exceeded quota: runs, requested: count/scheduledjobruns=1")
+        return await real(plural, namespace, body)
+
+    w.kube.create = create  # type: ignore[method-assign]
+    await w.at(minute(1))
+    assert w.kube.names("scheduledjobruns") == []
+    status = w.job_status()
+    missed = status["missedSchedules"]
+    assert (missed["count"], missed["lastMissedTime"]) == (1, "2027-01-04T09:01:00Z")
+    assert "exceeded quota" in missed["message"]
+    assert not status.get("active") and not status.get("lastRun")
+    assert not status.get("lastScheduleTime")  # LAST: no fire ran
+    assert {"RunRefused", "MissedSchedule"} <= set(w.kube.reasons())
+    labels = {"namespace": "ns", "scheduledjob": "j"}
+    assert REGISTRY.get_sample_value("almanac_missed_fires_total", labels) == 1
+    await w.at(minute(2))  # the next fire is an ordinary one
+    assert w.kube.names("scheduledjobruns") == [run_of(2)]
+    assert w.job_status()["missedSchedules"]["count"] == 1
+
+
+@sync
+async def test_a_replace_fire_whose_run_is_refused_still_says_it_deleted_the_active_run() -> None:
+    """The decision is made again once a run is refused (to record its fire as missed);
+    the active run the first one deleted (concurrencyPolicy Replace) is gone by then, and
+    its RunReplaced Event must not go with it."""
+    from almanac.kube import Refused
+
+    w = World()
+    w.apply(job("2027-01-04T09:00:30Z", concurrencyPolicy="Replace", services=[service("s")]))
+    real = w.kube.create
+
+    async def create(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns" and body["metadata"]["name"] == run_of(2):
+            return Refused("exceeded quota: runs")
+        return await real(plural, namespace, body)
+
+    w.kube.create = create  # type: ignore[method-assign]
+    await w.at(minute(1))
+    await w.at(minute(2))
+    assert w.kube.names("scheduledjobruns") == []
+    assert {"RunReplaced", "RunRefused", "MissedSchedule"} <= set(w.kube.reasons())
+    assert w.job_status()["missedSchedules"]["count"] == 1

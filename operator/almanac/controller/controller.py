@@ -531,37 +531,49 @@ class Controller:
             self.timers.cancel(("job", key))
             return True
         now = self.clock()
-        runs, taken = self._trusted_runs(body)
-        plan = decide_job(
-            body,
-            runs,
-            self.store.calendars_in(key[0]),
-            now,
-            default_time_zone=self.settings.default_timezone,
-            taken=taken,
-            serving_since=self.serving_since,
-        )
-        if plan.consume_run_now:
-            rv = body["metadata"].get("resourceVersion")
-            consumed = await self.kube.patch_annotations(
-                api.SCHEDULED_JOBS, *key, {ANNOTATION_RUN_NOW: None}, rv
+        # A run the API server refuses makes its fire a missed one: decided again with
+        # it (the runs created meanwhile are in the store, so none is created twice).
+        refused: dict[str, str] = {}
+        run_events: list[PlannedEvent] = []
+        while True:
+            runs, taken = self._trusted_runs(body)
+            plan = decide_job(
+                body,
+                runs,
+                self.store.calendars_in(key[0]),
+                now,
+                default_time_zone=self.settings.default_timezone,
+                taken=taken,
+                serving_since=self.serving_since,
+                refused=refused,
             )
-            if consumed is None:  # changed (or gone) since: decide from the newer body
-                return await self.refresh(Kind.JOB, key) is None
-            self.own(Kind.JOB, consumed)
-            body = consumed
-        for name in plan.deletes:
-            await self.kube.delete(api.RUNS, key[0], name)
-            old = self.store.delete(Kind.RUN, (key[0], name))
-            if old is not None:
-                self.timers.cancel(("run", (key[0], name)))
-        created, run_events = await self._create_runs(body, body, plan.creates)
-        for run in created:
-            # Each run from its own instant: a catch-up creates several at once.
-            scheduled = parse_time(run["spec"].get("scheduledTime"))
-            if scheduled is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
-                lateness = max(0.0, (self.clock() - scheduled).total_seconds())
-                metrics.FIRE_LATENESS.labels(*key).observe(lateness)
+            if plan.consume_run_now:
+                rv = body["metadata"].get("resourceVersion")
+                consumed = await self.kube.patch_annotations(
+                    api.SCHEDULED_JOBS, *key, {ANNOTATION_RUN_NOW: None}, rv
+                )
+                if consumed is None:  # changed (or gone) since: decide from the newer body
+                    return await self.refresh(Kind.JOB, key) is None
+                self.own(Kind.JOB, consumed)
+                body = consumed
+            for name in plan.deletes:
+                await self.kube.delete(api.RUNS, key[0], name)
+                old = self.store.delete(Kind.RUN, (key[0], name))
+                if old is not None:
+                    self.timers.cancel(("run", (key[0], name)))
+            created, events = await self._create_runs(body, body, plan.creates, refused)
+            run_events += events
+            for run in created:
+                # Each run from its own instant: a catch-up creates several at once.
+                scheduled = parse_time(run["spec"].get("scheduledTime"))
+                if scheduled is not None and run["spec"]["trigger"] == api.TRIGGER_SCHEDULE:
+                    lateness = max(0.0, (self.clock() - scheduled).total_seconds())
+                    metrics.FIRE_LATENESS.labels(*key).observe(lateness)
+            if not any(create.body["metadata"]["name"] in refused for create in plan.creates):
+                break
+            # What was done stays said: the Events of the runs deleted (RunReplaced, keyed
+            # by the run), which the next decision no longer sees.
+            run_events += [e for e in plan.events if e.key in plan.deletes]
         missed, wake_at, last_success = plan.missed, plan.wake_at, plan.last_success
 
         def done() -> None:
@@ -576,14 +588,19 @@ class Controller:
         return Bookkeeping.of(Kind.JOB, body, plan.status, (*run_events, *plan.events), done=done)
 
     async def _create_runs(
-        self, owner: Body, job: Body, creates: Iterable[Create]
+        self,
+        owner: Body,
+        job: Body,
+        creates: Iterable[Create],
+        refused: dict[str, str] | None = None,
     ) -> tuple[list[Body], list[PlannedEvent]]:
         """Creates ``job``'s planned runs; returns those created now and their Events,
         to be posted on ``owner`` (the job, or the Backfill that asked) with its status.
         A run that exists already (a restart between the create and the status write)
         is adopted: its Event is posted again, under the same key, so at most once; one
         this operator did not create (a name squatted) runs nothing and is reported. A
-        refusal is an Event and the next run is still created."""
+        refusal is an Event (and goes into ``refused``, by name, with the API server's
+        message) and the next run is still created."""
         namespace = key_of(owner)[0]
         created: list[Body] = []
         planned: list[PlannedEvent] = []
@@ -595,6 +612,8 @@ class Controller:
             if isinstance(result, Refused):
                 message = f"the API server refused run {name}: {result.message}"
                 await self.kube.event(owner, "Warning", "RunRefused", message, key=name)
+                if refused is not None:
+                    refused[name] = result.message
                 continue
             if isinstance(result, Exists):
                 existing = await self.refresh(Kind.RUN, (namespace, name))

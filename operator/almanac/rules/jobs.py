@@ -14,6 +14,7 @@ again: the run's name, derived from job and instant, says it happened.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -186,9 +187,16 @@ class _Decision:
     """Accumulates one job's plan; :func:`decide_job` drives it."""
 
     def __init__(
-        self, job: Body, runs: Sequence[Body], now: datetime, default_time_zone: str = "UTC"
+        self,
+        job: Body,
+        runs: Sequence[Body],
+        now: datetime,
+        default_time_zone: str = "UTC",
+        refused: Mapping[str, str] | None = None,
     ) -> None:
         self.job, self.now = job, now
+        self.refused = refused or {}
+        """Runs the API server refused to create, by name: their message."""
         self.default_time_zone = default_time_zone
         self.meta, self.spec = job["metadata"], job.get("spec") or {}
         self.status: Body = job.get("status") or {}
@@ -311,6 +319,13 @@ class _Decision:
         """Creates the run of one fire, honouring concurrencyPolicy; False if forbidden."""
         if name in self.runs:
             return True  # fired already (a retry, or a restart before status was written)
+        if name in self.refused:  # its instant passes without a run: missed (api.md)
+            why = f"the API server refused run {name}: {self.refused[name]}"
+            if trigger == TRIGGER_RUN_NOW:
+                self.refuse_run_now(why)
+            else:
+                self.miss([scheduled], f"fire {timestamp(scheduled)} not started: {why}")
+            return False
         assert self.model is not None
         policy_name = self.model.spec.concurrency_policy.value
         active = self.active(besides=name) if policy_name != "Allow" else []
@@ -442,18 +457,21 @@ def decide_job(
     default_time_zone: str = "UTC",
     taken: Sequence[str] = (),
     serving_since: datetime | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> JobPlan:
     """Everything to do for ``job`` at ``now``, given its runs and the Calendars of its
     namespace (raw bodies, by name), and the names of runs that claim it but were not
     created by the operator (:mod:`almanac.rules.trust`), and when this operator began
-    serving (``catchUp: None`` misses the fires before it). Pure: the same inputs give
-    the same plan."""
+    serving (``catchUp: None`` misses the fires before it). ``refused``: the runs the
+    API server refused to create (a quota, a policy), by name, with its message: their
+    fires are missed, as they pass without a run. Pure: the same inputs give the same
+    plan."""
     if job["metadata"].get("deletionTimestamp"):
         # Being deleted (foreground: the garbage collector deletes its runs first): a run
         # started now would be deleted in turn, after its Job had started, as would each
         # waiting fire its deleted predecessor lets start. As a CronJob being deleted.
         return JobPlan()
-    d = _Decision(job, runs, now, default_time_zone)
+    d = _Decision(job, runs, now, default_time_zone, refused)
     d.taken = sorted(taken)
     run_now = ANNOTATION_RUN_NOW in (d.meta.get("annotations") or {})
     # Read before the spec is checked: suspension must be known whatever else is wrong
@@ -571,9 +589,12 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
 
     Due are the fires after the last one handled (started or recorded as missed, else
     the job's creation). Fires that fell while the job was suspended are all missed: the
-    Ready condition says Suspended until this decision resumes the job. With ``catchUp:
-    All``, fires whose runs exist already (an earlier decision whose status write did
-    not land) count as started.
+    Ready condition says Suspended until this decision resumes the job. Otherwise, fires
+    whose runs exist already (an earlier decision whose status write did not land, the
+    API server away until after the next fire) count as started, whatever ``catchUp``
+    is, and the fires before the latest of them that have no run were missed by that
+    decision: both are recorded again, since its status did not say so (every missed
+    fire is older than every started one).
     """
     since = _fires_recorded_through(d.meta, d.status)
     ready: Body = next(
@@ -584,31 +605,39 @@ def _fire_due(d: _Decision, schedule: Schedule, serving_since: datetime | None) 
     spec = d.model.spec
     starting = policy.CATCH_UP_MAX if spec.catch_up == "All" and not resumed else 1
     due, uncounted = due_fires(schedule, since, d.now, starting)
-    started: list[datetime] = []
-    if spec.catch_up == "All" and not resumed:
-        started = [t for t in due if run_name(d.meta["name"], t) in d.runs]
-        if started:
-            due = [t for t in due if t > started[-1]]
-    decision = policy.decide(
-        due,
-        d.now,
-        spec.starting_deadline_seconds,
+    decide = functools.partial(
+        policy.decide,
+        now=d.now,
+        deadline_seconds=spec.starting_deadline_seconds,
         resumed=resumed,
         catch_up=spec.catch_up.value,
         serving_since=serving_since,
         concurrency=spec.concurrency_policy.value,
-        busy=bool(d.active(besides="")),
     )
-    if decision.missed:
-        times = ", ".join(timestamp(t) or "" for t in decision.missed[-3:])
-        count = f"more than {len(decision.missed)}" if uncounted else str(len(decision.missed))
-        d.miss(
-            decision.missed,
-            f"{count} fire(s) not started, latest {times}: {decision.reason}",
-        )
-    for instant in decision.starts:
-        d.start(instant, TRIGGER_SCHEDULE, run_name(d.meta["name"], instant))
-    started += decision.starts
+    started: list[datetime] = []
+    passed_over: list[datetime] = []
+    reason = ""
+    if not resumed:
+        started = [t for t in due if run_name(d.meta["name"], t) in d.runs]
+    if started:
+        before = [t for t in due if t <= started[-1]]
+        passed_over = [t for t in before if t not in started]
+        # Why the decision that started them missed these (it would say so again).
+        reason = decide(before, busy=False).reason or "a later fire started"
+        due = [t for t in due if t > started[-1]]
+    decision = decide(due, busy=bool(d.active(besides="")))
+    missed = passed_over + decision.missed
+    if missed:
+        times = ", ".join(timestamp(t) or "" for t in missed[-3:])
+        count = f"more than {len(missed)}" if uncounted else str(len(missed))
+        d.miss(missed, f"{count} fire(s) not started, latest {times}: {decision.reason or reason}")
+    # lastScheduleTime is the latest fire that has a run, as a CronJob's: one that
+    # Forbid or the API server turned down is missed (lastMissedTime), not scheduled.
+    started += [
+        instant
+        for instant in decision.starts
+        if d.start(instant, TRIGGER_SCHEDULE, run_name(d.meta["name"], instant))
+    ]
     if started:
         d.fired = started[-1]
         d.desired["lastScheduleTime"] = timestamp(started[-1])
