@@ -333,6 +333,17 @@ def test_a_fraction_of_a_second_in_from_or_to_counts_as_rounded_down(
     [
         ("no such job", backfill(), None, "Pending", "ScheduledJobNotFound", "waiting for"),
         (
+            "a job being deleted",
+            backfill(),
+            {
+                **job(),
+                "metadata": {**job()["metadata"], "deletionTimestamp": "2027-01-01T00:00:00Z"},
+            },
+            "Pending",
+            "ScheduledJobDeleting",
+            "is being deleted",
+        ),
+        (
             "an invalid job",
             backfill(),
             job("61 * * * *"),

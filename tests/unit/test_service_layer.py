@@ -1993,6 +1993,7 @@ _COMPUTED_EVENT_REASONS = {
     ("Warning", "InvalidSpec"),
     ("Warning", "ScheduledJobNotFound"),
     ("Warning", "ScheduledJobInvalid"),
+    ("Warning", "ScheduledJobDeleting"),
     ("Warning", "RangeInFuture"),
     ("Warning", "TooManyInstants"),
     ("Normal", "BackfillSucceeded"),

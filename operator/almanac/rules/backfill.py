@@ -181,6 +181,15 @@ def decide_backfill(
             "ScheduledJobNotFound",
             f"waiting for ScheduledJob {spec.scheduled_job!r} in this namespace",
         )
+    if job["metadata"].get("deletionTimestamp"):
+        # Being deleted (foreground): a run created now would be deleted in turn by the
+        # garbage collector, perhaps after its Job had started; the job fires no more
+        # either (decide_job).
+        return d.stop(
+            "Pending",
+            "ScheduledJobDeleting",
+            f"ScheduledJob {spec.scheduled_job!r} is being deleted: no run is created",
+        )
     try:
         job_model = ScheduledJob.parse(job)
         schedule = resolve(job_model, calendars, default_time_zone)
