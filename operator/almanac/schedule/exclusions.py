@@ -96,7 +96,9 @@ _WEEKDAY_NUMBERS = {name: i for i, name in enumerate(_WEEKDAYS)} | {
 WEEKDAY_NAMES = tuple(name.capitalize() for name in _WEEKDAYS)
 
 # One or two digits for a day or a month, four for a year, as the CRD's validation rules
-# allow: what the API server accepts, and nothing more.
+# allow: what the API server accepts, and nothing more, but for spaces around an entry,
+# which are read past (an object stored before the CRD's rules refused them keeps
+# working; `almanac next` on a local file admits them where kubectl apply would not).
 _DAY_MONTH = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})")
 _DAY = re.compile(r"[0-9]{1,2}")
 _DAY_MONTH_YEAR = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})")
