@@ -1,0 +1,238 @@
+"""The documentation as a newcomer reads it: README.md and docs/*.md.
+
+- Every relative link resolves to a file of the repository, and every ``#anchor`` to a
+  heading of the page it names (GitHub's anchor rule).
+- Every section a page names in quotes after another page ("docs/api.md, "Missed
+  fires"") is there: a heading, or the emphasised lead of a paragraph, that starts so.
+- Every manifest the docs show (a YAML block, or a file of docs/examples/) is one the
+  operator accepts: each ScheduledJob, Calendar, ClusterCalendar and Backfill is parsed
+  by the models. A sketch is completed with what it leaves out (``services: [...]``, a
+  fragment without ``metadata``) and nothing else. The contract's reference blocks in
+  docs/api.md are schematic (``annual: [...]; monthly: [...]``), not YAML: their field
+  names are checked against the CRD of their kind instead.
+
+The commands the docs show with their output are checked where the output is:
+tests/unit/test_cli_calendar.py (docs/calendars.md), test_cli_next.py (README.md,
+docs/schedule.md).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from almanac.api.models import Backfill, Calendar, ClusterCalendar, ScheduledJob
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+FENCE = re.compile(r"^( *)(```|~~~)([\w-]*)\n(.*?)^\1\2", re.DOTALL | re.MULTILINE)
+
+
+def page_id(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def prose(text: str) -> str:
+    """The text outside fenced blocks and inline code, where links are links."""
+    text = FENCE.sub("", text)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation but ``-`` and
+    ``_`` dropped, spaces as ``-``, and ``-1``, ``-2``... on repeats."""
+    seen: dict[str, int] = {}
+    found = set()
+    for line in FENCE.sub("", path.read_text()).splitlines():
+        heading = re.match(r"#{1,6}\s+(.*?)\s*$", line)
+        if not heading:
+            continue
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.group(1))
+        slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+        repeat = seen.get(slug, 0)
+        seen[slug] = repeat + 1
+        found.add(f"{slug}-{repeat}" if repeat else slug)
+    return found
+
+
+def broken_links(page: Path) -> list[str]:
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose(page.read_text())):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
+            continue  # https:, mailto:: not ours to check offline
+        path, _, fragment = target.partition("#")
+        destination = (page.parent / path).resolve() if path else page
+        if not destination.exists():
+            broken.append(f"{target}: no such file")
+        elif fragment and destination.suffix == ".md" and fragment not in anchors(destination):
+            broken.append(f"{target}: no heading with that anchor")
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_every_relative_link_and_anchor_resolves(page: Path) -> None:
+    assert broken_links(page) == []
+
+
+SECTION_REFERENCE = re.compile(
+    r"\b(?:docs/)?([a-z]+\.md),?\s+((?:\"[^\"]+\"(?:,\s*|\s+and\s+|\s+or\s+)?)+)"
+)
+
+
+def section_starts(path: Path) -> list[str]:
+    """What a section can be named by: its heading, or a paragraph's emphasised lead."""
+    starts = []
+    for line in FENCE.sub("", path.read_text()).splitlines():
+        line = re.sub(r"^(#{1,6}|\s*[-*]\s)\s*", "", line).replace("`", "")
+        starts.append(line.lstrip("*").lstrip())
+    return starts
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_every_section_named_in_quotes_after_a_page_is_in_that_page(page: Path) -> None:
+    flat = re.sub(r"\s*\n\s*", " ", prose(page.read_text()))
+    missing = []
+    for reference in SECTION_REFERENCE.finditer(flat):
+        named = REPO / "docs" / reference.group(1)
+        if not named.exists():
+            missing.append(f"{reference.group(1)}: no such page")
+            continue
+        starts = section_starts(named)
+        for section in re.findall(r"\"([^\"]+)\"", reference.group(2)):
+            if not any(s.startswith(section.replace("`", "")) for s in starts):
+                missing.append(f'{reference.group(1)}, "{section}"')
+    assert missing == []
+
+
+# --------------------------------------------------------------------------------------
+# Manifests
+
+MODELS: dict[str, Any] = {
+    "ScheduledJob": ScheduledJob,
+    "Calendar": Calendar,
+    "ClusterCalendar": ClusterCalendar,
+    "Backfill": Backfill,
+}
+SERVICE = {
+    "name": "main",
+    "jobTemplate": {
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}],
+                }
+            }
+        }
+    },
+}
+# The contract's reference blocks: every field with its meaning, not YAML.
+SCHEMATIC = {("docs/api.md", kind) for kind in ("ScheduledJob", "Calendar", "ScheduledJobRun")}
+SCHEMATIC.add(("docs/api.md", "Backfill"))
+
+
+def yaml_blocks() -> list[tuple[str, str]]:
+    blocks = []
+    for page in PAGES:
+        text = page.read_text()
+        for match in FENCE.finditer(text):
+            if match.group(3) in ("yaml", "yml"):
+                line = text[: match.start()].count("\n") + 1
+                body = re.sub(f"^{match.group(1)}", "", match.group(4), flags=re.MULTILINE)
+                blocks.append((f"{page_id(page)}:{line}", body))
+    return blocks
+
+
+def completed(body: dict[str, Any]) -> dict[str, Any]:
+    """A sketch made whole with what it leaves out, and nothing it says changed."""
+    body.setdefault("metadata", {"name": "example"})
+    if body.get("kind") == "ScheduledJob":
+        spec = body.setdefault("spec", {})
+        spec.setdefault("schedule", "0 0 * * *")
+        if spec.get("services", ["..."]) == ["..."]:
+            spec["services"] = [SERVICE]
+    return body
+
+
+def kind_of(body: dict[str, Any]) -> str | None:
+    """A fragment of a job's spec (``spec: {notifications: ...}``) is a ScheduledJob's."""
+    if "kind" in body:
+        return str(body["kind"])
+    return "ScheduledJob" if set(body) == {"spec"} else None
+
+
+BLOCKS = yaml_blocks()
+
+
+@pytest.mark.parametrize(("where", "text"), BLOCKS, ids=[where for where, _ in BLOCKS])
+def test_every_manifest_the_docs_show_is_accepted_by_the_models(where: str, text: str) -> None:
+    kinds = re.findall(r"^\s*kind:\s*(\w+)", text, flags=re.MULTILINE)
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        page = where.split(":")[0]
+        assert kinds and all((page, kind) in SCHEMATIC for kind in kinds), "not YAML"
+        return
+    for body in documents:
+        if not isinstance(body, dict):
+            continue
+        kind = kind_of(body)
+        if kind in MODELS:
+            body["kind"] = kind
+            MODELS[kind].parse(completed(body))
+
+
+def test_the_schematic_blocks_are_the_contracts_and_name_only_fields_of_their_crd() -> None:
+    """The reference blocks of docs/api.md: each key (before a colon, or a bare name in
+    a flow list) is a field somewhere in the CRD of the block's kind."""
+    fields: dict[str, set[str]] = {}
+    for path in (REPO / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        names: set[str] = set()
+        collect_properties(crd["spec"]["versions"][0]["schema"], names)
+        fields[crd["spec"]["names"]["kind"]] = names
+    standard = {"apiVersion", "kind", "metadata", "name", "namespace", "spec", "status"}
+    standard |= {"labels", "annotations", "ownerReferences", "finalizers"}  # metadata's
+    found = set()
+    for where, text in BLOCKS:
+        try:
+            list(yaml.safe_load_all(text))
+            continue
+        except yaml.YAMLError:
+            pass
+        [kind] = set(re.findall(r"^\s*kind:\s*(\w+)", text, flags=re.MULTILINE))
+        found.add((where.split(":")[0], kind))
+        text = re.sub(r"(ical: \|\n)((?:\s{4,}.*\n)+)", r"\1", text)  # the iCalendar text
+        keys: set[str] = set()
+        for line in text.splitlines():
+            line = line.split("#")[0]
+            keys.update(re.findall(r"(?:^|[\s{,\[-])([A-Za-z_]\w*)\s*:(?=\s|$)", line))
+            keys.update(re.findall(r"[{,]\s*([A-Za-z_]\w*)\s*[,}]", line))
+        assert sorted(keys - standard - fields[kind]) == [], where
+    assert found == SCHEMATIC
+
+
+def collect_properties(schema: Any, names: set[str]) -> None:
+    if isinstance(schema, dict):
+        names.update(schema.get("properties", {}))
+        for value in schema.values():
+            collect_properties(value, names)
+    elif isinstance(schema, list):
+        for value in schema:
+            collect_properties(value, names)
+
+
+EXAMPLES = sorted((REPO / "docs" / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_manifest_is_accepted_by_the_models(path: Path) -> None:
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert documents
+    for body in documents:
+        assert body["apiVersion"] == "almanac.dev/v1alpha1"
+        MODELS[body["kind"]].parse(body)
