@@ -655,3 +655,31 @@ def test_a_reader_that_goes_away_ends_it_quietly(tmp_path: Path) -> None:
     error = process.stderr.read().decode()
     assert process.wait(timeout=30) == 0, error
     assert "Traceback" not in error and "BrokenPipe" not in error
+
+
+def test_schedule_md_shows_what_wide_output_prints_for_the_jobs_it_describes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/schedule.md "Explanations": the block of day tokens and shifts is this
+    command's output, and the text under it names the job's exclusions, 30 July 2027
+    among them (without it, Sat 31 July shifted to Thursday 29 read as a mistake: the
+    page's own table shifts it to Friday 30)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "schedule.md").read_text()
+    block = doc.split("With day tokens and a shift", 1)[1].split("```\n", 2)
+    shown, after = block[1].splitlines(), block[2][:400]
+    manifest = write(
+        tmp_path,
+        job(
+            'schedule: "0 18 L * *"\n'
+            "timeZone: Europe/Bucharest\n"
+            'exclusions: {weekly: [Saturday, Sunday], holiday: ["30.07.2027"]}\n'
+            "onExcludedDay: PreviousBusinessDay\n"
+            "maxShiftDays: 2"
+        ),
+    )
+    code, out, _ = run(
+        capsys, "-f", manifest, "--after", "2027-06-29T00:00:00Z", "-n", "2", "-o", "wide"
+    )
+    assert code == 0
+    assert shown[:3] == out.splitlines()
+    assert "`0 18 L * *`" in after and "30 July 2027" in after
