@@ -236,3 +236,19 @@ def test_every_example_manifest_is_accepted_by_the_models(path: Path) -> None:
     for body in documents:
         assert body["apiVersion"] == "almanac.dev/v1alpha1"
         MODELS[body["kind"]].parse(body)
+
+
+def test_schedule_md_says_a_day_or_month_may_have_one_digit_as_the_crd_and_models_do() -> None:
+    """The CRD's own example of an annual day is "1.5", and the models take it (kept as
+    "01.05"); docs/schedule.md "Exclusions" said days and months take two digits."""
+    crd = (REPO / "crds" / "almanac.dev_scheduledjobs.yaml").read_text()
+    assert '"25.12" or "1.5"' in crd
+    body = {
+        "metadata": {"name": "j"},
+        "spec": {"schedule": "0 0 * * *", "exclusions": {"annual": ["1.5"]}, "services": [SERVICE]},
+    }
+    ScheduledJob.parse(body)
+    exclusions = (REPO / "docs" / "schedule.md").read_text().split("## Exclusions", 1)[1]
+    exclusions = exclusions.split("\n## ", 1)[0]
+    assert "take two digits" not in exclusions
+    assert '"1.5"' in exclusions
