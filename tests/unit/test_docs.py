@@ -252,3 +252,16 @@ def test_schedule_md_says_a_day_or_month_may_have_one_digit_as_the_crd_and_model
     exclusions = exclusions.split("\n## ", 1)[0]
     assert "take two digits" not in exclusions
     assert '"1.5"' in exclusions
+
+
+def test_calendars_md_gives_the_webhooks_latest_figure_at_10000_jobs() -> None:
+    """docs/calendars.md says how many of 10,000 referring jobs the webhook checks in the
+    chart's 5 s: the README's "Measured" figure (the latest, docs/performance.md), not an
+    older one (it said about 1,000, from before the webhook checked a page at a time)."""
+    readme = (REPO / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith("| 10,000 | 0.21")]
+    said = (REPO / "docs" / "calendars.md").read_text().split("## What will this edit move?")[1]
+    claim = re.search(r"\(([^()]*of 10,000[^()]*)\)", re.sub(r"\s+", " ", said))
+    assert claim is not None
+    numbers = re.findall(r"\d{1,3}(?:,\d{3})+", claim.group(1).replace("10,000", ""))
+    assert numbers and all(number in row for number in numbers), (claim.group(1), row)
