@@ -265,3 +265,25 @@ def test_calendars_md_gives_the_webhooks_latest_figure_at_10000_jobs() -> None:
     assert claim is not None
     numbers = re.findall(r"\d{1,3}(?:,\d{3})+", claim.group(1).replace("10,000", ""))
     assert numbers and all(number in row for number in numbers), (claim.group(1), row)
+
+
+@pytest.mark.parametrize("verb", ["next", "calendar", "calendar-diff"])
+def test_the_contracts_synopsis_of_each_offline_command_names_every_option(verb: str) -> None:
+    """docs/api.md "Command line" gives each offline command's synopsis: every option
+    ``almanac VERB --help`` lists is in it, in one of its spellings (a newcomer reading
+    the contract did not learn of --default-timezone)."""
+    import argparse
+
+    from almanac.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = commands.choices[verb]
+    api = (REPO / "docs" / "api.md").read_text()
+    [synopsis] = re.findall(rf"^```\n(almanac {verb} -f .*)\n```$", api, flags=re.MULTILINE)
+    missing = [
+        action.option_strings[-1]
+        for action in parser._actions
+        if action.option_strings and action.dest != "help"
+        if not any(re.search(rf"{o}\b", synopsis) for o in action.option_strings)
+    ]
+    assert missing == []
