@@ -287,3 +287,43 @@ def test_the_contracts_synopsis_of_each_offline_command_names_every_option(verb:
         if not any(re.search(rf"{o}\b", synopsis) for o in action.option_strings)
     ]
     assert missing == []
+
+
+def test_the_backfill_status_in_the_contract_is_one_its_job_could_have(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/api.md "Backfill": the status shown is of a Backfill of the contract's own
+    nightly-settlement job (its Calendar and window aside) over November 2026, order Oldest: the
+    runs created are the first ``created`` instants, the active ones among them, and
+    ``nextInstant`` the one after (it named runs of 24 and 25 November, created after
+    the instant it called next, 17 November)."""
+    from datetime import datetime, timedelta
+
+    from almanac.cli.main import main
+
+    api = (REPO / "docs" / "api.md").read_text()
+    job = yaml.safe_load(api.split("## ScheduledJob\n\n```yaml\n")[1].split("\nstatus:\n")[0])
+    for sketch in ("calendarRefs", "startTime", "endTime"):  # a Calendar of every field,
+        job["spec"].pop(sketch)  # a window of 2027: the example is about its schedule
+    job["spec"]["services"] = [SERVICE]
+    backfill = api.split("## Backfill\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = yaml.safe_load(backfill.split("\nstatus:\n")[0])["spec"]
+    status = {
+        key: yaml.safe_load(value.split("#")[0])
+        for key, value in re.findall(r"^  (\w+): (.*)$", backfill.split("\nstatus:\n")[1], re.M)
+    }
+    assert spec["order"] == "Oldest"
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job))
+    after = (datetime.fromisoformat(spec["from"]) - timedelta(seconds=1)).isoformat()
+    assert main(["next", "-f", str(manifest), "--after", after, "-n", "100"]) == 0
+    end = datetime.fromisoformat(spec["to"])
+    instants = [t for t in capsys.readouterr().out.split() if datetime.fromisoformat(t) < end]
+
+    assert len(instants) == status["total"]
+    assert status["nextInstant"] == instants[status["created"]]
+    created = {
+        f"nightly-settlement-{int(datetime.fromisoformat(t).timestamp()) // 60}"
+        for t in instants[: status["created"]]
+    }
+    assert set(status["active"]) <= created
