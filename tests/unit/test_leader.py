@@ -292,3 +292,38 @@ def test_a_standby_whose_clock_runs_ahead_waits_a_full_lease_on_its_own_clock(
         took.append(asyncio.run(standby.try_once()))
         assert not (took[-1] and leader.is_leader()), f"two leaders after {len(took) * 2} s"
     assert took.index(True) * 2 + 2 > 15  # a full lease after the last renewal it saw
+
+
+# --- a renewal that loses a write race, with nobody else holding the Lease ----------------
+
+
+def test_a_renewal_that_meets_a_conflict_tries_again_and_keeps_leading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone edits the Lease by hand (`kubectl annotate lease ...`) between the
+    leader's GET and PUT: the PUT answers 409 Conflict. Nobody else holds the Lease, so
+    this is an attempt that failed, tried again within renewDeadline (as client-go
+    does), not "held by another replica": the leader must not step down and exit."""
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    class EditedOnce(LeaseStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.puts = 0
+
+        async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> Any:
+            self.puts += 1
+            if self.puts == 1:  # the hand edit won the race: 409, our Lease unchanged
+                return None
+            elector.resigned = True  # ends hold() at its next turn, still leading
+            return await super().replace_lease(namespace, name, body)
+
+    monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+    leases = EditedOnce()
+    elector = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: NOW)  # type: ignore[arg-type]
+    assert asyncio.run(elector.try_once())  # created: no PUT yet
+    asyncio.run(elector.hold())
+    assert leases.puts == 2  # the conflict, then the renewal tried again
+    assert elector.is_leader()

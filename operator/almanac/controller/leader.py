@@ -148,13 +148,17 @@ class LeaderElector:
                         break
                     if self.resigned:
                         return
-                    self._lost = True
-                    log.error(
-                        "Lease %s/%s is held by another replica: leadership lost",
-                        self.namespace,
-                        self.name,
-                    )
-                    return
+                    if (self._seen or {}).get("holderIdentity") != self.me:
+                        self._lost = True
+                        log.error(
+                            "Lease %s/%s is held by another replica: leadership lost",
+                            self.namespace,
+                            self.name,
+                        )
+                        return
+                    # Still ours, but our write lost a race (409: edited meanwhile, by
+                    # hand or by kubectl; 404: deleted): try again until the deadline.
+                    log.warning("Lease %s/%s changed while renewing it", self.namespace, self.name)
                 except Exception as error:  # an API hiccup: try again until the deadline
                     log.warning("Lease %s/%s: %s", self.namespace, self.name, error)
                 if self.clock() > deadline or not self.is_leader():
