@@ -327,3 +327,41 @@ def test_a_renewal_that_meets_a_conflict_tries_again_and_keeps_leading(
     asyncio.run(elector.hold())
     assert leases.puts == 2  # the conflict, then the renewal tried again
     assert elector.is_leader()
+
+
+# --- one failed renewal while the wall clock steps --------------------------------------
+
+
+def test_one_failed_renewal_while_the_wall_clock_steps_forward_does_not_end_leadership(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One renewal answered 500, and meanwhile NTP steps the wall clock 30 s forward (a
+    VM resumed): the renewDeadline (10 s) is counted on the monotonic clock, as the
+    fence is, so the next attempt 2 s later renews and the leader keeps leading."""
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    wall = [NOW]
+
+    class FailsOnce(LeaseStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gets = 0
+
+        async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+            self.gets += 1
+            if self.gets == 2:  # the first renewal
+                wall[0] += timedelta(seconds=30)
+                raise RuntimeError("500 Internal Server Error")
+            if self.gets == 3:
+                elector.resigned = True  # ends hold() at its next turn, still leading
+            return await super().get_lease(namespace, name)
+
+    monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+    leases = FailsOnce()
+    elector = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: wall[0])  # type: ignore[arg-type]
+    assert asyncio.run(elector.try_once())
+    asyncio.run(elector.hold())
+    assert leases.gets == 3  # the failed renewal, then one that renewed
+    assert elector.is_leader()

@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from almanac import kube as k
 from almanac.kube import Body, Kube
@@ -141,7 +141,6 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_period)
             if self.resigned:
                 return
-            deadline = self.clock() + timedelta(seconds=self.timing.renew_deadline)
             while True:
                 try:
                     if await self.try_once():
@@ -161,7 +160,9 @@ class LeaderElector:
                     log.warning("Lease %s/%s changed while renewing it", self.namespace, self.name)
                 except Exception as error:  # an API hiccup: try again until the deadline
                     log.warning("Lease %s/%s: %s", self.namespace, self.name, error)
-                if self.clock() > deadline or not self.is_leader():
+                # The deadline is the fence's, on the monotonic clock: a wall clock
+                # stepped by NTP must not end leadership after one failed attempt.
+                if not self.is_leader():
                     self._lost = True
                     log.error(
                         "could not renew Lease %s/%s for %ss: leadership lost",
