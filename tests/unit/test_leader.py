@@ -22,28 +22,30 @@ def lease(holder: str | None, renewed_ago: float | None, duration: int = 15) -> 
 
 
 @pytest.mark.parametrize(
-    ("current", "allowed"),
+    ("current", "unchanged_for", "allowed"),
     [
-        (None, True),
-        (lease(None, None), True),
-        (lease("me", 1), True),
-        (lease("other", 5), False),
-        (lease("other", 15), False),
-        (lease("other", 16), True),
-        (lease("other", None), True),
+        (None, 0, True),
+        (lease(None, None), 0, True),
+        (lease("me", 1), 0, True),
+        (lease("other", 5), 5, False),
+        (lease("other", 15), 15, False),
+        (lease("other", 16), 16, True),
+        (lease("other", 3600), 0, False),
+        (lease("other", None), 0, False),
     ],
     ids=[
         "no Lease yet: take it",
         "released Lease: take it",
         "our own Lease: renew it",
-        "another holder renewed 5s ago: wait",
-        "another holder exactly at the end of its 15s: wait",
-        "another holder silent for 16s: take over",
-        "another holder that never renewed: take over",
+        "another holder seen unchanged for 5s: wait",
+        "another holder seen unchanged exactly for its 15s: wait",
+        "another holder seen unchanged for 16s: take over",
+        "renewed an hour ago by its clock, just seen: wait a lease on ours",
+        "another holder that never renewed, just seen: wait a lease on ours",
     ],
 )
-def test_may_take(current: dict[str, Any] | None, allowed: bool) -> None:
-    assert may_take(current, "me", NOW) is allowed
+def test_may_take(current: dict[str, Any] | None, unchanged_for: float, allowed: bool) -> None:
+    assert may_take(current, "me", unchanged_for) is allowed
 
 
 class LeaseStore:
@@ -249,3 +251,117 @@ def test_a_write_that_waited_for_its_turn_past_the_lost_lease_is_not_sent() -> N
     outcomes, sent = asyncio.run(scenario())
     assert outcomes == ["queued: refused", "retried: refused"]  # the retry was not sent
     assert sent == ["POST /apis/almanac.dev/v1alpha1/namespaces/ns/scheduledjobruns"]  # 429
+
+
+# --- clocks that differ between replicas --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "standby_ahead",
+    [8.0, 30.0],
+    ids=["a few seconds: before the frozen leader's fence closes", "more than a lease"],
+)
+def test_a_standby_whose_clock_runs_ahead_waits_a_full_lease_on_its_own_clock(
+    monkeypatch: pytest.MonkeyPatch, standby_ahead: float
+) -> None:
+    """renewTime is written by the leader's clock. A standby that compared it with its
+    own wall clock would take over `standby_ahead` seconds early: with 8 s while the
+    frozen leader's fence (renewDeadline, 10 s) is still open, so both would write; with
+    more than the lease, from a leader that is renewing. As client-go, the standby
+    counts the lease duration on its own monotonic clock from when it saw the Lease
+    last change."""
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    elapsed = [1000.0]  # the same real time for both, on each one's monotonic clock
+    monkeypatch.setattr(module.time, "monotonic", lambda: elapsed[0])
+    leases = LeaseStore()
+    leader = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: NOW)  # type: ignore[arg-type]
+    standby = module.LeaderElector(
+        leases,  # type: ignore[arg-type]
+        "ns",
+        "almanac",
+        "other",
+        clock=lambda: NOW + timedelta(seconds=standby_ahead + elapsed[0] - 1000.0),
+    )
+    assert asyncio.run(leader.try_once())  # renewed at NOW by the leader's clock
+    took = []  # the standby retries every 2 s while the leader is frozen
+    for _ in range(9):
+        elapsed[0] += 2.0
+        took.append(asyncio.run(standby.try_once()))
+        assert not (took[-1] and leader.is_leader()), f"two leaders after {len(took) * 2} s"
+    assert took.index(True) * 2 + 2 > 15  # a full lease after the last renewal it saw
+
+
+# --- a renewal that loses a write race, with nobody else holding the Lease ----------------
+
+
+def test_a_renewal_that_meets_a_conflict_tries_again_and_keeps_leading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone edits the Lease by hand (`kubectl annotate lease ...`) between the
+    leader's GET and PUT: the PUT answers 409 Conflict. Nobody else holds the Lease, so
+    this is an attempt that failed, tried again within renewDeadline (as client-go
+    does), not "held by another replica": the leader must not step down and exit."""
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    class EditedOnce(LeaseStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.puts = 0
+
+        async def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> Any:
+            self.puts += 1
+            if self.puts == 1:  # the hand edit won the race: 409, our Lease unchanged
+                return None
+            elector.resigned = True  # ends hold() at its next turn, still leading
+            return await super().replace_lease(namespace, name, body)
+
+    monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+    leases = EditedOnce()
+    elector = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: NOW)  # type: ignore[arg-type]
+    assert asyncio.run(elector.try_once())  # created: no PUT yet
+    asyncio.run(elector.hold())
+    assert leases.puts == 2  # the conflict, then the renewal tried again
+    assert elector.is_leader()
+
+
+# --- one failed renewal while the wall clock steps --------------------------------------
+
+
+def test_one_failed_renewal_while_the_wall_clock_steps_forward_does_not_end_leadership(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One renewal answered 500, and meanwhile NTP steps the wall clock 30 s forward (a
+    VM resumed): the renewDeadline (10 s) is counted on the monotonic clock, as the
+    fence is, so the next attempt 2 s later renews and the leader keeps leading."""
+    import asyncio
+
+    from almanac.controller import leader as module
+
+    wall = [NOW]
+
+    class FailsOnce(LeaseStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gets = 0
+
+        async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+            self.gets += 1
+            if self.gets == 2:  # the first renewal
+                wall[0] += timedelta(seconds=30)
+                raise RuntimeError("500 Internal Server Error")
+            if self.gets == 3:
+                elector.resigned = True  # ends hold() at its next turn, still leading
+            return await super().get_lease(namespace, name)
+
+    monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+    leases = FailsOnce()
+    elector = module.LeaderElector(leases, "ns", "almanac", "me", clock=lambda: wall[0])  # type: ignore[arg-type]
+    assert asyncio.run(elector.try_once())
+    asyncio.run(elector.hold())
+    assert leases.gets == 3  # the failed renewal, then one that renewed
+    assert elector.is_leader()

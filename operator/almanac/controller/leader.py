@@ -5,8 +5,10 @@ elects the way Kubernetes controllers do (client-go's leaderelection): the repli
 holds the Lease runs the operator; the others wait. The holder renews every
 ``retry_period``; if it cannot renew within ``renew_deadline`` it stops acting and
 exits (its Deployment restarts it as a follower), and a follower takes the Lease once
-``lease_duration`` has passed since the last renewal. Writes carry the Lease's
-resourceVersion, so of two replicas racing for it exactly one wins.
+``lease_duration`` has passed on its own monotonic clock since it saw the Lease last
+change (as client-go: renewTime is written by the holder's clock, which may differ from
+ours by seconds). Writes carry the Lease's resourceVersion, so of two replicas racing
+for it exactly one wins.
 
 Run names derived from job and instant remain the guard of last resort: even two
 leaders at once could not create one fire twice.
@@ -21,11 +23,10 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from almanac import kube as k
 from almanac.kube import Body, Kube
-from almanac.times import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,16 @@ def identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def may_take(lease: Body | None, me: str, now: datetime) -> bool:
-    """Whether `me` may write itself as the holder of this Lease now."""
+def may_take(lease: Body | None, me: str, unchanged_for: float) -> bool:
+    """Whether `me` may write itself as the holder of this Lease now, when we have seen
+    it unchanged for `unchanged_for` seconds. Not the holder's renewTime against our
+    wall clock: a clock a few seconds ahead would take over from a leader whose fence
+    is still open (and one more than a lease ahead, from a leader that renews)."""
     spec = (lease or {}).get("spec") or {}
     holder = spec.get("holderIdentity")
     if not holder or holder == me:
         return True
-    renewed = parse_time(spec.get("renewTime"))
-    duration = spec.get("leaseDurationSeconds") or 0
-    return renewed is None or now > renewed + timedelta(seconds=duration)
+    return unchanged_for > (spec.get("leaseDurationSeconds") or 0)
 
 
 class LeaderElector:
@@ -70,6 +72,8 @@ class LeaderElector:
         self._valid_until = 0.0  # time.monotonic() until which we surely hold the Lease
         self._lost = False
         self.resigned = False
+        self._seen: Body | None = None  # the Lease's spec as we last saw it
+        self._seen_since = 0.0  # time.monotonic() when we first saw it so
 
     def is_leader(self) -> bool:
         """The fence every write checks: we hold the Lease, renewed less than
@@ -91,9 +95,11 @@ class LeaderElector:
     async def _try_once(self) -> bool:
         lease = await self.kube.get_lease(self.namespace, self.name)
         now = self.clock()
-        if not may_take(lease, self.me, now):
-            return False
         spec = (lease or {}).get("spec") or {}
+        if spec != self._seen:
+            self._seen, self._seen_since = spec, time.monotonic()
+        if not may_take(lease, self.me, time.monotonic() - self._seen_since):
+            return False
         taking = spec.get("holderIdentity") != self.me
         new_spec: Body = {
             **spec,
@@ -135,23 +141,28 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_period)
             if self.resigned:
                 return
-            deadline = self.clock() + timedelta(seconds=self.timing.renew_deadline)
             while True:
                 try:
                     if await self.try_once():
                         break
                     if self.resigned:
                         return
-                    self._lost = True
-                    log.error(
-                        "Lease %s/%s is held by another replica: leadership lost",
-                        self.namespace,
-                        self.name,
-                    )
-                    return
+                    if (self._seen or {}).get("holderIdentity") != self.me:
+                        self._lost = True
+                        log.error(
+                            "Lease %s/%s is held by another replica: leadership lost",
+                            self.namespace,
+                            self.name,
+                        )
+                        return
+                    # Still ours, but our write lost a race (409: edited meanwhile, by
+                    # hand or by kubectl; 404: deleted): try again until the deadline.
+                    log.warning("Lease %s/%s changed while renewing it", self.namespace, self.name)
                 except Exception as error:  # an API hiccup: try again until the deadline
                     log.warning("Lease %s/%s: %s", self.namespace, self.name, error)
-                if self.clock() > deadline or not self.is_leader():
+                # The deadline is the fence's, on the monotonic clock: a wall clock
+                # stepped by NTP must not end leadership after one failed attempt.
+                if not self.is_leader():
                     self._lost = True
                     log.error(
                         "could not renew Lease %s/%s for %ss: leadership lost",
