@@ -226,6 +226,31 @@ async def test_a_run_whose_create_answer_was_lost_is_run_when_the_retry_finds_it
     assert f"{run_of(1)}-main" in w.kube.names("jobs"), w.kube.names("jobs")
 
 
+@sync
+async def test_a_run_whose_watch_event_comes_before_its_create_answer_reads_no_events() -> None:
+    """The run's ADDED event can beat the answer to the POST that created it, and its
+    decision then runs first: this operator created it, so its Jobs not yet in view
+    are not looked up in the Job controller's Events (a LIST per fire in a burst)."""
+    w = World()
+    w.apply(job(schedule="1 9 * * *", services=[service("a"), service("b")]))
+    await w.at(T0 + timedelta(seconds=30))
+    created = w.kube.create
+
+    async def watch_event_first(plural: str, namespace: str, body: Body) -> Any:
+        result = await created(plural, namespace, body)
+        if plural == "scheduledjobruns":
+            w.controller.observe(Kind.RUN, "ADDED", copy.deepcopy(result.body))
+            for _ in range(20):  # the run's decision runs while this answer is on its way
+                await asyncio.sleep(0)
+        return result
+
+    w.kube.create = watch_event_first  # type: ignore[method-assign]
+    lists = w.kube.lists
+    await w.at(minute(1))
+    assert w.kube.names("jobs") == [f"{run_of(1)}-a"]
+    assert w.kube.lists == lists
+
+
 def job_controller_step(w: World, name: str, status: Body) -> None:
     """What the Job controller and the kubelet write on a Job, one status at a time."""
     job = w.kube.objects[("jobs", "ns", name)]

@@ -607,8 +607,13 @@ class Controller:
         for create in creates:
             run = create.body
             name = run["metadata"]["name"]
+            # Ours if created: known before the answer, as the run's watch event may come
+            # first and its decision must not look its Jobs up (_ended_unseen).
+            self._runs_checked.add((namespace, name))
             async with self.lanes.create():
                 result = await self.kube.create(api.RUNS, namespace, run)
+            if not isinstance(result, Created):  # another's, or another process's
+                self._runs_checked.discard((namespace, name))
             if isinstance(result, Refused):
                 message = f"the API server refused run {name}: {result.message}"
                 await self.kube.event(owner, "Warning", "RunRefused", message, key=name)
@@ -635,7 +640,6 @@ class Controller:
                 self.queue.add((Kind.RUN, (namespace, name)))
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body, by=(Kind(owner["kind"]), key_of(owner)))
-                self._runs_checked.add((namespace, name))
                 self.queue.add((Kind.RUN, (namespace, name)))
                 created.append(result.body)
             if create.event is not None:
@@ -804,10 +808,13 @@ class Controller:
                 break
         events = plan.events
         if plan.rerun is not None:
+            child = (key[0], plan.rerun["metadata"]["name"])
+            self._runs_checked.add(child)  # before the answer, as in _create_runs
             result = await self.kube.create(api.RUNS, key[0], plan.rerun)
+            if not isinstance(result, Created):
+                self._runs_checked.discard(child)
             if isinstance(result, Created):
                 self.own(Kind.RUN, result.body)
-                self._runs_checked.add(key_of(result.body))
                 self.queue.add((Kind.RUN, key_of(result.body)))
             elif not (isinstance(result, Exists) and await self._rerun_answered(key, plan.rerun)):
                 child = plan.rerun["metadata"]["name"]
