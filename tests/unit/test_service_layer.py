@@ -2128,12 +2128,8 @@ async def test_a_run_deleted_mid_way_gets_no_job_again_when_its_jobs_deletion_is
     assert w.kube.names("jobs") == []
 
 
-@sync
-async def test_a_rerun_asked_for_while_no_operator_ran_is_created_by_the_next_one() -> None:
-    """``almanac.dev/rerun`` set on a finished run while the operator was away (an
-    upgrade, a restart): the next operator, which lists the run with its annotation and
-    watches on from that list, creates the rerun, once, and consumes the annotation."""
-    w = World()
+async def _a_failed_run_asked_to_rerun(w: World) -> str:
+    """The name of job j's first run, failed, with ``almanac.dev/rerun: failed`` set."""
     w.apply(job(schedule="1 9 * * *", services=[service("a")]))
     await w.at(minute(1))
     parent = run_of(1)
@@ -2143,6 +2139,16 @@ async def test_a_rerun_asked_for_while_no_operator_ran_is_created_by_the_next_on
         {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
         "scheduledjobruns",
     )
+    return parent
+
+
+@sync
+async def test_a_rerun_asked_for_while_no_operator_ran_is_created_by_the_next_one() -> None:
+    """``almanac.dev/rerun`` set on a finished run while the operator was away (an
+    upgrade, a restart): the next operator, which lists the run with its annotation and
+    watches on from that list, creates the rerun, once, and consumes the annotation."""
+    w = World()
+    parent = await _a_failed_run_asked_to_rerun(w)
     w.controller = w.replica()  # the operator restarts: its store is the LIST
     w.start_from_list(w.controller)
     await w.controller.queue.idle()
@@ -2163,15 +2169,7 @@ async def test_a_rerun_whose_annotation_was_not_consumed_is_not_refused_when_ret
     the child its own request made (``almanac.dev/rerun-request``): the request was
     answered (RerunCreated), not refused as a second one ("already rerun")."""
     w = World()
-    w.apply(job(schedule="1 9 * * *", services=[service("a")]))
-    await w.at(minute(1))
-    parent = run_of(1)
-    w.finish_job(f"{parent}-a", ok=False)
-    await w.settle()
-    w.apply(
-        {"metadata": {"name": parent, "annotations": {"almanac.dev/rerun": "failed"}}},
-        "scheduledjobruns",
-    )
+    parent = await _a_failed_run_asked_to_rerun(w)
     real = w.kube.patch_annotations
 
     async def lost(*args: Any, **kwargs: Any) -> Any:
