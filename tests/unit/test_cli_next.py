@@ -226,18 +226,23 @@ def test_wide_output_notes_a_dst_gap_and_the_window_end(
     assert lines[3].strip() == "the window ends at 2027-03-14T16:00:00Z"
 
 
+#: The last day of the month at 18:00 in Bucharest, moved back to the previous business
+#: day (at most 2): the job of docs/schedule.md's "With day tokens and a shift".
+SHIFTED_LAST_DAY = job(
+    'schedule: "0 18 L * *"\n'
+    "timeZone: Europe/Bucharest\n"
+    'exclusions: {weekly: [Saturday, Sunday], holiday: ["30.07.2027"]}\n'
+    "onExcludedDay: PreviousBusinessDay\n"
+    "maxShiftDays: 2"
+)
+
+
 def test_wide_output_says_which_token_matched_and_where_a_fire_was_shifted_from(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = write(
         tmp_path,
-        job(
-            'schedule: "0 18 L * *"\n'
-            "timeZone: Europe/Bucharest\n"
-            'exclusions: {weekly: [Saturday, Sunday], holiday: ["30.07.2027"]}\n'
-            "onExcludedDay: PreviousBusinessDay\n"
-            "maxShiftDays: 2"
-        ),
+        SHIFTED_LAST_DAY,
     )
     code, out, _ = run(
         capsys, "-f", manifest, "--after", "2027-06-29T00:00:00Z", "-n", "3", "-o", "wide"
@@ -669,13 +674,7 @@ def test_schedule_md_shows_what_wide_output_prints_for_the_jobs_it_describes(
     shown, after = block[1].splitlines(), block[2][:400]
     manifest = write(
         tmp_path,
-        job(
-            'schedule: "0 18 L * *"\n'
-            "timeZone: Europe/Bucharest\n"
-            'exclusions: {weekly: [Saturday, Sunday], holiday: ["30.07.2027"]}\n'
-            "onExcludedDay: PreviousBusinessDay\n"
-            "maxShiftDays: 2"
-        ),
+        SHIFTED_LAST_DAY,
     )
     code, out, _ = run(
         capsys, "-f", manifest, "--after", "2027-06-29T00:00:00Z", "-n", "2", "-o", "wide"

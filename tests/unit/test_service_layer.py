@@ -2267,19 +2267,10 @@ async def test_a_fire_whose_run_the_api_server_refuses_is_recorded_as_missed() -
     nowhere, and the job's status listed the run that was never made as active."""
     from prometheus_client import REGISTRY
 
-    from almanac.kube import Refused
-
     metrics.forget_job("ns", "j")
     w = World()
     w.apply(job("2027-01-04T09:00:30Z"))
-    real = w.kube.create
-
-    async def create(plural: str, namespace: str, body: Body) -> Any:
-        if plural == "scheduledjobruns" and body["metadata"]["name"] == run_of(1):
-            return Refused("exceeded quota: runs, requested: count/scheduledjobruns=1")
-        return await real(plural, namespace, body)
-
-    w.kube.create = create  # type: ignore[method-assign]
+    _refuse_run(w, run_of(1), "exceeded quota: runs, requested: count/scheduledjobruns=1")
     await w.at(minute(1))
     assert w.kube.names("scheduledjobruns") == []
     status = w.job_status()
@@ -2296,23 +2287,29 @@ async def test_a_fire_whose_run_the_api_server_refuses_is_recorded_as_missed() -
     assert w.job_status()["missedSchedules"]["count"] == 1
 
 
+def _refuse_run(w: World, name: str, message: str) -> None:
+    """The fake API server refuses to create run ``name`` (a quota, a policy webhook)."""
+    from almanac.kube import Refused
+
+    real = w.kube.create
+
+    async def create(plural: str, namespace: str, body: Body) -> Any:
+        if plural == "scheduledjobruns" and body["metadata"]["name"] == name:
+            return Refused(message)
+        return await real(plural, namespace, body)
+
+    w.kube.create = create  # type: ignore[method-assign]
+
+
 @sync
 async def test_a_replace_fire_whose_run_is_refused_still_says_it_deleted_the_active_run() -> None:
     """The decision is made again once a run is refused (to record its fire as missed);
     the active run the first one deleted (concurrencyPolicy Replace) is gone by then, and
     its RunReplaced Event must not go with it."""
-    from almanac.kube import Refused
 
     w = World()
     w.apply(job("2027-01-04T09:00:30Z", concurrencyPolicy="Replace", services=[service("s")]))
-    real = w.kube.create
-
-    async def create(plural: str, namespace: str, body: Body) -> Any:
-        if plural == "scheduledjobruns" and body["metadata"]["name"] == run_of(2):
-            return Refused("exceeded quota: runs")
-        return await real(plural, namespace, body)
-
-    w.kube.create = create  # type: ignore[method-assign]
+    _refuse_run(w, run_of(2), "exceeded quota: runs")
     await w.at(minute(1))
     await w.at(minute(2))
     assert w.kube.names("scheduledjobruns") == []
